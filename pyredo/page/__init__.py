@@ -1,0 +1,1 @@
+"""Page layout primitives (bufpage.c), visibility-map pages and per-AM page helpers."""

@@ -1,0 +1,16 @@
+"""CLOG: record names only (clog_identify (clogdesc.c); pg_xact pages, see pyredo.slru).
+
+These records change no relation page, so pyredo has no page redo for them;
+a record of this rmgr that names a block raises UnsupportedRecord.
+"""
+
+from __future__ import annotations
+
+_NAMES = {
+    0x00: "ZEROPAGE",
+    0x10: "TRUNCATE",
+}
+
+
+def identify(info: int) -> str | None:
+    return _NAMES.get(info & 0xF0)

@@ -1,0 +1,17 @@
+"""Database: record names only (dbase_identify (dbasedesc.c)).
+
+These records change no relation page, so pyredo has no page redo for them;
+a record of this rmgr that names a block raises UnsupportedRecord.
+"""
+
+from __future__ import annotations
+
+_NAMES = {
+    0x00: "CREATE_FILE_COPY",
+    0x10: "CREATE_WAL_LOG",
+    0x20: "DROP",
+}
+
+
+def identify(info: int) -> str | None:
+    return _NAMES.get(info & 0xF0)

@@ -1,0 +1,15 @@
+"""LogicalMessage: record names only (logicalmsg_identify (logicalmsgdesc.c)).
+
+These records change no relation page, so pyredo has no page redo for them;
+a record of this rmgr that names a block raises UnsupportedRecord.
+"""
+
+from __future__ import annotations
+
+_NAMES = {
+    0x00: "MESSAGE",
+}
+
+
+def identify(info: int) -> str | None:
+    return _NAMES.get(info & 0xF0)

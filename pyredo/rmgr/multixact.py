@@ -1,0 +1,18 @@
+"""MultiXact: record names only (multixact_identify (mxactdesc.c)).
+
+These records change no relation page, so pyredo has no page redo for them;
+a record of this rmgr that names a block raises UnsupportedRecord.
+"""
+
+from __future__ import annotations
+
+_NAMES = {
+    0x00: "ZERO_OFF_PAGE",
+    0x10: "ZERO_MEM_PAGE",
+    0x20: "CREATE_ID",
+    0x30: "TRUNCATE_ID",
+}
+
+
+def identify(info: int) -> str | None:
+    return _NAMES.get(info & 0xF0)

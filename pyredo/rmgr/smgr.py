@@ -1,0 +1,16 @@
+"""Storage: record names only (smgr_identify (smgrdesc.c); file creation/truncation, no block references).
+
+These records change no relation page, so pyredo has no page redo for them;
+a record of this rmgr that names a block raises UnsupportedRecord.
+"""
+
+from __future__ import annotations
+
+_NAMES = {
+    0x10: "CREATE",
+    0x20: "TRUNCATE",
+}
+
+
+def identify(info: int) -> str | None:
+    return _NAMES.get(info & 0xF0)

@@ -1,0 +1,17 @@
+"""Standby: record names only (standby_identify (standbydesc.c)).
+
+These records change no relation page, so pyredo has no page redo for them;
+a record of this rmgr that names a block raises UnsupportedRecord.
+"""
+
+from __future__ import annotations
+
+_NAMES = {
+    0x00: "LOCK",
+    0x10: "RUNNING_XACTS",
+    0x20: "INVALIDATIONS",
+}
+
+
+def identify(info: int) -> str | None:
+    return _NAMES.get(info & 0xF0)

@@ -1,0 +1,16 @@
+"""Tablespace: record names only (tblspc_identify (tblspcdesc.c)).
+
+These records change no relation page, so pyredo has no page redo for them;
+a record of this rmgr that names a block raises UnsupportedRecord.
+"""
+
+from __future__ import annotations
+
+_NAMES = {
+    0x00: "CREATE",
+    0x10: "DROP",
+}
+
+
+def identify(info: int) -> str | None:
+    return _NAMES.get(info & 0xF0)

@@ -1,0 +1,56 @@
+"""XLOG resource manager: redo of its page-modifying records.
+
+Mirrors xlog_redo (xlog.c), xlog_identify (xlogdesc.c).
+Record types without an entry in ``REDO`` raise UnsupportedRecord.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyredo.rmgr import RedoFn
+
+# xl_info values (C header names)
+XLOG_CHECKPOINT_SHUTDOWN = 0x00
+XLOG_CHECKPOINT_ONLINE = 0x10
+XLOG_NOOP = 0x20
+XLOG_NEXTOID = 0x30
+XLOG_SWITCH = 0x40
+XLOG_BACKUP_END = 0x50
+XLOG_PARAMETER_CHANGE = 0x60
+XLOG_RESTORE_POINT = 0x70
+XLOG_FPW_CHANGE = 0x80
+XLOG_END_OF_RECOVERY = 0x90
+XLOG_FPI_FOR_HINT = 0xA0
+XLOG_FPI = 0xB0
+XLOG_OVERWRITE_CONTRECORD = 0xD0
+
+_NAMES = {
+    XLOG_CHECKPOINT_SHUTDOWN: "CHECKPOINT_SHUTDOWN",
+    XLOG_CHECKPOINT_ONLINE: "CHECKPOINT_ONLINE",
+    XLOG_NOOP: "NOOP",
+    XLOG_NEXTOID: "NEXTOID",
+    XLOG_SWITCH: "SWITCH",
+    XLOG_BACKUP_END: "BACKUP_END",
+    XLOG_PARAMETER_CHANGE: "PARAMETER_CHANGE",
+    XLOG_RESTORE_POINT: "RESTORE_POINT",
+    XLOG_FPW_CHANGE: "FPW_CHANGE",
+    XLOG_END_OF_RECOVERY: "END_OF_RECOVERY",
+    XLOG_FPI_FOR_HINT: "FPI_FOR_HINT",
+    XLOG_FPI: "FPI",
+    XLOG_OVERWRITE_CONTRECORD: "OVERWRITE_CONTRECORD",
+}
+
+
+def identify(info: int) -> str | None:
+    return _NAMES.get(info & 0xF0)
+
+# record types whose redo changes a relation page (coverage counts these)
+PAGE_MODIFYING: tuple[int, ...] = (
+    XLOG_FPI_FOR_HINT,
+    XLOG_FPI,
+)
+
+
+REDO: dict[int, RedoFn] = {}
