@@ -19,10 +19,10 @@ from typing import Any
 
 import psycopg
 
+from harness.datadir import DataDirPages
 from harness.pgbin import SetupError, as_server_user, give_to_server_user, program
-from pyredo import BLCKSZ
 from pyredo.wal.lsn import format_lsn, parse_lsn
-from pyredo.wal.record import FORK_NAMES, BufferTag
+from pyredo.wal.record import BufferTag
 
 __all__ = ["ClusterSettings", "LocalCluster", "SetupError", "free_port"]
 
@@ -301,30 +301,9 @@ class LocalCluster:
         )[0]
         return int(row[0]), int(row[1]), int(row[2])
 
-    def block_path(self, tag: BufferTag) -> tuple[Path, int]:
-        """The file holding a block and the block's offset in it (1 GB segments)."""
-        if tag.spc == 1663:
-            base = self.pgdata / "base" / str(tag.db)
-        elif tag.spc == 1664:
-            base = self.pgdata / "global"
-        else:
-            base = next((self.pgdata / "pg_tblspc" / str(tag.spc)).glob("PG_*")) / str(tag.db)
-        name = str(tag.rel) if tag.fork == 0 else f"{tag.rel}_{FORK_NAMES[tag.fork]}"
-        segno, blk_in_seg = divmod(tag.blk, (1 << 30) // BLCKSZ)
-        if segno:
-            name += f".{segno}"
-        return base / name, blk_in_seg * BLCKSZ
-
     def read_block(self, tag: BufferTag) -> bytes | None:
         """The block as it is in the data directory (after a CHECKPOINT), None if absent."""
-        path, off = self.block_path(tag)
-        try:
-            with open(path, "rb") as f:
-                f.seek(off)
-                data = f.read(BLCKSZ)
-        except FileNotFoundError:
-            return None
-        return data if len(data) == BLCKSZ else None
+        return DataDirPages(self.pgdata)(tag)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -1,0 +1,1 @@
+"""The oracles: the wal-redo protocol engine, PostgreSQL's consistency masks, page comparison."""

@@ -1,0 +1,156 @@
+"""Plan: group a WAL range's records by the block they change.
+
+Step 3 of the data flow: for every BufferTag the range touches, the records
+that touch it in LSN order, whether a base page is needed (not when the first
+record restores an image or re-initializes the page), and which resource
+manager owns the page (to choose its mask). Records that change a page without
+naming it (heap records clearing visibility-map bits) are routed through the
+rmgr table's ``implicit_tags``. What cannot be rebuilt from block references
+(blocks cut off by a relation truncation) is marked, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pyredo.page.visibilitymap import HEAPBLK_TO_MAPBLOCK
+from pyredo.rmgr import RM_SMGR_ID, RM_XLOG_ID, RMGRS, record_type, rmgr_name
+from pyredo.wal.record import (
+    FSM_FORKNUM,
+    MAIN_FORKNUM,
+    VISIBILITYMAP_FORKNUM,
+    BufferTag,
+    DecodedXLogRecord,
+    RelFileNode,
+)
+
+XLOG_SMGR_TRUNCATE = 0x20
+SMGR_TRUNCATE_HEAP = 0x0001
+SMGR_TRUNCATE_VM = 0x0002
+SMGR_TRUNCATE_FSM = 0x0004
+_SMGR_TRUNCATE = struct.Struct("<I III I")  # blkno, rnode, flags
+
+
+@dataclass
+class BlockPlan:
+    """What it takes to rebuild one block: its records and whether a base page is needed."""
+
+    tag: BufferTag
+    records: list[DecodedXLogRecord] = field(default_factory=list)
+    owner: str | None = None  # rmgr whose records own the page (chooses the mask)
+    unverifiable: str | None = None  # why this page cannot be rebuilt, if so
+    base_absent: bool = False  # the block did not exist when these records began (truncated)
+
+    @property
+    def self_contained(self) -> bool:
+        """The first record restores an image or re-initializes the page: no base needed."""
+        if not self.records:
+            return False
+        first = self.records[0]
+        for blk in first.blocks.values():
+            if blk.tag == self.tag:
+                return blk.apply_image or blk.will_init
+        return False
+
+    @property
+    def needs_base(self) -> bool:
+        return not (self.self_contained or self.base_absent)
+
+    @property
+    def first_lsn(self) -> int:
+        return self.records[0].lsn
+
+    @property
+    def last_lsn(self) -> int:
+        return self.records[-1].lsn
+
+    def record_types(self) -> list[str]:
+        return [record_type(r) for r in self.records]
+
+
+@dataclass
+class Plan:
+    blocks: dict[BufferTag, BlockPlan]
+    records: int
+    start: int | None
+    end: int | None
+    retired: list[BlockPlan] = field(default_factory=list)  # pages a truncation cut off
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.blocks.values())
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+
+def _truncation(rec: DecodedXLogRecord) -> tuple[RelFileNode, int, int] | None:
+    if rec.rmid != RM_SMGR_ID or rec.info & 0xF0 != XLOG_SMGR_TRUNCATE:
+        return None
+    if len(rec.main_data) < _SMGR_TRUNCATE.size:
+        return None
+    blkno, spc, db, rel, flags = _SMGR_TRUNCATE.unpack_from(rec.main_data)
+    return RelFileNode(spc, db, rel), blkno, flags
+
+
+def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
+               end: int | None = None) -> Plan:
+    """Group records by block in LSN order (records must come in LSN order)."""
+    blocks: dict[BufferTag, BlockPlan] = {}
+    retired: list[BlockPlan] = []
+    truncations: list[tuple[RelFileNode, int, int, int]] = []  # rnode, blkno, flags, lsn
+    n = 0
+    for rec in records:
+        n += 1
+        rmgr = RMGRS.get(rec.rmid)
+        tags = [blk.tag for blk in rec.blocks.values()]
+        if rmgr is not None and rmgr.has_implicit_tags:
+            tags.extend(t for t in rmgr.implicit_tags(rec) if t not in tags)
+        for tag in tags:
+            bp = blocks.get(tag)
+            if bp is None:
+                bp = blocks[tag] = _new_plan(tag, truncations)
+            bp.records.append(rec)
+            if rec.rmid != RM_XLOG_ID:
+                bp.owner = rmgr_name(rec.rmid)
+        trunc = _truncation(rec)
+        if trunc is not None:
+            _apply_truncation(blocks, retired, rec, *trunc)
+            truncations.append((*trunc, rec.lsn))
+    return Plan(blocks, n, start, end, retired)
+
+
+def _new_plan(tag: BufferTag, truncations: list[tuple[RelFileNode, int, int, int]]) -> BlockPlan:
+    """A plan for a block first seen now; earlier truncations of its relation decide
+    whether the block is known not to exist or cannot be rebuilt at all."""
+    bp = BlockPlan(tag)
+    for rnode, blkno, flags, lsn in truncations:
+        if (tag.spc, tag.db, tag.rel) != rnode:
+            continue
+        if tag.fork == MAIN_FORKNUM and flags & SMGR_TRUNCATE_HEAP and tag.blk >= blkno:
+            bp.base_absent = True
+        elif tag.fork == VISIBILITYMAP_FORKNUM and flags & SMGR_TRUNCATE_VM and tag.blk >= HEAPBLK_TO_MAPBLOCK(blkno):
+            bp.unverifiable = f"Storage/TRUNCATE at LSN {lsn:X} edited this page without a block reference"
+    return bp
+
+
+def _apply_truncation(blocks: dict[BufferTag, BlockPlan], retired: list[BlockPlan],
+                      rec: DecodedXLogRecord, rnode: RelFileNode, blkno: int, flags: int) -> None:
+    """smgr_redo truncation: main-fork blocks past ``blkno`` cease to exist (a later
+    record starts them afresh); the VM and FSM pages it edits without a block
+    reference cannot be rebuilt from WAL and are marked so."""
+    why = f"Storage/TRUNCATE to {blkno} blocks at LSN {rec.lsn:X} edits this page without a block reference"
+    for tag, bp in list(blocks.items()):
+        if (tag.spc, tag.db, tag.rel) != rnode:
+            continue
+        if tag.fork == MAIN_FORKNUM and flags & SMGR_TRUNCATE_HEAP and tag.blk >= blkno:
+            bp.unverifiable = f"cut off by Storage/TRUNCATE at LSN {rec.lsn:X}"
+            retired.append(bp)
+            blocks[tag] = BlockPlan(tag, owner=bp.owner, base_absent=True)
+        elif (
+            (tag.fork == VISIBILITYMAP_FORKNUM and flags & SMGR_TRUNCATE_VM
+             and tag.blk >= HEAPBLK_TO_MAPBLOCK(blkno))
+            or (tag.fork == FSM_FORKNUM and flags & SMGR_TRUNCATE_FSM)
+        ) and not bp.unverifiable:
+            bp.unverifiable = why
