@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.plan import BlockPlan, Plan, build_plan
 from oracles.compare import explain_diff
 from oracles.masks import MaskError, guess_owner, mask_page
 from pyredo.errors import UnsupportedRecord
@@ -21,8 +22,6 @@ from pyredo.page.bufpage import PageGetLSN
 from pyredo.rmgr import record_type
 from pyredo.wal.lsn import format_lsn
 from pyredo.wal.record import FSM_FORKNUM, BufferTag, DecodedXLogRecord
-
-from harness.plan import BlockPlan, Plan, build_plan
 
 PageSource = Callable[[BufferTag], "bytes | None"]
 
@@ -171,8 +170,8 @@ class Checker:
                              start=plan.start, end=plan.end)
         if self.end_lsn is None and plan.end is not None:
             self.end_lsn = plan.end
-        for bp in plan.retired:
-            report.pages_skipped["cut off by a relation truncation"] += 1
+        if plan.retired:
+            report.pages_skipped["cut off by a relation truncation"] += len(plan.retired)
         total = len(plan.blocks)
         for i, bp in enumerate(plan.blocks.values()):
             if bp.records:

@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager

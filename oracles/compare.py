@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from pyredo import BLCKSZ
 from pyredo.page.bufpage import (
-    SizeOfItemIdData,
-    SizeOfPageHeaderData,
     PageGetItemId,
     PageGetMaxOffsetNumber,
+    SizeOfItemIdData,
+    SizeOfPageHeaderData,
     pd_lower,
     pd_special,
     pd_upper,

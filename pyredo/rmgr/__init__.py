@@ -93,7 +93,8 @@ class Rmgr:
 
     @property
     def redo_table(self) -> Mapping[int, RedoFn]:
-        return getattr(self.module, "REDO", {})  # type: ignore[no-any-return]
+        table: Mapping[int, RedoFn] = getattr(self.module, "REDO", {})
+        return table
 
     @property
     def page_modifying(self) -> tuple[int, ...]:

@@ -7,10 +7,10 @@ from pyredo.errors import format_lsn
 __all__ = [
     "format_lsn",
     "parse_lsn",
+    "parse_segment_file_name",
     "segment_file_name",
     "segment_number",
     "segment_start",
-    "parse_segment_file_name",
 ]
 
 XLOG_BLCKSZ = 8192

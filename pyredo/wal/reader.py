@@ -17,6 +17,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import crc32c
 
@@ -31,7 +32,7 @@ from pyredo.errors import (
 )
 from pyredo.wal.decoder import XLOG_RECORD, decode_record
 from pyredo.wal.lsn import parse_segment_file_name, segment_file_name
-from pyredo.wal.record import SizeOfXLogRecord, DecodedXLogRecord
+from pyredo.wal.record import DecodedXLogRecord, SizeOfXLogRecord
 
 # xlog_internal.h ------------------------------------------------------------
 XLOG_PAGE_MAGIC = 0xD110  # PostgreSQL 15
@@ -229,7 +230,7 @@ class RecordAssembler:
     def _finish(self, raw: bytes, end_pos: int) -> RawRecord:
         """Verify the CRC, compute EndRecPtr, advance to the next record."""
         lsn = self._rec_lsn
-        tot_len, _xid, _prev, info, rmid, crc = XLOG_RECORD.unpack_from(raw, 0)
+        _tot_len, _xid, _prev, info, rmid, crc = XLOG_RECORD.unpack_from(raw, 0)
         # CRC covers the payload first, then the header up to xl_crc
         calc = crc32c.crc32c(raw[:20], crc32c.crc32c(raw[SizeOfXLogRecord:]))
         if calc != crc:
@@ -466,60 +467,19 @@ class WalReader:
             yield decode_record(raw.data, raw.lsn, raw.end_lsn, segment=raw.segment, offset=raw.offset)
 
     def raw_records(self) -> Iterator[RawRecord]:
+        """Whole records, CRC-checked, not yet decoded."""
         asm = self._asm
         end = self.end
-        seg_size = self.dir.seg_size
-        cur_segno = -1
-        f = None
-        buf = memoryview(b"")
-        buf_start = 0  # LSN of buf[0]
+        pages = _PageSource(self)
         try:
             while True:
                 page_lsn = asm.next_page
                 if end is not None and page_lsn >= end and not asm.in_record:
                     self.end_reason = "end LSN reached"
                     return
-                segno = page_lsn // seg_size
-                if not (buf_start <= page_lsn < buf_start + len(buf)):
-                    if segno != cur_segno:
-                        if f is not None:
-                            f.close()
-                            f = None
-                        seg_path = self.dir.segment_path(segno)
-                        try:
-                            f = open(seg_path, "rb", buffering=0)
-                        except FileNotFoundError:
-                            if asm.in_record or end is not None:
-                                raise MissingSegment(
-                                    f"WAL segment {seg_path.name} is missing",
-                                    lsn=asm._rec_lsn if asm.in_record else page_lsn,
-                                    segment=seg_path.name, offset=0,
-                                ) from None
-                            self.end_reason = f"no segment file {seg_path.name}"
-                            return
-                        cur_segno = segno
-                    off = page_lsn % seg_size
-                    f.seek(off)
-                    n = min(_CHUNK_PAGES * XLOG_BLCKSZ, seg_size - off)
-                    buf = memoryview(f.read(n))
-                    self.bytes_read += len(buf)
-                    buf_start = page_lsn
-                    if len(buf) < XLOG_BLCKSZ:
-                        name = self.dir.segment_path(segno).name
-                        if not asm.in_record and end is None and len(buf) == 0:
-                            self.end_reason = f"end of segment file {name}"
-                            return
-                        raise TruncatedWal(
-                            f"WAL segment {name} ends at offset {off + len(buf)}, "
-                            f"inside the page at {format_lsn(page_lsn)}",
-                            lsn=asm._rec_lsn if asm.in_record else page_lsn,
-                            segment=name, offset=off + len(buf),
-                        )
-                rel = page_lsn - buf_start
-                page = buf[rel : rel + XLOG_BLCKSZ]
-                if len(page) < XLOG_BLCKSZ:
-                    buf = memoryview(b"")
-                    continue
+                page = pages.get(page_lsn)
+                if page is None:  # a clean end: no more segment files at a record boundary
+                    return
                 try:
                     records = asm.feed_page(page_lsn, page)
                 except InvalidPageHeader as e:
@@ -543,8 +503,67 @@ class WalReader:
                     self.end_reason = asm.at_end
                     return
         finally:
-            if f is not None:
-                f.close()
+            pages.close()
+
+
+class _PageSource:
+    """Reads WAL pages from segment files a chunk at a time (one file open at once)."""
+
+    def __init__(self, reader: WalReader) -> None:
+        self.reader = reader
+        self.seg_size = reader.dir.seg_size
+        self.segno = -1
+        self.file: BinaryIO | None = None
+        self.buf = memoryview(b"")
+        self.buf_start = 0
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def _open(self, segno: int, page_lsn: int) -> bool:
+        self.close()
+        asm = self.reader._asm
+        path = self.reader.dir.segment_path(segno)
+        try:
+            self.file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        except FileNotFoundError:
+            if asm.in_record or self.reader.end is not None:
+                raise MissingSegment(
+                    f"WAL segment {path.name} is missing",
+                    lsn=asm._rec_lsn if asm.in_record else page_lsn, segment=path.name, offset=0,
+                ) from None
+            self.reader.end_reason = f"no segment file {path.name}"
+            return False
+        self.segno = segno
+        return True
+
+    def get(self, page_lsn: int) -> memoryview | None:
+        """The page at ``page_lsn``; None at a clean end of the WAL files."""
+        rel = page_lsn - self.buf_start
+        if rel >= 0 and rel + XLOG_BLCKSZ <= len(self.buf):
+            return self.buf[rel : rel + XLOG_BLCKSZ]
+        segno = page_lsn // self.seg_size
+        if (segno != self.segno or self.file is None) and not self._open(segno, page_lsn):
+            return None
+        assert self.file is not None
+        off = page_lsn % self.seg_size
+        self.file.seek(off)
+        self.buf = memoryview(self.file.read(min(_CHUNK_PAGES * XLOG_BLCKSZ, self.seg_size - off)))
+        self.buf_start = page_lsn
+        self.reader.bytes_read += len(self.buf)
+        if len(self.buf) >= XLOG_BLCKSZ:
+            return self.buf[:XLOG_BLCKSZ]
+        asm = self.reader._asm
+        name = self.reader.dir.segment_path(segno).name
+        if not asm.in_record and self.reader.end is None and len(self.buf) == 0:
+            self.reader.end_reason = f"end of segment file {name}"
+            return None
+        raise TruncatedWal(
+            f"WAL segment {name} ends at offset {off + len(self.buf)}, inside the page at {format_lsn(page_lsn)}",
+            lsn=asm._rec_lsn if asm.in_record else page_lsn, segment=name, offset=off + len(self.buf),
+        )
 
 
 def read_records(
