@@ -58,22 +58,25 @@ def capture(
 ) -> Capture:
     """Run ``steps`` (SQL strings, each autocommitted, or a callable) between two CHECKPOINTs."""
     start = cluster.checkpoint()
-    base_dir = None
-    if snapshot:
-        base_dir = Path(tempfile.mkdtemp(prefix="redodiff-base-"))
-        snapshot_relation_files(cluster.pgdata, base_dir)
-    cap = Capture(cluster, start, start, base_dir)
-    if callable(steps):
-        steps(cluster)
-    else:
-        with cluster.connect(dbname) as conn:
-            for sql in steps:
-                try:
-                    conn.execute(sql)
-                except Exception as e:  # a failing step is recorded, not fatal
-                    cap.errors.append(f"{sql[:200]}: {type(e).__name__}: {e}")
-    cap.end = cluster.current_lsn()
-    cluster.checkpoint()
+    cap = Capture(cluster, start, start)
+    try:
+        if snapshot:
+            cap.base_dir = Path(tempfile.mkdtemp(prefix="redodiff-base-"))
+            snapshot_relation_files(cluster.pgdata, cap.base_dir)
+        if callable(steps):
+            steps(cluster)
+        else:
+            with cluster.connect(dbname) as conn:
+                for sql in steps:
+                    try:
+                        conn.execute(sql)
+                    except Exception as e:  # a failing step is recorded, not fatal
+                        cap.errors.append(f"{sql[:200]}: {type(e).__name__}: {e}")
+        cap.end = cluster.current_lsn()
+        cluster.checkpoint()
+    except BaseException:  # Ctrl-C or a lost server: leave no snapshot behind
+        cap.cleanup()
+        raise
     return cap
 
 

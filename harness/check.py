@@ -254,8 +254,9 @@ class Checker:
             return False
         owner = bp.owner or (self.owner_of(tag) if self.owner_of else None) or guess_owner(primary)
         try:
-            want = mask_page(primary, owner or "Heap", tag.blk, tag.fork)
-            got = {name: mask_page(p, owner or "Heap", tag.blk, tag.fork) for name, p in pages.items()}
+            want = mask_page(primary, owner or "Heap", tag.blk, tag.fork, final_state=True)
+            got = {name: mask_page(p, owner or "Heap", tag.blk, tag.fork, final_state=True)
+                   for name, p in pages.items()}
         except MaskError as e:
             report.pages_skipped[f"witness: {e}"] += 1
             return False

@@ -60,6 +60,10 @@ def main() -> None:
       redodiff decode PGDATA/pg_wal      dump WAL like pg_waldump (text or JSON lines)
       redodiff check --pgdata DIR --start LSN
                                          verify a local cluster's WAL range
+      redodiff fuzz --budget 60          a short fuzz campaign on throwaway clusters
+      redodiff replay BUNDLE             does a saved divergence still diverge?
+      redodiff minimize BUNDLE           shrink it to the fewest workload steps
+      redodiff coverage REPORT.json      which record types have been verified
     """
 
 
@@ -112,24 +116,6 @@ def decode(waldir: Path, start: int | None, end: int | None, fmt: str, details: 
 
 
 # -- check --------------------------------------------------------------------------
-def _engines(names: tuple[str, ...], walredo_cmd: str | None, tag_layout: str) -> list[Any]:
-    from pyredo.engine import RedoEngine
-
-    engines: list[Any] = []
-    for name in names or ("pyredo",):
-        if name == "pyredo":
-            engines.append(RedoEngine())
-        elif name == "walredo":
-            try:
-                from oracles.walredo import WalRedoProcess
-            except ImportError as e:
-                fail_setup(f"the walredo engine is not available: {e}")
-            engines.append(WalRedoProcess.from_options(cmd=walredo_cmd, tag_layout=tag_layout))
-        else:
-            fail_setup(f"unknown engine {name!r} (choose pyredo or walredo)")
-    return engines
-
-
 def _progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=err, transient=True)
@@ -185,11 +171,13 @@ def check(pgdata: Path, start: int, end: int | None, engines: tuple[str, ...], b
     consistency masks; with two engines they must also agree byte for byte.
     Exit 0 when clean, 1 on a divergence, 2 on a usage or setup error.
     """
+    from generators.workload import Settings
     from harness.check import Checker
-    from harness.datadir import DataDirPages
+    from harness.datadir import DataDirPages, hint_bits_logged
     from pyredo.wal.reader import WalReader
 
-    engine_objs = _engines(engines, walredo_cmd, tag_layout)
+    es = _engine_set(engines, walredo_cmd, tag_layout)
+    engine_objs = es.for_settings(Settings(wal_log_hints=hint_bits_logged(pgdata)))
     try:
         reader = WalReader(pgdata / "pg_wal", start, end)
         records = list(reader)
@@ -204,10 +192,7 @@ def check(pgdata: Path, start: int, end: int | None, engines: tuple[str, ...], b
             records, start=start, end=real_end,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    for engine in engine_objs:
-        close = getattr(engine, "close", None)
-        if close:
-            close()
+    es.close()
     if report_path:
         report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
     print_report_summary(report)
@@ -303,6 +288,242 @@ def bench_decode_cmd(waldir: Path | None, start: int | None, end: int | None, ru
     out.print(table)
     out.print(f"ratio pyredo / pg_waldump --quiet: {result['ratio_vs_quiet']}   "
               f"pyredo / pg_waldump (printing): {result['ratio_vs_print']}")
+
+
+# -- fuzz ---------------------------------------------------------------------------
+def _parse_shard(value: str | None) -> tuple[int, int]:
+    if not value:
+        return (1, 1)
+    try:
+        k, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected K/N, e.g. 2/8") from None
+    if not 1 <= k <= n:
+        raise click.BadParameter(f"{value!r}: K must be between 1 and N")
+    return k, n
+
+
+def _engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str) -> Any:
+    from harness.engines import EngineSet
+
+    try:
+        return EngineSet(names=engines or ("pyredo",), walredo_cmd=walredo_cmd, tag_layout=tag_layout)
+    except ValueError as e:
+        fail_setup(str(e))
+
+
+engine_option = click.option(
+    "--engine", "engines", multiple=True, type=click.Choice(["pyredo", "walredo"]),
+    help="Engine(s): pyredo, walredo, or both (given twice) to compare them byte for byte. Default: pyredo.")
+walredo_cmd_option = click.option(
+    "--walredo-cmd", help="Command line of an external wal-redo server, e.g. Neon's `postgres --wal-redo`.")
+tag_layout_option = click.option(
+    "--tag-layout", type=click.Choice(["neon", "old"]), default="neon", show_default=True,
+    help="BufferTag layout the wal-redo server speaks.")
+mutant_option = click.option(
+    "--mutant", metavar="NAME", help="Testing aid: run with this pyredo mutant applied (see `redodiff selftest --list`).")
+
+
+@main.command()
+@click.option("--budget", type=float, metavar="SECONDS", help="Stop starting iterations after this long.")
+@click.option("--iterations", type=int, metavar="N", help="Run this many iterations (of this shard).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Campaign seed: iteration i runs workload seed (SEED<<20)|i.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes, each with its own clusters.")
+@click.option("--shard", metavar="K/N", help="Run only iterations i with i % N == K-1 (CI matrices).")
+@engine_option
+@walredo_cmd_option
+@tag_layout_option
+@click.option("--profile", type=click.Choice(["ci", "nightly"]), default="ci", show_default=True,
+              help="Workload size: ci (short) or nightly (longer, more steps).")
+@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep bundles (corpus/bundles), diverging seeds (corpus/seeds) and running coverage here.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
+@mutant_option
+def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, shard: str | None,
+         engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, profile: str, corpus: Path | None,
+         report_path: Path | None, junit_path: Path | None, mutant: str | None) -> None:
+    """Fuzz: generate workloads, run them on throwaway clusters, redo every page with
+    every engine, compare, and bundle each divergence.
+
+    \b
+    Examples:
+      redodiff fuzz --budget 60 --seed 1
+      redodiff fuzz --budget 600 --profile nightly --engine pyredo --engine walredo --corpus corpus/
+      redodiff fuzz --iterations 50 --shard 3/8 --report shard3.json --junit shard3.xml
+
+    Exit 0 when clean, 1 when a divergence was found, 2 on a usage or setup error.
+    """
+    import os
+
+    from harness.fuzz import FuzzConfig, run_campaign, write_outputs
+    from harness.mutants import ENV, applied
+
+    if budget is None and iterations is None:
+        raise click.UsageError("give --budget SECONDS or --iterations N")
+    try:
+        cfg = FuzzConfig(seed=seed, budget=budget, iterations=iterations, workers=workers,
+                         shard=_parse_shard(shard), engines=_engine_set(engines, walredo_cmd, tag_layout),
+                         profile=profile, corpus=corpus)
+    except ValueError as e:
+        fail_setup(str(e))
+    if mutant:
+        os.environ[ENV] = mutant  # workers apply it too
+    from rich.live import Live
+
+    def render(rep: Any) -> Table:
+        t = Table(title=f"redodiff fuzz seed={seed} shard={cfg.shard[0]}/{cfg.shard[1]} engines={','.join(cfg.engines.names)}",
+                  show_header=False)
+        t.add_row("iterations", str(rep.iterations))
+        t.add_row("records", f"{rep.records:,}")
+        t.add_row("pages verified", f"{rep.pages_checked:,}")
+        t.add_row("record types seen", str(len(rep.record_types)))
+        t.add_row("divergences", f"[bold red]{len(rep.divergences)}[/]" if rep.divergences else "0")
+        t.add_row("infrastructure errors", str(len(rep.infrastructure_errors)))
+        t.add_row("step errors (recorded)", str(rep.step_errors))
+        return t
+
+    try:
+        with applied(mutant), Live(console=err, refresh_per_second=4, transient=False) as live:
+            rep = run_campaign(cfg, progress=lambda r: live.update(render(r)))
+            live.update(render(rep))
+    except KeyError as e:
+        fail_setup(str(e))
+    except SetupError as e:
+        fail_setup(str(e))
+    write_outputs(rep, report_path, junit_path, corpus)
+    if rep.interrupted:
+        err.print("[yellow]interrupted[/]: report and bundles written so far are kept")
+    cov = rep.coverage()
+    err.print(f"{rep.iterations} iterations in {rep.seconds:.0f}s: {rep.pages_checked:,} pages verified, "
+              f"{len(rep.record_types)} record types, coverage {cov['covered']}/{cov['total']} page-modifying types")
+    for d in rep.divergences[:20]:
+        err.print(f"[bold red]{d['kind']}[/] {d['tag']} {d['record_type']} seed={d['seed']} bundle={d['bundle']}")
+    for e in rep.infrastructure_errors[:10]:
+        err.print(f"[yellow]infrastructure[/] iteration {e['iteration']}: {e['error']}")
+    sys.exit(EXIT_DIVERGENCE if rep.divergences else EXIT_OK)
+
+
+# -- replay -------------------------------------------------------------------------
+@main.command()
+@click.argument("bundle", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--seed", type=int, help="Instead of a bundle: rerun the workload of this (iteration) seed.")
+@click.option("--profile", type=click.Choice(["ci", "nightly"]), default="ci", show_default=True)
+@click.option("--workload", "rerun", is_flag=True, help="Rerun the bundle's workload end to end on a fresh cluster.")
+@engine_option
+@walredo_cmd_option
+@tag_layout_option
+@mutant_option
+def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, engines: tuple[str, ...],
+           walredo_cmd: str | None, tag_layout: str, mutant: str | None) -> None:
+    """Reproduce a divergence and say whether it still diverges.
+
+    With a BUNDLE: rebuild its page from the saved records and base page with the
+    bundle's engines (or --engine), compare byte for byte and with the saved primary
+    page under masks. With --workload or --seed: rerun the workload on a fresh cluster.
+    Exit 1 if it (still) diverges, 0 if not.
+    """
+    from generators import generate
+    from harness.bundle import BundleError, read_bundle
+    from harness.mutants import applied
+    from harness.replay import replay_bundle, rerun_workload
+
+    if bundle is None and seed is None:
+        raise click.UsageError("give a BUNDLE directory or --seed N")
+    try:
+        with applied(mutant):
+            if bundle is not None and not rerun:
+                b = read_bundle(bundle)
+                es = _engine_set(engines, walredo_cmd, tag_layout) if engines else None
+                result = replay_bundle(b, es)
+                out.print(result.summary())
+                for d in result.divergences[:1]:
+                    for line in d.diff[:30]:
+                        out.print(f"    {line}")
+                sys.exit(EXIT_DIVERGENCE if result.diverges else EXIT_OK)
+            wl = read_bundle(bundle).workload if bundle is not None else generate(seed or 0, profile)
+            if wl is None:
+                fail_setup(f"{bundle} has no workload.json")
+            res = rerun_workload(wl, _engine_set(engines, walredo_cmd, tag_layout))
+    except (BundleError, KeyError) as e:
+        fail_setup(str(e))
+    except SetupError as e:
+        fail_setup(str(e))
+    r = res.report
+    if res.infrastructure_error:
+        fail_setup(f"infrastructure error: {res.infrastructure_error}")
+    assert r is not None
+    out.print(f"workload seed {wl.seed} [{wl.settings.label()}]: {r.pages_checked} pages verified, "
+              f"{len(r.divergences)} divergence(s)")
+    for d in r.divergences[:10]:
+        out.print(f"  {d.kind} {d.tag} {d.record_type}")
+        for line in d.diff[:10]:
+            out.print(f"      {line}")
+    sys.exit(EXIT_DIVERGENCE if r.divergences else EXIT_OK)
+
+
+# -- minimize -----------------------------------------------------------------------
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write the minimized bundle (default: next to BUNDLE).")
+@click.option("--max-trials", default=120, show_default=True, help="Workload runs to spend at most.")
+@engine_option
+@walredo_cmd_option
+@tag_layout_option
+@mutant_option
+def minimize(bundle: Path, out_dir: Path | None, max_trials: int, engines: tuple[str, ...], walredo_cmd: str | None,
+             tag_layout: str, mutant: str | None) -> None:
+    """Shrink a divergence to the fewest workload steps that still diverge the same way
+    (same kind, record type and page owner), and write a new bundle."""
+    from harness.bundle import BundleError, read_bundle
+    from harness.minimize import minimize_bundle
+    from harness.mutants import applied
+
+    try:
+        b = read_bundle(bundle)
+        names = engines or tuple(n for n in b.meta.get("engines", ["pyredo"]) if n in ("pyredo", "walredo"))
+        es = _engine_set(names, walredo_cmd, tag_layout)
+        with applied(mutant):
+            res = minimize_bundle(b, es, out_dir=out_dir or bundle.parent, max_trials=max_trials,
+                                  log=lambda s: err.print(f"[dim]{s}[/]"))
+    except (BundleError, KeyError, ValueError) as e:
+        fail_setup(str(e))
+    except SetupError as e:
+        fail_setup(str(e))
+    if res.divergence is None:
+        out.print("the bundle's workload no longer diverges; nothing to minimize")
+        sys.exit(EXIT_OK)
+    out.print(f"minimized {res.original_steps} -> {res.steps} steps in {res.trials} trials: {res.bundle}")
+    for s in res.workload.steps:
+        out.print(f"  [session {s.session}] {s.sql[:160]}")
+    sys.exit(EXIT_DIVERGENCE)
+
+
+# -- coverage -----------------------------------------------------------------------
+@main.command()
+@click.argument("reports", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--corpus", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Include the corpus's running coverage (corpus/coverage.json).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the table as JSON.")
+def coverage(reports: tuple[Path, ...], corpus: Path | None, report_path: Path | None) -> None:
+    """Every page-modifying record type of PostgreSQL 15, how many times it was verified
+    (summed over fuzz/check REPORTS and the corpus), and the share covered."""
+    from harness.coverage import coverage_table, load_counts
+
+    table_data = coverage_table(load_counts(list(reports), corpus))
+    if report_path:
+        report_path.write_text(json.dumps(table_data, indent=2) + "\n")
+    t = Table(title=f"coverage: {table_data['covered']}/{table_data['total']} page-modifying types verified "
+                    f"({table_data['share']:.0%}); of pyredo's {table_data['implemented']}: "
+                    f"{table_data['implemented_share']:.0%}")
+    t.add_column("record type")
+    t.add_column("verified", justify="right")
+    t.add_column("pyredo")
+    for row in table_data["types"]:
+        t.add_row(row["type"], str(row["verified"]) if row["verified"] else "[red]0[/]",
+                  "yes" if row["pyredo_implements"] else "[yellow]no[/]")
+    out.print(t)
 
 
 if __name__ == "__main__":

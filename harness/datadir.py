@@ -65,3 +65,21 @@ def snapshot_relation_files(pgdata: str | os.PathLike[str], dest: str | os.PathL
         for link in tblspc.iterdir():
             shutil.copytree(link.resolve(), dst / "pg_tblspc" / link.name, dirs_exist_ok=True)
     return DataDirPages(dst)
+
+
+def hint_bits_logged(pgdata: str | os.PathLike[str]) -> bool:
+    """XLogHintBitIsNeeded() of a cluster: data checksums or wal_log_hints, per pg_controldata."""
+    import subprocess
+
+    from harness.pgbin import program
+
+    res = subprocess.run([program("pg_controldata"), str(pgdata)], capture_output=True, text=True, check=False,
+                         env={**os.environ, "LC_ALL": "C"})
+    checksums = logged = False
+    for line in res.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Data page checksum version":
+            checksums = value.strip() not in ("0", "")
+        elif key.strip() == "wal_log_hints setting":
+            logged = value.strip() == "on"
+    return checksums or logged

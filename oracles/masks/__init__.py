@@ -53,8 +53,13 @@ def get_mask(rmgr_name: str) -> MaskFn:
     return fn
 
 
-def mask_page(page: bytes, rmgr_name: str, blkno: int, fork: int = 0) -> bytes:
-    """A masked copy of ``page``: VM pages by vm_mask, others by their AM's mask."""
+def mask_page(page: bytes, rmgr_name: str, blkno: int, fork: int = 0, *, final_state: bool = False) -> bytes:
+    """A masked copy of ``page``: VM pages by vm_mask, others by their AM's mask.
+
+    ``final_state``: the page is compared with the primary's page at the END of
+    a range (not at one record's time, as wal_consistency_checking does), so
+    also mask what the primary changes without WAL (see ``unlogged.py``).
+    """
     buf = bytearray(page)
     if fork == VISIBILITYMAP_FORKNUM:
         vm_mask(buf, blkno)
@@ -62,6 +67,10 @@ def mask_page(page: bytes, rmgr_name: str, blkno: int, fork: int = 0) -> bytes:
         raise NoMask("free-space-map pages are not WAL-logged; they have no mask")
     else:
         get_mask(rmgr_name)(buf, blkno)
+        if final_state:
+            from oracles.masks.unlogged import mask_unlogged
+
+            mask_unlogged(buf, rmgr_name, blkno)
     return bytes(buf)
 
 

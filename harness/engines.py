@@ -1,0 +1,61 @@
+"""Which engines a run uses, built once and shared across iterations."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from generators.workload import Settings
+from harness.check import Engine
+from pyredo.engine import RedoEngine
+
+ENGINE_NAMES = ("pyredo", "walredo")
+
+
+@dataclass
+class EngineSet:
+    """Engine names plus how to reach an external wal-redo server."""
+
+    names: tuple[str, ...] = ("pyredo",)
+    walredo_cmd: str | None = None
+    tag_layout: str = "neon"
+    walredo_timeout: float = 20.0
+    _walredo: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for n in self.names:
+            if n not in ENGINE_NAMES:
+                raise ValueError(f"unknown engine {n!r} (choose from {', '.join(ENGINE_NAMES)})")
+        if not self.names:
+            raise ValueError("at least one engine is needed")
+
+    @property
+    def uses_walredo(self) -> bool:
+        return "walredo" in self.names
+
+    def walredo(self) -> Any:
+        if self._walredo is None:
+            from oracles.walredo import WalRedoProcess
+
+            kwargs: dict[str, Any] = {"tag_layout": self.tag_layout, "timeout": self.walredo_timeout}
+            if self.walredo_cmd:
+                kwargs["cmd"] = self.walredo_cmd
+            self._walredo = WalRedoProcess(**kwargs)
+        return self._walredo
+
+    def for_settings(self, settings: Settings) -> list[Engine]:
+        """Engines for a workload. pyredo mirrors XLogHintBitIsNeeded() of the
+        server it must agree with: the primary alone, or the wal-redo server
+        (whose scratch cluster never logs hint bits) when both run."""
+        hints = settings.hint_bits_logged and not self.uses_walredo
+        out: list[Engine] = []
+        for n in self.names:
+            out.append(RedoEngine(hint_bits_logged=hints) if n == "pyredo" else self.walredo())
+        return out
+
+    def close(self) -> None:
+        if self._walredo is not None:
+            with contextlib.suppress(Exception):
+                self._walredo.close()
+            self._walredo = None

@@ -1,0 +1,132 @@
+"""One fuzz iteration: run a workload, capture its WAL, redo every page with
+every engine, witness with the primary, and bundle each divergence."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from generators.workload import Workload
+from harness.bundle import write_bundle
+from harness.capture import capture
+from harness.check import ENGINE_ERROR, Checker, CheckReport
+from harness.datadir import DataDirPages
+from harness.engines import EngineSet
+from harness.execute import ClusterLost, Execution, execute
+from harness.pgbin import SetupError
+from harness.pool import ClusterPool
+
+SCHEMA = "redodiff_w"
+
+
+@dataclass
+class IterationResult:
+    index: int
+    seed: int | None
+    settings: str
+    seconds: float = 0.0
+    report: CheckReport | None = None
+    step_errors: int = 0
+    infrastructure_error: str | None = None
+    bundles: list[str] = field(default_factory=list)
+    rules: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "index": self.index,
+            "seed": self.seed,
+            "settings": self.settings,
+            "seconds": round(self.seconds, 3),
+            "records": r.records if r else 0,
+            "pages_checked": r.pages_checked if r else 0,
+            "pages_skipped_no_base": r.pages_skipped_no_base if r else 0,
+            "divergences": [d.to_json() for d in r.divergences] if r else [],
+            "unsupported": dict(r.unsupported) if r else {},
+            "record_types": dict(r.record_types) if r else {},
+            "pages_skipped": dict(r.pages_skipped) if r else {},
+            "step_errors": self.step_errors,
+            "infrastructure_error": self.infrastructure_error,
+            "bundles": self.bundles,
+        }
+
+
+def _is_infrastructure(exc: BaseException) -> bool:
+    """A dead or hung wal-redo server is infrastructure; a server that reported
+    an error redoing a record is a finding (an engine error)."""
+    kind = getattr(exc, "kind", None)
+    return kind in ("timeout", "killed", "signal", "spawn", "hung")
+
+
+def run_workload(
+    pool: ClusterPool,
+    workload: Workload,
+    engines: EngineSet,
+    *,
+    index: int = 0,
+    bundle_dir: Path | None = None,
+    pg_version: str | None = None,
+) -> IterationResult:
+    """Run one workload end to end. Never raises for infrastructure trouble: it
+    is recorded in ``infrastructure_error`` (and the cluster discarded)."""
+    t0 = time.monotonic()
+    res = IterationResult(index, workload.seed, workload.settings.label(), rules=workload.rules_used())
+    cluster = None
+    try:
+        cluster = pool.get(workload.settings)
+        cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        cluster.execute(f"CREATE SCHEMA {SCHEMA}")
+        holder: list[Execution] = []
+        cap = capture(cluster, lambda c: holder.append(execute(c, workload, SCHEMA)),
+                      snapshot=not workload.settings.full_page_writes)
+        res.step_errors = len(holder[0].errors) if holder else 0
+        try:
+            checker = Checker(engines.for_settings(workload.settings), DataDirPages(cluster.pgdata), cap.base,
+                              end_lsn=cap.end)
+            report = checker.check_records(cap.records(), start=cap.start, end=cap.end)
+        finally:
+            cap.cleanup()
+        res.report = report
+        infra = [d for d in report.divergences if d.kind == ENGINE_ERROR and d.error and _infra_text(d.error)]
+        if infra:
+            res.infrastructure_error = infra[0].error
+            report.divergences = [d for d in report.divergences if d not in infra]
+        if bundle_dir is not None:
+            for div in report.divergences:
+                try:
+                    path = write_bundle(
+                        bundle_dir, div, workload=workload, seed=workload.seed,
+                        settings_label=workload.settings.label(), pg_version=pg_version,
+                        wal_range=(cap.start, cap.end), waldir=cluster.waldir, seg_size=cluster.wal_segsize,
+                        extra={"hint_bits_logged": workload.settings.hint_bits_logged and not engines.uses_walredo,
+                               "step_errors": len(holder[0].errors) if holder else 0},
+                    )
+                    res.bundles.append(str(path))
+                except OSError as e:  # disk full, read-only: keep going, say so
+                    res.infrastructure_error = f"could not write bundle: {e}"
+        cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    except (ClusterLost, SetupError, psycopg.OperationalError, OSError) as e:
+        res.infrastructure_error = f"{type(e).__name__}: {e}"
+        pool.discard(workload.settings)
+    except Exception as e:
+        if _is_infrastructure(e):
+            res.infrastructure_error = f"{type(e).__name__}: {e}"
+        else:
+            raise
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+def _infra_text(error: str) -> bool:
+    low = error.lower()
+    return "timed out" in low or "killed by signal" in low or "sigkill" in low or "could not start" in low
+
+
+def merge_counts(target: Counter[str], src: dict[str, int]) -> None:
+    for k, v in src.items():
+        target[k] += v
