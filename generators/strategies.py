@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from generators.choose import HypothesisChooser
-from generators.rules import PROFILES, RULES, Model, Session, build_workload, create_table, draw_settings, finish
+from generators.rules import (
+    PROFILES,
+    RULES,
+    Model,
+    Session,
+    build_workload,
+    create_table,
+    draw_settings,
+    finish,
+)
 from generators.workload import WAL_COMPRESSION, Settings, Step, Workload
 
 

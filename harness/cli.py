@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -39,7 +39,7 @@ class LsnType(click.ParamType):
 LSN = LsnType()
 
 
-def fail_setup(message: str) -> None:
+def fail_setup(message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
     sys.exit(EXIT_SETUP)
 
@@ -399,8 +399,8 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
               f"{len(rep.record_types)} record types, coverage {cov['covered']}/{cov['total']} page-modifying types")
     for d in rep.divergences[:20]:
         err.print(f"[bold red]{d['kind']}[/] {d['tag']} {d['record_type']} seed={d['seed']} bundle={d['bundle']}")
-    for e in rep.infrastructure_errors[:10]:
-        err.print(f"[yellow]infrastructure[/] iteration {e['iteration']}: {e['error']}")
+    for ie in rep.infrastructure_errors[:10]:
+        err.print(f"[yellow]infrastructure[/] iteration {ie['iteration']}: {ie['error']}")
     sys.exit(EXIT_DIVERGENCE if rep.divergences else EXIT_OK)
 
 
@@ -524,6 +524,77 @@ def coverage(reports: tuple[Path, ...], corpus: Path | None, report_path: Path |
         t.add_row(row["type"], str(row["verified"]) if row["verified"] else "[red]0[/]",
                   "yes" if row["pyredo_implements"] else "[yellow]no[/]")
     out.print(t)
+
+
+# -- gate ---------------------------------------------------------------------------
+@main.command()
+@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=Path("corpus"), show_default=True,
+              help="Saved cases: bundles/* and seeds/*.json.")
+@click.option("--budget", type=float, default=60, show_default=True, metavar="SECONDS",
+              help="Fuzz this long after the saved cases pass (0: saved cases only).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@engine_option
+@walredo_cmd_option
+@tag_layout_option
+@mutant_option
+def gate(corpus: Path, budget: float, seed: int, engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str,
+         mutant: str | None) -> None:
+    """Regression gate for a redo change: every saved bundle and seed in the corpus
+    must now agree, then a fuzz campaign must find nothing. Exit 1 naming each failure."""
+    from harness.gate import run_gate
+    from harness.mutants import applied
+
+    try:
+        with applied(mutant):
+            res = run_gate(corpus, _engine_set(engines, walredo_cmd, tag_layout), budget=budget, seed=seed,
+                           progress=lambda s: err.print(s))
+    except (KeyError, SetupError) as e:
+        fail_setup(str(e))
+    if res.passed:
+        out.print(f"[green]gate passed[/]: {len(res.cases)} saved cases agree"
+                  + (f", {res.fuzz.iterations} fuzz iterations clean" if res.fuzz else ""))
+        sys.exit(EXIT_OK)
+    out.print(f"[bold red]gate failed[/]: {len(res.failures)} failure(s)")
+    for f in res.failures:
+        out.print(f"  {f}")
+    sys.exit(EXIT_DIVERGENCE)
+
+
+# -- merge --------------------------------------------------------------------------
+@main.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the merged JSON report here.")
+def merge(reports: tuple[Path, ...], report_path: Path) -> None:
+    """Merge fuzz reports of several shards into one (counts summed, lists joined,
+    coverage recomputed). Exit 1 if any shard found a divergence."""
+    from harness.merge import merge_reports
+
+    merged = merge_reports(list(reports))
+    report_path.write_text(json.dumps(merged, indent=2) + "\n")
+    out.print(f"{len(reports)} reports: {merged['iterations']} iterations, {merged['pages_checked']:,} pages, "
+              f"{len(merged['divergences'])} divergences, coverage {merged['coverage']['covered']}/"
+              f"{merged['coverage']['total']}")
+    sys.exit(EXIT_DIVERGENCE if merged["divergences"] else EXIT_OK)
+
+
+# -- report -------------------------------------------------------------------------
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a self-contained HTML page here.")
+def report(path: Path, html_path: Path) -> None:
+    """Render a BUNDLE, or a run directory (fuzz *.json reports + bundles/), as HTML:
+    summary, coverage table, and per divergence a decoded side-by-side page view with
+    the differing bytes highlighted, the records, and the replay command."""
+    from harness.bundle import BundleError
+    from harness.htmlreport import render
+
+    try:
+        html_path.write_text(render(path))
+    except BundleError as e:
+        fail_setup(str(e))
+    out.print(f"wrote {html_path}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pyredo.rmgr import RMGR_BY_NAME, page_modifying_types
 
 def implemented(type_name: str) -> bool:
     """Does pyredo have a redo routine for ``Rmgr/TYPE``?"""
-    rmgr_name, _, ident = type_name.partition("/")
+    rmgr_name = type_name.partition("/")[0]
     r = RMGR_BY_NAME.get(rmgr_name)
     if r is None:
         return False

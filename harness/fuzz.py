@@ -154,7 +154,7 @@ class FuzzReport:
                 body = f"<error message={quoteattr(r['infrastructure_error'][:500])}/>"
             cases.append(f'  <testcase classname="redodiff.fuzz" name={name} time="{r["seconds"]}">{body}</testcase>')
         failures = sum(1 for r in self.results if any(d["iteration"] == r["index"] for d in self.divergences))
-        errors = sum(1 for r in self.results if r["infrastructure_error"]) 
+        errors = sum(1 for r in self.results if r["infrastructure_error"])
         return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="redodiff-fuzz" tests="{len(self.results)}" '
                 f'failures="{failures}" errors="{errors}" time="{self.seconds:.1f}">\n' + "\n".join(cases) + "\n</testsuite>\n")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from generators.workload import Step, Workload
 from harness.bundle import Bundle, write_bundle
@@ -29,7 +29,7 @@ class Signature:
     owner: str | None
 
     @classmethod
-    def of(cls, d: Divergence | dict) -> Signature:  # type: ignore[type-arg]
+    def of(cls, d: Divergence | dict[str, Any]) -> Signature:
         if isinstance(d, Divergence):
             return cls(d.kind, d.record_type, d.owner)
         return cls(d["kind"], d["record_type"], d.get("owner"))
@@ -135,10 +135,10 @@ def minimize_bundle(bundle: Bundle, engines: EngineSet, *, out_dir: Path, max_tr
         steps, _ = shortest_failing_prefix(wl0.steps, fails)
         steps, _ = ddmin(steps, fails, max_trials=max(0, max_trials - oracle.trials))
         assert oracle.last is not None
-        wl, res, div = oracle.last
+        wl, _res, div = oracle.last
         if list(wl.steps) != steps:  # make sure the bundle shows the final workload's run
             oracle(wl0.with_steps(steps))
-            wl, res, div = oracle.last
+            wl, _res, div = oracle.last
         div = _trim_records(div)
         out = write_bundle(out_dir, div, workload=wl, seed=wl.seed, settings_label=wl.settings.label(),
                            pg_version=bundle.meta.get("pg_version"), wal_range=None,
