@@ -12,8 +12,9 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from harness.engines import Engine, is_infrastructure, is_refusal
 from harness.plan import BlockPlan, Plan, build_plan
 from oracles.compare import explain_diff
 from oracles.masks import MaskError, guess_owner, mask_page
@@ -24,13 +25,6 @@ from pyredo.wal.lsn import format_lsn
 from pyredo.wal.record import FSM_FORKNUM, BufferTag, DecodedXLogRecord
 
 PageSource = Callable[[BufferTag], "bytes | None"]
-
-
-class Engine(Protocol):
-    name: str
-
-    def reconstruct(self, tag: BufferTag, base_page: bytes | None,
-                    records: Iterable[DecodedXLogRecord]) -> bytes: ...
 
 
 ENGINE_DISAGREEMENT = "engine_disagreement"
@@ -79,6 +73,7 @@ class CheckReport:
     unsupported: Counter[str] = field(default_factory=Counter)
     record_types: Counter[str] = field(default_factory=Counter)
     engines: list[str] = field(default_factory=list)
+    infrastructure: list[str] = field(default_factory=list)  # engine trouble that is not a finding
     start: int | None = None
     end: int | None = None
     _verified: set[int] = field(default_factory=set, repr=False)
@@ -110,6 +105,7 @@ class CheckReport:
             "unsupported": dict(sorted(self.unsupported.items())),
             "record_types": dict(sorted(self.record_types.items())),
             "engines": self.engines,
+            "infrastructure_errors": self.infrastructure,
             "start": format_lsn(self.start) if self.start is not None else None,
             "end": format_lsn(self.end) if self.end is not None else None,
         }
@@ -200,6 +196,12 @@ class Checker:
                 self._count_unsupported(report, bp, e)
                 return
             except Exception as e:  # an engine failure is a finding, not a crash
+                if is_refusal(e):
+                    report.pages_skipped[f"{engine.name} refused the request"] += 1
+                    return
+                if is_infrastructure(e):
+                    report.infrastructure.append(f"{engine.name} on {tag}: {type(e).__name__}: {e}")
+                    return
                 report.divergences.append(Divergence(
                     ENGINE_ERROR, tag, [engine.name], self._type_at(bp, e), getattr(e, "lsn", None),
                     bp.records, base, pages, bp.owner, error=f"{type(e).__name__}: {e}",

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from generators.workload import Settings
-from harness.check import Engine
 from pyredo.engine import RedoEngine
+from pyredo.wal.record import BufferTag, DecodedXLogRecord
 
 ENGINE_NAMES = ("pyredo", "walredo")
+
+
+class Engine(Protocol):
+    """What every redo engine offers: pyredo's RedoEngine and the wal-redo client."""
+
+    name: str
+
+    def reconstruct(self, tag: BufferTag, base_page: bytes | None,
+                    records: Iterable[DecodedXLogRecord]) -> bytes: ...
 
 
 @dataclass
@@ -40,7 +51,7 @@ class EngineSet:
 
             kwargs: dict[str, Any] = {"tag_layout": self.tag_layout, "timeout": self.walredo_timeout}
             if self.walredo_cmd:
-                kwargs["cmd"] = self.walredo_cmd
+                kwargs["cmd"] = shlex.split(self.walredo_cmd)
             self._walredo = WalRedoProcess(**kwargs)
         return self._walredo
 
@@ -48,10 +59,14 @@ class EngineSet:
         """Engines for a workload. pyredo mirrors XLogHintBitIsNeeded() of the
         server it must agree with: the primary alone, or the wal-redo server
         (whose scratch cluster never logs hint bits) when both run."""
+        from harness.pgbin import server_version_num
+
         hints = settings.hint_bits_logged and not self.uses_walredo
+        version = server_version_num()
         out: list[Engine] = []
         for n in self.names:
-            out.append(RedoEngine(hint_bits_logged=hints) if n == "pyredo" else self.walredo())
+            out.append(RedoEngine(hint_bits_logged=hints, server_version_num=version) if n == "pyredo"
+                       else self.walredo())
         return out
 
     def close(self) -> None:
@@ -59,3 +74,18 @@ class EngineSet:
             with contextlib.suppress(Exception):
                 self._walredo.close()
             self._walredo = None
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """A dead, hung or unstartable wal-redo server is infrastructure, not a finding.
+    A server that exited with an error while redoing a record IS a finding."""
+    kind = getattr(exc, "kind", None)
+    if kind in ("timeout", "spawn"):
+        return True
+    rc = getattr(exc, "returncode", None)
+    return kind == "crash" and rc is not None and rc < 0
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """The engine declined a request it cannot answer (e.g. no base page)."""
+    return getattr(exc, "kind", None) == "refused"

@@ -14,9 +14,9 @@ import psycopg
 from generators.workload import Workload
 from harness.bundle import write_bundle
 from harness.capture import capture
-from harness.check import ENGINE_ERROR, Checker, CheckReport
+from harness.check import Checker, CheckReport
 from harness.datadir import DataDirPages
-from harness.engines import EngineSet
+from harness.engines import EngineSet, is_infrastructure
 from harness.execute import ClusterLost, Execution, execute
 from harness.pgbin import SetupError
 from harness.pool import ClusterPool
@@ -56,13 +56,6 @@ class IterationResult:
         }
 
 
-def _is_infrastructure(exc: BaseException) -> bool:
-    """A dead or hung wal-redo server is infrastructure; a server that reported
-    an error redoing a record is a finding (an engine error)."""
-    kind = getattr(exc, "kind", None)
-    return kind in ("timeout", "killed", "signal", "spawn", "hung")
-
-
 def run_workload(
     pool: ClusterPool,
     workload: Workload,
@@ -92,10 +85,8 @@ def run_workload(
         finally:
             cap.cleanup()
         res.report = report
-        infra = [d for d in report.divergences if d.kind == ENGINE_ERROR and d.error and _infra_text(d.error)]
-        if infra:
-            res.infrastructure_error = infra[0].error
-            report.divergences = [d for d in report.divergences if d not in infra]
+        if report.infrastructure:
+            res.infrastructure_error = report.infrastructure[0]
         if bundle_dir is not None:
             for div in report.divergences:
                 try:
@@ -114,17 +105,12 @@ def run_workload(
         res.infrastructure_error = f"{type(e).__name__}: {e}"
         pool.discard(workload.settings)
     except Exception as e:
-        if _is_infrastructure(e):
+        if is_infrastructure(e):
             res.infrastructure_error = f"{type(e).__name__}: {e}"
         else:
             raise
     res.seconds = time.monotonic() - t0
     return res
-
-
-def _infra_text(error: str) -> bool:
-    low = error.lower()
-    return "timed out" in low or "killed by signal" in low or "sigkill" in low or "could not start" in low
 
 
 def merge_counts(target: Counter[str], src: dict[str, int]) -> None:

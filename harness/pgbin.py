@@ -88,3 +88,15 @@ def give_to_server_user(path: Path) -> None:
 def server_version() -> str:
     out = subprocess.run([program("postgres"), "--version"], capture_output=True, text=True, check=True)
     return out.stdout.strip()
+
+
+@cache
+def server_version_num() -> int:
+    """PG_VERSION_NUM of the installed server (150020 for 15.20): redo changed in minor
+    releases (e.g. GiST's F_TUPLES_DELETED in 15.20), pyredo mirrors the one we test."""
+    import re
+
+    m = re.search(r"(\d+)\.(\d+)", server_version())
+    if not m:
+        raise SetupError(f"cannot parse the server version from {server_version()!r}")
+    return int(m.group(1)) * 10000 + int(m.group(2))

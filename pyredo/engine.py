@@ -197,12 +197,21 @@ class RedoContext:
 
 class RedoEngine:
     """pyredo's redo engine. ``hint_bits_logged`` mirrors XLogHintBitIsNeeded()
-    (data checksums or wal_log_hints) of the server it must agree with."""
+    (data checksums or wal_log_hints) of the server it must agree with.
+    ``server_version_num`` (e.g. 150019) names the PostgreSQL minor release
+    whose redo to mirror where minor releases differ; None means the newest."""
 
     name = "pyredo"
 
-    def __init__(self, *, hint_bits_logged: bool = False) -> None:
+    def __init__(self, *, hint_bits_logged: bool = False,
+                 server_version_num: int | None = None) -> None:
         self.hint_bits_logged = hint_bits_logged
+        self.server_version_num = server_version_num
+
+    def redo_is_before(self, version_num: int) -> bool:
+        """True when the server mirrored is older than ``version_num`` (a minor
+        release that changed some redo routine); never for the newest."""
+        return self.server_version_num is not None and self.server_version_num < version_num
 
     def reconstruct(
         self,

@@ -1,0 +1,620 @@
+"""WalRedoProcess: the wal-redo server as a redo engine.
+
+``WalRedoProcess.reconstruct(tag, base_page, records)`` has the interface of
+``pyredo.engine.RedoEngine``: it sends one request (``B``, optional ``P``,
+one ``A`` per record, ``G``) to a child process speaking the wal-redo
+protocol and returns the 8192-byte page it answers.
+
+The child is our stock-PostgreSQL server (``oracles/pg_walredo`` on a scratch
+cluster, see ``oracles.walredo_server``) unless ``cmd`` names another one,
+e.g. Neon's ``postgres --wal-redo`` (then pick its ``tag_layout``).
+
+Process handling, in the spirit of Neon's walredo and the seed client:
+
+* the whole request is written while the reply is read (one selector loop,
+  non-blocking pipes), under a per-request timeout (default 20 s);
+* stderr is drained all the time by a thread into a ring buffer and
+  forwarded to ``logging`` (logger ``redodiff.walredo``);
+* a crash, a timeout or a protocol breach raises ``WalRedoError`` carrying
+  the exit status, the stderr tail and the full request bytes; the child is
+  killed and reaped, and the next request starts a new one;
+* ``respawn_every`` restarts the child after N requests;
+* the child runs in its own process group; ``close()``, the context manager
+  and garbage collection kill and wait() it: no zombies, no orphans.
+
+This module also holds the routing rule a planner must follow for
+visibility-map pages (``vm_pages_cleared``, ``records_by_block``): heap
+records clear VM bits without naming the VM block, so a VM page's records
+are the ones naming it plus the heap records whose VM-clearing flags land on
+it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+import select
+import selectors
+import signal
+import subprocess
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+from oracles.walredo_protocol import (
+    BLCKSZ,
+    PING_PAYLOAD,
+    TagLayout,
+    build_request,
+    ping_msg,
+    tag_size,
+)
+from pyredo.errors import format_lsn
+from pyredo.rmgr import RMGRS, record_type
+from pyredo.wal.record import (
+    INIT_FORKNUM,
+    VISIBILITYMAP_FORKNUM,
+    BufferTag,
+    DecodedXLogRecord,
+)
+
+__all__ = [
+    "WalRedoError",
+    "WalRedoProcess",
+    "WalRedoRequestError",
+    "describe_returncode",
+    "first_record_problem",
+    "records_by_block",
+    "vm_pages_cleared",
+]
+
+log = logging.getLogger("redodiff.walredo")
+
+DEFAULT_TIMEOUT = 20.0
+_STDERR_TAIL_LINES = 40
+_CHUNK = 1 << 18
+
+
+# -- errors ------------------------------------------------------------------------
+class WalRedoError(Exception):
+    """The wal-redo server could not answer a request.
+
+    ``kind``: ``"crash"`` (the server exited or closed its pipes),
+    ``"timeout"``, ``"protocol"`` (it answered something impossible),
+    ``"spawn"`` (it did not come up), ``"refused"`` (the client would not
+    send the request, see ``WalRedoRequestError``). ``request`` is the full
+    request, byte for byte, so the one that killed the server can be saved
+    and replayed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        tag: BufferTag | None = None,
+        request: bytes = b"",
+        returncode: int | None = None,
+        stderr_tail: str = "",
+        argv: Sequence[str] | None = None,
+        pid: int | None = None,
+    ) -> None:
+        self.message = message
+        self.kind = kind
+        self.tag = tag
+        self.request = request
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        self.argv = list(argv) if argv is not None else None
+        self.pid = pid
+        super().__init__(self.__str__())
+
+    @property
+    def exit_status(self) -> str:
+        return describe_returncode(self.returncode)
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.tag is not None:
+            parts.append(f"target {self.tag}")
+        if self.returncode is not None:
+            parts.append(f"server {self.exit_status}")
+        if self.request:
+            parts.append(f"request {len(self.request)} bytes")
+        text = "; ".join(parts)
+        if self.stderr_tail:
+            tail = "\n".join(self.stderr_tail.splitlines()[-12:])
+            text += f"\n--- wal-redo server stderr (tail) ---\n{tail}"
+        return text
+
+
+class WalRedoRequestError(WalRedoError):
+    """A request the server cannot answer, refused before it was sent."""
+
+    def __init__(self, message: str, *, tag: BufferTag | None = None) -> None:
+        super().__init__(message, kind="refused", tag=tag)
+
+
+def describe_returncode(rc: int | None) -> str:
+    if rc is None:
+        return "still running"
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return f"killed by {name}"
+    return f"exited with status {rc}"
+
+
+# -- routing rule: which records a block needs ----------------------------------------
+RM_HEAP2_ID = 9
+XLOG_HEAP_OPMASK = 0x70
+XLOG_HEAP2_VISIBLE = 0x40
+
+
+def vm_pages_cleared(rec: DecodedXLogRecord) -> list[BufferTag]:
+    """The pages a record changes without naming them: the visibility-map pages
+    whose bits heap records clear (ALL_VISIBLE_CLEARED and friends).
+
+    The rule lives once, in the rmgr table (``implicit_tags`` of pyredo's heap
+    and heap2 modules); the stock server accepts such a record for a VM target
+    and routes its heap blocks so that ``visibilitymap_clear`` lands on it.
+    """
+    rmgr = RMGRS.get(rec.rmid)
+    return rmgr.implicit_tags(rec) if rmgr is not None else []
+
+
+def records_by_block(records: Iterable[DecodedXLogRecord]) -> dict[BufferTag, list[DecodedXLogRecord]]:
+    """Group records by the blocks they change, in the order given (LSN order).
+
+    A block's records are those whose block references name it, plus, for a
+    visibility-map page, the heap records that clear its bits
+    (``vm_pages_cleared``). This is the request a wal-redo server needs.
+    """
+    out: dict[BufferTag, list[DecodedXLogRecord]] = {}
+    for rec in records:
+        seen: set[BufferTag] = set()
+        for blk in rec.blocks.values():
+            t = blk.tag
+            if t not in seen:
+                seen.add(t)
+                out.setdefault(t, []).append(rec)
+        for t in vm_pages_cleared(rec):
+            if t not in seen:
+                seen.add(t)
+                out.setdefault(t, []).append(rec)
+    return out
+
+
+def first_record_problem(
+    tag: BufferTag, base_page: bytes | None, records: Sequence[DecodedXLogRecord]
+) -> str | None:
+    """Why the server could not answer this request (None: it can).
+
+    Without a base page, the first record must give the page a starting
+    point: restore a full-page image of it, or initialize it (WILL_INIT), or
+    be a heap2 VISIBLE record naming it as its VM block (redo reads that
+    page with RBM_ZERO_ON_ERROR and initializes it).
+    """
+    if tag.fork == INIT_FORKNUM:
+        return f"init-fork target {tag} is not supported"
+    if base_page is not None:
+        if len(base_page) != BLCKSZ:
+            return f"base page for {tag} is {len(base_page)} bytes, not {BLCKSZ}"
+        return None
+    if not records:
+        return f"no base page and no records for {tag}"
+    first = records[0]
+    for blk in first.blocks.values():
+        if blk.tag == tag:
+            if blk.apply_image or blk.will_init:
+                return None
+            if (first.rmid == RM_HEAP2_ID and first.info & XLOG_HEAP_OPMASK == XLOG_HEAP2_VISIBLE
+                    and blk.block_id == 0 and tag.fork == VISIBILITYMAP_FORKNUM):
+                return None
+    return (
+        f"no base page for {tag} and its first record ({record_type(first)} at "
+        f"{format_lsn(first.lsn)}) neither restores a full-page image of it nor "
+        f"initializes it: send a base page"
+    )
+
+
+# -- the child process ------------------------------------------------------------
+class _Child:
+    """One running server: pipes, stderr drain thread, ring buffer."""
+
+    def __init__(self, argv: Sequence[str], user: str | None, env: dict[str, str] | None,
+                 stderr_lines: int) -> None:
+        kwargs: dict[str, Any] = {}
+        if user is not None and os.geteuid() == 0:
+            pw = pwd.getpwnam(user)
+            kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+        self.argv = list(argv)
+        self.popen = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+            close_fds=True,
+            start_new_session=True,  # own process group: killpg reaches everything
+            env=env,
+            **kwargs,
+        )
+        self.pid = self.popen.pid
+        # readable once the child exits, without reaping it: until we reap it, its pid
+        # and process group id stay ours, so killpg can never hit a stranger
+        self.pidfd: int | None = None
+        with contextlib.suppress(OSError, AttributeError):
+            self.pidfd = os.pidfd_open(self.pid)
+        assert self.popen.stdin and self.popen.stdout and self.popen.stderr
+        self.stdin: IO[bytes] | None = self.popen.stdin
+        self.stdout: IO[bytes] = self.popen.stdout
+        self.stdin_fd = self.stdin.fileno()
+        self.stdout_fd = self.stdout.fileno()
+        os.set_blocking(self.stdin_fd, False)
+        os.set_blocking(self.stdout_fd, False)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.stdout_fd, selectors.EVENT_READ)
+        self.ring: deque[str] = deque(maxlen=stderr_lines)
+        self.stderr_thread = threading.Thread(
+            target=_drain_stderr, args=(self.popen.stderr, self.ring, self.pid),
+            name=f"walredo-stderr-{self.pid}", daemon=True,
+        )
+        self.stderr_thread.start()
+        self.requests = 0
+        self.started = time.monotonic()
+
+    def stderr_tail(self, wait: float = 2.0) -> str:
+        """The last stderr lines; waits (briefly) for the drain thread to see EOF."""
+        if self.popen.returncode is not None:
+            self.stderr_thread.join(wait)
+        return "\n".join(self.ring)
+
+    def close_stdin(self) -> None:
+        if self.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.stdin.close()
+            self.stdin = None
+
+    def has_exited(self, timeout: float = 0.0) -> bool:
+        """Has the child exited (waiting up to ``timeout``)? Does not reap it."""
+        if self.popen.returncode is not None:
+            return True
+        if self.pidfd is None:  # no pidfd (old kernel): poll, which reaps
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        ready, _, _ = select.select([self.pidfd], [], [], timeout)
+        return bool(ready)
+
+    def kill(self) -> None:
+        """SIGKILL the process group (anything the server forked dies too), then reap."""
+        if self.popen.returncode is None:  # alive or a zombie: the group id is still ours
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        self._reap()
+
+    def shutdown(self, grace: float = 5.0) -> None:
+        """Close stdin (a clean EOF), wait ``grace`` seconds for the exit, then kill and reap."""
+        self.close_stdin()
+        if not self.has_exited(grace):
+            log.warning("wal-redo server %d did not exit on EOF within %.1fs: killing it",
+                        self.pid, grace)
+        self.kill()
+
+    def _reap(self) -> None:
+        self.close_stdin()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(10)
+        if self.popen.returncode is None:  # pragma: no cover - SIGKILL does not fail
+            log.error("wal-redo server %d survived SIGKILL", self.pid)
+            return
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = None
+        self.stderr_thread.join(2.0)
+        with contextlib.suppress(OSError):
+            self.stdout.close()
+        with contextlib.suppress(OSError, ValueError):
+            self.selector.close()
+
+
+def _drain_stderr(stream: IO[bytes], ring: deque[str], pid: int) -> None:
+    try:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            ring.append(line)
+            if "PANIC:" in line or "FATAL:" in line or "ERROR:" in line or "WARNING:" in line:
+                log.warning("walredo[%d]: %s", pid, line)
+            else:
+                log.debug("walredo[%d]: %s", pid, line)
+    except (OSError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
+def _reap_holder(holder: list[_Child | None], server: Any) -> None:
+    """weakref.finalize target (garbage collection, interpreter exit): kill the
+    child, give up an owned scratch server. Must not reference the WalRedoProcess."""
+    child = holder[0]
+    holder[0] = None
+    if child is not None:
+        child.kill()
+    if server is not None:
+        server.cleanup()
+
+
+class WalRedoProcess:
+    """A wal-redo server as a redo engine (``name = "walredo"``).
+
+    ``cmd``: the server's argv; None runs our stock-PostgreSQL server
+    (``StockWalRedoServer``), built and initdb'd on first use.
+    ``tag_layout``: ``"neon"`` or ``"old"`` BufferTags. ``ping``: the server
+    answers ``H`` (checked after every spawn). ``respawn_every``: restart the
+    server after that many requests. ``user``: run the server as this user
+    (default: the server user when we are root and ``cmd`` is None).
+    """
+
+    name = "walredo"
+
+    def __init__(
+        self,
+        cmd: Sequence[str] | None = None,
+        *,
+        tag_layout: TagLayout = "neon",
+        timeout: float = DEFAULT_TIMEOUT,
+        spawn_timeout: float = 60.0,
+        ping: bool | None = None,
+        respawn_every: int | None = None,
+        user: str | None = None,
+        env: dict[str, str] | None = None,
+        validate: bool = True,
+        stderr_lines: int = 200,
+        server: Any = None,
+    ) -> None:
+        tag_size(tag_layout)  # validate early
+        if respawn_every is not None and respawn_every < 1:
+            raise ValueError("respawn_every must be >= 1")
+        self.tag_layout: TagLayout = tag_layout
+        self.timeout = timeout
+        self.spawn_timeout = spawn_timeout
+        self.respawn_every = respawn_every
+        self.validate = validate
+        self.stderr_lines = stderr_lines
+        self.env = env
+        self._cmd = list(cmd) if cmd is not None else None
+        self._server = server
+        self._own_server = False
+        if self._cmd is None and self._server is None:
+            from oracles.walredo_server import StockWalRedoServer
+
+            self._server = StockWalRedoServer()
+            self._own_server = True
+        if user is None and self._cmd is None:
+            user = self._server.user
+        self.user = user
+        self.ping_supported = ping if ping is not None else self._cmd is None
+        self._holder: list[_Child | None] = [None]
+        self._finalizer = weakref.finalize(self, _reap_holder, self._holder,
+                                           self._server if self._own_server else None)
+        self._lock = threading.Lock()
+        self._closed = False
+        # statistics
+        self.spawns = 0
+        self.requests = 0
+        self.records = 0
+        self.failures = 0
+
+    # -- lifecycle ----------------------------------------------------------------
+    @property
+    def argv(self) -> list[str]:
+        if self._cmd is not None:
+            return list(self._cmd)
+        return list(self._server.argv())
+
+    @property
+    def pid(self) -> int | None:
+        """The running server's pid (None when none is running)."""
+        child = self._holder[0]
+        return child.pid if child is not None else None
+
+    def start(self) -> None:
+        """Spawn the server now (otherwise the first request does)."""
+        with self._lock:
+            self._ensure_child()
+
+    def _ensure_child(self) -> _Child:
+        if self._closed:
+            raise WalRedoError("the WalRedoProcess is closed", kind="spawn")
+        child = self._holder[0]
+        if child is not None and child.has_exited():
+            # died between requests
+            child.kill()
+            log.warning("wal-redo server %d died while idle (%s): respawning", child.pid,
+                        describe_returncode(child.popen.returncode))
+            child = self._holder[0] = None
+        if child is not None:
+            return child
+        argv = self.argv
+        try:
+            child = _Child(argv, self.user, self.env, self.stderr_lines)
+        except OSError as e:
+            raise WalRedoError(f"could not start the wal-redo server: {e}", kind="spawn",
+                               argv=argv) from e
+        self._holder[0] = child
+        self.spawns += 1
+        log.debug("started wal-redo server %d: %s", child.pid, " ".join(argv))
+        if self.ping_supported:
+            try:
+                self._roundtrip(child, ping_msg(), self.spawn_timeout, None)
+            except WalRedoError as e:
+                raise WalRedoError(f"the wal-redo server did not come up: {e.message}",
+                                   kind="spawn", returncode=e.returncode,
+                                   stderr_tail=e.stderr_tail, argv=argv, pid=child.pid) from None
+        return child
+
+    def close(self) -> None:
+        """Stop the server (EOF, then SIGKILL if need be) and clean up."""
+        with self._lock:
+            self._closed = True
+            child = self._holder[0]
+            self._holder[0] = None
+            if child is not None:
+                child.shutdown()
+            self._finalizer.detach()
+            if self._own_server and self._server is not None:
+                self._server.cleanup()
+
+    def restart(self) -> None:
+        """Stop the running server; the next request starts a new one."""
+        with self._lock:
+            child = self._holder[0]
+            self._holder[0] = None
+            if child is not None:
+                child.shutdown()
+
+    def __enter__(self) -> WalRedoProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests -------------------------------------------------------------------
+    def reconstruct(
+        self,
+        tag: BufferTag,
+        base_page: bytes | None,
+        records: Iterable[DecodedXLogRecord],
+    ) -> bytes:
+        """The page the server rebuilds for ``tag`` from ``base_page`` and ``records``."""
+        recs = list(records)
+        if self.validate:
+            problem = first_record_problem(tag, base_page, recs)
+            if problem is not None:
+                raise WalRedoRequestError(problem, tag=tag)
+        request = build_request(tag, base_page, recs, self.tag_layout)
+        page = self.send_request(request, tag=tag)
+        self.records += len(recs)
+        return page
+
+    def send_request(self, request: bytes, *, tag: BufferTag | None = None) -> bytes:
+        """Send raw request bytes (ending with ``G``); return the 8192-byte answer."""
+        with self._lock:
+            child = self._ensure_child()
+            page = self._roundtrip(child, request, self.timeout, tag)
+            self.requests += 1
+            child.requests += 1
+            if self.respawn_every is not None and child.requests >= self.respawn_every:
+                self._holder[0] = None
+                child.shutdown()
+            return page
+
+    def ping(self) -> float:
+        """Round trip of one ``H`` message, in seconds."""
+        if not self.ping_supported:
+            raise WalRedoError("this wal-redo server does not answer pings (ping=False)",
+                               kind="protocol")
+        with self._lock:
+            child = self._ensure_child()
+            t0 = time.perf_counter()
+            reply = self._roundtrip(child, ping_msg(), self.timeout, None)
+            dt = time.perf_counter() - t0
+        if reply != PING_PAYLOAD:
+            raise WalRedoError("ping answered with something else than its payload",
+                               kind="protocol")
+        return dt
+
+    def _fail(self, child: _Child, message: str, kind: str, tag: BufferTag | None,
+              request: bytes) -> WalRedoError:
+        """Kill and reap the child, forget it, and make the error to raise."""
+        child.kill()
+        if self._holder[0] is child:
+            self._holder[0] = None
+        self.failures += 1
+        err = WalRedoError(message, kind=kind, tag=tag, request=request,
+                           returncode=child.popen.returncode,
+                           stderr_tail=child.stderr_tail(), argv=child.argv, pid=child.pid)
+        log.warning("wal-redo request failed: %s", err.message)
+        return err
+
+    def _roundtrip(self, child: _Child, request: bytes, timeout: float,
+                   tag: BufferTag | None) -> bytes:
+        """Write ``request`` while reading the 8192-byte reply, within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        view = memoryview(request)
+        sent = 0
+        reply = bytearray()
+        sel = child.selector
+        wfd, rfd = child.stdin_fd, child.stdout_fd
+        writing = False
+        broken_pipe = False
+
+        def try_write() -> None:
+            nonlocal sent, broken_pipe
+            while sent < len(view):
+                try:
+                    n = os.write(wfd, view[sent : sent + _CHUNK])
+                except BlockingIOError:
+                    return
+                except (BrokenPipeError, ConnectionResetError):
+                    broken_pipe = True
+                    return
+                sent += n
+
+        try_write()
+        try:
+            while len(reply) < BLCKSZ:
+                want_write = sent < len(view) and not broken_pipe
+                if want_write != writing:
+                    if want_write:
+                        sel.register(wfd, selectors.EVENT_WRITE)
+                    else:
+                        sel.unregister(wfd)
+                    writing = want_write
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._fail(
+                        child,
+                        f"no answer from the wal-redo server within {timeout:g}s "
+                        f"(sent {sent} of {len(view)} request bytes, got {len(reply)} reply bytes)",
+                        "timeout", tag, request)
+                for key, _ in sel.select(remaining):
+                    if key.fd == wfd:
+                        try_write()
+                        continue
+                    try:
+                        chunk = os.read(rfd, BLCKSZ - len(reply))
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        child.has_exited(5.0)  # let it finish dying, so the status is its own
+                        raise self._fail(
+                            child,
+                            f"the wal-redo server closed its output after {len(reply)} of "
+                            f"{BLCKSZ} reply bytes (sent {sent} of {len(view)} request bytes)",
+                            "crash", tag, request)
+                    reply += chunk
+        finally:
+            if writing:
+                with contextlib.suppress(KeyError, ValueError):
+                    sel.unregister(wfd)
+        if sent < len(view):
+            raise self._fail(child, f"the wal-redo server answered after only {sent} of "
+                             f"{len(view)} request bytes", "protocol", tag, request)
+        return bytes(reply)
+
+    def __repr__(self) -> str:
+        return f"<WalRedoProcess pid={self.pid} layout={self.tag_layout} requests={self.requests}>"
+

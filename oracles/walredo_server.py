@@ -1,0 +1,323 @@
+"""Build ``oracles/pg_walredo`` and prepare a stock PostgreSQL 15 to serve the
+wal-redo protocol with it.
+
+* ``ensure_built()`` runs ``make`` (PGXS) in the source directory when the
+  library is missing or older than its sources, and returns the ``.so``.
+* ``StockWalRedoServer`` owns a scratch data directory (initdb'd once per
+  Python process into a template, then copied: checksums off, wal_log_hints
+  off, owned by the server user) and returns the command line that
+  ``WalRedoProcess`` spawns::
+
+      postgres --single -D <scratch>/data
+          -c session_preload_libraries=<scratch>/pg_walredo.so
+          -c pg_walredo.serve=on -c shared_buffers=2MB -c fsync=off postgres
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+from harness.pgbin import SetupError, as_server_user, bindir, program, server_user
+
+__all__ = [
+    "SOURCE_DIR",
+    "StockWalRedoServer",
+    "ensure_built",
+    "find_pg_config",
+]
+
+SOURCE_DIR = Path(__file__).resolve().parent / "pg_walredo"
+LIBRARY_NAME = "pg_walredo.so"
+_SOURCES = ("pg_walredo.c", "Makefile")
+SERVER_DEV_PACKAGE = "postgresql-server-dev-15"
+SUPPORTED_MAJOR = 15
+
+# Settings of the scratch cluster. Checksums are off by initdb's default;
+# wal_log_hints must stay off (the library refuses to serve otherwise).
+SCRATCH_CONF = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "wal_log_hints": "off",
+    "autovacuum": "off",
+    "log_checkpoints": "off",
+    "log_min_messages": "warning",
+    "logging_collector": "off",
+}
+
+
+def find_pg_config() -> str:
+    """$PG_CONFIG, else pg_config next to the server binaries, else PATH."""
+    env = os.environ.get("PG_CONFIG")
+    if env:
+        return env
+    try:
+        cand = bindir() / "pg_config"
+        if cand.exists():
+            return str(cand)
+    except SetupError:
+        pass
+    found = shutil.which("pg_config")
+    if found:
+        return found
+    raise SetupError(
+        "pg_config not found: set PG_CONFIG or install the PostgreSQL 15 server "
+        f"development files (Debian/Ubuntu: apt-get install {SERVER_DEV_PACKAGE})"
+    )
+
+
+def _pg_config(pg_config: str, flag: str) -> str:
+    res = subprocess.run([pg_config, flag], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise SetupError(f"{pg_config} {flag} failed: {res.stderr.strip()}")
+    return res.stdout.strip()
+
+
+def _needs_build(so: Path, src_dir: Path) -> bool:
+    if not so.exists():
+        return True
+    so_mtime = so.stat().st_mtime
+    return any((src_dir / s).stat().st_mtime > so_mtime for s in _SOURCES)
+
+
+_build_lock = threading.Lock()
+
+
+def ensure_built(*, pg_config: str | None = None, source_dir: Path = SOURCE_DIR) -> Path:
+    """Build the library if it is missing or older than a source; return its path.
+
+    Raises SetupError (naming the package to install) when the server headers
+    or the build tools are missing, or when the build fails.
+    """
+    so = source_dir / LIBRARY_NAME
+    if not _needs_build(so, source_dir):
+        return so
+    with _build_lock:
+        pg_config = pg_config or find_pg_config()
+        version = _pg_config(pg_config, "--version")
+        m = re.search(r"(\d+)", version)
+        if not m or int(m.group(1)) != SUPPORTED_MAJOR:
+            raise SetupError(
+                f"pg_walredo is written for PostgreSQL {SUPPORTED_MAJOR}; {pg_config} is {version!r}"
+            )
+        incdir = Path(_pg_config(pg_config, "--includedir-server"))
+        pgxs = Path(_pg_config(pg_config, "--pgxs"))
+        if not (incdir / "postgres.h").exists() or not pgxs.exists():
+            raise SetupError(
+                f"PostgreSQL server headers not found ({incdir}/postgres.h, {pgxs}): "
+                f"install them (Debian/Ubuntu: apt-get install {SERVER_DEV_PACKAGE})"
+            )
+        for tool in ("make", "cc"):
+            if shutil.which(tool) is None:
+                raise SetupError(f"'{tool}' not found: building pg_walredo needs make and a C compiler")
+        # another process may be building the same tree
+        with open(source_dir / ".build.lock", "w") as lockf:
+            fcntl.flock(lockf, fcntl.LOCK_EX)
+            try:
+                if _needs_build(so, source_dir):
+                    res = subprocess.run(
+                        ["make", "-C", str(source_dir), f"PG_CONFIG={pg_config}"],
+                        capture_output=True, text=True, check=False,
+                    )
+                    if res.returncode != 0:
+                        raise SetupError(
+                            f"building pg_walredo failed (make exit {res.returncode}):\n"
+                            f"{res.stdout[-3000:]}{res.stderr[-3000:]}"
+                        )
+            finally:
+                fcntl.flock(lockf, fcntl.LOCK_UN)
+    if not so.exists():
+        raise SetupError(f"make succeeded but {so} is missing")
+    return so
+
+
+# -- scratch data directories -------------------------------------------------------
+# One initdb per Python process makes a template; each server gets a copy
+# (``cp -a``: a few MB with 1 MB WAL segments). A stopped server's directory
+# goes back to a small pool for the next one (the library wipes its private
+# databases at start-up), and everything is deleted at exit.
+_dirs_lock = threading.Lock()
+_template: Path | None = None
+_spares: list[Path] = []
+_MAX_SPARES = 4
+_exiting = False
+
+
+@atexit.register
+def _remove_scratch_dirs() -> None:
+    global _exiting
+    with _dirs_lock:
+        _exiting = True
+        for root in [*_spares, *([_template] if _template is not None else [])]:
+            shutil.rmtree(root, ignore_errors=True)
+        _spares.clear()
+
+
+def _chown_tree(path: Path) -> None:
+    user = server_user()
+    if user is None:
+        return
+    pw = pwd.getpwnam(user)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+    for root, dirs, files in os.walk(path):
+        for n in dirs + files:
+            os.lchown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
+
+
+def _initdb(datadir: Path) -> None:
+    argv = as_server_user([
+        program("initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust",
+        "--no-sync", "-E", "UTF8", "--locale=C", "--wal-segsize=1",
+    ])
+    res = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+    if res.returncode != 0:
+        raise SetupError(f"initdb of the wal-redo scratch cluster failed (exit {res.returncode}):\n"
+                         f"{res.stdout[-2000:]}{res.stderr[-2000:]}")
+    with open(datadir / "postgresql.conf", "a") as f:
+        f.write("\n# redodiff wal-redo scratch cluster\n")
+        for k, v in SCRATCH_CONF.items():
+            f.write(f"{k} = '{v}'\n")
+
+
+def _new_root(prefix: str) -> Path:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    _chown_tree(root)
+    return root
+
+
+def _template_datadir() -> Path:
+    """A freshly initdb'd scratch data directory, made once per Python process.
+    Call with ``_dirs_lock`` held."""
+    global _template
+    if _template is None or not (_template / "data" / "PG_VERSION").exists():
+        root = _new_root("redodiff-walredo-template-")
+        try:
+            _initdb(root / "data")
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        _template = root
+    return _template / "data"
+
+
+def _take_root() -> Path:
+    """A scratch root with an initialized ``data/``: a spare one, or a new copy."""
+    with _dirs_lock:
+        while _spares:
+            root = _spares.pop()
+            if (root / "data" / "PG_VERSION").exists():
+                return root
+            shutil.rmtree(root, ignore_errors=True)
+        template = _template_datadir()
+    root = _new_root("redodiff-walredo-")
+    res = subprocess.run(["cp", "-a", str(template), str(root / "data")],
+                         capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        raise SetupError(f"could not copy the wal-redo scratch cluster: {res.stderr.strip()}")
+    return root
+
+
+def _give_back_root(root: Path) -> None:
+    with _dirs_lock:
+        if not _exiting and len(_spares) < _MAX_SPARES and root not in _spares:
+            _spares.append(root)
+            return
+    shutil.rmtree(root, ignore_errors=True)
+
+
+class StockWalRedoServer:
+    """A scratch data directory + the built library = a wal-redo server command.
+
+    ``root`` holds ``data/`` (the cluster) and a private copy of the library
+    (so a rebuild never pulls the file from under a running server, and the
+    server user can always read it). Made on ``prepare()``; ``cleanup()``
+    deletes it unless it was given by the caller or ``keep`` is set.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        shared_buffers: str = "2MB",
+        extra_gucs: dict[str, str] | None = None,
+        keep: bool = False,
+    ) -> None:
+        self._given_root = Path(root) if root is not None else None
+        self.root: Path | None = self._given_root
+        self.shared_buffers = shared_buffers
+        self.extra_gucs = dict(extra_gucs or {})
+        self.keep = keep or root is not None
+        self.library: Path | None = None
+
+    @property
+    def datadir(self) -> Path:
+        if self.root is None:
+            raise SetupError("StockWalRedoServer.prepare() was not called")
+        return self.root / "data"
+
+    @property
+    def user(self) -> str | None:
+        """The user the server must run as (None: as ourselves)."""
+        return server_user()
+
+    def prepare(self) -> None:
+        """Build the library, make/reuse the data directory, copy the library in."""
+        built = ensure_built()
+        if self.root is None:
+            self.root = _take_root()
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = self.root / "data"
+        if not (data / "PG_VERSION").exists():
+            _chown_tree(self.root)
+            _initdb(data)
+        lib = self.root / LIBRARY_NAME
+        if not lib.exists() or lib.stat().st_mtime < built.stat().st_mtime:
+            tmp = self.root / (LIBRARY_NAME + ".tmp")
+            shutil.copy2(built, tmp)
+            tmp.chmod(0o644)
+            os.replace(tmp, lib)  # atomic: a running server keeps its old mapping
+            _chown_tree(lib)
+        self.library = lib
+
+    def argv(self) -> list[str]:
+        """The command line of a server on this data directory (prepare()s first)."""
+        if self.library is None:
+            self.prepare()
+        assert self.library is not None
+        gucs = {
+            "session_preload_libraries": str(self.library),
+            "pg_walredo.serve": "on",
+            "shared_buffers": self.shared_buffers,
+            "fsync": "off",
+            **self.extra_gucs,
+        }
+        argv = [program("postgres"), "--single", "-D", str(self.datadir)]
+        for k, v in gucs.items():
+            argv += ["-c", f"{k}={v}"]
+        argv.append("postgres")
+        return argv
+
+    def cleanup(self) -> None:
+        """Give up the scratch directory (not one the caller gave, nor with keep).
+        Call it only once no server runs on it any more."""
+        if self.root is not None and not self.keep:
+            _give_back_root(self.root)
+            self.root = None
+            self.library = None
+
+    def __repr__(self) -> str:
+        return f"<StockWalRedoServer root={self.root}>"
+
