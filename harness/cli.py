@@ -44,6 +44,27 @@ def fail_setup(message: str) -> NoReturn:
     sys.exit(EXIT_SETUP)
 
 
+def _engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str) -> Any:
+    from harness.engines import EngineSet
+
+    try:
+        return EngineSet(names=engines or ("pyredo",), walredo_cmd=walredo_cmd, tag_layout=tag_layout)
+    except ValueError as e:
+        fail_setup(str(e))
+
+
+engine_option = click.option(
+    "--engine", "engines", multiple=True, type=click.Choice(["pyredo", "walredo"]),
+    help="Engine(s): pyredo, walredo, or both (given twice) to compare them byte for byte. Default: pyredo.")
+walredo_cmd_option = click.option(
+    "--walredo-cmd", help="Command line of an external wal-redo server, e.g. Neon's `postgres --wal-redo`.")
+tag_layout_option = click.option(
+    "--tag-layout", type=click.Choice(["neon", "old"]), default="neon", show_default=True,
+    help="BufferTag layout the wal-redo server speaks.")
+mutant_option = click.option(
+    "--mutant", metavar="NAME", help="Testing aid: run with this pyredo mutant applied (see `redodiff selftest --list`).")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="redodiff")
 def main() -> None:
@@ -290,6 +311,47 @@ def bench_decode_cmd(waldir: Path | None, start: int | None, end: int | None, ru
               f"pyredo / pg_waldump (printing): {result['ratio_vs_print']}")
 
 
+@bench.command("walredo")
+@click.option("--seconds", default=2.0, show_default=True, help="Measure each request shape at least this long.")
+@click.option("--pings", default=2000, show_default=True)
+@walredo_cmd_option
+@tag_layout_option
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_walredo_cmd(seconds: float, pings: int, walredo_cmd: str | None, tag_layout: str, as_json: bool) -> None:
+    """wal-redo server throughput: requests/s and records/s for short (2-record) and
+    medium (~200 heap inserts) requests, ping round trip, and pyredo on the same
+    request stream side by side (ratio)."""
+    import shlex
+
+    from oracles.walredo import WalRedoProcess
+    from oracles.walredo_bench import run_bench
+    from pyredo.engine import RedoEngine
+
+    try:
+        wr = WalRedoProcess(shlex.split(walredo_cmd), tag_layout=tag_layout) if walredo_cmd else None  # type: ignore[arg-type]
+        result = run_bench(walredo=wr, engines=[RedoEngine()], min_seconds=seconds, other_min_seconds=seconds,
+                           pings=pings, progress=lambda m: err.print(f"[dim]{m}[/]"))
+        if wr is not None:
+            wr.close()
+    except SetupError as e:
+        fail_setup(str(e))
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    p = result["ping"]
+    out.print(f"ping round trip: median {p['median_us']} µs, mean {p['mean_us']} µs, p99 {p['p99_us']} µs")
+    table = Table(title="requests through the wal-redo server and through pyredo")
+    for col in ("shape", "engine", "requests/s", "records/s", "records/request", "pyredo / walredo"):
+        table.add_column(col, justify="left" if col in ("shape", "engine") else "right")
+    for shape in ("short", "medium"):
+        for engine in ("walredo", "pyredo"):
+            r = result[shape][engine]
+            ratio = f"{r['speed_vs_walredo']:.2f}" if "speed_vs_walredo" in r else ""
+            table.add_row(shape, engine, f"{r['requests_per_s']:,.0f}", f"{r['records_per_s']:,.0f}",
+                          f"{r['records_per_request']:.0f}", ratio)
+    out.print(table)
+
+
 # -- fuzz ---------------------------------------------------------------------------
 def _parse_shard(value: str | None) -> tuple[int, int]:
     if not value:
@@ -301,27 +363,6 @@ def _parse_shard(value: str | None) -> tuple[int, int]:
     if not 1 <= k <= n:
         raise click.BadParameter(f"{value!r}: K must be between 1 and N")
     return k, n
-
-
-def _engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str) -> Any:
-    from harness.engines import EngineSet
-
-    try:
-        return EngineSet(names=engines or ("pyredo",), walredo_cmd=walredo_cmd, tag_layout=tag_layout)
-    except ValueError as e:
-        fail_setup(str(e))
-
-
-engine_option = click.option(
-    "--engine", "engines", multiple=True, type=click.Choice(["pyredo", "walredo"]),
-    help="Engine(s): pyredo, walredo, or both (given twice) to compare them byte for byte. Default: pyredo.")
-walredo_cmd_option = click.option(
-    "--walredo-cmd", help="Command line of an external wal-redo server, e.g. Neon's `postgres --wal-redo`.")
-tag_layout_option = click.option(
-    "--tag-layout", type=click.Choice(["neon", "old"]), default="neon", show_default=True,
-    help="BufferTag layout the wal-redo server speaks.")
-mutant_option = click.option(
-    "--mutant", metavar="NAME", help="Testing aid: run with this pyredo mutant applied (see `redodiff selftest --list`).")
 
 
 @main.command()

@@ -1,15 +1,77 @@
 """SPGist resource manager: redo of its page-modifying records.
 
-Mirrors spg_redo (spgxlog.c), spg_identify (spgdesc.c).
-Record types without an entry in ``REDO`` raise UnsupportedRecord.
+Mirrors spg_redo (spgxlog.c), spg_identify and spg_desc (spgdesc.c), and the
+helpers redo calls from spgutils.c / spgdoinsert.c (SpGistInitBuffer,
+spgFormDeadTuple, spgUpdateNodeLink, spgPageIndexMultiDelete). One routine per
+record type, named after its C twin; the dispatch table is at the bottom.
+
+Byte-exactness notes:
+
+* Tuples arrive unaligned in the main data; C copies only ``size`` bytes of
+  each to the page (PageAddItem), so the page keeps its own bytes in any
+  MAXALIGN padding, as here.
+* Dead tuples come from ``state->deadTupleStorage``, palloc0'd per record and
+  fully written by spgFormDeadTuple: they depend only on their arguments.
+* Nothing is built on a temp page: every change is made in place by bufpage.c
+  operations (pyredo.page.bufpage mirrors the stale bytes they leave behind).
+* The uint16 counters nRedirection / nPlaceholder wrap as C's do (production
+  builds have no Asserts).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import struct
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NamedTuple
+
+from pyredo import BLCKSZ
+from pyredo.engine import BlkAction
+from pyredo.page.bufpage import (
+    ItemIdOffset,
+    MaxIndexTuplesPerPage,
+    PageAddItem,
+    PageCorrupted,
+    PageGetItemId,
+    PageGetMaxOffsetNumber,
+    PageIndexMultiDelete,
+    PageIndexTupleDelete,
+    SizeOfItemIdData,
+    get_u16,
+)
+from pyredo.page.spgist import (
+    DEAD_XID,
+    INDEX_SIZE_MASK,
+    NODE_T_INFO,
+    SGITHDRSZ,
+    SGLT_SET_NEXTOFFSET,
+    SGNTHDRSZ,
+    SPGIST_DEAD,
+    SPGIST_LEAF,
+    SPGIST_NULLS,
+    SPGIST_PLACEHOLDER,
+    SPGIST_REDIRECT,
+    TUP_POINTER,
+    TUP_T_INFO,
+    InvalidBlockNumber,
+    InvalidOffsetNumber,
+    ItemPointerSet,
+    ItemPointerSetInvalid,
+    SizeOfSpGistInnerTupleData,
+    SizeOfSpGistLeafTupleData,
+    SpGistInitPage,
+    SpGistPageAdjustCounts,
+    inner_tuple_header,
+    leaf_tuple_size,
+    set_tupstate,
+    spgFormDeadTuple,
+    tupstate,
+)
 
 if TYPE_CHECKING:
+    from pyredo.engine import RedoContext
     from pyredo.rmgr import RedoFn
+    from pyredo.wal.record import DecodedXLogRecord
 
 # xl_info values (C header names)
 XLOG_SPGIST_ADD_LEAF = 0x10
@@ -49,4 +111,604 @@ PAGE_MODIFYING: tuple[int, ...] = (
 )
 
 
-REDO: dict[int, RedoFn] = {}
+# -- spgxlog.h structs (little-endian, gcc's x86-64 padding spelled out) --------------
+class spgxlogAddLeaf(NamedTuple):
+    newPage: int
+    storesNulls: int
+    offnumLeaf: int
+    offnumHeadLeaf: int
+    offnumParent: int
+    nodeI: int
+
+
+class spgxlogMoveLeafs(NamedTuple):
+    nMoves: int
+    newPage: int
+    replaceDead: int
+    storesNulls: int
+    offnumParent: int
+    nodeI: int
+    myXid: int  # stateSrc.myXid
+    isBuild: int  # stateSrc.isBuild
+
+
+class spgxlogAddNode(NamedTuple):
+    offnum: int
+    offnumNew: int
+    newPage: int
+    parentBlk: int  # int8: 0, 1, 2 = which block holds the parent; -1 = not updated
+    offnumParent: int
+    nodeI: int
+    myXid: int
+    isBuild: int
+
+
+class spgxlogSplitTuple(NamedTuple):
+    offnumPrefix: int
+    offnumPostfix: int
+    newPage: int
+    postfixBlkSame: int
+
+
+class spgxlogPickSplit(NamedTuple):
+    isRootSplit: int
+    nDelete: int
+    nInsert: int
+    initSrc: int
+    initDest: int
+    offnumInner: int
+    initInner: int
+    storesNulls: int
+    innerIsParent: int
+    offnumParent: int
+    nodeI: int
+    myXid: int
+    isBuild: int
+
+
+class spgxlogVacuumLeaf(NamedTuple):
+    nDead: int
+    nPlaceholder: int
+    nMove: int
+    nChain: int
+    myXid: int
+    isBuild: int
+
+
+class spgxlogVacuumRoot(NamedTuple):
+    nDelete: int
+    myXid: int
+    isBuild: int
+
+
+class spgxlogVacuumRedirect(NamedTuple):
+    nToPlaceholder: int
+    firstPlaceholder: int
+    newestRedirectXid: int
+
+
+SPGXLOG_ADD_LEAF = struct.Struct("<BBHHHH")  # sizeof(spgxlogAddLeaf) = 10
+SPGXLOG_MOVE_LEAFS = struct.Struct("<HBBBxHH2xIB3x")  # SizeOfSpgxlogMoveLeafs = 20
+SPGXLOG_ADD_NODE = struct.Struct("<HHBbHH2xIB3x")  # sizeof(spgxlogAddNode) = 20
+SPGXLOG_SPLIT_TUPLE = struct.Struct("<HHBB")  # sizeof(spgxlogSplitTuple) = 6
+SPGXLOG_PICKSPLIT = struct.Struct("<BxHHBBHBBBxHH2xIB3x")  # SizeOfSpgxlogPickSplit = 28
+SPGXLOG_VACUUM_LEAF = struct.Struct("<HHHHIB3x")  # SizeOfSpgxlogVacuumLeaf = 16
+SPGXLOG_VACUUM_ROOT = struct.Struct("<H2xIB3x")  # SizeOfSpgxlogVacuumRoot = 12
+SPGXLOG_VACUUM_REDIRECT = struct.Struct("<HHI")  # SizeOfSpgxlogVacuumRedirect = 8
+
+
+# -- reading the main data -------------------------------------------------------------
+class _MainData:
+    """Walks a record's main data the way the C routine advances ``ptr``,
+    turning every overrun into a RedoError."""
+
+    def __init__(self, ctx: RedoContext) -> None:
+        self.ctx = ctx
+        self.data = ctx.main_data
+        self.pos = 0
+
+    def _need(self, n: int, what: str) -> None:
+        if self.pos + n > len(self.data):
+            raise self.ctx.error(f"{what} needs {n} bytes at offset {self.pos} of "
+                                 f"{len(self.data)} bytes of main data")
+
+    def header(self, st: struct.Struct, what: str) -> tuple[int, ...]:
+        self._need(st.size, what)
+        fields = st.unpack_from(self.data, self.pos)
+        self.pos += st.size
+        return fields
+
+    def offsets(self, n: int, what: str) -> tuple[int, ...]:
+        """An OffsetNumber array of length ``n``."""
+        self._need(2 * n, what)
+        arr = struct.unpack_from(f"<{n}H", self.data, self.pos)
+        self.pos += 2 * n
+        return arr
+
+    def raw(self, n: int, what: str) -> bytes:
+        self._need(n, what)
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def leaf_tuple(self) -> bytes:
+        """An unaligned leaf tuple: C copies its header to read ``size``."""
+        self._need(SizeOfSpGistLeafTupleData, "leaf tuple header")
+        return self.raw(leaf_tuple_size(self.data, self.pos), "leaf tuple")
+
+    def inner_tuple(self) -> bytes:
+        """An unaligned inner tuple: C copies its header to read ``size``."""
+        self._need(SizeOfSpGistInnerTupleData, "inner tuple header")
+        return self.raw(inner_tuple_header(self.data, self.pos).size, "inner tuple")
+
+
+def _blkno(ctx: RedoContext, block_id: int) -> int:
+    """XLogRecGetBlockTag(record, block_id, ...): its block number."""
+    blk = ctx.record.block(block_id)
+    if blk is None:
+        raise ctx.error(f"failed to locate backup block with ID {block_id} in WAL record",
+                        block_id=block_id)
+    return blk.blkno
+
+
+@contextmanager
+def _page_errors(ctx: RedoContext, block_id: int) -> Iterator[None]:
+    """bufpage.c's "corrupted page" errors, named with the record and block."""
+    try:
+        yield
+    except PageCorrupted as e:
+        raise ctx.error(e.message, block_id=block_id) from e
+
+
+# -- page helpers redo shares ------------------------------------------------------------
+def _init_buffer(ctx: RedoContext, block_id: int, flags: int) -> bytearray | None:
+    """``XLogInitBufferForRedo`` + ``SpGistInitBuffer(buffer, flags)``.
+
+    The C callers go on with ``action = BLK_NEEDS_REDO`` whatever
+    XLogInitBufferForRedo returned, so even a restored image would be
+    re-initialized and redone (PostgreSQL never logs one: REGBUF_WILL_INIT
+    implies REGBUF_NO_IMAGE); we do the same.
+    """
+    page = ctx.init_buffer_for_redo(block_id)
+    if page is None and ctx.actions.get(block_id) is BlkAction.BLK_RESTORED:
+        page = ctx.page
+        ctx.actions[block_id] = BlkAction.BLK_NEEDS_REDO
+    if page is not None:
+        SpGistInitPage(page, flags)
+    return page
+
+
+def _adjust_counts(ctx: RedoContext, page: bytearray, block_id: int, *,
+                   nRedirection: int = 0, nPlaceholder: int = 0) -> None:
+    """``opaque->nRedirection / nPlaceholder += ...`` (uint16, wrapping as in C)."""
+    with _page_errors(ctx, block_id):
+        SpGistPageAdjustCounts(page, nRedirection=nRedirection, nPlaceholder=nPlaceholder)
+
+
+def _leaf_flags(storesNulls: int) -> int:
+    return SPGIST_LEAF | (SPGIST_NULLS if storesNulls else 0)
+
+
+def _item(ctx: RedoContext, page: bytearray, offnum: int, need: int, block_id: int) -> int:
+    """``PageGetItem(page, PageGetItemId(page, offnum))`` as a byte offset. C trusts
+    the record; we stop with an error where it would read a stale line pointer
+    (no such item) or a tuple running past the page."""
+    maxoff = PageGetMaxOffsetNumber(page)
+    if not 1 <= offnum <= maxoff:
+        raise ctx.error(f"offset {offnum} is not an item of a page with {maxoff} items",
+                        block_id=block_id)
+    off = PageGetItemId(page, offnum)[0]
+    if off + need > BLCKSZ:
+        raise ctx.error(f"item {offnum} at byte {off} runs past the page", block_id=block_id)
+    return off
+
+
+def _add_item(ctx: RedoContext, page: bytearray, item: bytes, offnum: int, block_id: int) -> None:
+    """``PageAddItem(page, item, size, offnum, false, false) != offnum`` → elog(ERROR)."""
+    with _page_errors(ctx, block_id):
+        got = PageAddItem(page, item, offnum)
+    if got != offnum:
+        raise ctx.error(f"failed to add item of size {len(item)} to SPGiST index page",
+                        block_id=block_id)
+
+
+def _delete_item(ctx: RedoContext, page: bytearray, offnum: int, block_id: int) -> None:
+    with _page_errors(ctx, block_id):
+        PageIndexTupleDelete(page, offnum)
+
+
+def addOrReplaceTuple(ctx: RedoContext, page: bytearray, tuple_: bytes, offset: int,
+                      block_id: int) -> None:
+    """Mirrors addOrReplaceTuple (spgxlog.c): replay of SpGistPageAddNewItem —
+    add at ``offset``, replacing the placeholder that is there, if any."""
+    if offset <= PageGetMaxOffsetNumber(page):
+        dt = _item(ctx, page, offset, 4, block_id)
+        if tupstate(page, dt) != SPGIST_PLACEHOLDER:
+            raise ctx.error("SPGiST tuple to be replaced is not a placeholder", block_id=block_id)
+        _adjust_counts(ctx, page, block_id, nPlaceholder=-1)
+        _delete_item(ctx, page, offset, block_id)
+    _add_item(ctx, page, tuple_, offset, block_id)
+
+
+def spgUpdateNodeLink(ctx: RedoContext, page: bytearray, offnum: int, nodeN: int,
+                      blkno: int, offset: int, block_id: int) -> None:
+    """Mirrors spgUpdateNodeLink (spgdoinsert.c) on the inner tuple at ``offnum``:
+    point its node ``nodeN`` (SGITITERATE order) at (blkno, offset)."""
+    tup = _item(ctx, page, offnum, SizeOfSpGistInnerTupleData, block_id)
+    hdr = inner_tuple_header(page, tup)
+    node = tup + SGITHDRSZ + hdr.prefixSize
+    for i in range(hdr.nNodes):
+        if node + SGNTHDRSZ > BLCKSZ:
+            raise ctx.error(f"node {i} of the inner tuple at offset {offnum} runs past the page",
+                            block_id=block_id)
+        if i == nodeN:
+            ItemPointerSet(page, node, blkno, offset)
+            return
+        node += get_u16(page, node + NODE_T_INFO) & INDEX_SIZE_MASK
+    raise ctx.error(f"failed to find requested node {nodeN} in SPGiST inner tuple",
+                    block_id=block_id)
+
+
+def spgPageIndexMultiDelete(ctx: RedoContext, page: bytearray, itemnos: Sequence[int],
+                            firststate: int, reststate: int, blkno: int, offnum: int,
+                            myXid: int, block_id: int) -> None:
+    """Mirrors spgPageIndexMultiDelete (spgdoinsert.c): delete ``itemnos`` and put
+    dead tuples in their places — ``firststate`` for ``itemnos[0]``, ``reststate``
+    for the others — counting redirects and placeholders in the opaque."""
+    if not itemnos:
+        return
+    if len(itemnos) > MaxIndexTuplesPerPage:
+        raise ctx.error(f"{len(itemnos)} items to delete exceed MaxIndexTuplesPerPage",
+                        block_id=block_id)
+    sortednos = sorted(itemnos)
+    with _page_errors(ctx, block_id):
+        PageIndexMultiDelete(page, sortednos)
+    firstItem = itemnos[0]
+    for itemno in sortednos:
+        state = firststate if itemno == firstItem else reststate
+        _add_item(ctx, page, spgFormDeadTuple(state, blkno, offnum, myXid), itemno, block_id)
+        if state == SPGIST_REDIRECT:
+            _adjust_counts(ctx, page, block_id, nRedirection=1)
+        elif state == SPGIST_PLACEHOLDER:
+            _adjust_counts(ctx, page, block_id, nPlaceholder=1)
+
+
+# -- redo routines ---------------------------------------------------------------------------
+def spgRedoAddLeaf(ctx: RedoContext) -> None:
+    """Mirrors spgRedoAddLeaf (spgxlog.c)."""
+    md = _MainData(ctx)
+    xl = spgxlogAddLeaf._make(md.header(SPGXLOG_ADD_LEAF, "spgxlogAddLeaf"))
+    leafTuple = md.leaf_tuple()
+
+    if xl.newPage:
+        page = _init_buffer(ctx, 0, _leaf_flags(xl.storesNulls))
+    else:
+        page = ctx.read_buffer_for_redo(0)
+    if page is not None:
+        if xl.offnumLeaf != xl.offnumHeadLeaf:
+            # normal cases, tuple was added by SpGistPageAddNewItem
+            addOrReplaceTuple(ctx, page, leafTuple, xl.offnumLeaf, 0)
+            if xl.offnumHeadLeaf != InvalidOffsetNumber:
+                head = _item(ctx, page, xl.offnumHeadLeaf, TUP_T_INFO + 2, 0)
+                SGLT_SET_NEXTOFFSET(page, head, xl.offnumLeaf)
+        else:
+            # replacing a DEAD tuple
+            _delete_item(ctx, page, xl.offnumLeaf, 0)
+            _add_item(ctx, page, leafTuple, xl.offnumLeaf, 0)
+
+    if xl.offnumParent != InvalidOffsetNumber:
+        page = ctx.read_buffer_for_redo(1)
+        if page is not None:
+            spgUpdateNodeLink(ctx, page, xl.offnumParent, xl.nodeI,
+                              _blkno(ctx, 0), xl.offnumLeaf, 1)
+
+
+def spgRedoMoveLeafs(ctx: RedoContext) -> None:
+    """Mirrors spgRedoMoveLeafs (spgxlog.c)."""
+    blknoDst = _blkno(ctx, 1)
+    md = _MainData(ctx)
+    xl = spgxlogMoveLeafs._make(md.header(SPGXLOG_MOVE_LEAFS, "spgxlogMoveLeafs"))
+    nInsert = 1 if xl.replaceDead else xl.nMoves + 1
+    toDelete = md.offsets(xl.nMoves, "toDelete")
+    toInsert = md.offsets(nInsert, "toInsert")
+    # md now points to the list of leaf tuples
+
+    # insert tuples on the dest page first, so the redirect is valid
+    if xl.newPage:
+        page = _init_buffer(ctx, 1, _leaf_flags(xl.storesNulls))
+    else:
+        page = ctx.read_buffer_for_redo(1)
+    if page is not None:
+        for offnum in toInsert:
+            addOrReplaceTuple(ctx, page, md.leaf_tuple(), offnum, 1)
+
+    # delete tuples from the source page, inserting a redirection pointer
+    page = ctx.read_buffer_for_redo(0)
+    if page is not None:
+        spgPageIndexMultiDelete(ctx, page, toDelete,
+                                SPGIST_PLACEHOLDER if xl.isBuild else SPGIST_REDIRECT,
+                                SPGIST_PLACEHOLDER, blknoDst, toInsert[-1], xl.myXid, 0)
+
+    # and update the parent downlink
+    page = ctx.read_buffer_for_redo(2)
+    if page is not None:
+        spgUpdateNodeLink(ctx, page, xl.offnumParent, xl.nodeI, blknoDst, toInsert[-1], 2)
+
+
+def spgRedoAddNode(ctx: RedoContext) -> None:
+    """Mirrors spgRedoAddNode (spgxlog.c)."""
+    md = _MainData(ctx)
+    xl = spgxlogAddNode._make(md.header(SPGXLOG_ADD_NODE, "spgxlogAddNode"))
+    innerTuple = md.inner_tuple()
+
+    if not ctx.record.has_block_ref(1):
+        # update in place
+        page = ctx.read_buffer_for_redo(0)
+        if page is not None:
+            _delete_item(ctx, page, xl.offnum, 0)
+            _add_item(ctx, page, innerTuple, xl.offnum, 0)
+        return
+
+    blknoNew = _blkno(ctx, 1)
+
+    # install the new tuple first, so the redirect is valid
+    if xl.newPage:
+        page = _init_buffer(ctx, 1, 0)  # AddNode is not used for nulls pages
+    else:
+        page = ctx.read_buffer_for_redo(1)
+    if page is not None:
+        addOrReplaceTuple(ctx, page, innerTuple, xl.offnumNew, 1)
+        if xl.parentBlk == 1:
+            spgUpdateNodeLink(ctx, page, xl.offnumParent, xl.nodeI, blknoNew, xl.offnumNew, 1)
+
+    # delete the old tuple, replacing it with a redirect or placeholder tuple
+    page = ctx.read_buffer_for_redo(0)
+    if page is not None:
+        if xl.isBuild:
+            dt = spgFormDeadTuple(SPGIST_PLACEHOLDER, InvalidBlockNumber, InvalidOffsetNumber,
+                                  xl.myXid)
+        else:
+            dt = spgFormDeadTuple(SPGIST_REDIRECT, blknoNew, xl.offnumNew, xl.myXid)
+        _delete_item(ctx, page, xl.offnum, 0)
+        _add_item(ctx, page, dt, xl.offnum, 0)
+        if xl.isBuild:
+            _adjust_counts(ctx, page, 0, nPlaceholder=1)
+        else:
+            _adjust_counts(ctx, page, 0, nRedirection=1)
+        if xl.parentBlk == 0:
+            spgUpdateNodeLink(ctx, page, xl.offnumParent, xl.nodeI, blknoNew, xl.offnumNew, 0)
+
+    # update the parent downlink, unless done above
+    if xl.parentBlk == 2:
+        page = ctx.read_buffer_for_redo(2)
+        if page is not None:
+            spgUpdateNodeLink(ctx, page, xl.offnumParent, xl.nodeI, blknoNew, xl.offnumNew, 2)
+
+
+def spgRedoSplitTuple(ctx: RedoContext) -> None:
+    """Mirrors spgRedoSplitTuple (spgxlog.c)."""
+    md = _MainData(ctx)
+    xl = spgxlogSplitTuple._make(md.header(SPGXLOG_SPLIT_TUPLE, "spgxlogSplitTuple"))
+    prefixTuple = md.inner_tuple()
+    postfixTuple = md.inner_tuple()
+
+    # insert the postfix tuple first, to avoid a dangling link
+    if not xl.postfixBlkSame:
+        if xl.newPage:
+            page = _init_buffer(ctx, 1, 0)  # SplitTuple is not used for nulls pages
+        else:
+            page = ctx.read_buffer_for_redo(1)
+        if page is not None:
+            addOrReplaceTuple(ctx, page, postfixTuple, xl.offnumPostfix, 1)
+
+    # now handle the original page
+    page = ctx.read_buffer_for_redo(0)
+    if page is not None:
+        _delete_item(ctx, page, xl.offnumPrefix, 0)
+        _add_item(ctx, page, prefixTuple, xl.offnumPrefix, 0)
+        if xl.postfixBlkSame:
+            addOrReplaceTuple(ctx, page, postfixTuple, xl.offnumPostfix, 0)
+
+
+def spgRedoPickSplit(ctx: RedoContext) -> None:
+    """Mirrors spgRedoPickSplit (spgxlog.c)."""
+    blknoInner = _blkno(ctx, 2)
+    md = _MainData(ctx)
+    xl = spgxlogPickSplit._make(md.header(SPGXLOG_PICKSPLIT, "spgxlogPickSplit"))
+    toDelete = md.offsets(xl.nDelete, "toDelete")
+    toInsert = md.offsets(xl.nInsert, "toInsert")
+    leafPageSelect = md.raw(xl.nInsert, "leafPageSelect")
+    innerTuple = md.inner_tuple()
+    # md now points to the list of leaf tuples
+
+    srcPage: bytearray | None = None
+    if xl.isRootSplit:
+        pass  # when splitting the root, it is touched only as the new inner page
+    elif xl.initSrc:
+        srcPage = _init_buffer(ctx, 0, _leaf_flags(xl.storesNulls))
+    else:
+        srcPage = ctx.read_buffer_for_redo(0)
+        if srcPage is not None:
+            # the inner tuple's place is known, so the redirect can be right now
+            if not xl.isBuild:
+                spgPageIndexMultiDelete(ctx, srcPage, toDelete, SPGIST_REDIRECT,
+                                        SPGIST_PLACEHOLDER, blknoInner, xl.offnumInner,
+                                        xl.myXid, 0)
+            else:
+                spgPageIndexMultiDelete(ctx, srcPage, toDelete, SPGIST_PLACEHOLDER,
+                                        SPGIST_PLACEHOLDER, InvalidBlockNumber,
+                                        InvalidOffsetNumber, xl.myXid, 0)
+
+    destPage: bytearray | None = None
+    if not ctx.record.has_block_ref(1):
+        pass
+    elif xl.initDest:
+        destPage = _init_buffer(ctx, 1, _leaf_flags(xl.storesNulls))
+    else:
+        destPage = ctx.read_buffer_for_redo(1)
+
+    # restore leaf tuples to the src and/or dest page (C reads every one)
+    for i in range(xl.nInsert):
+        leafTuple = md.leaf_tuple()
+        page = destPage if leafPageSelect[i] else srcPage
+        if page is not None:
+            addOrReplaceTuple(ctx, page, leafTuple, toInsert[i], 1 if leafPageSelect[i] else 0)
+
+    # restore the new inner tuple
+    if xl.initInner:
+        page = _init_buffer(ctx, 2, SPGIST_NULLS if xl.storesNulls else 0)
+    else:
+        page = ctx.read_buffer_for_redo(2)
+    if page is not None:
+        addOrReplaceTuple(ctx, page, innerTuple, xl.offnumInner, 2)
+        if xl.innerIsParent:
+            spgUpdateNodeLink(ctx, page, xl.offnumParent, xl.nodeI, blknoInner,
+                              xl.offnumInner, 2)
+
+    # update the parent downlink, unless done above
+    if ctx.record.has_block_ref(3):
+        page = ctx.read_buffer_for_redo(3)
+        if page is not None:
+            spgUpdateNodeLink(ctx, page, xl.offnumParent, xl.nodeI, blknoInner,
+                              xl.offnumInner, 3)
+
+
+def _swap_item_ids(ctx: RedoContext, page: bytearray, a: int, b: int) -> None:
+    """Swap two line pointers whole (``tmp = *idSrc; *idSrc = *idDest; *idDest = tmp``)."""
+    maxoff = PageGetMaxOffsetNumber(page)
+    for off in (a, b):
+        if not 1 <= off <= maxoff:
+            raise ctx.error(f"offset {off} to move is not an item of a page with {maxoff} items",
+                            block_id=0)
+    pa, pb = ItemIdOffset(a), ItemIdOffset(b)
+    ida = bytes(page[pa : pa + SizeOfItemIdData])
+    page[pa : pa + SizeOfItemIdData] = page[pb : pb + SizeOfItemIdData]
+    page[pb : pb + SizeOfItemIdData] = ida
+
+
+def spgRedoVacuumLeaf(ctx: RedoContext) -> None:
+    """Mirrors spgRedoVacuumLeaf (spgxlog.c)."""
+    md = _MainData(ctx)
+    xl = spgxlogVacuumLeaf._make(md.header(SPGXLOG_VACUUM_LEAF, "spgxlogVacuumLeaf"))
+    toDead = md.offsets(xl.nDead, "toDead")
+    toPlaceholder = md.offsets(xl.nPlaceholder, "toPlaceholder")
+    moveSrc = md.offsets(xl.nMove, "moveSrc")
+    moveDest = md.offsets(xl.nMove, "moveDest")
+    chainSrc = md.offsets(xl.nChain, "chainSrc")
+    chainDest = md.offsets(xl.nChain, "chainDest")
+
+    page = ctx.read_buffer_for_redo(0)
+    if page is None:
+        return
+    spgPageIndexMultiDelete(ctx, page, toDead, SPGIST_DEAD, SPGIST_DEAD,
+                            InvalidBlockNumber, InvalidOffsetNumber, xl.myXid, 0)
+    spgPageIndexMultiDelete(ctx, page, toPlaceholder, SPGIST_PLACEHOLDER, SPGIST_PLACEHOLDER,
+                            InvalidBlockNumber, InvalidOffsetNumber, xl.myXid, 0)
+    # see vacuumLeafPage(): swap the line pointers, then placeholder the sources
+    for src, dst in zip(moveSrc, moveDest, strict=True):
+        _swap_item_ids(ctx, page, src, dst)
+    spgPageIndexMultiDelete(ctx, page, moveSrc, SPGIST_PLACEHOLDER, SPGIST_PLACEHOLDER,
+                            InvalidBlockNumber, InvalidOffsetNumber, xl.myXid, 0)
+    for src, dst in zip(chainSrc, chainDest, strict=True):
+        lt = _item(ctx, page, src, TUP_T_INFO + 2, 0)
+        SGLT_SET_NEXTOFFSET(page, lt, dst)
+
+
+def spgRedoVacuumRoot(ctx: RedoContext) -> None:
+    """Mirrors spgRedoVacuumRoot (spgxlog.c)."""
+    md = _MainData(ctx)
+    xl = spgxlogVacuumRoot._make(md.header(SPGXLOG_VACUUM_ROOT, "spgxlogVacuumRoot"))
+    toDelete = md.offsets(xl.nDelete, "offsets")
+
+    page = ctx.read_buffer_for_redo(0)
+    if page is not None:
+        # the tuple numbers are in order (passed on as logged, unsorted, as in C)
+        with _page_errors(ctx, 0):
+            PageIndexMultiDelete(page, toDelete)
+
+
+def spgRedoVacuumRedirect(ctx: RedoContext) -> None:
+    """Mirrors spgRedoVacuumRedirect (spgxlog.c). The Hot Standby conflict it
+    resolves first does not change the page."""
+    md = _MainData(ctx)
+    xl = spgxlogVacuumRedirect._make(md.header(SPGXLOG_VACUUM_REDIRECT, "spgxlogVacuumRedirect"))
+    itemToPlaceholder = md.offsets(xl.nToPlaceholder, "offsets")
+
+    page = ctx.read_buffer_for_redo(0)
+    if page is None:
+        return
+    # convert redirect pointers to plain placeholders (the xid stays)
+    for offnum in itemToPlaceholder:
+        dt = _item(ctx, page, offnum, DEAD_XID, 0)
+        set_tupstate(page, dt, SPGIST_PLACEHOLDER)
+        ItemPointerSetInvalid(page, dt + TUP_POINTER)
+    _adjust_counts(ctx, page, 0, nRedirection=-xl.nToPlaceholder, nPlaceholder=xl.nToPlaceholder)
+
+    # remove placeholder tuples at the end of the page
+    if xl.firstPlaceholder != InvalidOffsetNumber:
+        maxoff = PageGetMaxOffsetNumber(page)
+        n = maxoff - xl.firstPlaceholder + 1  # may be <= 0: C then deletes nothing
+        _adjust_counts(ctx, page, 0, nPlaceholder=-n)
+        if n > 0:
+            with _page_errors(ctx, 0):
+                PageIndexMultiDelete(page, range(xl.firstPlaceholder, maxoff + 1))
+
+
+# -- pg_waldump's description (spgdesc.c) ------------------------------------------------------
+def desc(rec: DecodedXLogRecord) -> str:
+    """Mirrors spg_desc (spgdesc.c)."""
+    data = rec.main_data
+    op = rec.info & 0xF0
+    try:
+        if op == XLOG_SPGIST_ADD_LEAF:
+            a = spgxlogAddLeaf._make(SPGXLOG_ADD_LEAF.unpack_from(data))
+            return (f"off: {a.offnumLeaf}, headoff: {a.offnumHeadLeaf}, "
+                    f"parentoff: {a.offnumParent}, nodeI: {a.nodeI}"
+                    + (" (newpage)" if a.newPage else "") + (" (nulls)" if a.storesNulls else ""))
+        if op == XLOG_SPGIST_MOVE_LEAFS:
+            m = spgxlogMoveLeafs._make(SPGXLOG_MOVE_LEAFS.unpack_from(data))
+            return (f"nmoves: {m.nMoves}, parentoff: {m.offnumParent}, nodeI: {m.nodeI}"
+                    + (" (newpage)" if m.newPage else "")
+                    + (" (replacedead)" if m.replaceDead else "")
+                    + (" (nulls)" if m.storesNulls else ""))
+        if op == XLOG_SPGIST_ADD_NODE:
+            n = spgxlogAddNode._make(SPGXLOG_ADD_NODE.unpack_from(data))
+            return (f"off: {n.offnum}, newoff: {n.offnumNew}, parentBlk: {n.parentBlk}, "
+                    f"parentoff: {n.offnumParent}, nodeI: {n.nodeI}"
+                    + (" (newpage)" if n.newPage else ""))
+        if op == XLOG_SPGIST_SPLIT_TUPLE:
+            s = spgxlogSplitTuple._make(SPGXLOG_SPLIT_TUPLE.unpack_from(data))
+            return (f"prefixoff: {s.offnumPrefix}, postfixoff: {s.offnumPostfix}"
+                    + (" (newpage)" if s.newPage else "") + (" (same)" if s.postfixBlkSame else ""))
+        if op == XLOG_SPGIST_PICKSPLIT:
+            p = spgxlogPickSplit._make(SPGXLOG_PICKSPLIT.unpack_from(data))
+            return (f"ndelete: {p.nDelete}, ninsert: {p.nInsert}, inneroff: {p.offnumInner}, "
+                    f"parentoff: {p.offnumParent}, nodeI: {p.nodeI}"
+                    + (" (innerIsParent)" if p.innerIsParent else "")
+                    + (" (nulls)" if p.storesNulls else "")
+                    + (" (isRootSplit)" if p.isRootSplit else ""))
+        if op == XLOG_SPGIST_VACUUM_LEAF:
+            v = spgxlogVacuumLeaf._make(SPGXLOG_VACUUM_LEAF.unpack_from(data))
+            return (f"ndead: {v.nDead}, nplaceholder: {v.nPlaceholder}, "
+                    f"nmove: {v.nMove}, nchain: {v.nChain}")
+        if op == XLOG_SPGIST_VACUUM_ROOT:
+            return f"ndelete: {spgxlogVacuumRoot._make(SPGXLOG_VACUUM_ROOT.unpack_from(data)).nDelete}"
+        if op == XLOG_SPGIST_VACUUM_REDIRECT:
+            r = spgxlogVacuumRedirect._make(SPGXLOG_VACUUM_REDIRECT.unpack_from(data))
+            return (f"ntoplaceholder: {r.nToPlaceholder}, firstplaceholder: {r.firstPlaceholder}, "
+                    f"newestredirectxid: {r.newestRedirectXid}")
+    except struct.error:
+        return f"<malformed: {len(data)} bytes of main data>"
+    return ""
+
+
+REDO: dict[int, RedoFn] = {
+    XLOG_SPGIST_ADD_LEAF: spgRedoAddLeaf,
+    XLOG_SPGIST_MOVE_LEAFS: spgRedoMoveLeafs,
+    XLOG_SPGIST_ADD_NODE: spgRedoAddNode,
+    XLOG_SPGIST_SPLIT_TUPLE: spgRedoSplitTuple,
+    XLOG_SPGIST_PICKSPLIT: spgRedoPickSplit,
+    XLOG_SPGIST_VACUUM_LEAF: spgRedoVacuumLeaf,
+    XLOG_SPGIST_VACUUM_ROOT: spgRedoVacuumRoot,
+    XLOG_SPGIST_VACUUM_REDIRECT: spgRedoVacuumRedirect,
+}
