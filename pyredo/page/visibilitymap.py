@@ -50,7 +50,7 @@ def visibilitymap_set(page: bytearray, heap_blk: int, flags: int, lsn: int) -> b
     at = _CONTENTS + HEAPBLK_TO_MAPBYTE(heap_blk)
     shift = HEAPBLK_TO_OFFSET(heap_blk)
     if flags != (page[at] >> shift) & VISIBILITYMAP_VALID_BITS:
-        page[at] |= flags << shift
+        page[at] |= (flags << shift) & 0xFF  # uint8 map byte: C truncates the same way
         PageSetLSN(page, lsn)
         return True
     return False

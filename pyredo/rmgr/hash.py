@@ -1,15 +1,63 @@
 """Hash resource manager: redo of its page-modifying records.
 
-Mirrors hash_redo (hash_xlog.c), hash_identify (hashdesc.c).
-Record types without an entry in ``REDO`` raise UnsupportedRecord.
+Mirrors hash_redo (hash_xlog.c), hash_identify and hash_desc (hashdesc.c).
+One routine per record type, named after its C twin; the page initializers
+they call (``_hash_initbuf``, ``_hash_init_metabuffer`` ...) live in
+``pyredo.page.hash``.
+
+Two C idioms need care in a single-target engine:
+
+* Several routines read the primary bucket page only to take a cleanup lock
+  (``(void) XLogReadBufferForRedoExtended(record, 0, ..., true, &bucketbuf)``):
+  they neither change it nor set its LSN, so when that page is the target and
+  "needs redo" the engine must leave its LSN alone (``_lock_primary_bucket``).
+* SPLIT_ALLOCATE_PAGE and SPLIT_COMPLETE change a bucket page's flags even when
+  it was just restored from a full-page image (``_read_or_restored``).
+
+Where C would read past the record data or the page (short main data, a
+truncated tuple, a bitmap bit beyond the page), or would loop forever (a zero
+tuple length), these routines raise a RedoError instead.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from pyredo.engine import RBM_NORMAL, RBM_ZERO_AND_CLEANUP_LOCK, BlkAction
+from pyredo.page.bufpage import (
+    MAXALIGN,
+    InvalidOffsetNumber,
+    PageAddItem,
+    PageCorrupted,
+    PageIndexMultiDelete,
+    PageSetLSN,
+)
+from pyredo.page.hash import (
+    CLRBIT,
+    HASHO_PAGE_ID,
+    LH_BUCKET_NEEDS_SPLIT_CLEANUP,
+    LH_OVERFLOW_PAGE,
+    LH_PAGE_HAS_DEAD_TUPLES,
+    LH_UNUSED_PAGE,
+    SETBIT,
+    HashPageError,
+    HashPageGetMeta,
+    HashPageGetOpaque,
+    InvalidBlockNumber,
+    InvalidBucket,
+    _hash_init_metabuffer,
+    _hash_initbitmapbuffer,
+    _hash_initbuf,
+    _hash_pageinit,
+)
+
 if TYPE_CHECKING:
+    from pyredo.engine import RedoContext
     from pyredo.rmgr import RedoFn
+    from pyredo.wal.record import DecodedXLogRecord
 
 # xl_info values (C header names)
 XLOG_HASH_INIT_META_PAGE = 0x00
@@ -25,6 +73,29 @@ XLOG_HASH_DELETE = 0x90
 XLOG_HASH_SPLIT_CLEANUP = 0xA0
 XLOG_HASH_UPDATE_META_PAGE = 0xB0
 XLOG_HASH_VACUUM_ONE_PAGE = 0xC0
+
+# xl_hash_split_allocate_page flags
+XLH_SPLIT_META_UPDATE_MASKS = 1 << 0
+XLH_SPLIT_META_UPDATE_SPLITPOINT = 1 << 1
+
+# hash_xlog.h structs, little-endian, packed as SizeOfHash* counts them (no tail padding)
+XL_HASH_INIT_META_PAGE = struct.Struct("<dIH")  # num_tuples, procid, ffactor
+XL_HASH_INIT_BITMAP_PAGE = struct.Struct("<H")  # bmsize
+XL_HASH_INSERT = struct.Struct("<H")  # offnum
+XL_HASH_ADD_OVFL_PAGE = struct.Struct("<HB")  # bmsize, bmpage_found
+XL_HASH_SPLIT_ALLOCATE_PAGE = struct.Struct("<IHHB")  # new_bucket, old/new_bucket_flag, flags
+XL_HASH_SPLIT_COMPLETE = struct.Struct("<HH")  # old_bucket_flag, new_bucket_flag
+XL_HASH_MOVE_PAGE_CONTENTS = struct.Struct("<HB")  # ntups, is_prim_bucket_same_wrt
+XL_HASH_SQUEEZE_PAGE = struct.Struct("<IIHBB")  # prevblkno, nextblkno, ntups, is_prim.., is_prev..
+XL_HASH_DELETE = struct.Struct("<BB")  # clear_dead_marking, is_primary_bucket_page
+XL_HASH_UPDATE_META_PAGE = struct.Struct("<d")  # ntuples
+XL_HASH_VACUUM_ONE_PAGE = struct.Struct("<Ii")  # latestRemovedXid, ntuples
+SizeOfHashVacuumOnePage = XL_HASH_VACUUM_ONE_PAGE.size
+
+_U32 = struct.Struct("<I")
+_U16 = struct.Struct("<H")
+SizeOfIndexTupleData = 8  # t_tid (6) + t_info (2)
+INDEX_SIZE_MASK = 0x1FFF
 
 _NAMES = {
     XLOG_HASH_INIT_META_PAGE: "INIT_META_PAGE",
@@ -64,4 +135,450 @@ PAGE_MODIFYING: tuple[int, ...] = (
 )
 
 
-REDO: dict[int, RedoFn] = {}
+# -- helpers ------------------------------------------------------------------------------
+def _main(ctx: RedoContext, st: struct.Struct, what: str) -> tuple[int, ...]:
+    """The record's fixed-size main-data struct, or a RedoError if it is short."""
+    data = ctx.main_data
+    if len(data) < st.size:
+        raise ctx.error(f"{what} is {len(data)} bytes, expected at least {st.size}")
+    return st.unpack_from(data)
+
+
+def _block_u32(ctx: RedoContext, block_id: int, what: str) -> int:
+    """A uint32 registered as block data (``*(uint32 *) XLogRecGetBlockData(...)``)."""
+    data = ctx.block_data(block_id)
+    if len(data) < 4:
+        raise ctx.error(f"{what}: block data is {len(data)} bytes, expected 4", block_id=block_id)
+    return int(_U32.unpack_from(data)[0])
+
+
+def _blkno(ctx: RedoContext, block_id: int) -> int:
+    """XLogRecGetBlockTag's block number (an error if the record names no such block)."""
+    blk = ctx.record.block(block_id)
+    if blk is None:
+        raise ctx.error(f"could not locate backup block with ID {block_id} in WAL record",
+                        block_id=block_id)
+    return blk.blkno
+
+
+@contextmanager
+def _page_errors(ctx: RedoContext, block_id: int) -> Iterator[None]:
+    """bufpage.c's and hash page errors, named with the record and block that hit them."""
+    try:
+        yield
+    except (PageCorrupted, HashPageError) as e:
+        raise ctx.error(e.message, block_id=block_id) from e
+
+
+def _lock_primary_bucket(ctx: RedoContext, block_id: int = 0) -> None:
+    """``(void) XLogReadBufferForRedoExtended(record, 0, RBM_NORMAL, true, &bucketbuf)``:
+    C reads the primary bucket page only for its cleanup lock. The page is not
+    changed and, unlike every other block that needs redo, gets no PageSetLSN."""
+    if ctx.read_buffer_for_redo(block_id, RBM_NORMAL, get_cleanup_lock=True) is not None:
+        ctx.keep_page_lsn()
+
+
+def _read_or_restored(ctx: RedoContext, block_id: int, *, cleanup: bool = False) -> bytearray | None:
+    """The page when the action is BLK_NEEDS_REDO *or* BLK_RESTORED (split records
+    re-apply the bucket flags on top of a restored image)."""
+    page = ctx.read_buffer_for_redo(block_id, RBM_NORMAL, get_cleanup_lock=cleanup)
+    if page is None and ctx.actions.get(block_id) is BlkAction.BLK_RESTORED:
+        return ctx.page
+    return page
+
+
+def _offsets(ctx: RedoContext, data: bytes, n: int, block_id: int | None, what: str) -> list[int]:
+    """``n`` OffsetNumbers from the start of ``data``."""
+    if n < 0 or 2 * n > len(data):
+        raise ctx.error(f"{what}: {n} offsets need {2 * n} bytes, the record has {len(data)}",
+                        block_id=block_id)
+    return [int(v[0]) for v in _U16.iter_unpack(data[: 2 * n])]
+
+
+def _multi_delete(ctx: RedoContext, page: bytearray, offsets: list[int], block_id: int) -> None:
+    with _page_errors(ctx, block_id):
+        PageIndexMultiDelete(page, offsets)
+
+
+def _add_moved_tuples(ctx: RedoContext, page: bytearray, ntups: int, block_id: int,
+                      fn: str) -> None:
+    """The tuple-adding loop of MOVE_PAGE_CONTENTS and SQUEEZE_PAGE: ``ntups``
+    target offsets, then the index tuples, each MAXALIGNed and added with its
+    aligned length (so the padding comes from the record, as in C)."""
+    if ntups == 0:
+        return
+    data = ctx.block_data(block_id)
+    towrite = _offsets(ctx, data, ntups, block_id, fn)
+    pos = 2 * ntups
+    ninserted = 0
+    while pos < len(data):
+        if len(data) - pos < SizeOfIndexTupleData:
+            raise ctx.error(f"{fn}: truncated index tuple at byte {pos} of block data", block_id=block_id)
+        itemsz = MAXALIGN(_U16.unpack_from(data, pos + 6)[0] & INDEX_SIZE_MASK)
+        if itemsz == 0 or pos + itemsz > len(data):
+            raise ctx.error(f"{fn}: index tuple of {itemsz} bytes at byte {pos} does not fit "
+                            f"the {len(data)} bytes of block data", block_id=block_id)
+        if ninserted >= ntups:
+            raise ctx.error(f"{fn}: more tuples than the {ntups} announced", block_id=block_id)
+        with _page_errors(ctx, block_id):
+            got = PageAddItem(page, data[pos : pos + itemsz], towrite[ninserted])
+        if got == InvalidOffsetNumber:
+            raise ctx.error(f"{fn}: failed to add item to hash index page, size {itemsz} bytes",
+                            block_id=block_id)
+        pos += itemsz
+        ninserted += 1
+    if ninserted != ntups:
+        raise ctx.error(f"{fn}: {ninserted} tuples in the record, {ntups} announced", block_id=block_id)
+
+
+# -- redo routines ----------------------------------------------------------------------------
+def hash_xlog_init_meta_page(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_init_meta_page (hash_xlog.c)."""
+    num_tuples, procid, ffactor = _main(ctx, XL_HASH_INIT_META_PAGE, "xl_hash_init_meta_page")
+    page = ctx.init_buffer_for_redo(0)
+    if page is None:
+        return
+    with _page_errors(ctx, 0):
+        _hash_init_metabuffer(page, num_tuples, procid, ffactor, True)
+
+
+def hash_xlog_init_bitmap_page(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_init_bitmap_page (hash_xlog.c)."""
+    (bmsize,) = _main(ctx, XL_HASH_INIT_BITMAP_PAGE, "xl_hash_init_bitmap_page")
+    page = ctx.init_buffer_for_redo(0)
+    if page is not None:
+        with _page_errors(ctx, 0):
+            _hash_initbitmapbuffer(page, bmsize, True)
+
+    # add the new bitmap page to the metapage's list of bitmaps
+    page = ctx.read_buffer_for_redo(1)
+    if page is not None:
+        with _page_errors(ctx, 1):
+            metap = HashPageGetMeta(page)
+            num_buckets = (metap.hashm_maxbucket + 1) & 0xFFFFFFFF
+            metap.set_mapp(metap.hashm_nmaps, num_buckets + 1)
+            metap.hashm_nmaps += 1
+
+
+def hash_xlog_insert(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_insert (hash_xlog.c)."""
+    (offnum,) = _main(ctx, XL_HASH_INSERT, "xl_hash_insert")
+    page = ctx.read_buffer_for_redo(0)
+    if page is not None:
+        with _page_errors(ctx, 0):
+            got = PageAddItem(page, ctx.block_data(0), offnum)
+        if got == InvalidOffsetNumber:
+            raise ctx.error("hash_xlog_insert: failed to add item", block_id=0)
+
+    page = ctx.read_buffer_for_redo(1)
+    if page is not None:
+        metap = HashPageGetMeta(page)
+        metap.hashm_ntuples += 1
+
+
+def hash_xlog_add_ovfl_page(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_add_ovfl_page (hash_xlog.c)."""
+    bmsize, bmpage_found = _main(ctx, XL_HASH_ADD_OVFL_PAGE, "xl_hash_add_ovfl_page")
+    rightblk = _blkno(ctx, 0)
+    leftblk = _blkno(ctx, 1)
+
+    page = ctx.init_buffer_for_redo(0)
+    if page is not None:
+        num_bucket = _block_u32(ctx, 0, "hash_xlog_add_ovfl_page bucket number")
+        with _page_errors(ctx, 0):
+            _hash_initbuf(page, InvalidBlockNumber, num_bucket, LH_OVERFLOW_PAGE, True)
+            HashPageGetOpaque(page).hasho_prevblkno = leftblk  # update backlink
+
+    page = ctx.read_buffer_for_redo(1)
+    if page is not None:
+        with _page_errors(ctx, 1):
+            HashPageGetOpaque(page).hasho_nextblkno = rightblk
+
+    if ctx.record.has_block_ref(2):
+        page = ctx.read_buffer_for_redo(2)
+        if page is not None:
+            bit = _block_u32(ctx, 2, "hash_xlog_add_ovfl_page bitmap bit")
+            with _page_errors(ctx, 2):
+                SETBIT(page, bit)
+
+    # a new bitmap page: its block number goes into the metapage's hashm_mapp
+    new_bmpage = ctx.record.has_block_ref(3)
+    if new_bmpage:
+        page = ctx.init_buffer_for_redo(3)
+        if page is not None:
+            with _page_errors(ctx, 3):
+                _hash_initbitmapbuffer(page, bmsize, True)
+
+    page = ctx.read_buffer_for_redo(4)
+    if page is not None:
+        firstfree = _block_u32(ctx, 4, "hash_xlog_add_ovfl_page firstfree")
+        with _page_errors(ctx, 4):
+            metap = HashPageGetMeta(page)
+            metap.hashm_firstfree = firstfree
+            if not bmpage_found:
+                ovflpoint = metap.hashm_ovflpoint
+                metap.set_spare(ovflpoint, metap.get_spare(ovflpoint) + 1)
+                if new_bmpage:
+                    metap.set_mapp(metap.hashm_nmaps, _blkno(ctx, 3))
+                    metap.hashm_nmaps += 1
+                    metap.set_spare(ovflpoint, metap.get_spare(ovflpoint) + 1)
+
+
+def hash_xlog_split_allocate_page(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_split_allocate_page (hash_xlog.c)."""
+    new_bucket, old_flag, new_flag, flags = _main(
+        ctx, XL_HASH_SPLIT_ALLOCATE_PAGE, "xl_hash_split_allocate_page")
+
+    # the old bucket is updated even when restored from an image
+    page = _read_or_restored(ctx, 0, cleanup=True)
+    if page is not None:
+        with _page_errors(ctx, 0):
+            op = HashPageGetOpaque(page)
+            op.hasho_flag = old_flag
+            op.hasho_prevblkno = new_bucket
+        PageSetLSN(page, ctx.lsn)
+
+    page = ctx.read_buffer_for_redo(1, RBM_ZERO_AND_CLEANUP_LOCK, get_cleanup_lock=True)
+    if page is not None:
+        with _page_errors(ctx, 1):
+            _hash_initbuf(page, new_bucket, new_bucket, new_flag, True)
+
+    page = ctx.read_buffer_for_redo(2)
+    if page is None:
+        return
+    data = ctx.block_data(2)
+    need = 8 * (bool(flags & XLH_SPLIT_META_UPDATE_MASKS) + bool(flags & XLH_SPLIT_META_UPDATE_SPLITPOINT))
+    if len(data) < need:
+        raise ctx.error(f"metapage data is {len(data)} bytes, flags 0x{flags:02X} need {need}",
+                        block_id=2)
+    with _page_errors(ctx, 2):
+        metap = HashPageGetMeta(page)
+        metap.hashm_maxbucket = new_bucket
+        pos = 0
+        if flags & XLH_SPLIT_META_UPDATE_MASKS:
+            lowmask, highmask = struct.unpack_from("<II", data, pos)
+            metap.hashm_lowmask = lowmask
+            metap.hashm_highmask = highmask
+            pos += 8
+        if flags & XLH_SPLIT_META_UPDATE_SPLITPOINT:
+            ovflpoint, ovflpages = struct.unpack_from("<II", data, pos)
+            metap.set_spare(ovflpoint, ovflpages)
+            metap.hashm_ovflpoint = ovflpoint
+
+
+def hash_xlog_split_page(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_split_page (hash_xlog.c): the page is always a full-page image."""
+    ctx.read_buffer_for_redo(0)
+    if ctx.actions[0] not in (BlkAction.BLK_RESTORED, BlkAction.NOT_TARGET):
+        raise ctx.error("Hash split record did not contain a full-page image", block_id=0)
+
+
+def hash_xlog_split_complete(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_split_complete (hash_xlog.c)."""
+    old_flag, new_flag = _main(ctx, XL_HASH_SPLIT_COMPLETE, "xl_hash_split_complete")
+    # both buckets are updated even when restored from an image
+    for block_id, flag in ((0, old_flag), (1, new_flag)):
+        page = _read_or_restored(ctx, block_id)
+        if page is not None:
+            with _page_errors(ctx, block_id):
+                HashPageGetOpaque(page).hasho_flag = flag
+            PageSetLSN(page, ctx.lsn)
+
+
+def _read_write_page(ctx: RedoContext, is_prim_bucket_same_wrt: bool) -> bytearray | None:
+    """The "write" page (block 1) of MOVE_PAGE_CONTENTS / SQUEEZE_PAGE: with a
+    cleanup lock when it is the primary bucket page, else after taking the
+    primary bucket's cleanup lock through block 0."""
+    if is_prim_bucket_same_wrt:
+        return ctx.read_buffer_for_redo(1, RBM_NORMAL, get_cleanup_lock=True)
+    _lock_primary_bucket(ctx, 0)
+    return ctx.read_buffer_for_redo(1)
+
+
+def hash_xlog_move_page_contents(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_move_page_contents (hash_xlog.c)."""
+    ntups, is_prim = _main(ctx, XL_HASH_MOVE_PAGE_CONTENTS, "xl_hash_move_page_contents")
+
+    page = _read_write_page(ctx, is_prim != 0)
+    if page is not None:
+        _add_moved_tuples(ctx, page, ntups, 1, "hash_xlog_move_page_contents")
+
+    page = ctx.read_buffer_for_redo(2)
+    if page is not None:
+        data = ctx.block_data(2)
+        if data:
+            _multi_delete(ctx, page, _offsets(ctx, data, len(data) // 2, 2, "deleted offsets"), 2)
+
+
+def hash_xlog_squeeze_page(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_squeeze_page (hash_xlog.c)."""
+    prevblkno, nextblkno, ntups, is_prim, is_prev = _main(
+        ctx, XL_HASH_SQUEEZE_PAGE, "xl_hash_squeeze_page")
+
+    page = _read_write_page(ctx, is_prim != 0)
+    if page is not None:
+        _add_moved_tuples(ctx, page, ntups, 1, "hash_xlog_squeeze_page")
+        # the write page precedes the freed page: it takes over the forward link
+        if is_prev:
+            with _page_errors(ctx, 1):
+                HashPageGetOpaque(page).hasho_nextblkno = nextblkno
+
+    # the freed overflow page becomes an unused page
+    page = ctx.read_buffer_for_redo(2)
+    if page is not None:
+        _hash_pageinit(page)
+        op = HashPageGetOpaque(page)
+        op.hasho_prevblkno = InvalidBlockNumber
+        op.hasho_nextblkno = InvalidBlockNumber
+        op.hasho_bucket = InvalidBucket
+        op.hasho_flag = LH_UNUSED_PAGE
+        op.hasho_page_id = HASHO_PAGE_ID
+
+    if not is_prev:
+        page = ctx.read_buffer_for_redo(3)
+        if page is not None:
+            with _page_errors(ctx, 3):
+                HashPageGetOpaque(page).hasho_nextblkno = nextblkno
+
+    if ctx.record.has_block_ref(4):
+        page = ctx.read_buffer_for_redo(4)
+        if page is not None:
+            with _page_errors(ctx, 4):
+                HashPageGetOpaque(page).hasho_prevblkno = prevblkno
+
+    page = ctx.read_buffer_for_redo(5)
+    if page is not None:
+        bit = _block_u32(ctx, 5, "hash_xlog_squeeze_page bitmap bit")
+        with _page_errors(ctx, 5):
+            CLRBIT(page, bit)
+
+    if ctx.record.has_block_ref(6):
+        page = ctx.read_buffer_for_redo(6)
+        if page is not None:
+            HashPageGetMeta(page).hashm_firstfree = _block_u32(
+                ctx, 6, "hash_xlog_squeeze_page firstfree")
+
+
+def hash_xlog_delete(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_delete (hash_xlog.c)."""
+    clear_dead_marking, is_primary = _main(ctx, XL_HASH_DELETE, "xl_hash_delete")
+
+    if is_primary:
+        page = ctx.read_buffer_for_redo(1, RBM_NORMAL, get_cleanup_lock=True)
+    else:
+        _lock_primary_bucket(ctx, 0)
+        page = ctx.read_buffer_for_redo(1)
+    if page is None:
+        return
+    data = ctx.block_data(1)
+    if data:
+        _multi_delete(ctx, page, _offsets(ctx, data, len(data) // 2, 1, "deleted offsets"), 1)
+    if clear_dead_marking:
+        with _page_errors(ctx, 1):
+            op = HashPageGetOpaque(page)
+            op.hasho_flag = op.hasho_flag & ~LH_PAGE_HAS_DEAD_TUPLES
+
+
+def hash_xlog_split_cleanup(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_split_cleanup (hash_xlog.c)."""
+    page = ctx.read_buffer_for_redo(0)
+    if page is not None:
+        with _page_errors(ctx, 0):
+            op = HashPageGetOpaque(page)
+            op.hasho_flag = op.hasho_flag & ~LH_BUCKET_NEEDS_SPLIT_CLEANUP
+
+
+def hash_xlog_update_meta_page(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_update_meta_page (hash_xlog.c)."""
+    _main(ctx, XL_HASH_UPDATE_META_PAGE, "xl_hash_update_meta_page")
+    page = ctx.read_buffer_for_redo(0)
+    if page is not None:
+        HashPageGetMeta(page).set_ntuples_bytes(ctx.main_data[:8])
+
+
+def hash_xlog_vacuum_one_page(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_vacuum_one_page (hash_xlog.c). The standby conflict
+    (latestRemovedXid) changes no page."""
+    _xid, ntuples = _main(ctx, XL_HASH_VACUUM_ONE_PAGE, "xl_hash_vacuum_one_page")
+
+    page = ctx.read_buffer_for_redo(0, RBM_NORMAL, get_cleanup_lock=True)
+    if page is not None:
+        data = ctx.main_data
+        # C passes ntuples straight to PageIndexMultiDelete: <= 0 deletes nothing
+        if len(data) > SizeOfHashVacuumOnePage and ntuples > 0:
+            unused = _offsets(ctx, data[SizeOfHashVacuumOnePage:], ntuples, None, "deleted offsets")
+            _multi_delete(ctx, page, unused, 0)
+        with _page_errors(ctx, 0):
+            op = HashPageGetOpaque(page)
+            op.hasho_flag = op.hasho_flag & ~LH_PAGE_HAS_DEAD_TUPLES
+
+    page = ctx.read_buffer_for_redo(1)
+    if page is not None:
+        metap = HashPageGetMeta(page)
+        metap.hashm_ntuples -= ntuples
+
+
+REDO: dict[int, RedoFn] = {
+    XLOG_HASH_INIT_META_PAGE: hash_xlog_init_meta_page,
+    XLOG_HASH_INIT_BITMAP_PAGE: hash_xlog_init_bitmap_page,
+    XLOG_HASH_INSERT: hash_xlog_insert,
+    XLOG_HASH_ADD_OVFL_PAGE: hash_xlog_add_ovfl_page,
+    XLOG_HASH_SPLIT_ALLOCATE_PAGE: hash_xlog_split_allocate_page,
+    XLOG_HASH_SPLIT_PAGE: hash_xlog_split_page,
+    XLOG_HASH_SPLIT_COMPLETE: hash_xlog_split_complete,
+    XLOG_HASH_MOVE_PAGE_CONTENTS: hash_xlog_move_page_contents,
+    XLOG_HASH_SQUEEZE_PAGE: hash_xlog_squeeze_page,
+    XLOG_HASH_DELETE: hash_xlog_delete,
+    XLOG_HASH_SPLIT_CLEANUP: hash_xlog_split_cleanup,
+    XLOG_HASH_UPDATE_META_PAGE: hash_xlog_update_meta_page,
+    XLOG_HASH_VACUUM_ONE_PAGE: hash_xlog_vacuum_one_page,
+}
+
+
+# -- hashdesc.c ------------------------------------------------------------------------------
+def _tf(v: int) -> str:
+    return "T" if v else "F"
+
+
+def _desc_fields(info: int, data: bytes) -> str:
+    if info == XLOG_HASH_INIT_META_PAGE:
+        num_tuples, _procid, ffactor = XL_HASH_INIT_META_PAGE.unpack_from(data)
+        return f"num_tuples {num_tuples:g}, fillfactor {ffactor}"
+    if info == XLOG_HASH_INIT_BITMAP_PAGE:
+        return f"bmsize {XL_HASH_INIT_BITMAP_PAGE.unpack_from(data)[0]}"
+    if info == XLOG_HASH_INSERT:
+        return f"off {XL_HASH_INSERT.unpack_from(data)[0]}"
+    if info == XLOG_HASH_ADD_OVFL_PAGE:
+        bmsize, found = XL_HASH_ADD_OVFL_PAGE.unpack_from(data)
+        return f"bmsize {bmsize}, bmpage_found {_tf(found)}"
+    if info == XLOG_HASH_SPLIT_ALLOCATE_PAGE:
+        new_bucket, _o, _n, flags = XL_HASH_SPLIT_ALLOCATE_PAGE.unpack_from(data)
+        return (f"new_bucket {new_bucket}, meta_page_masks_updated "
+                f"{_tf(flags & XLH_SPLIT_META_UPDATE_MASKS)}, issplitpoint_changed "
+                f"{_tf(flags & XLH_SPLIT_META_UPDATE_SPLITPOINT)}")
+    if info == XLOG_HASH_SPLIT_COMPLETE:
+        old_flag, new_flag = XL_HASH_SPLIT_COMPLETE.unpack_from(data)
+        return f"old_bucket_flag {old_flag}, new_bucket_flag {new_flag}"
+    if info == XLOG_HASH_MOVE_PAGE_CONTENTS:
+        ntups, is_prim = XL_HASH_MOVE_PAGE_CONTENTS.unpack_from(data)
+        return f"ntups {ntups}, is_primary {_tf(is_prim)}"
+    if info == XLOG_HASH_SQUEEZE_PAGE:
+        prev, nxt, ntups, is_prim, _is_prev = XL_HASH_SQUEEZE_PAGE.unpack_from(data)
+        return f"prevblkno {prev}, nextblkno {nxt}, ntups {ntups}, is_primary {_tf(is_prim)}"
+    if info == XLOG_HASH_DELETE:
+        clear, is_prim = XL_HASH_DELETE.unpack_from(data)
+        return f"clear_dead_marking {_tf(clear)}, is_primary {_tf(is_prim)}"
+    if info == XLOG_HASH_UPDATE_META_PAGE:
+        return f"ntuples {XL_HASH_UPDATE_META_PAGE.unpack_from(data)[0]:g}"
+    if info == XLOG_HASH_VACUUM_ONE_PAGE:
+        xid, ntuples = XL_HASH_VACUUM_ONE_PAGE.unpack_from(data)
+        return f"ntuples {ntuples}, latestRemovedXid {xid}"
+    return ""
+
+
+def desc(rec: DecodedXLogRecord) -> str:
+    """Mirrors hash_desc (hashdesc.c); a short main data gives a note, not an error."""
+    try:
+        return _desc_fields(rec.info & 0xF0, rec.main_data)
+    except struct.error:
+        return f"<main data of {len(rec.main_data)} bytes is too short>"

@@ -1,14 +1,64 @@
 """Heap2 resource manager: redo of its page-modifying records.
 
-Mirrors heap2_redo (heapam.c), heap2_identify (heapdesc.c).
-Record types without an entry in ``REDO`` raise UnsupportedRecord.
+Mirrors heap2_redo (heapam.c), heap2_identify and heap2_desc (heapdesc.c).
+One routine per record type, named after its C twin. REWRITE (a logical
+decoding mapping file) and NEW_CID (logical decoding only) change no page and
+name no block, so they are not in ``REDO``.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING
 
+from pyredo import BLCKSZ
+from pyredo.engine import RBM_ZERO_ON_ERROR
+from pyredo.page.bufpage import (
+    SHORTALIGN,
+    ItemIdSetUnused,
+    PageClearAllVisible,
+    PageGetItemId,
+    PageGetLSN,
+    PageGetMaxOffsetNumber,
+    PageInit,
+    PageIsNew,
+    PageSetAllVisible,
+    PageTruncateLinePointerArray,
+)
+from pyredo.page.heapprune import heap_page_prune_execute
+from pyredo.page.htup import (
+    FrozenTransactionId,
+    HeapTupleHeader,
+    InvalidTransactionId,
+    SizeofHeapTupleHeader,
+    new_tuple_header,
+)
+from pyredo.page.visibilitymap import (
+    HEAPBLK_TO_MAPBLOCK,
+    VISIBILITYMAP_ALL_FROZEN,
+    VISIBILITYMAP_VALID_BITS,
+    visibilitymap_set,
+)
+from pyredo.rmgr.heap import (
+    XLH_INSERT_ALL_FROZEN_SET,
+    XLH_INSERT_ALL_VISIBLE_CLEARED,
+    XLH_LOCK_ALL_FROZEN_CLEARED,
+    add_tuple,
+    block_tag,
+    check_new_offnum,
+    clear_xmax_bits,
+    fix_infomask_from_infobits,
+    get_normal_tuple,
+    out_infobits,
+    page_errors,
+    read_init_or_normal,
+    unpack_main,
+    vm_tag,
+)
+from pyredo.wal.record import BufferTag, DecodedXLogRecord
+
 if TYPE_CHECKING:
+    from pyredo.engine import RedoContext
     from pyredo.rmgr import RedoFn
 
 # xl_info values (C header names)
@@ -24,6 +74,21 @@ XLOG_HEAP_OPMASK = 0x70
 XLOG_HEAP_INIT_PAGE = 0x80
 
 OPMASK = 0x70
+
+# xl_heap_freeze_tuple.frzflags
+XLH_FREEZE_XVAC = 0x02
+XLH_INVALID_XVAC = 0x04
+
+# heapam_xlog.h structs (little-endian, C padding spelled out)
+XL_HEAP_PRUNE = struct.Struct("<IHH")  # latestRemovedXid, nredirected, ndead
+XL_HEAP_VACUUM = struct.Struct("<H")  # nunused
+XL_HEAP_FREEZE_PAGE = struct.Struct("<IH")  # cutoff_xid, ntuples
+XL_HEAP_FREEZE_TUPLE = struct.Struct("<IHHHBx")  # xmax, offset, t_infomask2, t_infomask, frzflags
+XL_HEAP_VISIBLE = struct.Struct("<IB")  # cutoff_xid, flags
+XL_HEAP_MULTI_INSERT = struct.Struct("<BxH")  # flags, ntuples (offsets[] follow unless INIT)
+XL_MULTI_INSERT_TUPLE = struct.Struct("<HHHB")  # datalen, t_infomask2, t_infomask, t_hoff
+XL_HEAP_LOCK_UPDATED = struct.Struct("<IHBB")  # xmax, offnum, infobits_set, flags
+XL_HEAP_NEW_CID = struct.Struct("<IIIIIIIHHH")  # top_xid, cmin, cmax, combocid, rnode, tid
 
 _NAMES = {
     XLOG_HEAP2_REWRITE: "REWRITE",
@@ -53,4 +118,231 @@ PAGE_MODIFYING: tuple[int, ...] = (
 )
 
 
-REDO: dict[int, RedoFn] = {}
+def _offsets(ctx: RedoContext, data: bytes, start: int, count: int, what: str) -> tuple[int, ...]:
+    """``count`` OffsetNumbers from ``data[start:]``, or a RedoError if they are not there."""
+    end = start + 2 * count
+    if count < 0 or end > len(data):
+        raise ctx.error(f"{what}: {count} offsets need {2 * count} bytes, record has "
+                        f"{max(0, len(data) - start)}", block_id=0)
+    return struct.unpack_from(f"<{count}H", data, start)
+
+
+# -- redo routines ----------------------------------------------------------------------
+def heap_xlog_prune(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_prune (heapam.c): redirect / dead / unused line pointers
+    from block 0's data, then heap_page_prune_execute compacts the page."""
+    _xid, nredirected, ndead = unpack_main(ctx, XL_HEAP_PRUNE, "xl_heap_prune")
+    page = ctx.read_buffer_for_redo(0, get_cleanup_lock=True)
+    if page is None:
+        return
+    data = ctx.block_data(0)
+    if len(data) % 2:
+        raise ctx.error(f"prune record has {len(data)} bytes of offsets (odd)", block_id=0)
+    redirected = _offsets(ctx, data, 0, 2 * nredirected, "redirected")
+    nowdead = _offsets(ctx, data, 4 * nredirected, ndead, "now dead")
+    start = 4 * nredirected + 2 * ndead
+    nowunused = _offsets(ctx, data, start, (len(data) - start) // 2, "now unused")
+    pairs = list(zip(redirected[0::2], redirected[1::2], strict=True))
+    with page_errors(ctx, 0):
+        heap_page_prune_execute(page, pairs, nowdead, nowunused)
+
+
+def heap_xlog_vacuum(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_vacuum (heapam.c): LP_DEAD items become LP_UNUSED, then
+    PageTruncateLinePointerArray."""
+    (nunused,) = unpack_main(ctx, XL_HEAP_VACUUM, "xl_heap_vacuum")
+    page = ctx.read_buffer_for_redo(0)
+    if page is None:
+        return
+    nowunused = _offsets(ctx, ctx.block_data(0), 0, nunused, "now unused")
+    maxoff = PageGetMaxOffsetNumber(page)
+    for off in nowunused:
+        if not 1 <= off <= maxoff:
+            raise ctx.error(f"vacuum record names offset {off} on a page with {maxoff} items",
+                            block_id=0)
+        ItemIdSetUnused(page, off)
+    PageTruncateLinePointerArray(page)
+
+
+def heap_execute_freeze_tuple(htup: HeapTupleHeader, xmax: int, infomask2: int,
+                              infomask: int, frzflags: int) -> None:
+    """Mirrors heap_execute_freeze_tuple (heapam.c)."""
+    htup.SetXmax(xmax)
+    if frzflags & XLH_FREEZE_XVAC:
+        htup.SetXvac(FrozenTransactionId)
+    if frzflags & XLH_INVALID_XVAC:
+        htup.SetXvac(InvalidTransactionId)
+    htup.t_infomask = infomask
+    htup.t_infomask2 = infomask2
+
+
+def heap_xlog_freeze_page(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_freeze_page (heapam.c): apply each tuple's freeze plan."""
+    _cutoff, ntuples = unpack_main(ctx, XL_HEAP_FREEZE_PAGE, "xl_heap_freeze_page")
+    page = ctx.read_buffer_for_redo(0)
+    if page is None:
+        return
+    data = ctx.block_data(0)
+    if len(data) < ntuples * XL_HEAP_FREEZE_TUPLE.size:
+        raise ctx.error(f"freeze record has {len(data)} bytes for {ntuples} tuples", block_id=0)
+    maxoff = PageGetMaxOffsetNumber(page)
+    for xmax, offset, infomask2, infomask, frzflags in XL_HEAP_FREEZE_TUPLE.iter_unpack(
+            data[: ntuples * XL_HEAP_FREEZE_TUPLE.size]):
+        # C takes PageGetItem of the offset unchecked; a tuple must be there
+        if not 1 <= offset <= maxoff:
+            raise ctx.error(f"freeze plan for offset {offset} on a page with {maxoff} items",
+                            block_id=0)
+        lp_off, _flags, lp_len = PageGetItemId(page, offset)
+        if lp_len < SizeofHeapTupleHeader or lp_off + lp_len > BLCKSZ:
+            raise ctx.error(f"freeze plan for offset {offset}, which holds no tuple", block_id=0)
+        heap_execute_freeze_tuple(HeapTupleHeader(page, lp_off), xmax, infomask2, infomask,
+                                  frzflags)
+
+
+def heap_xlog_visible(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_visible (heapam.c): PD_ALL_VISIBLE on the heap page
+    (block 1; its LSN is set only when XLogHintBitIsNeeded()), then the VM bits
+    (block 0; visibilitymap_set stamps the VM page's LSN only if bits change)."""
+    _cutoff, flags = unpack_main(ctx, XL_HEAP_VISIBLE, "xl_heap_visible")
+    heapblk = block_tag(ctx, 1).blk
+
+    page = ctx.read_buffer_for_redo(1)
+    if page is not None:
+        PageSetAllVisible(page)
+        if not ctx.engine.hint_bits_logged:
+            ctx.keep_page_lsn()
+
+    vmpage = ctx.read_buffer_for_redo(0, RBM_ZERO_ON_ERROR)
+    if vmpage is None:
+        return
+    # the routine itself stamps no LSN on the VM page: visibilitymap_set does, if bits change
+    ctx.keep_page_lsn()
+    if PageIsNew(vmpage):
+        PageInit(vmpage, BLCKSZ, 0)
+    if block_tag(ctx, 0).blk != HEAPBLK_TO_MAPBLOCK(heapblk):
+        # visibilitymap_pin would switch to another VM page than the one named
+        raise ctx.error(f"VM block {block_tag(ctx, 0).blk} does not cover heap block {heapblk}",
+                        block_id=0)
+    if ctx.lsn > PageGetLSN(vmpage):
+        visibilitymap_set(vmpage, heapblk, flags, ctx.lsn)
+
+
+def heap_xlog_multi_insert(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_multi_insert (heapam.c)."""
+    flags, ntuples = unpack_main(ctx, XL_HEAP_MULTI_INSERT, "xl_heap_multi_insert")
+    isinit = bool(ctx.info & XLOG_HEAP_INIT_PAGE)
+    tag = block_tag(ctx, 0)
+
+    if flags & XLH_INSERT_ALL_VISIBLE_CLEARED:
+        ctx.visibilitymap_clear(tag.rnode, tag.blk, VISIBILITYMAP_VALID_BITS)
+
+    page = read_init_or_normal(ctx, 0, isinit)
+    if page is None:
+        return
+    if isinit:
+        offsets: tuple[int, ...] = tuple(range(1, ntuples + 1))
+    else:
+        offsets = _offsets(ctx, ctx.main_data, XL_HEAP_MULTI_INSERT.size, ntuples, "offsets")
+    tupdata = ctx.block_data(0)
+    pos = 0
+    for offnum in offsets:
+        check_new_offnum(ctx, page, offnum)
+        pos = SHORTALIGN(pos)  # each xl_multi_insert_tuple is 2-aligned in the data
+        if pos + XL_MULTI_INSERT_TUPLE.size > len(tupdata):
+            raise ctx.error(f"multi-insert data ends before tuple for offset {offnum}", block_id=0)
+        datalen, infomask2, infomask, hoff = XL_MULTI_INSERT_TUPLE.unpack_from(tupdata, pos)
+        pos += XL_MULTI_INSERT_TUPLE.size
+        if pos + datalen > len(tupdata):
+            raise ctx.error(f"multi-insert tuple for offset {offnum} runs past the data",
+                            block_id=0)
+        hdr = new_tuple_header(infomask2, infomask, hoff, ctx.record.xid, tag.blk, offnum)
+        add_tuple(ctx, page, hdr + tupdata[pos : pos + datalen], offnum)
+        pos += datalen
+    if pos != len(tupdata):
+        raise ctx.error(f"total tuple length mismatch: used {pos} of {len(tupdata)} bytes",
+                        block_id=0)
+    if flags & XLH_INSERT_ALL_VISIBLE_CLEARED:
+        PageClearAllVisible(page)
+    # XLH_INSERT_ALL_FROZEN_SET implies that all tuples are visible
+    if flags & XLH_INSERT_ALL_FROZEN_SET:
+        PageSetAllVisible(page)
+
+
+def heap_xlog_lock_updated(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_lock_updated (heapam.c): lock a tuple version that an
+    update made (SELECT ... FOR UPDATE walking an update chain)."""
+    xmax, offnum, infobits, flags = unpack_main(ctx, XL_HEAP_LOCK_UPDATED, "xl_heap_lock_updated")
+    tag = block_tag(ctx, 0)
+
+    if flags & XLH_LOCK_ALL_FROZEN_CLEARED:
+        ctx.visibilitymap_clear(tag.rnode, tag.blk, VISIBILITYMAP_ALL_FROZEN)
+
+    page = ctx.read_buffer_for_redo(0)
+    if page is None:
+        return
+    htup, _len = get_normal_tuple(ctx, page, offnum)
+    clear_xmax_bits(htup)
+    fix_infomask_from_infobits(infobits, htup)
+    htup.SetXmax(xmax)
+
+
+# -- the visibility-map trap -------------------------------------------------------------
+def implicit_tags(rec: DecodedXLogRecord) -> list[BufferTag]:
+    """The VM pages a heap2 record changes without naming them (MULTI_INSERT
+    with ALL_VISIBLE_CLEARED, LOCK_UPDATED with ALL_FROZEN_CLEARED)."""
+    blk0 = rec.block(0)
+    if blk0 is None:
+        return []
+    op = rec.info & XLOG_HEAP_OPMASK
+    data = rec.main_data
+    if op == XLOG_HEAP2_MULTI_INSERT:
+        clears = len(data) >= XL_HEAP_MULTI_INSERT.size and bool(
+            XL_HEAP_MULTI_INSERT.unpack_from(data)[0] & XLH_INSERT_ALL_VISIBLE_CLEARED)
+    elif op == XLOG_HEAP2_LOCK_UPDATED:
+        clears = len(data) >= XL_HEAP_LOCK_UPDATED.size and bool(
+            XL_HEAP_LOCK_UPDATED.unpack_from(data)[3] & XLH_LOCK_ALL_FROZEN_CLEARED)
+    else:
+        clears = False
+    return [vm_tag(blk0.tag, blk0.blkno)] if clears else []
+
+
+# -- pg_waldump's description (heapdesc.c) --------------------------------------------
+def desc(rec: DecodedXLogRecord) -> str:
+    """Mirrors heap2_desc (heapdesc.c)."""
+    data = rec.main_data
+    op = rec.info & XLOG_HEAP_OPMASK
+    try:
+        if op == XLOG_HEAP2_PRUNE:
+            xid, nredirected, ndead = XL_HEAP_PRUNE.unpack_from(data)
+            return f"latestRemovedXid {xid} nredirected {nredirected} ndead {ndead}"
+        if op == XLOG_HEAP2_VACUUM:
+            return f"nunused {XL_HEAP_VACUUM.unpack_from(data)[0]}"
+        if op == XLOG_HEAP2_FREEZE_PAGE:
+            cutoff, ntuples = XL_HEAP_FREEZE_PAGE.unpack_from(data)
+            return f"cutoff xid {cutoff} ntuples {ntuples}"
+        if op == XLOG_HEAP2_VISIBLE:
+            cutoff, flags = XL_HEAP_VISIBLE.unpack_from(data)
+            return f"cutoff xid {cutoff} flags 0x{flags:02X}"
+        if op == XLOG_HEAP2_MULTI_INSERT:
+            flags, ntuples = XL_HEAP_MULTI_INSERT.unpack_from(data)
+            return f"{ntuples} tuples flags 0x{flags:02X}"
+        if op == XLOG_HEAP2_LOCK_UPDATED:
+            xmax, offnum, infobits, flags = XL_HEAP_LOCK_UPDATED.unpack_from(data)
+            return f"off {offnum}: xmax {xmax}: flags 0x{flags:02X} " + out_infobits(infobits)
+        if op == XLOG_HEAP2_NEW_CID:
+            _top, cmin, cmax, combo, spc, db, rel, bi_hi, bi_lo, posid = XL_HEAP_NEW_CID.unpack_from(data)
+            return (f"rel {spc}/{db}/{rel}; tid {(bi_hi << 16) | bi_lo}/{posid}"
+                    f"; cmin: {cmin}, cmax: {cmax}, combo: {combo}")
+    except struct.error:
+        return f"<malformed: {len(data)} bytes of main data>"
+    return ""
+
+
+REDO: dict[int, RedoFn] = {
+    XLOG_HEAP2_PRUNE: heap_xlog_prune,
+    XLOG_HEAP2_VACUUM: heap_xlog_vacuum,
+    XLOG_HEAP2_FREEZE_PAGE: heap_xlog_freeze_page,
+    XLOG_HEAP2_VISIBLE: heap_xlog_visible,
+    XLOG_HEAP2_MULTI_INSERT: heap_xlog_multi_insert,
+    XLOG_HEAP2_LOCK_UPDATED: heap_xlog_lock_updated,
+}

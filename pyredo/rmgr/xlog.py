@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pyredo.engine import RedoContext
     from pyredo.rmgr import RedoFn
 
 # xl_info values (C header names)
@@ -53,4 +54,30 @@ PAGE_MODIFYING: tuple[int, ...] = (
 )
 
 
-REDO: dict[int, RedoFn] = {}
+def xlog_redo_fpi(ctx: RedoContext) -> None:
+    """Mirrors the XLOG_FPI / XLOG_FPI_FOR_HINT branch of xlog_redo (xlog.c).
+
+    Every block reference carries a full-page image to restore. FPI_FOR_HINT
+    blocks without an image are skipped; an FPI block without one is an error,
+    and so is an image not marked BKPIMAGE_APPLY (a consistency-check copy):
+    XLogReadBufferForRedo would then not answer BLK_RESTORED.
+    """
+    info = ctx.info & 0xF0
+    rec = ctx.record
+    for block_id in range(rec.max_block_id + 1):
+        blk = rec.block(block_id)
+        if blk is None or not blk.has_image:
+            if info == XLOG_FPI:
+                raise ctx.error("XLOG_FPI record did not contain a full-page image",
+                                block_id=block_id)
+            continue
+        if not blk.apply_image:
+            raise ctx.error("unexpected XLogReadBufferForRedo result when restoring backup block",
+                            block_id=block_id)
+        ctx.restore_image_if_target(block_id)
+
+
+REDO: dict[int, RedoFn] = {
+    XLOG_FPI_FOR_HINT: xlog_redo_fpi,
+    XLOG_FPI: xlog_redo_fpi,
+}
