@@ -82,5 +82,6 @@ def capture(
 
 def verify(cap: Capture, engines: Sequence[Engine]) -> CheckReport:
     """Redo every block of the captured range with ``engines`` and witness with the primary."""
-    checker = Checker(engines, DataDirPages(cap.cluster.pgdata), cap.base, end_lsn=cap.end)
+    checker = Checker(engines, DataDirPages(cap.cluster.pgdata), cap.base, end_lsn=cap.end,
+                      base_is_snapshot=cap.base is not None)
     return checker.check_records(cap.records(), start=cap.start, end=cap.end)

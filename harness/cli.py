@@ -40,7 +40,8 @@ LSN = LsnType()
 
 
 def fail_setup(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    # soft_wrap: never break a line inside a command or a GRANT the user will copy
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True, highlight=False)
     sys.exit(EXIT_SETUP)
 
 
@@ -169,27 +170,37 @@ def print_report_summary(report: Any, title: str = "redodiff check") -> None:
 
 
 @main.command()
-@click.option("--pgdata", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+@click.option("--pgdata", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Data directory of a local cluster (run CHECKPOINT after the range first).")
-@click.option("--start", type=LSN, required=True, help="First LSN of the range (e.g. taken right after a CHECKPOINT).")
-@click.option("--end", type=LSN, help="End of the range (default: end of WAL).")
-@click.option("--engine", "engines", multiple=True, type=click.Choice(["pyredo", "walredo"]),
-              help="Engine(s) to redo with; give twice to compare both byte for byte. Default: pyredo.")
+@click.option("--dsn", help="An existing cluster to verify over SQL and replication (see `redodiff slot`).")
+@click.option("--slot", help="With --dsn: stream the WAL through this physical slot with pg_receivewal.")
+@click.option("--start", type=LSN, help="First LSN of the range (with --slot: default the slot's restart LSN).")
+@click.option("--end", type=LSN, help="End of the range (default: end of WAL / the current insert LSN).")
+@engine_option
 @click.option("--base-backup", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A copy of the data directory taken at --start: base pages for blocks without an image.")
-@click.option("--walredo-cmd", help="Command line of an external wal-redo server (e.g. Neon's `postgres --wal-redo`).")
-@click.option("--tag-layout", type=click.Choice(["neon", "old"]), default="neon", show_default=True,
-              help="BufferTag layout the wal-redo server speaks.")
+@walredo_cmd_option
+@tag_layout_option
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as JSON here.")
-def check(pgdata: Path, start: int, end: int | None, engines: tuple[str, ...], base_backup: Path | None,
-          walredo_cmd: str | None, tag_layout: str, report_path: Path | None) -> None:
-    """Verify a WAL range of a local cluster, page by page.
+def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | None, end: int | None,
+          engines: tuple[str, ...], base_backup: Path | None, walredo_cmd: str | None, tag_layout: str,
+          report_path: Path | None) -> None:
+    """Verify a WAL range of a cluster, page by page.
 
     Every block referenced in the range whose first record there carries a
     full-page image or WILL_INIT is rebuilt by each engine (with --base-backup,
-    every block) and compared with the block in PGDATA under PostgreSQL's
+    every block) and compared with the cluster's block under PostgreSQL's
     consistency masks; with two engines they must also agree byte for byte.
+
+    \b
+    A local cluster:   redodiff check --pgdata DIR --start 0/1A2B3C8
+    An existing one:   redodiff slot create --dsn "host=db user=checker" --name rd   (before the workload)
+                       redodiff check --dsn "host=db user=checker" --slot rd
+    The role needs REPLICATION (for --slot) or EXECUTE on pg_read_binary_file (to read
+    pg_wal/), EXECUTE on pg_read_binary_file (pages) and pg_checkpoint; a missing right
+    is named with the GRANT that fixes it.
+
     Exit 0 when clean, 1 on a divergence, 2 on a usage or setup error.
     """
     from generators.workload import Settings
@@ -197,27 +208,93 @@ def check(pgdata: Path, start: int, end: int | None, engines: tuple[str, ...], b
     from harness.datadir import DataDirPages, hint_bits_logged
     from pyredo.wal.reader import WalReader
 
-    es = _engine_set(engines, walredo_cmd, tag_layout)
-    engine_objs = es.for_settings(Settings(wal_log_hints=hint_bits_logged(pgdata)))
+    if (pgdata is None) == (dsn is None):
+        raise click.UsageError("give exactly one of --pgdata DIR or --dsn DSN")
+    workdir = None
+    remote = None
     try:
-        reader = WalReader(pgdata / "pg_wal", start, end)
-        records = list(reader)
-    except WalError as e:
-        fail_setup(f"cannot read the WAL range: {e}")
-    real_end = end if end is not None else (records[-1].end_lsn if records else start)
-    checker = Checker(engine_objs, DataDirPages(pgdata), DataDirPages(base_backup) if base_backup else None,
-                      end_lsn=real_end)
-    with _progress() as progress:
-        task = progress.add_task("redo", total=None)
-        report = checker.check_records(
-            records, start=start, end=real_end,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
-    es.close()
+        if dsn is not None:
+            from harness.existing import ExistingCluster, fetch_range, scratch_dir
+
+            remote = ExistingCluster(dsn)
+            workdir = scratch_dir()
+            waldir, start, end = fetch_range(remote, start=start, end=end, slot=slot, workdir=workdir)
+            primary = remote.read_block
+            hints = bool(remote.scalar("SELECT current_setting('wal_log_hints')::bool OR "
+                                       "current_setting('data_checksums')::bool"))
+        else:
+            assert pgdata is not None
+            if start is None:
+                raise click.UsageError("--start is required with --pgdata")
+            waldir, primary, hints = pgdata / "pg_wal", DataDirPages(pgdata), hint_bits_logged(pgdata)
+        es = _engine_set(engines, walredo_cmd, tag_layout)
+        engine_objs = es.for_settings(Settings(wal_log_hints=hints))
+        try:
+            records = list(WalReader(waldir, start, end))
+        except WalError as e:
+            fail_setup(f"cannot read the WAL range: {e}")
+        real_end = end if end is not None else (records[-1].end_lsn if records else start)
+        checker = Checker(engine_objs, primary, DataDirPages(base_backup) if base_backup else None,
+                          end_lsn=real_end, base_is_snapshot=base_backup is not None)
+        with _progress() as progress:
+            task = progress.add_task("redo", total=None)
+            report = checker.check_records(
+                records, start=start, end=real_end,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        es.close()
+    except SetupError as e:
+        fail_setup(str(e))
+    finally:
+        if remote is not None:
+            remote.close()
+        if workdir is not None:
+            from harness.existing import remove
+
+            remove(workdir)
     if report_path:
         report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
     print_report_summary(report)
     sys.exit(EXIT_DIVERGENCE if report.divergences else EXIT_OK)
+
+
+@main.group()
+def slot() -> None:
+    """Physical replication slots that keep an existing cluster's WAL for `check --dsn`."""
+
+
+@slot.command("create")
+@click.option("--dsn", required=True)
+@click.option("--name", default="redodiff", show_default=True)
+def slot_create(dsn: str, name: str) -> None:
+    """Create a slot now, before the workload; prints the LSN the range starts at."""
+    from harness.existing import ExistingCluster, PrivilegeError
+
+    try:
+        with ExistingCluster(dsn) as c:
+            if not (c.privileges.replication or c.privileges.superuser):
+                raise PrivilegeError(f"role {c.privileges.role} cannot create replication slots: "
+                                     f"ALTER ROLE {c.privileges.role} REPLICATION")
+            lsn = c.create_slot(name)
+    except SetupError as e:
+        fail_setup(str(e))
+    except Exception as e:
+        fail_setup(f"cannot create slot {name!r}: {e}")
+    out.print(format_lsn(lsn))
+
+
+@slot.command("drop")
+@click.option("--dsn", required=True)
+@click.option("--name", default="redodiff", show_default=True)
+def slot_drop(dsn: str, name: str) -> None:
+    """Drop the slot (its WAL may then be recycled)."""
+    from harness.existing import ExistingCluster
+
+    try:
+        with ExistingCluster(dsn) as c:
+            c.drop_slot(name)
+    except Exception as e:
+        fail_setup(f"cannot drop slot {name!r}: {e}")
 
 
 # -- demo ---------------------------------------------------------------------------

@@ -15,9 +15,12 @@ Use::
 
 What the range determines, and what it does not
 -----------------------------------------------
-Only pages the range touches are checked (a status set on them, or a
-ZEROPAGE). On such a page every 2-bit status is compared, and a difference
-is a divergence when
+The xids the range determines are read from its commit and abort records
+alone (``completed_xids``: the top xid or xl_xact_twophase, and the
+subxacts), not from what the engine did, so an engine that forgets an xid
+cannot make it look undetermined. Checked are the pages of those xids and
+the pages the engine touched (a ZEROPAGE, a status set). On such a page
+every 2-bit status is compared, and a difference is a divergence when
 
 * a record of the range set that xid's status (commit/abort of it or of
   its tree): the range determines it; or
@@ -48,8 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyredo import BLCKSZ
+from pyredo.rmgr import RM_CLOG_ID, RM_XACT_ID
 from pyredo.slru.clog import (
     CLOG_BITS_PER_XACT,
+    CLOG_TRUNCATE,
     CLOG_XACT_BITMASK,
     CLOG_XACTS_PER_BYTE,
     CLOG_XACTS_PER_PAGE,
@@ -58,6 +63,7 @@ from pyredo.slru.clog import (
     TransactionIdToPage,
     Truncation,
     XidChange,
+    completed_xids,
     get_xid_status,
     replay_clog,
     status_name,
@@ -108,6 +114,7 @@ class ClogReport:
     zeropages: list[int] = field(default_factory=list)
     truncations: list[Truncation] = field(default_factory=list)
     removed_pages_checked: int = 0
+    pages_gone_after_range: list[int] = field(default_factory=list)  # removed by a later TRUNCATE
 
     @property
     def ok(self) -> bool:
@@ -130,6 +137,8 @@ class ClogReport:
             extra = " (refused: apparent wraparound)" if t.refused_wraparound else ""
             lines.append(f"  truncate before page {t.cutoff_page} (oldestXact {t.oldest_xact}): "
                          f"removed segments {segs}{extra}")
+        if self.pages_gone_after_range:
+            lines.append(f"  pages gone on the primary after the range: {len(self.pages_gone_after_range)}")
         lines += [f"  DIVERGENCE {d}" for d in self.divergences[:50]]
         if len(self.divergences) > 50:
             lines.append(f"  ... {len(self.divergences) - 50} more divergences")
@@ -198,25 +207,39 @@ def check_clog(
     SLRU's latest page at the start, if known (TRUNCATE's wraparound check);
     by default the highest base page.
     """
+    # only xact and clog records matter: keep just those (a range's heap
+    # records with their page images need not stay in memory)
+    records = [r for r in records if r.rmid in (RM_XACT_ID, RM_CLOG_ID)]
     base_pages = load_base_pages(base)
+    determined = completed_xids(records)
     result = engine(records, base_pages, latest_page=latest_page, on_missing="report")
     primary = read_slru_pages(primary_pgdata)
+    removed = result.removed_pages
     report = ClogReport(
         missing=list(result.missing), counts=Counter(result.counts), subxacts=result.subxacts,
         assigned_subxacts=result.assigned_subxacts, prepared_xids=list(result.prepared_xids),
         zeropages=sorted(result.zeroed), truncations=list(result.truncations),
     )
-    for xid, change in result.changes.items():
-        if TransactionIdToPage(xid) in result.pages:
+    determined_pages = set()
+    for xid, change in determined.items():
+        pageno = TransactionIdToPage(xid)
+        if pageno not in removed:  # else a later TRUNCATE of the range took it away
+            determined_pages.add(pageno)
             report.xids_set += 1
             report.xids_by_status[status_name(change.status)] += 1
 
-    checked = sorted({p for p in result.touched if p in result.pages}
-                     | {TransactionIdToPage(x) for x in result.changes if TransactionIdToPage(x) in result.pages})
+    checked = sorted({p for p in result.touched if p in result.pages} | determined_pages)
+    missing_pages = {m.pageno for m in result.missing}
     for pageno in checked:
         report.pages_checked.append(pageno)
-        exp = result.pages[pageno]
+        exp = result.pages.get(pageno)
         got = primary.get(pageno)
+        if exp is None:
+            if pageno not in missing_pages:  # (a missing base page is reported in ``missing``)
+                report.divergences.append(ClogDivergence(
+                    pageno, None, None, None,
+                    "the range sets statuses on this page but pyredo has no such page"))
+            continue
         if got is None:
             report.divergences.append(ClogDivergence(
                 pageno, None, None, None, "the range writes this page but the primary has no such page"))
@@ -226,12 +249,24 @@ def check_clog(
             continue
         # reference: what the page held before the range wrote it
         ref = _ZERO_PAGE if pageno in result.zeroed else base_pages.get(pageno, _ZERO_PAGE)
-        _compare_page(pageno, exp, got, ref, result.changes, report, max_examples)
+        _compare_page(pageno, exp, got, ref, determined, report, max_examples)
 
-    for pageno in sorted(result.removed_pages):
+    for pageno in sorted(removed):
         report.removed_pages_checked += 1
         if pageno in primary:
             report.divergences.append(ClogDivergence(
                 pageno, None, None, get_xid_status(primary[pageno], pageno * CLOG_XACTS_PER_PAGE),
                 "a TRUNCATE of the range removed this page's segment but the primary still has it"))
+    # The other way round: a page pyredo keeps that the primary no longer has.
+    # Only a clog TRUNCATE removes pages; when the range has one, pyredo must
+    # have carried it out as the primary did. Without one, the primary's
+    # TRUNCATE came after the range: nothing the range determines.
+    # (Whether the range has one is read from the records, not from the engine.)
+    gone = sorted(set(result.pages) - set(primary))
+    if any(r.rmid == RM_CLOG_ID and r.info & 0xF0 == CLOG_TRUNCATE for r in records):
+        report.divergences += [ClogDivergence(
+            p, None, None, None, "pyredo keeps this page after the range's TRUNCATE but the primary removed it")
+            for p in gone]
+    else:
+        report.pages_gone_after_range = gone
     return report

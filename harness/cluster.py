@@ -57,7 +57,9 @@ BASE_GUCS: dict[str, Any] = {
     "max_wal_size": "1GB",
     "min_wal_size": "32MB",
     "fsync": False,  # a throwaway cluster; WAL contents are unaffected
-    "synchronous_commit": False,
+    # on (and free without fsync): VACUUM only marks pages all-visible once the
+    # inserting commits are flushed, and we want its VISIBLE records
+    "synchronous_commit": True,
     "full_page_writes": True,
     "autovacuum": False,
     "wal_level": "replica",
@@ -270,9 +272,11 @@ class LocalCluster:
     def flush_wal(self) -> int:
         """Make everything inserted so far durable in pg_wal (so a reader sees it)."""
         lsn = self.current_lsn()
-        self.execute("SELECT pg_current_wal_flush_lsn()")
-        # A tiny logged transaction forces an XLogFlush up to the insert position.
-        self.execute("SELECT txid_current()")
+        # a tiny transaction committing synchronously forces an XLogFlush past lsn
+        with self.connect(autocommit=False) as conn:
+            conn.execute("SET LOCAL synchronous_commit = on")
+            conn.execute("SELECT txid_current()")
+            conn.commit()
         return lsn
 
     def switch_wal(self) -> int:

@@ -80,7 +80,7 @@ def run_workload(
         res.step_errors = len(holder[0].errors) if holder else 0
         try:
             checker = Checker(engines.for_settings(workload.settings), DataDirPages(cluster.pgdata), cap.base,
-                              end_lsn=cap.end)
+                              end_lsn=cap.end, base_is_snapshot=cap.base is not None)
             report = checker.check_records(cap.records(), start=cap.start, end=cap.end)
         finally:
             cap.cleanup()

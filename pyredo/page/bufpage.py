@@ -36,6 +36,14 @@ SizeOfItemIdData = 4
 InvalidOffsetNumber = 0
 FirstOffsetNumber = 1
 MAXIMUM_ALIGNOF = 8
+MaxOffsetNumber = BLCKSZ // SizeOfItemIdData
+
+
+def OffsetNumberIsValid(offsetNumber: int) -> bool:
+    """off.h: Invalid (0) and numbers past MaxOffsetNumber are not valid offsets."""
+    return InvalidOffsetNumber < offsetNumber <= MaxOffsetNumber
+
+
 MaxHeapTuplesPerPage = (BLCKSZ - SizeOfPageHeaderData) // (((23 + 7) & ~7) + SizeOfItemIdData)
 MaxIndexTuplesPerPage = (BLCKSZ - SizeOfPageHeaderData) // (((8 + 7) & ~7) + SizeOfItemIdData)
 
@@ -293,7 +301,7 @@ def PageAddItemExtended(page: bytearray, item: bytes | bytearray | memoryview, o
     size = len(item)
     limit = PageGetMaxOffsetNumber(page) + 1
     needshuffle = False
-    if offsetNumber != InvalidOffsetNumber:
+    if OffsetNumberIsValid(offsetNumber):
         if flags & PAI_OVERWRITE:
             if offsetNumber < limit:
                 lp = PageGetItemId(page, offsetNumber)
