@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.check import Checker, CheckReport, Engine
+from harness.clogcheck import check_clog, take_pg_xact_snapshot
 from harness.cluster import LocalCluster
 from harness.datadir import DataDirPages, snapshot_relation_files
 from pyredo.wal.reader import WalReader
@@ -28,6 +29,7 @@ class Capture:
     start: int
     end: int
     base_dir: Path | None = None
+    pg_xact_dir: Path | None = None  # pg_xact at the range start, for the commit-log check
     errors: list[str] = field(default_factory=list)  # steps that failed (recorded, not fatal)
 
     @property
@@ -38,9 +40,10 @@ class Capture:
         return WalReader(self.cluster.waldir, self.start, self.end)
 
     def cleanup(self) -> None:
-        if self.base_dir is not None:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
-            self.base_dir = None
+        for d in (self.base_dir, self.pg_xact_dir):
+            if d is not None:
+                shutil.rmtree(d, ignore_errors=True)
+        self.base_dir = self.pg_xact_dir = None
 
     def __enter__(self) -> Capture:
         return self
@@ -60,6 +63,7 @@ def capture(
     start = cluster.checkpoint()
     cap = Capture(cluster, start, start)
     try:
+        cap.pg_xact_dir = take_pg_xact_snapshot(cluster.pgdata, tempfile.mkdtemp(prefix="redodiff-xact-"))
         if snapshot:
             cap.base_dir = Path(tempfile.mkdtemp(prefix="redodiff-base-"))
             snapshot_relation_files(cluster.pgdata, cap.base_dir)
@@ -80,8 +84,12 @@ def capture(
     return cap
 
 
-def verify(cap: Capture, engines: Sequence[Engine]) -> CheckReport:
-    """Redo every block of the captured range with ``engines`` and witness with the primary."""
+def verify(cap: Capture, engines: Sequence[Engine], *, clog: bool = True) -> CheckReport:
+    """Redo every block of the captured range with ``engines`` and witness with the
+    primary; then rebuild the commit log of the range and compare it with pg_xact."""
     checker = Checker(engines, DataDirPages(cap.cluster.pgdata), cap.base, end_lsn=cap.end,
                       base_is_snapshot=cap.base is not None)
-    return checker.check_records(cap.records(), start=cap.start, end=cap.end)
+    report = checker.check_records(cap.records(), start=cap.start, end=cap.end)
+    if clog and cap.pg_xact_dir is not None:
+        report.add_clog(check_clog(cap.records(), cap.pg_xact_dir, cap.cluster.pgdata))
+    return report

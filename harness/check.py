@@ -74,6 +74,9 @@ class CheckReport:
     record_types: Counter[str] = field(default_factory=Counter)
     engines: list[str] = field(default_factory=list)
     infrastructure: list[str] = field(default_factory=list)  # engine trouble that is not a finding
+    clog_pages_checked: int = 0
+    clog_xids_verified: int = 0
+    clog_divergences: list[str] = field(default_factory=list)
     start: int | None = None
     end: int | None = None
     _verified: set[int] = field(default_factory=set, repr=False)
@@ -81,7 +84,13 @@ class CheckReport:
 
     @property
     def clean(self) -> bool:
-        return not self.divergences
+        return not self.divergences and not self.clog_divergences
+
+    def add_clog(self, clog: Any) -> None:
+        """Fold in a commit-log check (harness.clogcheck.ClogReport)."""
+        self.clog_pages_checked += len(clog.pages_checked)
+        self.clog_xids_verified += clog.xids_set
+        self.clog_divergences += [str(d) for d in clog.divergences] + [f"missing {m}" for m in clog.missing]
 
     def merge(self, other: CheckReport) -> None:
         self.records += other.records
@@ -91,6 +100,9 @@ class CheckReport:
         self.divergences.extend(other.divergences)
         self.unsupported.update(other.unsupported)
         self.record_types.update(other.record_types)
+        self.clog_pages_checked += other.clog_pages_checked
+        self.clog_xids_verified += other.clog_xids_verified
+        self.clog_divergences += other.clog_divergences
         for e in other.engines:
             if e not in self.engines:
                 self.engines.append(e)
@@ -106,6 +118,8 @@ class CheckReport:
             "record_types": dict(sorted(self.record_types.items())),
             "engines": self.engines,
             "infrastructure_errors": self.infrastructure,
+            "clog": {"pages_checked": self.clog_pages_checked, "xids_verified": self.clog_xids_verified,
+                     "divergences": self.clog_divergences},
             "start": format_lsn(self.start) if self.start is not None else None,
             "end": format_lsn(self.end) if self.end is not None else None,
         }

@@ -78,6 +78,8 @@ class FuzzReport:
     pages_checked: int = 0
     pages_skipped_no_base: int = 0
     pages_skipped: Counter[str] = field(default_factory=Counter)
+    clog_pages_checked: int = 0
+    clog_xids_verified: int = 0
     divergences: list[dict[str, Any]] = field(default_factory=list)
     unsupported: Counter[str] = field(default_factory=Counter)
     record_types: Counter[str] = field(default_factory=Counter)
@@ -95,6 +97,8 @@ class FuzzReport:
         self.pages_checked += r["pages_checked"]
         self.pages_skipped_no_base += r["pages_skipped_no_base"]
         self.pages_skipped.update(r["pages_skipped"])
+        self.clog_pages_checked += r.get("clog_pages_checked", 0)
+        self.clog_xids_verified += r.get("clog_xids_verified", 0)
         self.unsupported.update(r["unsupported"])
         self.record_types.update(r["record_types"])
         self.settings_seen[r["settings"]] += 1
@@ -121,6 +125,7 @@ class FuzzReport:
             "pages_checked": self.pages_checked,
             "pages_skipped_no_base": self.pages_skipped_no_base,
             "pages_skipped": dict(sorted(self.pages_skipped.items())),
+            "clog": {"pages_checked": self.clog_pages_checked, "xids_verified": self.clog_xids_verified},
             "divergences": self.divergences,
             "unsupported": dict(sorted(self.unsupported.items())),
             "record_types": dict(sorted(self.record_types.items())),
@@ -173,7 +178,7 @@ def _run_one(pool: ClusterPool, cfg: FuzzConfig, gi: int, pg_version: str) -> di
                                         pg_version=pg_version)
     out = res.to_json()
     out["rules"] = res.rules
-    if res.report and res.report.divergences and cfg.corpus:
+    if res.report and not res.report.clean and cfg.corpus:
         seeds = cfg.corpus / "seeds"
         seeds.mkdir(parents=True, exist_ok=True)
         _atomic_write(seeds / f"{seed}.json", wl.dumps() + "\n")

@@ -15,6 +15,7 @@ from generators.workload import Workload
 from harness.bundle import write_bundle
 from harness.capture import capture
 from harness.check import Checker, CheckReport
+from harness.clogcheck import check_clog
 from harness.datadir import DataDirPages
 from harness.engines import EngineSet, is_infrastructure
 from harness.execute import ClusterLost, Execution, execute
@@ -46,7 +47,11 @@ class IterationResult:
             "records": r.records if r else 0,
             "pages_checked": r.pages_checked if r else 0,
             "pages_skipped_no_base": r.pages_skipped_no_base if r else 0,
-            "divergences": [d.to_json() for d in r.divergences] if r else [],
+            "divergences": ([d.to_json() for d in r.divergences] + [
+                {"kind": "clog_vs_primary", "tag": "pg_xact", "record_type": "Transaction", "diff": [c],
+                 "engines": ["pyredo"], "first_diverging_lsn": None} for c in r.clog_divergences]) if r else [],
+            "clog_pages_checked": r.clog_pages_checked if r else 0,
+            "clog_xids_verified": r.clog_xids_verified if r else 0,
             "unsupported": dict(r.unsupported) if r else {},
             "record_types": dict(r.record_types) if r else {},
             "pages_skipped": dict(r.pages_skipped) if r else {},
@@ -82,6 +87,8 @@ def run_workload(
             checker = Checker(engines.for_settings(workload.settings), DataDirPages(cluster.pgdata), cap.base,
                               end_lsn=cap.end, base_is_snapshot=cap.base is not None)
             report = checker.check_records(cap.records(), start=cap.start, end=cap.end)
+            if cap.pg_xact_dir is not None:
+                report.add_clog(check_clog(cap.records(), cap.pg_xact_dir, cluster.pgdata))
         finally:
             cap.cleanup()
         res.report = report

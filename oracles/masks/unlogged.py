@@ -17,7 +17,12 @@ else. Engines are still compared byte for byte, unmasked, on these bytes.
 
 from __future__ import annotations
 
-from pyredo.page.bufpage import MAXALIGN, PageGetItemId, PageGetMaxOffsetNumber, SizeOfPageHeaderData
+from pyredo.page.bufpage import (
+    MAXALIGN,
+    PageGetItemId,
+    PageGetMaxOffsetNumber,
+    SizeOfPageHeaderData,
+)
 
 SPGIST_METAPAGE_BLKNO = 0
 _SPGIST_LUP_OFFSET = MAXALIGN(SizeOfPageHeaderData) + 4  # after magicNumber
