@@ -30,6 +30,23 @@ class ColType:
     ams: dict[str, str]
     toastable: bool = False
 
+    @property
+    def scan_all(self) -> str:
+        """An index qual matching every non-NULL value (``{c}`` is the column)."""
+        return _SCAN_ALL.get(self.name, "{c} IS NOT NULL")
+
+
+# quals that gist/spgist opclasses can answer from the index (plain index scans
+# kill dead tuples: LP_DEAD, later cleaned by DELETE / VACUUM_ONE_PAGE records)
+_SCAN_ALL = {
+    "point": "{c} <@ box '((-1000,-1000),(1000,1000))'",
+    "box": "{c} && box '((-1000,-1000),(1000,1000))'",
+    "inet": "{c} <<= '0.0.0.0/0'::inet",
+    "int4range": "{c} && int4range(NULL, NULL)",
+    "text": "{c} >= ''",
+    "tsvector": "{c} @@ 'w1 | t1 | u1'::tsquery",
+}
+
 
 def _t(name: str, expr: str, toastable: bool = False, **ams: str) -> ColType:
     return ColType(name, expr, dict(ams), toastable)
@@ -408,17 +425,135 @@ def gin_clean(m: Model, ch: Chooser) -> StepList:
     return [_step(0, f"SELECT gin_clean_pending_list('{ix.name}')", "gin_clean_pending_list")]
 
 
+def _scan_sql(t: Table, ix: Index) -> str | None:
+    """A statement that walks ``ix`` with plain index scans."""
+    col = ix.columns[0]
+    kind = "int8" if col == "id" else t.column(col).kind
+    if ix.am in ("gin", "brin", "bloom"):
+        return None  # no kill_prior_tuple there
+    if ix.am == "hash":  # equality only: probe every key value of the table
+        expr = TYPES[kind].expr.format(g="i")
+        return (f"DO $$ BEGIN FOR i IN 1..{max(1, t.next_id)} LOOP "
+                f"PERFORM 1 FROM {t.name} WHERE {col} = {expr}; END LOOP; END $$")
+    qual = TYPES[kind].scan_all.format(c=col)
+    return f"SELECT count(*) FROM {t.name} WHERE {qual}"
+
+
 def index_scans(m: Model, ch: Chooser) -> StepList:
-    """Index scans over deleted rows mark items LP_DEAD (kill_prior_tuple): later
-    inserts then clean pages with btree/hash/gist DELETE records."""
+    """Plain index scans over deleted rows mark items LP_DEAD (kill_prior_tuple):
+    later inserts into full pages clean them (btree/hash/gist DELETE,
+    Hash/VACUUM_ONE_PAGE)."""
     t = _table(m, ch)
-    if not t.indexes:
+    scans = [sql for ix in t.indexes if (sql := _scan_sql(t, ix)) is not None]
+    if not scans:
         return delete_rows(m, ch)
-    col = ch.choice(t.indexes).columns[0]
     return [
         _step(0, "SET enable_seqscan = off", "index_scan"),
-        _step(0, f"SELECT count(*) FROM {t.name} WHERE {col} IS NOT NULL", "index_scan"),
+        _step(0, "SET enable_bitmapscan = off", "index_scan"),
+        *[_step(0, sql, "index_scan") for sql in scans],
+        _step(0, "RESET enable_bitmapscan", "index_scan"),
         _step(0, "RESET enable_seqscan", "index_scan"),
+    ]
+
+
+def kill_and_refill(m: Model, ch: Chooser) -> StepList:
+    """Delete rows, kill them with index scans, then insert the same keys again:
+    full index pages clean out LP_DEAD items instead of splitting."""
+    t = ch.choice([t for t in m.tables if t.indexes] or m.tables)
+    k = ch.choice((2, 3, 4))
+    steps = [_step(0, f"DELETE FROM {t.name} WHERE id % {k} = 0", "delete")]
+    steps += index_scans_for(m, t)
+    lo = t.next_id
+    n = ch.choice((300, m.max_rows))
+    t.next_id += n
+    cols = ", ".join(["id", *(c.name for c in t.columns)])
+    vals = ", ".join(["g", *(c.value(f"(g % {max(lo, 2)})") for c in t.columns)])
+    steps.append(_step(0, f"INSERT INTO {t.name} ({cols}) SELECT {vals} FROM generate_series({lo}, {lo + n - 1}) g",
+                       "insert_duplicates"))
+    return steps
+
+
+def index_scans_for(m: Model, t: Table) -> StepList:
+    scans = [sql for ix in t.indexes if (sql := _scan_sql(t, ix)) is not None]
+    if not scans:
+        return []
+    return [_step(0, "SET enable_seqscan = off", "index_scan"), _step(0, "SET enable_bitmapscan = off", "index_scan"),
+            *[_step(0, sql, "index_scan") for sql in scans],
+            _step(0, "RESET enable_bitmapscan", "index_scan"), _step(0, "RESET enable_seqscan", "index_scan")]
+
+
+def lock_chain(m: Model, ch: Chooser) -> StepList:
+    """A row lock that must follow an update chain (Heap2/LOCK_UPDATED): one session
+    updates rows without committing, another locks them FOR KEY SHARE."""
+    t = _table(m, ch)
+    a, b = ch.choice([(i, j) for i in m.idle_sessions() for j in m.idle_sessions() if i != j])
+    free = [c for c in t.columns if c.name not in t.indexed()] or t.columns
+    c = ch.choice(free)
+    where = _id_filter(t, ch)
+    return [
+        _step(a, "BEGIN", "begin"),
+        _step(a, f"UPDATE {t.name} SET {c.name} = {c.value('id + 5')} WHERE {where}", "update_hot"),
+        _step(b, f"SELECT id FROM {t.name} WHERE {where} FOR KEY SHARE", "select_for"),
+        _step(a, ch.choice(("COMMIT", "ROLLBACK")), "commit"),
+    ]
+
+
+def btree_fastroot(m: Model, ch: Chooser) -> StepList:
+    """Empty all but the last leaves and regrow: page deletion moves the fast root
+    (UNLINK_PAGE_META); the fast-root leaf then splits (INSERT_META)."""
+    t = ch.choice([t for t in m.tables if any(ix.am == "btree" for ix in t.indexes)] or m.tables)
+    keep = ch.choice((20, 60))
+    lo = t.next_id
+    n = ch.choice((800, m.max_rows))
+    t.next_id += n
+    return [
+        _step(0, f"DELETE FROM {t.name} WHERE id < (SELECT max(id) FROM {t.name}) - {keep}", "delete_most"),
+        _step(0, f"VACUUM {t.name}", "vacuum"),
+        _step(0, _insert_sql(t, lo, lo + n - 1, "asc"), "insert"),
+    ]
+
+
+def gin_posting_tree(m: Model, ch: Chooser) -> StepList:
+    """One key shared by thousands of rows grows a GIN posting tree (CREATE_PTREE);
+    deleting a contiguous range and VACUUM empties its leaves (DELETE_PAGE)."""
+    gins = [t for t in m.tables if any(ix.am == "gin" for ix in t.indexes)]
+    if not gins:
+        return create_index(m, ch)
+    t = ch.choice(gins)
+    lo = t.next_id
+    n = ch.choice((3000, 6000))
+    t.next_id += n
+    cols = ", ".join(["id", *(c.name for c in t.columns)])
+    vals = ", ".join(["g", *(c.value("1") for c in t.columns)])
+    a = lo + n // 10
+    return [
+        _step(0, f"INSERT INTO {t.name} ({cols}) SELECT {vals} FROM generate_series({lo}, {lo + n - 1}) g",
+              "insert_duplicates"),
+        _step(0, f"DELETE FROM {t.name} WHERE id BETWEEN {a} AND {a + n // 2}", "delete"),
+        _step(0, f"VACUUM {t.name}", "vacuum"),
+    ]
+
+
+def brin_cycle(m: Model, ch: Chooser) -> StepList:
+    """Summarize, desummarize, widen the values and summarize again (BRIN
+    DESUMMARIZE, SAMEPAGE_UPDATE and UPDATE as summaries grow and move)."""
+    ix = _index(m, ch, "brin")
+    if ix is None:
+        return create_index(m, ch)
+    t = next(t for t in m.tables if ix in t.indexes)
+    c = ix.columns[0]
+    col = t.column(c)
+    lo = t.next_id
+    t.next_id += 500
+    wide = col.value(f"(g * {ch.choice((97, 1009))})")
+    return [
+        _step(0, f"SELECT brin_summarize_new_values('{ix.name}')", "brin_summarize_new"),
+        _step(0, f"SELECT brin_desummarize_range('{ix.name}', 0)", "brin_desummarize"),
+        _step(0, f"INSERT INTO {t.name} (id, {c}) SELECT g, {wide} FROM generate_series({lo}, {lo + 499}) g",
+              "insert"),
+        _step(0, f"UPDATE {t.name} SET {c} = {col.value('(id * 13 + 7)')} WHERE id % 3 = 0", "update_indexed"),
+        _step(0, f"SELECT brin_summarize_range('{ix.name}', 0)", "brin_summarize_range"),
+        _step(0, f"VACUUM {t.name}", "vacuum"),
     ]
 
 
@@ -543,6 +678,13 @@ RULES: tuple[Rule, ...] = (
     Rule("alter_columns", 1, alter_columns, _ddl_ok),
     Rule("sequence", 3, sequence_ops, lambda m: m.quiet),
     Rule("checkpoint", 2, checkpoint, lambda m: bool(m.idle_sessions())),
+    # composite rules that reach rare record types
+    Rule("kill_and_refill", 2, kill_and_refill, lambda m: _ddl_ok(m) and any(t.indexes for t in m.tables)),
+    Rule("lock_chain", 2, lock_chain, lambda m: bool(m.tables) and len(m.idle_sessions()) >= 2),
+    Rule("btree_fastroot", 1, btree_fastroot, lambda m: _ddl_ok(m) and any(
+        ix.am == "btree" for t in m.tables for ix in t.indexes)),
+    Rule("gin_posting_tree", 1, gin_posting_tree, _ddl_ok),
+    Rule("brin_cycle", 1, brin_cycle, _ddl_ok),
 )
 RULE_NAMES = tuple(r.name for r in RULES)
 
