@@ -29,8 +29,10 @@ def merge_reports(paths: list[Path]) -> dict[str, Any]:
             counters[k].update(d.get(k, {}))
         for k in _LISTS:
             lists[k].extend(d.get(k, []))
-        shards.append(d.get("shard"))
-        seeds.add(d.get("seed"))
+        # a report may itself be a merge: its shard and seed fields are lists
+        shard, seed = d.get("shards", d.get("shard")), d.get("seed")
+        shards.extend(shard if isinstance(shard, list) else [shard])
+        seeds.update(seed if isinstance(seed, list) else [seed])
         engines.update(d.get("engines", []))
         seconds = max(seconds, d.get("seconds", 0.0))
         interrupted |= bool(d.get("interrupted"))
