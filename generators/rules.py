@@ -521,15 +521,16 @@ def gin_posting_tree(m: Model, ch: Chooser) -> StepList:
         return create_index(m, ch)
     t = ch.choice(gins)
     lo = t.next_id
-    n = ch.choice((3000, 6000))
+    n = ch.choice((6000, 15000))  # 15000 TIDs of one key: a posting tree of several leaves
     t.next_id += n
     cols = ", ".join(["id", *(c.name for c in t.columns)])
     vals = ", ".join(["g", *(c.value("1") for c in t.columns)])
-    a = lo + n // 10
+    a = lo + n // 5
     return [
         _step(0, f"INSERT INTO {t.name} ({cols}) SELECT {vals} FROM generate_series({lo}, {lo + n - 1}) g",
               "insert_duplicates"),
-        _step(0, f"DELETE FROM {t.name} WHERE id BETWEEN {a} AND {a + n // 2}", "delete"),
+        # a contiguous middle range: a whole leaf of the posting tree empties
+        _step(0, f"DELETE FROM {t.name} WHERE id BETWEEN {a} AND {a + 3 * n // 5}", "delete"),
         _step(0, f"VACUUM {t.name}", "vacuum"),
     ]
 
@@ -649,6 +650,103 @@ def _ddl_ok(m: Model) -> bool:
     return bool(m.tables) and m.quiet
 
 
+# == selftest coverage rules (issue 9, mutation self-test) ==========================
+# Rules that make one workload reach the redo paths the mutant catalog breaks:
+# each index AM inserting, splitting, vacuuming and recycling pages the range
+# itself creates (so redo routines run, not image restores), and btree
+# posting-list splits. Registered at the end of RULES, in the matching block.
+_AM_WORKOUT_KINDS: dict[str, tuple[str, ...]] = {
+    "hash": ("lowcard", "lowcard", "int4", "text"),  # few keys: long overflow chains to squeeze
+    "gin": ("jsonb", "jsonb", "jsonb", "tsv", "intarr"),  # jsonb_ops: every row shares 3 keys
+    "gist": ("point", "box", "range", "tsv", "inet"),
+    "spgist": ("prefixtext", "prefixtext", "text", "text", "kdpoint", "point", "inet", "range", "box"),
+    "brin": ("numeric", "int8", "ts", "int4", "inet", "box", "range"),  # numeric/inclusion: summaries grow
+    "bloom": ("int4", "lowcard", "text"),
+}
+
+
+def index_am_workout(m: Model, ch: Chooser) -> StepList:
+    """A fresh table with one column suited to one index AM, indexed while empty,
+    filled (inserts, page splits, hash bucket splits and overflow pages), mostly
+    deleted and vacuumed (index vacuum, page deletion, hash squeeze), sometimes
+    refilled (page reuse). Every AM gets redo records on pages the range creates.
+    GIN deletes a contiguous middle range (whole posting-tree leaves empty:
+    DELETE_PAGE); BRIN summarizes, widens summaries in place or onto another
+    page, and desummarizes (SAMEPAGE_UPDATE, UPDATE, DESUMMARIZE)."""
+    # weighted by how many record types each AM's redo has (hash: 13)
+    am = ch.choice(("hash", "hash", "hash", "gin", "gin", "gist", "gist", "spgist", "spgist", "brin", "brin",
+                    "bloom"))
+    col = Column("c0", ch.choice(_AM_WORKOUT_KINDS[am]), ch.boolean(0.2))
+    name = m.name("w")
+    # BRIN: sparse heap pages make many summaries, so BRIN pages fill up and a growing
+    # summary must move to another page (BRIN/UPDATE)
+    ff = 10 if am == "brin" else m.default_fillfactor
+    t = Table(name, [col], fillfactor=ff)
+    m.tables.append(t)
+    with_ff = f" WITH (fillfactor = {ff})" if ff != 100 else ""
+    steps = [_step(0, f"CREATE TABLE {name} (id int8 NOT NULL, c0 {col.type.name}){with_ff}", "create_table")]
+    if am == "bloom" and "bloom" not in m.extensions:
+        m.extensions.add("bloom")
+        steps.append(_step(0, "CREATE EXTENSION IF NOT EXISTS bloom", "create_extension"))
+    with_ = {
+        "gin": ch.choice((" WITH (fastupdate = off)", " WITH (fastupdate = on, gin_pending_list_limit = 64)")),
+        "brin": f" WITH (pages_per_range = {ch.choice((1, 2, 4))}, autosummarize = off)",
+        "hash": ch.choice(("", " WITH (fillfactor = 50)")),
+    }.get(am, "")
+    ix = Index(m.name(f"{name}_{am}"), am, ["c0"])
+    t.indexes.append(ix)
+    key = f"c0 {col.type.ams[am]}".strip()
+    steps.append(_step(0, f"CREATE INDEX {ix.name} ON {name} USING {am} ({key}){with_}", "create_index"))
+    # GIN: 15000 rows sharing keys make posting trees of several leaves; BRIN: ~800 summaries
+    n = 15000 if am == "gin" else ch.choice((3000, 15000)) if am == "brin" else ch.choice((1000, 3000))
+    t.next_id = n + 1
+    steps.append(_step(0, _insert_sql(t, 1, n, ch.choice(("asc", "shuffled", "desc"))), "insert"))
+    if am == "brin":
+        steps += [
+            _step(0, f"SELECT brin_summarize_new_values('{ix.name}')", "brin_summarize_new"),
+            _step(0, f"UPDATE {name} SET c0 = {col.value('(id * 1009 + 7)')} WHERE id % {ch.choice((3, 7))} = 0",
+                  "update_indexed"),
+        ]
+    if am == "gin" or ch.boolean(0.7):
+        if am == "gin":
+            where = f"id BETWEEN {n // 5} AND {n // 5 + 3 * n // 5}"
+        else:
+            where = f"id % {ch.choice((2, 10, 100))} <> 0"
+        steps.append(_step(0, f"DELETE FROM {name} WHERE {where}", "delete_most"))
+        steps.append(_step(0, f"VACUUM {name}", "vacuum"))
+        if ch.boolean(0.6):
+            lo, hi = t.next_id, t.next_id + n // 2
+            t.next_id = hi + 1
+            steps.append(_step(0, _insert_sql(t, lo, hi, "asc"), "insert"))
+    if am == "brin":  # last: a VACUUM (brinvacuumcleanup) would summarize the range again
+        steps.append(_step(0, f"SELECT brin_desummarize_range('{ix.name}', {ch.choice((0, 1, 2))})",
+                           "brin_desummarize"))
+    return steps
+
+
+def btree_posting_split(m: Model, ch: Chooser) -> StepList:
+    """Few key values in deduplicated posting lists; a third of the rows deleted and
+    vacuumed; then the same keys again: new heap TIDs land in freed heap slots,
+    inside posting lists' TID ranges (Btree/INSERT_POST, splits with postingoff)."""
+    col = Column("c0", ch.choice(("lowcard", "bool", "int4")), False)
+    name = m.name("p")
+    t = Table(name, [col], fillfactor=m.default_fillfactor)
+    m.tables.append(t)
+    ix = Index(m.name(f"{name}_btree"), "btree", ["c0"])
+    t.indexes.append(ix)
+    n = ch.choice((2000, 4000))
+    t.next_id = n + n // 2 + 1
+    return [
+        _step(0, f"CREATE TABLE {name} (id int8 NOT NULL, c0 {col.type.name})", "create_table"),
+        _step(0, f"CREATE INDEX {ix.name} ON {name} (c0)", "create_index"),
+        _step(0, _insert_sql(t, 1, n, "asc"), "insert_duplicates"),
+        _step(0, f"DELETE FROM {name} WHERE id % {ch.choice((2, 3))} = 0", "delete"),
+        _step(0, f"VACUUM {name}", "vacuum"),
+        _step(0, _insert_sql(t, n + 1, n + n // 2, ch.choice(("asc", "shuffled"))), "insert_duplicates"),
+    ]
+# == end of selftest coverage rules ====================================================
+
+
 RULES: tuple[Rule, ...] = (
     Rule("create_table", 3, create_table, lambda m: m.quiet and len(m.tables) < 4),
     Rule("insert", 14, insert_rows, _has_tables),
@@ -685,6 +783,10 @@ RULES: tuple[Rule, ...] = (
         ix.am == "btree" for t in m.tables for ix in t.indexes)),
     Rule("gin_posting_tree", 1, gin_posting_tree, _ddl_ok),
     Rule("brin_cycle", 1, brin_cycle, _ddl_ok),
+    # == selftest coverage rules (issue 9): each index AM's insert/split/vacuum redo, posting splits ==
+    Rule("index_am_workout", 6, index_am_workout, lambda m: m.quiet and len(m.tables) < 5),
+    Rule("btree_posting_split", 1, btree_posting_split, lambda m: m.quiet and len(m.tables) < 5),
+    # == end of selftest coverage rules ==
 )
 RULE_NAMES = tuple(r.name for r in RULES)
 
@@ -723,6 +825,7 @@ class Profile:
 PROFILES = {
     "ci": Profile("ci", 6, 18, 1500),
     "nightly": Profile("nightly", 12, 45, 4000),
+    "tiny": Profile("tiny", 2, 5, 200, 2),  # resource-hygiene runs: many short iterations
 }
 
 

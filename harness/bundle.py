@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from generators.workload import Workload
+from harness import faults
 from harness.check import Divergence
 from pyredo.wal.decoder import decode_record
 from pyredo.wal.lsn import format_lsn, parse_lsn
@@ -86,6 +87,7 @@ def write_bundle(
     tmp = dest_dir / f".tmp-{bid}-{os.getpid()}"
     try:
         tmp.mkdir()
+        faults.before_bundle_write(tmp)  # a no-op unless faults are injected
         (tmp / "pages").mkdir()
         if workload is not None:
             (tmp / "workload.json").write_text(workload.dumps() + "\n")

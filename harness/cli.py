@@ -45,11 +45,16 @@ def fail_setup(message: str) -> NoReturn:
     sys.exit(EXIT_SETUP)
 
 
-def _engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str) -> Any:
+def _engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str,
+                walredo_docker: str | None = None) -> Any:
     from harness.engines import EngineSet
 
+    names = engines or ("pyredo",)
+    if walredo_docker and "walredo" not in names:
+        fail_setup("--walredo-docker runs the wal-redo engine in a container: add --engine walredo")
     try:
-        return EngineSet(names=engines or ("pyredo",), walredo_cmd=walredo_cmd, tag_layout=tag_layout)
+        return EngineSet(names=names, walredo_cmd=walredo_cmd, tag_layout=tag_layout,
+                         walredo_docker=walredo_docker)
     except ValueError as e:
         fail_setup(str(e))
 
@@ -64,6 +69,28 @@ tag_layout_option = click.option(
     help="BufferTag layout the wal-redo server speaks.")
 mutant_option = click.option(
     "--mutant", metavar="NAME", help="Testing aid: run with this pyredo mutant applied (see `redodiff selftest --list`).")
+walredo_docker_option = click.option(
+    "--walredo-docker", metavar="IMAGE",
+    help="Run the wal-redo server in a container of IMAGE (docker run -i --rm --network none): our "
+         "pg_walredo on the image's PostgreSQL 15, or with --walredo-cmd that command, e.g. Neon's "
+         "`/usr/local/v15/bin/postgres --wal-redo` in ghcr.io/neondatabase/neon.")
+
+
+def _cluster_spec(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from harness.pool import parse_cluster_spec
+
+    if value is not None:
+        try:
+            parse_cluster_spec(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
+cluster_option = click.option(
+    "--cluster", metavar="SPEC", callback=_cluster_spec,
+    help="Where workload clusters run: local (initdb + pg_ctl here) or docker:IMAGE (the server in a "
+         "container, PGDATA bind-mounted). Default: $REDODIFF_CLUSTER, else local.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -180,12 +207,13 @@ def print_report_summary(report: Any, title: str = "redodiff check") -> None:
 @click.option("--base-backup", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A copy of the data directory taken at --start: base pages for blocks without an image.")
 @walredo_cmd_option
+@walredo_docker_option
 @tag_layout_option
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as JSON here.")
 def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | None, end: int | None,
           engines: tuple[str, ...], base_backup: Path | None, walredo_cmd: str | None, tag_layout: str,
-          report_path: Path | None) -> None:
+          report_path: Path | None, walredo_docker: str | None = None) -> None:
     """Verify a WAL range of a cluster, page by page.
 
     Every block referenced in the range whose first record there carries a
@@ -227,7 +255,7 @@ def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | N
             if start is None:
                 raise click.UsageError("--start is required with --pgdata")
             waldir, primary, hints = pgdata / "pg_wal", DataDirPages(pgdata), hint_bits_logged(pgdata)
-        es = _engine_set(engines, walredo_cmd, tag_layout)
+        es = _engine_set(engines, walredo_cmd, tag_layout, walredo_docker)
         engine_objs = es.for_settings(Settings(wal_log_hints=hints))
         try:
             records = list(WalReader(waldir, start, end))
@@ -429,6 +457,129 @@ def bench_walredo_cmd(seconds: float, pings: int, walredo_cmd: str | None, tag_l
     out.print(table)
 
 
+@bench.command("hostile")
+@click.option("--cases", default=10_000, show_default=True, help="Cases per mode.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["wal", "redo"]),
+              help="wal: the decoder on corrupted WAL; redo: pyredo on mutated records. Default: both.")
+@click.option("--category", "categories", multiple=True, metavar="NAME",
+              help="Only these wal-mode mutation categories (default: all).")
+@click.option("--wal", "wal_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Real-WAL corpus directory: used if it has one, else made there (demo workload, "
+                   "1 MB segments, pglz/lz4/zstd). Default: a temporary one.")
+@click.option("--timeout", default=5.0, show_default=True, help="Time bound per case, seconds.")
+@click.option("--no-tracemalloc", is_flag=True, help="Skip per-case peak memory (faster).")
+@click.option("--memory-limit-mb", default=2048, show_default=True,
+              help="Soft address-space headroom; a runaway allocation becomes a MemoryError. 0: none.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_hostile_cmd(cases: int, seed: int, modes: tuple[str, ...], categories: tuple[str, ...],
+                      wal_dir: Path | None, timeout: float, no_tracemalloc: bool, memory_limit_mb: int,
+                      as_json: bool) -> None:
+    """Hostile input: real WAL mutated (bit flips, truncation, spliced pages, bad
+    headers and lengths, broken pglz/lz4/zstd images) through the decoder, and real
+    records mutated through pyredo. Every case must end in a result or a typed error
+    that says where, within the time bound. Exit 1 on any untyped exception or hang."""
+    import shutil as _shutil
+
+    from harness.hostile import address_space_limit, load_or_make_corpus, run_hostile
+
+    try:
+        corpus = load_or_make_corpus(wal_dir, progress=lambda m: err.print(f"[dim]{m}[/]"))
+    except SetupError as e:
+        fail_setup(str(e))
+    results = {}
+    try:
+        with address_space_limit(memory_limit_mb), _progress() as prog:
+            for mode in modes or ("wal", "redo"):
+                task = prog.add_task(f"hostile {mode}", total=cases)
+
+                def advance(i: int, n: int, task: Any = task) -> None:
+                    prog.update(task, completed=i)
+                rep = run_hostile(corpus, mode=mode, cases=cases, seed=seed, categories=categories or None,
+                                  timeout=timeout, trace_memory=not no_tracemalloc, progress=advance)
+                results[mode] = rep
+    except ValueError as e:
+        fail_setup(str(e))
+    finally:
+        if wal_dir is None:
+            _shutil.rmtree(corpus.path, ignore_errors=True)
+    bad = sum(r.failures for r in results.values())
+    if as_json:
+        out.print_json(json.dumps({m: r.to_json() for m, r in results.items()}))
+        sys.exit(EXIT_DIVERGENCE if bad else EXIT_OK)
+    for mode, rep in results.items():
+        d = rep.to_json()
+        table = Table(title=f"hostile {mode}: {d['cases']:,} cases in {d['seconds']:.0f}s, seed {seed}, "
+                            f"bound {timeout:g}s/case")
+        for col in ("category" if mode == "wal" else "rmgr", "cases", "clean", "typed errors",
+                    "untyped", "hangs", "worst s", "peak KB"):
+            table.add_column(col, justify="left" if col in ("category", "rmgr", "typed errors") else "right")
+        for name, c in d["categories"].items():
+            typed = ", ".join(f"{k} {v}" for k, v in c["typed_errors"].items())
+            untyped = sum(c["untyped_exceptions"].values()) + sum(c["unlocated_errors"].values()) + c["bad_results"]
+            table.add_row(name, f"{c['cases']:,}", f"{c['clean_results']:,}", typed,
+                          f"[bold red]{untyped}[/]" if untyped else "0",
+                          f"[bold red]{c['timeouts']}[/]" if c["timeouts"] else "0",
+                          f"{c['worst_seconds']:.3f}", f"{c['peak_case_bytes'] // 1024:,}")
+        out.print(table)
+        out.print(f"max RSS {d['maxrss_start_kb'] // 1024} -> {d['maxrss_end_kb'] // 1024} MB; "
+                  f"worst case {d['worst_seconds']:.3f}s; untyped {d['untyped_exceptions']}, "
+                  f"hangs {d['timeouts']}, unlocated {d['unlocated_errors']}")
+        for name, c in d["categories"].items():
+            for ex in c.get("examples", [])[:3]:
+                err.print(f"[bold red]{ex['kind']}[/] {name} {ex['case']}: {ex['error']} — {ex['note']}")
+                if ex.get("traceback"):
+                    err.print(ex["traceback"].rstrip())
+    sys.exit(EXIT_DIVERGENCE if bad else EXIT_OK)
+
+
+@bench.command("hygiene")
+@click.option("--iterations", default=1000, show_default=True, help="Fuzz iterations to run.")
+@click.option("--every", default=50, show_default=True, help="Sample every K iterations.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--profile", type=click.Choice(["tiny", "ci", "nightly"]), default="tiny", show_default=True)
+@engine_option
+@click.option("--rss-bound-mb", default=64.0, show_default=True, help="Allowed RSS growth after warm-up.")
+@click.option("--keep-tmp", is_flag=True, help="Keep the private temporary base (to inspect what is left).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_hygiene_cmd(iterations: int, every: int, seed: int, profile: str, engines: tuple[str, ...],
+                      rss_bound_mb: float, keep_tmp: bool, as_json: bool) -> None:
+    """Resource hygiene: run N fuzz iterations (default engines: pyredo and walredo) and
+    sample open files, child and server processes, temporary directories, threads and
+    RSS every K; report growth after warm-up and what is left once the run closed.
+    Exit 1 when a bound is exceeded."""
+    from harness.hygiene import run_hygiene
+
+    try:
+        rep = run_hygiene(iterations, every=every, seed=seed, profile=profile,
+                          engines=engines or ("pyredo", "walredo"), bounds={"rss_mb": rss_bound_mb},
+                          keep_base=keep_tmp,
+                          progress=lambda s: err.print(f"[dim]{s.iteration}: fds {s.fds} children {s.children} "
+                                                       f"servers {s.server_processes} tempdirs {s.tempdirs} "
+                                                       f"threads {s.threads} rss {s.rss_mb} MB[/]"))
+    except SetupError as e:
+        fail_setup(str(e))
+    d = rep.to_json()
+    if as_json:
+        out.print_json(json.dumps(d))
+        sys.exit(EXIT_OK if rep.passed else EXIT_DIVERGENCE)
+    table = Table(title=f"hygiene: {iterations} iterations in {d['seconds']:.0f}s ({profile}, "
+                        f"{'+'.join(rep.engines)}), sampled every {every}")
+    for col in ("resource", "first", "after warm-up", "last", "growth", "bound", "after close"):
+        table.add_column(col, justify="left" if col == "resource" else "right")
+    first, warm, last = rep.samples[0], rep.samples[min(1, len(rep.samples) - 1)], rep.samples[-1]
+    for k in ("fds", "children", "server_processes", "tempdirs", "threads", "rss_mb"):
+        table.add_row(k, str(getattr(first, k)), str(getattr(warm, k)), str(getattr(last, k)),
+                      str(d["growth"].get(k, "")), str(rep.bounds[k]),
+                      str(getattr(rep.after, k)) if rep.after else "")
+    out.print(table)
+    out.print(f"infrastructure errors {d['infrastructure_errors']}, divergences {d['divergences']}, "
+              f"kept until exit {d['kept_until_exit']}")
+    for v in d["violations"]:
+        err.print(f"[bold red]violation[/] {v}")
+    sys.exit(EXIT_OK if rep.passed else EXIT_DIVERGENCE)
+
+
 # -- fuzz ---------------------------------------------------------------------------
 def _parse_shard(value: str | None) -> tuple[int, int]:
     if not value:
@@ -450,7 +601,9 @@ def _parse_shard(value: str | None) -> tuple[int, int]:
 @click.option("--shard", metavar="K/N", help="Run only iterations i with i % N == K-1 (CI matrices).")
 @engine_option
 @walredo_cmd_option
+@walredo_docker_option
 @tag_layout_option
+@cluster_option
 @click.option("--profile", type=click.Choice(["ci", "nightly"]), default="ci", show_default=True,
               help="Workload size: ci (short) or nightly (longer, more steps).")
 @click.option("--corpus", type=click.Path(file_okay=False, path_type=Path),
@@ -460,7 +613,8 @@ def _parse_shard(value: str | None) -> tuple[int, int]:
 @mutant_option
 def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, shard: str | None,
          engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, profile: str, corpus: Path | None,
-         report_path: Path | None, junit_path: Path | None, mutant: str | None) -> None:
+         report_path: Path | None, junit_path: Path | None, mutant: str | None,
+         walredo_docker: str | None = None, cluster: str | None = None) -> None:
     """Fuzz: generate workloads, run them on throwaway clusters, redo every page with
     every engine, compare, and bundle each divergence.
 
@@ -469,6 +623,7 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
       redodiff fuzz --budget 60 --seed 1
       redodiff fuzz --budget 600 --profile nightly --engine pyredo --engine walredo --corpus corpus/
       redodiff fuzz --iterations 50 --shard 3/8 --report shard3.json --junit shard3.xml
+      redodiff fuzz --budget 60 --cluster docker:postgres:15.19-bookworm --engine pyredo --engine walredo
 
     Exit 0 when clean, 1 when a divergence was found, 2 on a usage or setup error.
     """
@@ -481,8 +636,9 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
         raise click.UsageError("give --budget SECONDS or --iterations N")
     try:
         cfg = FuzzConfig(seed=seed, budget=budget, iterations=iterations, workers=workers,
-                         shard=_parse_shard(shard), engines=_engine_set(engines, walredo_cmd, tag_layout),
-                         profile=profile, corpus=corpus)
+                         shard=_parse_shard(shard),
+                         engines=_engine_set(engines, walredo_cmd, tag_layout, walredo_docker),
+                         profile=profile, corpus=corpus, cluster=cluster)
     except ValueError as e:
         fail_setup(str(e))
     if mutant:
@@ -530,10 +686,13 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
 @click.option("--workload", "rerun", is_flag=True, help="Rerun the bundle's workload end to end on a fresh cluster.")
 @engine_option
 @walredo_cmd_option
+@walredo_docker_option
 @tag_layout_option
+@cluster_option
 @mutant_option
 def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, engines: tuple[str, ...],
-           walredo_cmd: str | None, tag_layout: str, mutant: str | None) -> None:
+           walredo_cmd: str | None, tag_layout: str, mutant: str | None,
+           walredo_docker: str | None = None, cluster: str | None = None) -> None:
     """Reproduce a divergence and say whether it still diverges.
 
     With a BUNDLE: rebuild its page from the saved records and base page with the
@@ -552,7 +711,8 @@ def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, eng
         with applied(mutant):
             if bundle is not None and not rerun:
                 b = read_bundle(bundle)
-                es = _engine_set(engines, walredo_cmd, tag_layout) if engines else None
+                es = (_engine_set(engines, walredo_cmd, tag_layout, walredo_docker)
+                      if engines or walredo_docker else None)
                 result = replay_bundle(b, es)
                 out.print(result.summary())
                 for d in result.divergences[:1]:
@@ -562,7 +722,13 @@ def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, eng
             wl = read_bundle(bundle).workload if bundle is not None else generate(seed or 0, profile)
             if wl is None:
                 fail_setup(f"{bundle} has no workload.json")
-            res = rerun_workload(wl, _engine_set(engines, walredo_cmd, tag_layout))
+            if cluster is not None:
+                import os
+
+                from harness.pool import CLUSTER_ENV
+
+                os.environ[CLUSTER_ENV] = cluster  # the pool rerun_workload makes reads it
+            res = rerun_workload(wl, _engine_set(engines, walredo_cmd, tag_layout, walredo_docker))
     except (BundleError, KeyError) as e:
         fail_setup(str(e))
     except SetupError as e:
@@ -676,6 +842,148 @@ def gate(corpus: Path, budget: float, seed: int, engines: tuple[str, ...], walre
     for f in res.failures:
         out.print(f"  {f}")
     sys.exit(EXIT_DIVERGENCE)
+
+
+# -- selftest -----------------------------------------------------------------------
+def _selftest_catalog_table() -> Table:
+    from harness.mutants import CATALOG
+
+    t = Table(title=f"mutant catalog: {len(CATALOG)} mutants")
+    t.add_column("mutant", no_wrap=True)
+    t.add_column("record type", no_wrap=True)
+    t.add_column("category")
+    t.add_column("masked", justify="center")
+    t.add_column("historical", justify="center")
+    t.add_column("what it breaks")
+    for m in CATALOG.values():
+        t.add_row(m.name, m.record_type, m.category, "yes" if m.masked else "", "yes" if m.history else "",
+                  m.description)
+    return t
+
+
+def _selftest_results_table(rep: Any) -> Table:
+    t = Table(title=f"redodiff selftest: mutation score {rep.caught}/{rep.total} = {rep.score:.0%} "
+                    f"(engines {'+'.join(rep.engines)}, {rep.budget:g} s per mutant)")
+    t.add_column("mutant", no_wrap=True)
+    t.add_column("rmgr")
+    t.add_column("caught", justify="center")
+    t.add_column("seconds", justify="right")
+    t.add_column("iterations", justify="right")
+    t.add_column("steps", justify="right")
+    t.add_column("minimized steps", justify="right")
+    for r in rep.results:
+        t.add_row(r.name, r.rmgr, "[green]yes[/]" if r.caught else "[bold red]no[/]",
+                  f"{r.seconds:.1f}" if r.seconds is not None else "-",
+                  str(r.iterations) if r.iterations is not None else f"({r.iterations_run} run)",
+                  str(r.original_steps) if r.original_steps is not None else "-",
+                  str(r.minimized_steps) if r.minimized_steps is not None else "-")
+    return t
+
+
+@main.command()
+@click.option("--budget-per-mutant", "budget", type=float, default=60, show_default=True, metavar="SECONDS",
+              help="Fuzz this long with each mutant applied (the campaign stops at the first catch).")
+@click.option("--only", "only", multiple=True, metavar="NAME", help="Run only this mutant (repeatable).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the JSON report here (rewritten after every mutant).")
+@click.option("--list", "list_only", is_flag=True, help="List the mutant catalog and exit.")
+@engine_option
+@walredo_cmd_option
+@tag_layout_option
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Base seed: mutant NAME fuzzes with campaign seed crc32('SEED:NAME').")
+@click.option("--profile", type=click.Choice(["ci", "nightly"]), default="ci", show_default=True)
+@click.option("--minimize-trials", type=int, default=12, show_default=True, metavar="N",
+              help="Minimize each catching workload with at most N runs (0: report un-minimized sizes).")
+@click.option("--no-control", is_flag=True, help="Skip the control campaign (no mutant) that counts false alarms.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep bundles and minimized bundles here (default: a temporary directory, removed).")
+@click.option("--min-score", type=float, default=0.9, show_default=True,
+              help="Exit 1 when the mutation score is below this.")
+def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, list_only: bool,
+             engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, seed: int, profile: str,
+             minimize_trials: int, no_control: bool, workdir: Path | None, min_score: float) -> None:
+    """Prove the harness finds redo bugs: apply each pyredo mutant (a named, documented
+    bug in one redo routine), fuzz until the harness catches it or the budget runs out,
+    and report the mutation score (caught / total) with time, iterations and case size.
+
+    \b
+    Examples:
+      redodiff selftest --list
+      redodiff selftest --budget-per-mutant 60 --report selftest.json
+      redodiff selftest --only heap_insert_no_page_lsn --only btree_newroot_no_root_flag
+
+    Both engines are used when the wal-redo server is available (masked and LSN-only
+    mutants can only be seen by comparing engines), else pyredo and the primary alone.
+    Exit 0 when the score reaches --min-score and the control campaign found nothing,
+    1 otherwise, 2 on a usage or setup error.
+    """
+    from harness.mutants import get
+    from harness.selftest import SelftestConfig, run_selftest, walredo_available
+
+    if list_only:
+        out.print(_selftest_catalog_table())
+        return
+    try:
+        names = [get(n).name for n in only] or None
+    except KeyError as e:
+        fail_setup(str(e))
+    note = None
+    if engines:
+        es = _engine_set(engines, walredo_cmd, tag_layout)
+    else:
+        es = _engine_set(("pyredo", "walredo"), walredo_cmd, tag_layout)
+        ok, why = walredo_available(es)
+        if not ok:
+            note = f"wal-redo server unavailable ({why}): pyredo and the primary witness only"
+            err.print(f"[yellow]{note}[/]", soft_wrap=True)
+            es = _engine_set(("pyredo",), None, tag_layout)
+    cfg = SelftestConfig(budget=budget, names=names, engines=es, seed=seed, profile=profile,
+                         minimize_trials=minimize_trials, control=not no_control, workdir=workdir,
+                         min_score=min_score)
+
+    def progress(event: str, data: Any) -> None:
+        if event == "control":
+            err.print(f"[bold]control[/]: {budget:g} s with no mutant (every divergence is a false alarm)")
+        elif event == "control_done":
+            c = data
+            style = "bold red" if c["divergences"] else "green"
+            err.print(f"  [{style}]{c['divergences']} divergences[/] in {c['iterations']} iterations, "
+                      f"{c['pages_checked']:,} pages, coverage {c['coverage']['covered']}/{c['coverage']['total']}")
+        elif event == "start":
+            i, n, m = data
+            err.print(f"[bold][{i + 1}/{n}][/] {m.name} ({m.record_type})")
+        elif event == "minimize":
+            err.print("  caught; minimizing ...")
+        elif event == "done":
+            _i, _n, r = data
+            if r.caught:
+                err.print(f"  [green]caught[/] in {r.seconds:.1f} s, iteration {r.iterations}: "
+                          f"{r.divergence['kind']} {r.divergence['record_type']}"
+                          + (f"; {r.minimize_note}" if r.minimize_note else ""), soft_wrap=True)
+            else:
+                err.print(f"  [bold red]survived[/] {r.iterations_run} iterations: {r.survivor_reason}",
+                          soft_wrap=True)
+
+    try:
+        rep = run_selftest(cfg, progress=progress, report_path=report_path)
+    except SetupError as e:
+        fail_setup(str(e))
+    rep.walredo_note = note
+    if report_path:
+        report_path.write_text(json.dumps(rep.to_json(), indent=2) + "\n")
+    out.print(_selftest_results_table(rep))
+    survivors = [r for r in rep.results if not r.caught]
+    for r in survivors:
+        out.print(f"[bold red]survivor[/] {r.name} ({r.record_type}): {r.survivor_reason}", soft_wrap=True)
+    if rep.control is not None and rep.control["divergences"]:
+        out.print(f"[bold red]false alarms[/]: the control campaign (no mutant) found "
+                  f"{rep.control['divergences']} divergence(s)")
+    if rep.interrupted:
+        err.print("[yellow]interrupted[/]: the report holds the mutants finished so far")
+    out.print(f"mutation score {rep.caught}/{rep.total} = {rep.score:.1%} in {rep.seconds:.0f} s"
+              f" (threshold {min_score:.0%}): {'[green]pass[/]' if rep.passed else '[bold red]fail[/]'}")
+    sys.exit(EXIT_OK if rep.passed else EXIT_DIVERGENCE)
 
 
 # -- merge --------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class EngineSet:
 
     names: tuple[str, ...] = ("pyredo",)
     walredo_cmd: str | None = None
+    walredo_docker: str | None = None  # run the wal-redo server (or walredo_cmd) in this image
     tag_layout: str = "neon"
     walredo_timeout: float = 20.0
     _walredo: Any = field(default=None, repr=False)
@@ -52,7 +53,12 @@ class EngineSet:
             kwargs: dict[str, Any] = {"tag_layout": self.tag_layout, "timeout": self.walredo_timeout}
             if self.walredo_cmd:
                 kwargs["cmd"] = shlex.split(self.walredo_cmd)
-            self._walredo = WalRedoProcess(**kwargs)
+            if self.walredo_docker:
+                from harness.docker_backend import DockerWalRedo
+
+                self._walredo = DockerWalRedo(self.walredo_docker, **kwargs)
+            else:
+                self._walredo = WalRedoProcess(**kwargs)
         return self._walredo
 
     def for_settings(self, settings: Settings) -> list[Engine]:

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from generators.workload import Step, Workload
+from harness import faults
 from harness.cluster import LocalCluster
 
 LOCK_TIMEOUT = "300ms"
@@ -67,6 +68,7 @@ def execute(cluster: LocalCluster, workload: Workload, schema: str) -> Execution
     conns = open_sessions(cluster, max(1, workload.sessions), schema)
     try:
         for i, step in enumerate(workload.steps):
+            step = faults.before_step(cluster, i, step)  # a no-op unless faults are injected
             conn = conns[step.session % len(conns)]
             try:
                 run_step(conn, step)

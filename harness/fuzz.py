@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -27,7 +28,7 @@ from generators import generate
 from harness.engines import EngineSet
 from harness.iteration import IterationResult, run_workload
 from harness.pgbin import server_version
-from harness.pool import ClusterPool
+from harness.pool import ClusterPool, parse_cluster_spec
 from pyredo.rmgr import page_modifying_types
 
 ITERATION_BITS = 20
@@ -49,6 +50,7 @@ class FuzzConfig:
     profile: str = "ci"
     corpus: Path | None = None
     cluster_dir: Path | None = None
+    cluster: str | None = None  # where clusters run: local | docker:IMAGE (None: $REDODIFF_CLUSTER or local)
 
     def __post_init__(self) -> None:
         k, n = self.shard
@@ -56,6 +58,8 @@ class FuzzConfig:
             raise ValueError(f"shard {k}/{n}: K must be between 1 and N")
         if self.budget is None and self.iterations is None:
             raise ValueError("give a budget (seconds) or a number of iterations")
+        if self.cluster is not None:
+            parse_cluster_spec(self.cluster)  # ValueError on a bad spec
 
     def global_index(self, j: int) -> int:
         """The j-th iteration of this shard, as a campaign-wide index."""
@@ -179,16 +183,25 @@ def _run_one(pool: ClusterPool, cfg: FuzzConfig, gi: int, pg_version: str) -> di
     out = res.to_json()
     out["rules"] = res.rules
     if res.report and not res.report.clean and cfg.corpus:
-        seeds = cfg.corpus / "seeds"
-        seeds.mkdir(parents=True, exist_ok=True)
-        _atomic_write(seeds / f"{seed}.json", wl.dumps() + "\n")
+        try:
+            seeds = cfg.corpus / "seeds"
+            seeds.mkdir(parents=True, exist_ok=True)
+            _atomic_write(seeds / f"{seed}.json", wl.dumps() + "\n")
+        except OSError as e:  # disk full, read-only: the campaign goes on, the report says so
+            why = f"could not save seed {seed}: {e}"
+            out["infrastructure_error"] = f"{out['infrastructure_error']}; {why}" if out["infrastructure_error"] else why
     return out
 
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk leaves neither half a file nor the temporary
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def run_campaign(cfg: FuzzConfig, progress: ProgressFn | None = None) -> FuzzReport:
@@ -213,7 +226,7 @@ def run_campaign(cfg: FuzzConfig, progress: ProgressFn | None = None) -> FuzzRep
 
 def _serial(cfg: FuzzConfig, rep: FuzzReport, deadline: float | None, progress: ProgressFn | None) -> None:
     pg_version = server_version()
-    with ClusterPool(base_dir=cfg.cluster_dir) as pool:
+    with ClusterPool(base_dir=cfg.cluster_dir, cluster_spec=cfg.cluster) as pool:
         j = 0
         while (cfg.iterations is None or j < cfg.iterations) and (deadline is None or time.monotonic() < deadline):
             rep.add(_run_one(pool, cfg, cfg.global_index(j), pg_version))
@@ -229,7 +242,7 @@ def _worker(cfg: FuzzConfig, counter: Any, stop: Any, deadline: float | None, qu
     apply_from_env()
     pg_version = server_version()
     try:
-        with ClusterPool(base_dir=cfg.cluster_dir) as pool:
+        with ClusterPool(base_dir=cfg.cluster_dir, cluster_spec=cfg.cluster) as pool:
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 with counter.get_lock():
                     j = counter.value
@@ -297,11 +310,14 @@ def write_outputs(rep: FuzzReport, report_path: Path | None, junit_path: Path | 
     if junit_path:
         _atomic_write(junit_path, rep.junit_xml())
     if corpus:
-        corpus.mkdir(parents=True, exist_ok=True)
         cov_path = corpus / "coverage.json"
         total: Counter[str] = Counter()
         if cov_path.exists():
             with contextlib.suppress(ValueError, OSError):
                 total.update(json.loads(cov_path.read_text()).get("record_types", {}))
         total.update(rep.record_types)
-        _atomic_write(cov_path, json.dumps({"record_types": dict(sorted(total.items()))}, indent=2) + "\n")
+        try:
+            corpus.mkdir(parents=True, exist_ok=True)
+            _atomic_write(cov_path, json.dumps({"record_types": dict(sorted(total.items()))}, indent=2) + "\n")
+        except OSError as e:  # the report (written first) has it all; the old coverage.json is intact
+            logging.getLogger("redodiff.fuzz").warning("could not update %s: %s", cov_path, e)

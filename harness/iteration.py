@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from generators.workload import Workload
+from harness import faults
 from harness.bundle import write_bundle
 from harness.capture import capture
 from harness.check import Checker, CheckReport
@@ -34,7 +35,7 @@ class IterationResult:
     report: CheckReport | None = None
     step_errors: int = 0
     infrastructure_error: str | None = None
-    bundles: list[str] = field(default_factory=list)
+    bundles: list[str | None] = field(default_factory=list)  # None: could not be written
     rules: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -74,6 +75,7 @@ def run_workload(
     is recorded in ``infrastructure_error`` (and the cluster discarded)."""
     t0 = time.monotonic()
     res = IterationResult(index, workload.seed, workload.settings.label(), rules=workload.rules_used())
+    faults.set_iteration(index)  # a no-op unless faults are injected
     cluster = None
     try:
         cluster = pool.get(workload.settings)
@@ -84,7 +86,8 @@ def run_workload(
                       snapshot=not workload.settings.full_page_writes)
         res.step_errors = len(holder[0].errors) if holder else 0
         try:
-            checker = Checker(engines.for_settings(workload.settings), DataDirPages(cluster.pgdata), cap.base,
+            checker = Checker(faults.engines(engines.for_settings(workload.settings)),
+                              DataDirPages(cluster.pgdata), cap.base,
                               end_lsn=cap.end, base_is_snapshot=cap.base is not None)
             report = checker.check_records(cap.records(), start=cap.start, end=cap.end)
             if cap.pg_xact_dir is not None:
@@ -106,6 +109,7 @@ def run_workload(
                     )
                     res.bundles.append(str(path))
                 except OSError as e:  # disk full, read-only: keep going, say so
+                    res.bundles.append(None)  # bundles[i] stays the bundle of divergences[i]
                     res.infrastructure_error = f"could not write bundle: {e}"
         cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     except (ClusterLost, SetupError, psycopg.OperationalError, OSError) as e:

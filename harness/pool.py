@@ -4,10 +4,15 @@ Settings that need initdb or a restart (data checksums, wal_log_hints) pick the
 cluster; the rest (full_page_writes, wal_compression) are set per iteration
 with ALTER SYSTEM and a reload. Clusters are recycled after a number of
 iterations so WAL and catalogs do not grow without bound.
+
+Where the clusters run is a spec: ``local`` (initdb + pg_ctl here, the
+default) or ``docker:IMAGE`` (the server in a container, PGDATA bind-mounted:
+``harness.docker_backend``). The default comes from $REDODIFF_CLUSTER.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +22,34 @@ from harness.cluster import ClusterSettings, LocalCluster
 from harness.pgbin import SetupError
 
 FUZZ_WAL_SEGSIZE_MB = 1  # small segments: bundles copy only a few MB of WAL
+CLUSTER_ENV = "REDODIFF_CLUSTER"
+
+
+def parse_cluster_spec(spec: str) -> tuple[str, str | None]:
+    """``local`` -> ("local", None); ``docker:IMAGE`` -> ("docker", IMAGE). ValueError otherwise."""
+    spec = spec.strip()
+    if spec in ("", "local"):
+        return "local", None
+    kind, sep, image = spec.partition(":")
+    if kind == "docker" and sep and image.strip():
+        return "docker", image.strip()
+    raise ValueError(f"cluster {spec!r}: expected 'local' or 'docker:IMAGE' (e.g. docker:postgres:15.19-bookworm)")
+
+
+def default_cluster_spec() -> str:
+    return os.environ.get(CLUSTER_ENV) or "local"
+
+
+def new_cluster(spec: str | None, settings: ClusterSettings, *, base_dir: Path | None = None,
+                keep: bool = False) -> LocalCluster:
+    """A (not yet started) cluster of the kind ``spec`` names (None: $REDODIFF_CLUSTER or local)."""
+    kind, image = parse_cluster_spec(spec if spec is not None else default_cluster_spec())
+    if kind == "docker":
+        from harness.docker_backend import DockerCluster
+
+        assert image is not None
+        return DockerCluster(image, settings, base_dir=base_dir, keep=keep)
+    return LocalCluster(settings, base_dir=base_dir, keep=keep)
 
 
 @dataclass
@@ -31,6 +64,7 @@ class ClusterPool:
     base_dir: Path | None = None
     recycle_after: int = 150
     keep: bool = False
+    cluster_spec: str | None = None  # local | docker:IMAGE (None: $REDODIFF_CLUSTER or local)
     slots: dict[tuple[bool, bool], _Slot] = field(default_factory=dict)
 
     def get(self, settings: Settings) -> LocalCluster:
@@ -45,7 +79,7 @@ class ClusterPool:
                 data_checksums=settings.data_checksums,
                 gucs={"wal_log_hints": settings.wal_log_hints},
             )
-            cluster = LocalCluster(cs, base_dir=self.base_dir, keep=self.keep)
+            cluster = new_cluster(self.cluster_spec, cs, base_dir=self.base_dir, keep=self.keep)
             cluster.__enter__()
             slot = self.slots[key] = _Slot(cluster)
         slot.uses += 1

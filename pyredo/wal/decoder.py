@@ -138,7 +138,8 @@ def decode_record(
                     f"image length is {bimg_len} (block {block_id})"
                 )
             # a hole must lie inside the page, or restoring it would misplace bytes
-            if hole_offset + hole_length > BLCKSZ:
+            # (an uncompressed image longer than a page makes hole_length negative)
+            if hole_length < 0 or hole_offset + hole_length > BLCKSZ:
                 raise bad(f"block image hole {hole_offset}+{hole_length} exceeds the page")
 
         if not fork_flags & BKPBLOCK_SAME_REL:

@@ -378,7 +378,7 @@ class WalDirectory:
         if not names:
             raise MissingSegment(f"no WAL segment files in {p}")
         if seg_size is None:
-            seg_size = _detect_seg_size(p, names)
+            seg_size = _detect_seg_size(p, names, start)
         if tli is None:
             candidates = names
             if start is not None:
@@ -416,7 +416,7 @@ def _looks_like_segment(name: str) -> bool:
     return len(name) == 24 and all(c in "0123456789ABCDEF" for c in name)
 
 
-def _detect_seg_size(path: Path, names: list[str]) -> int:
+def _detect_seg_size(path: Path, names: list[str], start: int | None = None) -> int:
     for n in names:
         fp = path / n
         with open(fp, "rb") as f:
@@ -432,7 +432,7 @@ def _detect_seg_size(path: Path, names: list[str]) -> int:
         return size
     raise InvalidPageHeader(
         f"cannot tell the WAL segment size: no valid long page header in {path}",
-        segment=names[0], offset=0,
+        lsn=start, segment=names[0], offset=0,
     )
 
 

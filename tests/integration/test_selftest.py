@@ -1,0 +1,107 @@
+"""The mutation self-test end to end: a small subset of mutants is caught within a
+short budget, the unmutated pyredo raises no alarm over the same budget, and the
+run stops cleanly (mutant undone, report kept) on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.engines import EngineSet
+from harness.mutants import CATALOG
+from harness.selftest import SelftestConfig, mutant_seed, run_selftest, walredo_available
+from pyredo.rmgr import RMGRS
+
+BUDGET = 40.0  # seconds per mutant, and for the control campaign
+
+
+@pytest.fixture(scope="module")
+def engines() -> EngineSet:
+    ok, _why = walredo_available()
+    return EngineSet(names=("pyredo", "walredo") if ok else ("pyredo",))
+
+
+def _subset(es: EngineSet) -> list[str]:
+    """Three mutants on paths nearly every workload takes; with the wal-redo server,
+    one of them is LSN-only (only the engine comparison can see it)."""
+    first = "heap_insert_no_page_lsn" if es.uses_walredo else "heap_insert_ctid_off_by_one"
+    return [first, "btree_newroot_no_root_flag", "heap2_prune_skips_compaction"]
+
+
+def _redo_tables() -> dict[str, dict[int, Any]]:
+    return {r.module_name: dict(r.redo_table) for r in RMGRS.values() if r.redo_table}
+
+
+def test_selftest_catches_a_mutant_subset_and_the_control_is_clean(tmp_path: Path, engines: EngineSet) -> None:
+    tables = _redo_tables()
+    names = _subset(engines)
+    report_path = tmp_path / "selftest.json"
+    cfg = SelftestConfig(budget=BUDGET, names=names, engines=engines, minimize_trials=6, control=True,
+                         workdir=tmp_path / "work")
+    rep = run_selftest(cfg, report_path=report_path)
+    assert _redo_tables() == tables, "a mutant was left applied"
+
+    # no false alarms: the unmutated pyredo over the same budget finds nothing
+    assert rep.control is not None
+    assert rep.control["iterations"] >= 3
+    assert rep.control["divergences"] == 0, rep.control["divergence_list"]
+    assert rep.false_alarms == 0
+
+    # every mutant of the subset is caught, within the budget, by a divergence it caused
+    assert [r.name for r in rep.results] == names
+    for r in rep.results:
+        assert r.caught, f"{r.name} survived: {r.survivor_reason}"
+        assert r.seed == mutant_seed(r.name)
+        assert r.seconds is not None and r.seconds <= BUDGET + 30
+        assert r.iterations is not None and r.iterations >= 1
+        assert r.divergence and r.divergence["bundle"]
+        assert r.probe["fired"] >= 1
+        assert r.original_steps and r.original_steps >= 1
+        if r.minimized_steps is not None:
+            assert 1 <= r.minimized_steps <= r.original_steps
+    assert rep.score == 1.0 and rep.passed
+
+    data = json.loads(report_path.read_text())
+    assert data["caught"] == data["total"] == len(names) and data["score"] == 1.0
+    assert data["survivors"] == [] and data["control"]["divergences"] == 0
+    for m in data["mutants"]:
+        assert {"name", "rmgr", "caught", "seconds", "iterations", "steps", "minimized_steps"} <= set(m)
+
+
+def test_ctrl_c_stops_the_selftest_and_undoes_the_mutant(tmp_path: Path, engines: EngineSet) -> None:
+    tables = _redo_tables()
+    name = "heap_delete_free_space_off"
+
+    def progress(event: str, data: Any) -> None:
+        if event == "iteration":
+            from harness.mutants import STATS
+
+            assert STATS.name == name  # applied while the campaign runs ...
+            raise KeyboardInterrupt  # ... and the user hits Ctrl-C
+
+    cfg = SelftestConfig(budget=BUDGET, names=[name, "btree_newroot_no_root_flag"], engines=engines,
+                         minimize_trials=0, control=False, workdir=tmp_path / "work")
+    rep = run_selftest(cfg, progress=progress, report_path=tmp_path / "r.json")
+    assert rep.interrupted
+    assert len(rep.results) <= 1  # the second mutant never started
+    assert _redo_tables() == tables  # ... and the first one is undone
+    assert json.loads((tmp_path / "r.json").read_text())["interrupted"] is True
+
+
+def _redodiff(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[2], timeout=120)
+
+
+def test_cli_lists_the_catalog_and_refuses_unknown_mutants() -> None:
+    listed = _redodiff("selftest", "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{len(CATALOG)} mutants" in listed.stdout
+    unknown = _redodiff("selftest", "--only", "no_such_mutant")
+    assert unknown.returncode == 2
+    assert "unknown mutant" in unknown.stderr
