@@ -24,6 +24,10 @@ from harness.pgbin import SetupError
 from harness.pool import ClusterPool
 
 SCHEMA = "redodiff_w"
+# A broken engine can diverge on every page of an iteration: bundle one divergence
+# per distinct (kind, record type, page owner) up to this many, copy the WAL range
+# into the first bundle only, and leave the rest in the report (bundle None).
+MAX_BUNDLES_PER_ITERATION = 8
 
 
 @dataclass
@@ -35,7 +39,8 @@ class IterationResult:
     report: CheckReport | None = None
     step_errors: int = 0
     infrastructure_error: str | None = None
-    bundles: list[str | None] = field(default_factory=list)  # None: could not be written
+    bundles: list[str | None] = field(default_factory=list)  # None: not written (see bundles_skipped)
+    bundles_skipped: int = 0  # divergences left unbundled: a repeat signature, or over the cap
     rules: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -59,6 +64,7 @@ class IterationResult:
             "step_errors": self.step_errors,
             "infrastructure_error": self.infrastructure_error,
             "bundles": self.bundles,
+            "bundles_skipped": self.bundles_skipped,
         }
 
 
@@ -70,6 +76,7 @@ def run_workload(
     index: int = 0,
     bundle_dir: Path | None = None,
     pg_version: str | None = None,
+    max_bundles: int = MAX_BUNDLES_PER_ITERATION,
 ) -> IterationResult:
     """Run one workload end to end. Never raises for infrastructure trouble: it
     is recorded in ``infrastructure_error`` (and the cluster discarded)."""
@@ -98,19 +105,8 @@ def run_workload(
         if report.infrastructure:
             res.infrastructure_error = report.infrastructure[0]
         if bundle_dir is not None:
-            for div in report.divergences:
-                try:
-                    path = write_bundle(
-                        bundle_dir, div, workload=workload, seed=workload.seed,
-                        settings_label=workload.settings.label(), pg_version=pg_version,
-                        wal_range=(cap.start, cap.end), waldir=cluster.waldir, seg_size=cluster.wal_segsize,
-                        extra={"hint_bits_logged": workload.settings.hint_bits_logged and not engines.uses_walredo,
-                               "step_errors": len(holder[0].errors) if holder else 0},
-                    )
-                    res.bundles.append(str(path))
-                except OSError as e:  # disk full, read-only: keep going, say so
-                    res.bundles.append(None)  # bundles[i] stays the bundle of divergences[i]
-                    res.infrastructure_error = f"could not write bundle: {e}"
+            _write_bundles(res, report, workload, engines, cap, cluster, bundle_dir, pg_version,
+                           len(holder[0].errors) if holder else 0, max_bundles)
         cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     except (ClusterLost, SetupError, psycopg.OperationalError, OSError) as e:
         res.infrastructure_error = f"{type(e).__name__}: {e}"
@@ -122,6 +118,38 @@ def run_workload(
             raise
     res.seconds = time.monotonic() - t0
     return res
+
+
+def _write_bundles(res: IterationResult, report: CheckReport, workload: Workload, engines: EngineSet,
+                   cap: Any, cluster: Any, bundle_dir: Path, pg_version: str | None, step_errors: int,
+                   max_bundles: int) -> None:
+    """Bundle the iteration's divergences; ``res.bundles[i]`` is the bundle of
+    ``report.divergences[i]`` (None when not bundled)."""
+    seen: set[tuple[str, str, str | None]] = set()
+    wal_holder: str | None = None
+    for div in report.divergences:
+        sig = (div.kind, div.record_type, div.owner)
+        if sig in seen or len([b for b in res.bundles if b]) >= max_bundles:
+            res.bundles.append(None)
+            res.bundles_skipped += 1
+            continue
+        seen.add(sig)
+        extra: dict[str, Any] = {"hint_bits_logged": workload.settings.hint_bits_logged and not engines.uses_walredo,
+                                 "step_errors": step_errors}
+        if wal_holder is not None:
+            extra["wal_in_bundle"] = wal_holder  # the WAL range is copied once per iteration
+        try:
+            path = write_bundle(
+                bundle_dir, div, workload=workload, seed=workload.seed,
+                settings_label=workload.settings.label(), pg_version=pg_version,
+                wal_range=(cap.start, cap.end), waldir=cluster.waldir if wal_holder is None else None,
+                seg_size=cluster.wal_segsize, extra=extra,
+            )
+            res.bundles.append(str(path))
+            wal_holder = wal_holder or path.name
+        except OSError as e:  # disk full, read-only: keep going, say so
+            res.bundles.append(None)  # bundles[i] stays the bundle of divergences[i]
+            res.infrastructure_error = f"could not write bundle: {e}"
 
 
 def merge_counts(target: Counter[str], src: dict[str, int]) -> None:
