@@ -34,3 +34,14 @@ def test_nightly_script_is_executable_and_uses_the_same_commands() -> None:
     text = script.read_text()
     for cmd in ("./dev setup", "redodiff fuzz", "--shard", "redodiff merge", "redodiff report"):
         assert cmd in text
+
+
+def test_tox_declares_the_envs() -> None:
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "tox.ini")
+    envs = {s.removeprefix("testenv:") for s in cfg.sections() if s.startswith("testenv:")} | {"py"}
+    assert {"py", "lint", "type", "fuzz", "bench"} <= envs
+    assert "redodiff fuzz" in cfg["testenv:fuzz"]["commands"]
+    assert "pytest" in cfg["testenv"]["commands"]
