@@ -166,7 +166,9 @@ def test_bundle_write_failure_is_recorded_and_the_run_goes_on(tmp_path: Path) ->
     for d in rep.divergences:
         by_it.setdefault(d["iteration"], []).append(d["bundle"])
     assert by_it[0] and all(b is None for b in by_it[0])  # found, reported, not saved
-    assert by_it[1] and all(b is not None for b in by_it[1])
+    # the next iteration saves bundles again (one per distinct divergence signature,
+    # the rest are reported unbundled: harness.iteration.MAX_BUNDLES_PER_ITERATION)
+    assert by_it[1] and any(b is not None for b in by_it[1])
     new = _check_bundle_dir(corpus / "bundles", old)
     assert sorted(str(p) for p in new) == sorted(b for b in by_it[1] if b)
 
@@ -236,9 +238,9 @@ def test_bundle_disk_full_then_read_only(small_disk: Path, tmp_path: Path) -> No
     for d in rep.divergences:
         by_it.setdefault(d["iteration"], []).append(d["bundle"])
     assert set(by_it) == {0, 1, 2}
-    assert all(b is None for b in by_it[0] + by_it[1]) and all(by_it[2])
+    assert all(b is None for b in by_it[0] + by_it[1]) and any(by_it[2])
     new = _check_bundle_dir(corpus / "bundles", old)
-    assert len(new) == len(by_it[2])
+    assert len(new) == len([b for b in by_it[2] if b])
     # the report goes elsewhere; updating the corpus coverage on a full disk only warns
     _fill(small_disk)
     write_outputs(rep, tmp_path / "report.json", None, corpus)
