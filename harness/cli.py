@@ -845,20 +845,23 @@ def gate(corpus: Path, budget: float, seed: int, engines: tuple[str, ...], walre
 
 
 # -- selftest -----------------------------------------------------------------------
-def _selftest_catalog_table() -> Table:
+def _selftest_catalog_text() -> str:
+    """The catalog as a listing: one heading line per mutant, its description indented
+    below (a table leaves the description no room on 80 columns)."""
+    import textwrap
+
     from harness.mutants import CATALOG
 
-    t = Table(title=f"mutant catalog: {len(CATALOG)} mutants")
-    t.add_column("mutant", no_wrap=True)
-    t.add_column("record type", no_wrap=True)
-    t.add_column("category")
-    t.add_column("masked", justify="center")
-    t.add_column("historical", justify="center")
-    t.add_column("what it breaks")
+    lines = [f"mutant catalog: {len(CATALOG)} mutants  "
+             "(masked: only engine-vs-engine can see it; historical: modelled on a real PostgreSQL bug)", ""]
     for m in CATALOG.values():
-        t.add_row(m.name, m.record_type, m.category, "yes" if m.masked else "", "yes" if m.history else "",
-                  m.description)
-    return t
+        tags = [m.category] + (["masked"] if m.masked else []) + (["historical"] if m.history else [])
+        lines.append(f"{m.name}  [{m.record_type}; {', '.join(tags)}]")
+        lines.extend(textwrap.wrap(m.description, 76, initial_indent="    ", subsequent_indent="    "))
+        if m.history:
+            lines.extend(textwrap.wrap(f"history: {m.history}", 76, initial_indent="    ",
+                                       subsequent_indent="    "))
+    return "\n".join(lines)
 
 
 def _selftest_results_table(rep: Any) -> Table:
@@ -887,7 +890,8 @@ def _selftest_results_table(rep: Any) -> Table:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the JSON report here (rewritten after every mutant).")
 @click.option("--list", "list_only", is_flag=True, help="List the mutant catalog and exit.")
-@engine_option
+@click.option("--engine", "engines", multiple=True, type=click.Choice(["pyredo", "walredo"]),
+              help="Engine(s) to fuzz with. Default: both when the wal-redo server starts, else pyredo.")
 @walredo_cmd_option
 @tag_layout_option
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -922,7 +926,7 @@ def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, lis
     from harness.selftest import SelftestConfig, run_selftest, walredo_available
 
     if list_only:
-        out.print(_selftest_catalog_table())
+        click.echo(_selftest_catalog_text())
         return
     try:
         names = [get(n).name for n in only] or None
