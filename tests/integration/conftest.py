@@ -1,14 +1,17 @@
-"""Fixtures shared by integration tests: a real divergence, made by a mutant."""
+"""Fixtures shared by integration tests: a real divergence, made by a mutant; the C redo engine."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.bundle import is_bundle
+from harness.check import Engine
 from harness.fuzz import FuzzConfig, run_campaign, write_outputs
 from harness.mutants import applied
+from harness.pgbin import SetupError
 
 MUTANT = "heap_insert_ctid_off_by_one"
 
@@ -33,3 +36,22 @@ def mutant_bundle(mutant_corpus: Path) -> Path:
         if "Heap_INSERT" in p.name:
             return p
     return bundles[0]
+
+
+@pytest.fixture(scope="module")
+def c_redo() -> Iterator[Engine | None]:
+    """PostgreSQL's C redo (oracles/pg_walredo) as a second engine, if it can be built;
+    None otherwise, and pyredo still runs against the primary."""
+    try:
+        from oracles.walredo import WalRedoProcess
+        from oracles.walredo_server import ensure_built
+
+        ensure_built()
+    except (ImportError, SetupError):
+        yield None
+        return
+    proc = WalRedoProcess()
+    try:
+        yield proc
+    finally:
+        proc.close()

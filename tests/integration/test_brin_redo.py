@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from redocases import COMPRESSED_MODES, MODES, compressed_images, divergences_of
 
 from harness.capture import Capture, capture, verify
 from harness.check import CheckReport
@@ -37,11 +38,6 @@ from oracles.compare import explain_diff
 from pyredo.engine import RedoEngine
 from pyredo.page.brin import BRIN_EVACUATE_PAGE, BrinPageFlags, SetBrinPageFlags
 from pyredo.rmgr import RM_BRIN_ID
-from pyredo.wal.record import (
-    BKPIMAGE_COMPRESS_LZ4,
-    BKPIMAGE_COMPRESS_PGLZ,
-    BKPIMAGE_COMPRESS_ZSTD,
-)
 
 BRIN_TYPES = (
     "CREATE_INDEX",
@@ -54,16 +50,6 @@ BRIN_TYPES = (
     "DESUMMARIZE",
 )
 
-# mode -> (full_page_writes, wal_compression)
-MODES: dict[str, tuple[bool, str | None]] = {
-    "fpw": (True, None),
-    "nofpw-snapshot": (False, None),
-    "fpw-pglz": (True, "pglz"),
-    "fpw-lz4": (True, "lz4"),
-    "fpw-zstd": (True, "zstd"),
-}
-COMPRESS_BITS = {"pglz": BKPIMAGE_COMPRESS_PGLZ, "lz4": BKPIMAGE_COMPRESS_LZ4,
-                 "zstd": BKPIMAGE_COMPRESS_ZSTD}
 
 SETUP = (
     "DROP TABLE IF EXISTS brinrd_big, brinrd_txt, brinrd_geo",
@@ -179,17 +165,11 @@ def brin_run(request: pytest.FixtureRequest, cluster_factory: Any) -> Iterator[R
             conn.execute("DROP TABLE IF EXISTS brinrd_big, brinrd_txt, brinrd_geo")
 
 
-def _brin_divergences(report: CheckReport) -> list[str]:
-    return [f"{d.kind} {d.tag} {d.record_type}: {d.error or ''} {d.diff[:5]}"
-            for d in report.divergences
-            if d.owner == "BRIN" or d.record_type.startswith("BRIN/")]
-
-
 @pytest.mark.parametrize("rtype", BRIN_TYPES)
 def test_brin_record_type_verified(brin_run: Run, rtype: str) -> None:
     """Each BRIN record type occurs in the WAL and its pages match the primary."""
     rep = brin_run.report
-    assert _brin_divergences(rep) == []
+    assert divergences_of(rep, "BRIN") == []
     assert not {t for t in rep.unsupported if t.startswith("BRIN/")}, rep.unsupported
     assert rep.record_types[f"BRIN/{rtype}"] > 0, dict(rep.record_types)
 
@@ -214,12 +194,9 @@ def test_brin_pages_byte_exact_without_fpw(brin_run: Run) -> None:
     assert compared >= 10
 
 
-@pytest.mark.parametrize("brin_run", ["fpw-pglz", "fpw-lz4", "fpw-zstd"], indirect=True)
+@pytest.mark.parametrize("brin_run", COMPRESSED_MODES, indirect=True)
 def test_brin_images_compressed(brin_run: Run) -> None:
     """wal_compression really compressed the BRIN block images replayed."""
     compression = MODES[brin_run.mode][1]
     assert compression is not None
-    bits = COMPRESS_BITS[compression]
-    n = sum(1 for rec in brin_run.cap.records() if rec.rmid == RM_BRIN_ID
-            for blk in rec.blocks.values() if blk.has_image and blk.bimg_info & bits)
-    assert n > 0
+    assert compressed_images((r for r in brin_run.cap.records() if r.rmid == RM_BRIN_ID), compression) > 0

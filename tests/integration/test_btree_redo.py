@@ -61,12 +61,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redocases import COMPRESS_BITS, divergences_of
 
 from harness.capture import capture, verify
 from harness.check import CheckReport, Engine
 from harness.cluster import LocalCluster
 from harness.datadir import DataDirPages
-from harness.pgbin import SetupError, server_user
+from harness.pgbin import server_user
 from oracles.compare import explain_diff
 from pyredo import BLCKSZ
 from pyredo.engine import RedoEngine
@@ -99,9 +100,6 @@ from pyredo.rmgr import btree as btrm
 from pyredo.wal.builder import BlockSpec, encode_record
 from pyredo.wal.decoder import decode_record
 from pyredo.wal.record import (
-    BKPIMAGE_COMPRESS_LZ4,
-    BKPIMAGE_COMPRESS_PGLZ,
-    BKPIMAGE_COMPRESS_ZSTD,
     BKPIMAGE_COMPRESSED_MASK,
     BufferTag,
     DecodedXLogRecord,
@@ -117,8 +115,6 @@ MODES: dict[str, tuple[bool, tuple[str, ...]]] = {
     "nofpw-snapshot": (False, ()),
     "fpw-compressed": (True, ("pglz", "lz4", "zstd")),
 }
-COMPRESS_BITS = {"pglz": BKPIMAGE_COMPRESS_PGLZ, "lz4": BKPIMAGE_COMPRESS_LZ4,
-                 "zstd": BKPIMAGE_COMPRESS_ZSTD}
 
 TABLES = ("bt_grow", "bt_mc", "bt_post", "bt_vac", "bt_kill", "bt_churn", "bt_meta", "bt_tall")
 INDEXES = ("bt_grow_id", "bt_grow_v", "bt_mc_ab_incl", "bt_mc_ba", "bt_post_k", "bt_vac_k",
@@ -381,24 +377,6 @@ def horizon_held_back(cluster: LocalCluster) -> bool:
         "    WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid())"))
 
 
-@pytest.fixture(scope="module")
-def c_redo() -> Iterator[Engine | None]:
-    """PostgreSQL's C redo as a second engine (oracles/pg_walredo), if it can be built."""
-    try:
-        from oracles.walredo import WalRedoProcess
-        from oracles.walredo_server import ensure_built
-
-        ensure_built()
-    except (ImportError, SetupError):
-        yield None  # pyredo still runs against the primary and the recovered copy
-        return
-    proc = WalRedoProcess()
-    try:
-        yield proc
-    finally:
-        proc.close()
-
-
 @pytest.fixture(scope="module", params=list(MODES))
 def btree_run(request: pytest.FixtureRequest, cluster_factory: Any,
               c_redo: Engine | None) -> Iterator[Run]:
@@ -432,18 +410,12 @@ def btree_run(request: pytest.FixtureRequest, cluster_factory: Any,
             conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
 
 
-def btree_divergences(report: CheckReport) -> list[str]:
-    return [f"{d.kind} {d.tag} {d.record_type} {d.engines}: {d.error or ''} {d.diff[:6]}"
-            for d in report.divergences
-            if d.owner == "Btree" or d.record_type.startswith("Btree/")]
-
-
 # -- the tests -------------------------------------------------------------------------------
 @pytest.mark.parametrize("rtype", BTREE_TYPES)
 def test_btree_record_type_verified(btree_run: Run, rtype: str) -> None:
     """Each page-modifying btree record type occurs in the WAL and the pages it touches match."""
     rep = btree_run.report
-    assert btree_divergences(rep) == []
+    assert divergences_of(rep, "Btree") == []
     assert not {t for t in rep.unsupported if t.startswith("Btree/")}, rep.unsupported
     assert rep.record_types[f"Btree/{rtype}"] > 0, dict(rep.record_types)
 
@@ -455,7 +427,7 @@ def test_every_btree_record_verified(btree_run: Run) -> None:
     in_wal = Counter(record_type(r) for r in btree_run.btree_records if r.blocks)
     checked = Counter({t: n for t, n in rep.record_types.items() if t.startswith("Btree/")})
     assert checked == in_wal
-    assert btree_divergences(rep) == []
+    assert divergences_of(rep, "Btree") == []
 
 
 def test_btree_variants_emitted(btree_run: Run) -> None:

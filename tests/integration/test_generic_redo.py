@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from redocases import COMPRESSED_MODES, MODES, compressed_images
 
 from harness.capture import Capture, capture, verify
 from harness.check import CheckReport
@@ -30,22 +31,6 @@ from harness.plan import build_plan
 from oracles.compare import explain_diff
 from pyredo.engine import RedoEngine
 from pyredo.rmgr import RM_GENERIC_ID
-from pyredo.wal.record import (
-    BKPIMAGE_COMPRESS_LZ4,
-    BKPIMAGE_COMPRESS_PGLZ,
-    BKPIMAGE_COMPRESS_ZSTD,
-)
-
-# mode -> (full_page_writes, wal_compression)
-MODES: dict[str, tuple[bool, str | None]] = {
-    "fpw": (True, None),
-    "nofpw-snapshot": (False, None),
-    "fpw-pglz": (True, "pglz"),
-    "fpw-lz4": (True, "lz4"),
-    "fpw-zstd": (True, "zstd"),
-}
-COMPRESS_BITS = {"pglz": BKPIMAGE_COMPRESS_PGLZ, "lz4": BKPIMAGE_COMPRESS_LZ4,
-                 "zstd": BKPIMAGE_COMPRESS_ZSTD}
 
 SETUP = (
     "CREATE EXTENSION IF NOT EXISTS bloom",
@@ -149,12 +134,10 @@ def test_generic_pages_byte_exact_without_fpw(generic_run: Run) -> None:
     assert compared >= 10
 
 
-@pytest.mark.parametrize("generic_run", ["fpw-pglz", "fpw-lz4", "fpw-zstd"], indirect=True)
+@pytest.mark.parametrize("generic_run", COMPRESSED_MODES, indirect=True)
 def test_generic_images_compressed(generic_run: Run) -> None:
     """wal_compression really compressed the generic block images replayed."""
     compression = MODES[generic_run.mode][1]
     assert compression is not None
-    bits = COMPRESS_BITS[compression]
-    n = sum(1 for rec in generic_run.cap.records() if rec.rmid == RM_GENERIC_ID
-            for blk in rec.blocks.values() if blk.has_image and blk.bimg_info & bits)
-    assert n > 0
+    records = (r for r in generic_run.cap.records() if r.rmid == RM_GENERIC_ID)
+    assert compressed_images(records, compression) > 0

@@ -47,12 +47,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from redocases import COMPRESSED_MODES, MODES, compressed_images, divergences_of
 
 from harness.capture import Capture, capture, verify
 from harness.check import CheckReport, Engine
 from harness.cluster import LocalCluster
 from harness.datadir import DataDirPages
-from harness.pgbin import SetupError
 from harness.plan import build_plan
 from oracles.compare import explain_diff
 from oracles.masks.gin import gin_mask
@@ -118,9 +118,6 @@ from pyredo.wal.decoder import decode_record
 from pyredo.wal.image import restore_block_image
 from pyredo.wal.lsn import format_lsn, parse_lsn
 from pyredo.wal.record import (
-    BKPIMAGE_COMPRESS_LZ4,
-    BKPIMAGE_COMPRESS_PGLZ,
-    BKPIMAGE_COMPRESS_ZSTD,
     BufferTag,
     DecodedXLogRecord,
     RelFileNode,
@@ -140,16 +137,6 @@ GIN_TYPES = (
     "VACUUM_DATA_LEAF_PAGE",
 )
 
-# mode -> (full_page_writes, wal_compression)
-MODES: dict[str, tuple[bool, str | None]] = {
-    "fpw": (True, None),
-    "nofpw-snapshot": (False, None),
-    "fpw-pglz": (True, "pglz"),
-    "fpw-lz4": (True, "lz4"),
-    "fpw-zstd": (True, "zstd"),
-}
-COMPRESS_BITS = {"pglz": BKPIMAGE_COMPRESS_PGLZ, "lz4": BKPIMAGE_COMPRESS_LZ4,
-                 "zstd": BKPIMAGE_COMPRESS_ZSTD}
 TABLES = "ginrd_direct, ginrd_text, ginrd_fast"
 
 SETUP = (
@@ -230,24 +217,6 @@ def _gin_records(cap: Capture) -> Iterator[DecodedXLogRecord]:
     return (rec for rec in cap.records() if rec.rmid == RM_GIN_ID)
 
 
-@pytest.fixture(scope="module")
-def c_redo() -> Iterator[Engine | None]:
-    """PostgreSQL's C redo as a second engine (oracles/pg_walredo), if it can be built."""
-    try:
-        from oracles.walredo import WalRedoProcess
-        from oracles.walredo_server import ensure_built
-
-        ensure_built()
-    except (ImportError, SetupError):
-        yield None  # pyredo still runs against the primary
-        return
-    proc = WalRedoProcess()
-    try:
-        yield proc
-    finally:
-        proc.close()
-
-
 @pytest.fixture(scope="module", params=list(MODES))
 def gin_run(request: pytest.FixtureRequest, cluster_factory: Any,
             c_redo: Engine | None) -> Iterator[Run]:
@@ -269,18 +238,12 @@ def gin_run(request: pytest.FixtureRequest, cluster_factory: Any,
             conn.execute(f"DROP TABLE IF EXISTS {TABLES}")
 
 
-def _gin_divergences(report: CheckReport) -> list[str]:
-    return [f"{d.kind} {d.tag} {d.record_type}: {d.error or ''} {d.diff[:5]}"
-            for d in report.divergences
-            if d.owner == "Gin" or d.record_type.startswith("Gin/")]
-
-
 def test_gin_run_clean(gin_run: Run) -> None:
     """No divergence, no unsupported Gin record, and every Gin record of the
     range verified (each of its pages rebuilt and witnessed)."""
     rep = gin_run.report
     assert gin_run.cap.errors == []
-    assert _gin_divergences(rep) == []
+    assert divergences_of(rep, "Gin") == []
     assert not {t for t in rep.unsupported if t.startswith("Gin/")}, rep.unsupported
     verified = {t: n for t, n in rep.record_types.items() if t.startswith("Gin/")}
     assert verified == dict(gin_run.wal_types)
@@ -298,7 +261,7 @@ def test_c_redo_compared(gin_run: Run) -> None:
 def test_gin_record_type_verified(gin_run: Run, rtype: str) -> None:
     """Each GIN record type occurs in the WAL and is verified against the primary."""
     rep = gin_run.report
-    assert _gin_divergences(rep) == []
+    assert divergences_of(rep, "Gin") == []
     assert not {t for t in rep.unsupported if t.startswith("Gin/")}, rep.unsupported
     assert rep.record_types[f"Gin/{rtype}"] > 0, dict(rep.record_types)
 
@@ -410,15 +373,12 @@ def test_gin_pages_byte_exact_without_fpw(gin_run: Run) -> None:
     assert compared >= 25
 
 
-@pytest.mark.parametrize("gin_run", ["fpw-pglz", "fpw-lz4", "fpw-zstd"], indirect=True)
+@pytest.mark.parametrize("gin_run", COMPRESSED_MODES, indirect=True)
 def test_gin_images_compressed(gin_run: Run) -> None:
     """wal_compression really compressed the GIN block images replayed."""
     compression = MODES[gin_run.mode][1]
     assert compression is not None
-    bits = COMPRESS_BITS[compression]
-    n = sum(1 for rec in _gin_records(gin_run.cap)
-            for blk in rec.blocks.values() if blk.has_image and blk.bimg_info & bits)
-    assert n > 0
+    assert compressed_images(_gin_records(gin_run.cap), compression) > 0
 
 
 DESC = re.compile(r"lsn: (\S+), prev \S+, desc: (\S+) ?(.*?)(?:, blkref #.*)?$")

@@ -35,6 +35,7 @@ from functools import cached_property
 from typing import Any
 
 import pytest
+from redocases import COMPRESSED_MODES, MODES, compressed_images, divergences_of
 
 from harness.capture import Capture, capture, verify
 from harness.check import CheckReport
@@ -70,25 +71,12 @@ from pyredo.rmgr.gist import (
     XLOG_GIST_PAGE_SPLIT,
 )
 from pyredo.wal.record import (
-    BKPIMAGE_COMPRESS_LZ4,
-    BKPIMAGE_COMPRESS_PGLZ,
-    BKPIMAGE_COMPRESS_ZSTD,
     BufferTag,
     DecodedXLogRecord,
 )
 
 GIST_TYPES = ("PAGE_UPDATE", "DELETE", "PAGE_SPLIT", "PAGE_DELETE")
 
-# mode -> (full_page_writes, wal_compression)
-MODES: dict[str, tuple[bool, str | None]] = {
-    "fpw": (True, None),
-    "nofpw-snapshot": (False, None),
-    "fpw-pglz": (True, "pglz"),
-    "fpw-lz4": (True, "lz4"),
-    "fpw-zstd": (True, "zstd"),
-}
-COMPRESS_BITS = {"pglz": BKPIMAGE_COMPRESS_PGLZ, "lz4": BKPIMAGE_COMPRESS_LZ4,
-                 "zstd": BKPIMAGE_COMPRESS_ZSTD}
 
 TABLES = "gr_pts, gr_boxes, gr_rng, gr_misc, gr_wide, gr_prune, gr_vac, gr_built"
 # a scattered but deterministic order: (g * prime) % range
@@ -216,12 +204,6 @@ def gist_run(request: pytest.FixtureRequest, cluster_factory: Any) -> Iterator[R
             conn.execute(f"DROP TABLE IF EXISTS {TABLES}")
 
 
-def gist_divergences(report: CheckReport) -> list[str]:
-    return [f"{d.kind} {d.tag} {d.record_type}: {d.error or ''} {d.diff[:5]}"
-            for d in report.divergences
-            if d.owner == "Gist" or d.record_type.startswith("Gist/")]
-
-
 def gist_unsupported(report: CheckReport) -> dict[str, int]:
     return {t: n for t, n in report.unsupported.items() if t.startswith("Gist/")}
 
@@ -231,7 +213,7 @@ def test_gist_record_type_verified(gist_run: Run, rtype: str) -> None:
     """Each page-changing GiST record type occurs in the WAL, and every one of
     them was replayed onto a page that matched the primary."""
     rep = gist_run.report
-    assert gist_divergences(rep) == []
+    assert divergences_of(rep, "Gist") == []
     assert gist_unsupported(rep) == {}
     assert rep.record_types[f"Gist/{rtype}"] > 0, dict(rep.record_types)
     assert rep.record_types[f"Gist/{rtype}"] == gist_run.wal_types()[f"Gist/{rtype}"]
@@ -307,7 +289,7 @@ def test_gist_pages_from_build_images(gist_run: Run) -> None:
     rebuilt = [bp for bp in gist_run.plan if bp.owner == "Gist" and record_type(bp.records[0]) == "XLOG/FPI"
                and len(bp.records) > 1]
     assert len(rebuilt) >= 2
-    assert gist_divergences(gist_run.report) == []
+    assert divergences_of(gist_run.report, "Gist") == []
 
 
 def _fix_unlogged(page: bytearray) -> None:
@@ -369,14 +351,12 @@ def test_gist_tuples_deleted_flag_follows_server_version(gist_run: Run) -> None:
         assert got[flags_at] ^ want[flags_at] == F_TUPLES_DELETED
 
 
-@pytest.mark.parametrize("gist_run", ["fpw-pglz", "fpw-lz4", "fpw-zstd"], indirect=True)
+@pytest.mark.parametrize("gist_run", COMPRESSED_MODES, indirect=True)
 def test_gist_images_compressed(gist_run: Run) -> None:
     """wal_compression really compressed the GiST block images replayed."""
     compression = MODES[gist_run.mode][1]
     assert compression is not None
-    n = sum(1 for rec in gist_run.records for blk in rec.blocks.values()
-            if blk.has_image and blk.bimg_info & COMPRESS_BITS[compression])
-    assert n > 0
+    assert compressed_images(gist_run.records, compression) > 0
 
 
 def test_gist_assign_lsn(cluster_factory: Any) -> None:
@@ -398,7 +378,7 @@ def test_gist_assign_lsn(cluster_factory: Any) -> None:
         assign = [r for r in records if record_type(r) == "Gist/ASSIGN_LSN"]
         assert assign and all(not r.blocks for r in assign)
         report = verify(cap, [RedoEngine(server_version_num=server_version_num(cluster))])
-        assert gist_divergences(report) == []
+        assert divergences_of(report, "Gist") == []
         assert gist_unsupported(report) == {}
         rel = int(cluster.scalar("SELECT pg_relation_filenode('gr_min_idx')"))
         spc_db = next(blk.rnode for r in records for blk in r.blocks.values() if blk.rnode.rel == rel)

@@ -43,12 +43,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from redocases import MODES, compressed_images, divergences_of
 
 from harness.capture import Capture, capture, verify
 from harness.check import CheckReport, Engine
 from harness.cluster import LocalCluster
 from harness.datadir import DataDirPages
-from harness.pgbin import SetupError
 from harness.plan import build_plan
 from oracles.compare import explain_diff
 from pyredo.engine import RedoEngine
@@ -63,25 +63,12 @@ from pyredo.page.hash import LH_PAGE_HAS_DEAD_TUPLES, HashPageGetOpaque
 from pyredo.rmgr import RM_HASH_ID, record_type
 from pyredo.rmgr import hash as hashrm
 from pyredo.wal.record import (
-    BKPIMAGE_COMPRESS_LZ4,
-    BKPIMAGE_COMPRESS_PGLZ,
-    BKPIMAGE_COMPRESS_ZSTD,
     BufferTag,
     DecodedXLogRecord,
 )
 
 HASH_TYPES = tuple(hashrm.identify(info) or "" for info in hashrm.PAGE_MODIFYING)
 
-# mode -> (full_page_writes, wal_compression)
-MODES: dict[str, tuple[bool, str | None]] = {
-    "fpw": (True, None),
-    "nofpw-snapshot": (False, None),
-    "fpw-pglz": (True, "pglz"),
-    "fpw-lz4": (True, "lz4"),
-    "fpw-zstd": (True, "zstd"),
-}
-COMPRESS_BITS = {"pglz": BKPIMAGE_COMPRESS_PGLZ, "lz4": BKPIMAGE_COMPRESS_LZ4,
-                 "zstd": BKPIMAGE_COMPRESS_ZSTD}
 
 # shape table -> rows of the one key. Each gets an 8-bucket index (CREATE INDEX
 # on a never-vacuumed empty table assumes 10 heap pages) and no split moves its
@@ -241,24 +228,6 @@ def workload(compression: str | None) -> Callable[[LocalCluster], None]:
     return run
 
 
-@pytest.fixture(scope="module")
-def c_redo() -> Iterator[Engine | None]:
-    """PostgreSQL's C redo as a second engine (oracles/pg_walredo), if it can be built."""
-    try:
-        from oracles.walredo import WalRedoProcess
-        from oracles.walredo_server import ensure_built
-
-        ensure_built()
-    except (ImportError, SetupError):
-        yield None  # pyredo still runs against the primary; test_c_redo_compared skips
-        return
-    proc = WalRedoProcess()
-    try:
-        yield proc
-    finally:
-        proc.close()
-
-
 @pytest.fixture(scope="module", params=list(MODES))
 def hash_run(request: pytest.FixtureRequest, cluster_factory: Any,
              c_redo: Engine | None) -> Iterator[Run]:
@@ -279,17 +248,11 @@ def hash_run(request: pytest.FixtureRequest, cluster_factory: Any,
             conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
 
 
-def hash_divergences(report: CheckReport) -> list[str]:
-    return [f"{d.kind} {d.tag} {d.record_type} {d.engines}: {d.error or ''} {d.diff[:6]}"
-            for d in report.divergences
-            if d.owner == "Hash" or d.record_type.startswith("Hash/")]
-
-
 @pytest.mark.parametrize("rtype", HASH_TYPES)
 def test_hash_record_type_verified(hash_run: Run, rtype: str) -> None:
     """Each hash record type occurs in the WAL and the pages it touches match."""
     rep = hash_run.report
-    assert hash_divergences(rep) == []
+    assert divergences_of(rep, "Hash") == []
     assert not {t for t in rep.unsupported if t.startswith("Hash/")}, rep.unsupported
     assert rep.record_types[f"Hash/{rtype}"] > 0, dict(rep.record_types)
 
@@ -326,10 +289,7 @@ def test_wal_compression_used(hash_run: Run) -> None:
     compression = MODES[hash_run.mode][1]
     if compression is None:
         pytest.skip("no wal_compression in this mode")
-    bit = COMPRESS_BITS[compression]
-    n = sum(1 for r in hash_run.hash_records for b in r.blocks.values()
-            if b.has_image and b.bimg_info & bit)
-    assert n > 0
+    assert compressed_images(hash_run.hash_records, compression) > 0
 
 
 def test_c_redo_compared(hash_run: Run) -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from redocases import COMPRESS_BITS, divergences_of
 
 from harness.capture import Capture, capture, verify
 from harness.check import CheckReport
@@ -41,17 +42,12 @@ from pyredo.engine import RedoEngine
 from pyredo.rmgr import RM_SPGIST_ID
 from pyredo.rmgr import spgist as S
 from pyredo.wal.record import (
-    BKPIMAGE_COMPRESS_LZ4,
-    BKPIMAGE_COMPRESS_PGLZ,
-    BKPIMAGE_COMPRESS_ZSTD,
     DecodedXLogRecord,
 )
 
 pytestmark = pytest.mark.integration
 
 SPGIST_TYPES = [f"SPGist/{S.identify(info)}" for info in S.PAGE_MODIFYING]
-COMPRESSION = {"pglz": BKPIMAGE_COMPRESS_PGLZ, "lz4": BKPIMAGE_COMPRESS_LZ4,
-               "zstd": BKPIMAGE_COMPRESS_ZSTD}
 CONFIGS = ["fpw_on", "fpw_off", "compressed"]
 
 SETUP = [
@@ -262,7 +258,7 @@ def _run(cluster: LocalCluster, name: str, *, snapshot: bool, compress: bool = F
             _copy_datadir(cl, recovery_dir)
         with cl.connect() as conn:
             conn.execute(f"SET search_path = {search_path}")
-            methods = list(COMPRESSION)
+            methods = list(COMPRESS_BITS)
             for i, sql in enumerate(WORK):
                 if compress:  # rotate, so that every method compresses images
                     conn.execute(f"SET wal_compression = {methods[i % len(methods)]}")
@@ -295,18 +291,12 @@ def runs(cluster_factory: Callable[..., LocalCluster]) -> Iterator[dict[str, Run
         run.cap.cleanup()
 
 
-def _spgist_divergences(report: CheckReport) -> list[str]:
-    return [f"{d.kind} {d.tag} {d.record_type} {d.error or ''} {d.diff[:8]}"
-            for d in report.divergences
-            if d.owner == "SPGist" or d.record_type.startswith("SPGist/")]
-
-
 # -- tests ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("config", CONFIGS)
 def test_no_divergence_and_nothing_unsupported(runs: dict[str, Run], config: str) -> None:
     run = runs[config]
     assert run.cap.errors == []
-    assert _spgist_divergences(run.report) == []
+    assert divergences_of(run.report, "SPGist") == []
     assert {k: v for k, v in run.report.unsupported.items() if k.startswith("SPGist/")} == {}
 
 
@@ -335,13 +325,13 @@ def test_fpw_off_pages_rebuilt_by_redo_routines(runs: dict[str, Run]) -> None:
     assert runs["fpw_off"].report.pages_checked > 0
 
 
-@pytest.mark.parametrize("method", list(COMPRESSION))
+@pytest.mark.parametrize("method", list(COMPRESS_BITS))
 def test_compressed_images_replayed(runs: dict[str, Run], method: str) -> None:
     """The compressed run's SP-GiST records carry images compressed with each method
     (an image that would not shrink is stored plain, as XLogCompressBackupBlock does)."""
     images = [b for r in runs["compressed"].spgist_records for b in r.blocks.values()
               if b.has_image]
-    assert any(b.bimg_info & COMPRESSION[method] for b in images)
+    assert any(b.bimg_info & COMPRESS_BITS[method] for b in images)
 
 
 def _variants(records: Iterable[DecodedXLogRecord]) -> Counter[str]:
