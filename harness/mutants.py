@@ -176,20 +176,31 @@ def _swapped(module: ModuleType, attr: str, value: Any) -> Iterator[None]:
         setattr(module, attr, old)
 
 
-def _patching(module_name: str, attr: str, make: Callable[[Any], Any]) -> Wrap:
-    """While the routine runs, ``module.attr`` is ``make(original)``; restored after
-    every call, also when the routine raises."""
+@dataclass(frozen=True)
+class _Patching:
+    """A Wrap: while the routine runs, ``module.attr`` is ``make(original)``; restored
+    after every call, also when the routine raises. ``target`` names what it patches
+    (a mutant's ``patches``)."""
 
-    def wrap(routine: RedoFn) -> RedoFn:
-        module = importlib.import_module(module_name)
+    module_name: str
+    attr: str
+    make: Callable[[Any], Any]
+
+    @property
+    def target(self) -> str:
+        return f"{self.module_name}.{self.attr}"
+
+    def __call__(self, routine: RedoFn) -> RedoFn:
+        module = importlib.import_module(self.module_name)
 
         def mutated(ctx: RedoContext) -> None:
-            with _swapped(module, attr, make(getattr(module, attr))):
+            with _swapped(module, self.attr, self.make(getattr(module, self.attr))):
                 routine(ctx)
 
         return _named(routine, mutated)
 
-    return wrap
+
+_patching = _Patching
 
 
 class _RecordView:
@@ -283,6 +294,8 @@ def register(m: Mutant) -> Mutant:
 
 def _mutant(name: str, rmgr_module: str, info: int, category: str, description: str, wrap: Wrap, *,
             history: str = "", masked: bool = False, patches: Sequence[str] = ()) -> None:
+    if isinstance(wrap, _Patching):
+        patches = (*patches, wrap.target)
     register(Mutant(name, rmgr_module, info, description, wrap, history, category, masked, tuple(patches)))
 
 
@@ -304,7 +317,6 @@ _mutant(
     "XLOG_FPI redo restores the image with its hole 8 bytes too far: the 8 bytes after the "
     "hole land before it (RestoreBlockImage computing the hole offset wrongly)",
     _patching("pyredo.engine", "restore_block_image", _hole_moved),
-    patches=("pyredo.engine.restore_block_image",),
 )
 
 
@@ -569,14 +581,12 @@ _mutant(
     "heap_xlog_prune rewrites the line pointers but skips PageRepairFragmentation: the "
     "pruned tuples' space is not reclaimed and pd_upper stays",
     _patching("pyredo.rmgr.heap2", "heap_page_prune_execute", _prune_without_compaction),
-    patches=("pyredo.rmgr.heap2.heap_page_prune_execute",),
 )
 _mutant(
     "heap2_vacuum_keeps_lp_array", "heap2", 0x20, "free-space",
     "heap_xlog_vacuum skips PageTruncateLinePointerArray: trailing LP_UNUSED line pointers "
     "stay and pd_lower is not lowered",
     _patching("pyredo.rmgr.heap2", "PageTruncateLinePointerArray", lambda orig: lambda page: None),
-    patches=("pyredo.rmgr.heap2.PageTruncateLinePointerArray",),
 )
 
 
@@ -594,14 +604,13 @@ _mutant(
     "heap_xlog_freeze_page applies xmax and t_infomask2 of each freeze plan but keeps the "
     "old t_infomask: xmin is never marked frozen",
     _patching("pyredo.rmgr.heap2", "heap_execute_freeze_tuple", _freeze_keeps_infomask),
-    patches=("pyredo.rmgr.heap2.heap_execute_freeze_tuple",),
 )
 _mutant(
     "heap2_visible_no_pd_all_visible", "heap2", 0x40, "vm",
     "heap_xlog_visible sets the visibility-map bits but not PD_ALL_VISIBLE on the heap "
     "page (masked against the primary: only the engine comparison sees it)",
     _patching("pyredo.rmgr.heap2", "PageSetAllVisible", lambda orig: lambda page: None),
-    masked=True, patches=("pyredo.rmgr.heap2.PageSetAllVisible",),
+    masked=True,
     history="Modelled on PostgreSQL commit 95aa823e (2014, Heikki Linnakangas) \"Set the "
             "all-visible flag on heap page before writing WAL record, not after\": a VM bit could "
             "end up set without PD_ALL_VISIBLE on the heap page; found by comparing master and "
@@ -624,7 +633,7 @@ _mutant(
     "heap_xlog_visible sets the bits on the visibility-map page without advancing its LSN "
     "(visibilitymap_set forgets PageSetLSN)",
     _patching("pyredo.rmgr.heap2", "visibilitymap_set", _vm_set_without_lsn),
-    masked=True, patches=("pyredo.rmgr.heap2.visibilitymap_set",),
+    masked=True,
     history="VM page LSN handling: since 9.2 made the visibility map crash-safe, replay of "
             "XLOG_HEAP2_VISIBLE must stamp the record's LSN on the map page when it sets bits "
             "(visibilitymap_set), and may bump the heap page's LSN only when "
@@ -698,14 +707,12 @@ _mutant(
     "btree_xlog_insert (INSERT_UPPER) forgets _bt_clear_incomplete_split: the split child "
     "keeps BTP_INCOMPLETE_SPLIT",
     _patching("pyredo.rmgr.btree", "_bt_clear_incomplete_split", lambda orig: lambda ctx, block_id: None),
-    patches=("pyredo.rmgr.btree._bt_clear_incomplete_split",),
 )
 _mutant(
     "btree_insert_meta_skips_metapage", "btree", 0x20, "meta",
     "btree_xlog_insert (INSERT_META) forgets _bt_restore_meta: the metapage keeps the old "
     "root / fast root",
     _patching("pyredo.rmgr.btree", "_bt_restore_meta", lambda orig: lambda ctx, block_id: None),
-    patches=("pyredo.rmgr.btree._bt_restore_meta",),
 )
 
 
@@ -774,7 +781,6 @@ _mutant(
     "btree_vacuum_keeps_last_deleted", "btree", 0xC0, "compaction",
     "btree_xlog_vacuum deletes all but the last of the logged items (off-by-one loop bound)",
     _patching("pyredo.rmgr.btree", "PageIndexMultiDelete", _multi_delete_keeps_last),
-    patches=("pyredo.rmgr.btree.PageIndexMultiDelete",),
 )
 
 
@@ -791,7 +797,6 @@ _mutant(
     "btree_delete_off_by_one", "btree", 0x70, "offset",
     "btree_xlog_delete deletes the item after each logged offset (off-by-one item offsets)",
     _patching("pyredo.rmgr.btree", "PageIndexMultiDelete", _multi_delete_shifted),
-    patches=("pyredo.rmgr.btree.PageIndexMultiDelete",),
 )
 
 
@@ -844,7 +849,6 @@ _mutant(
     "its own heap TID instead of taking the posting list's old maximum TID (_bt_swap_posting "
     "only half done)",
     _patching("pyredo.rmgr.btree", "_bt_swap_posting", _swap_posting_keeps_newitem),
-    patches=("pyredo.rmgr.btree._bt_swap_posting",),
 )
 
 
@@ -967,7 +971,6 @@ _mutant(
     "hash_xlog_squeeze_page frees the overflow page but does not clear its bit in the "
     "bitmap page (CLRBIT skipped): the page stays allocated",
     _patching("pyredo.rmgr.hash", "CLRBIT", lambda orig: lambda page, bit: None),
-    patches=("pyredo.rmgr.hash.CLRBIT",),
 )
 _mutant(
     "hash_vacuum_one_page_ntuples_stale", "hash", 0xC0, "meta",
@@ -998,7 +1001,6 @@ _mutant(
     "ginRedoUpdateMetapage appends the row's tuples to the pending-list tail page but does not "
     "count the heap tuple in its maxoff",
     _patching("pyredo.rmgr.gin", "GinPageSetMaxoff", lambda orig: lambda page, maxoff: None),
-    patches=("pyredo.rmgr.gin.GinPageSetMaxoff",),
 )
 
 GinPostingListSegmentMinSize = 128  # gindatapage.c: Min 128, Target 256, Max 384
@@ -1017,7 +1019,6 @@ _mutant(
     "(GinPostingListSegmentMinSize, 128 bytes, instead of BLCKSZ): the items past the edge "
     "are silently lost from the posting-tree leaf",
     _patching("pyredo.rmgr.gin", "ginCompressPostingList", _compress_capped),
-    patches=("pyredo.rmgr.gin.ginCompressPostingList",),
     history="GIN posting-list compression edge: 9.4 introduced compressed posting-list segments "
             "and the segment actions ginRedoRecompress replays. ginCompressPostingList stops at its "
             "maxsize and only reports how many items it packed; redo must pass a limit the merged "
@@ -1044,7 +1045,7 @@ _mutant(
     "gin_delete_page_no_delete_xid", "gin", 0x50, "data",
     "ginRedoDeletePage marks the page GIN_DELETED but does not store the deleteXid",
     _patching("pyredo.rmgr.gin", "GinPageSetDeleteXid", lambda orig: lambda page, xid: None),
-    masked=True, patches=("pyredo.rmgr.gin.GinPageSetDeleteXid",),
+    masked=True,
     history="PostgreSQL commit 52ac6cd2d0 (2018, Alexander Korotkov) \"Prevent GIN deleted pages "
             "from being reclaimed too early\" added deleteXid to ginxlogDeletePage so that replay "
             "stores it on the deleted page; gin_mask masks deleted pages' contents, so only the "
@@ -1054,7 +1055,6 @@ _mutant(
     "gin_insert_listpage_no_fullrow", "gin", 0x70, "flag",
     "ginRedoInsertListPage builds the sublist's tail page without GIN_LIST_FULLROW",
     _patching("pyredo.rmgr.gin", "GinPageSetFullRow", lambda orig: lambda page: None),
-    patches=("pyredo.rmgr.gin.GinPageSetFullRow",),
 )
 
 
@@ -1064,7 +1064,7 @@ _mutant(
     "gistRedoPageUpdateRecord sets the split child's NSN but leaves F_FOLLOW_RIGHT set "
     "(masked against the primary: only the engine comparison sees it)",
     _patching("pyredo.rmgr.gist", "GistClearFollowRight", lambda orig: lambda page: None),
-    masked=True, patches=("pyredo.rmgr.gist.GistClearFollowRight",),
+    masked=True,
 )
 _mutant(
     "gist_page_update_no_page_lsn", "gist", 0x00, "lsn",
@@ -1086,13 +1086,11 @@ _mutant(
     "gist_split_pages_lose_leaf_flag", "gist", 0x30, "flag",
     "gistRedoPageSplitRecord re-initializes the split pages without F_LEAF",
     _patching("pyredo.rmgr.gist", "GISTInitBuffer", _init_without_leaf),
-    patches=("pyredo.rmgr.gist.GISTInitBuffer",),
 )
 _mutant(
     "gist_page_delete_keeps_downlink", "gist", 0x60, "link",
     "gistRedoPageDelete marks the leaf deleted but leaves its downlink in the parent",
     _patching("pyredo.rmgr.gist", "PageIndexTupleDelete", lambda orig: lambda page, offnum: None),
-    patches=("pyredo.rmgr.gist.PageIndexTupleDelete",),
 )
 
 
@@ -1102,7 +1100,6 @@ _mutant(
     "spgRedoAddLeaf adds the leaf tuple but does not link it into its chain (the head's "
     "nextOffset is not updated)",
     _patching("pyredo.rmgr.spgist", "SGLT_SET_NEXTOFFSET", lambda orig: lambda page, off, n: None),
-    patches=("pyredo.rmgr.spgist.SGLT_SET_NEXTOFFSET",),
 )
 
 
@@ -1117,7 +1114,6 @@ _mutant(
     "spgist_move_leafs_redirect_uncounted", "spgist", 0x20, "free-space",
     "spgRedoMoveLeafs leaves the redirect tuple out of the source page's nRedirection",
     _patching("pyredo.rmgr.spgist", "SpGistPageAdjustCounts", _counts_without_redirects),
-    patches=("pyredo.rmgr.spgist.SpGistPageAdjustCounts",),
 )
 
 
@@ -1142,7 +1138,6 @@ _mutant(
     "spgRedoAddNode removes the old inner tuple with PageIndexTupleDeleteNoCompact instead of "
     "PageIndexTupleDelete: its line pointer stays behind, shifting the tuples after it",
     _patching("pyredo.rmgr.spgist", "_delete_item", _delete_no_compact),
-    patches=("pyredo.rmgr.spgist._delete_item",),
 )
 
 
@@ -1159,7 +1154,6 @@ _mutant(
     "spgist_picksplit_leaf_flag_lost", "spgist", 0x50, "flag",
     "spgRedoPickSplit initializes new leaf pages without SPGIST_LEAF",
     _patching("pyredo.rmgr.spgist", "SpGistInitPage", _init_without_spg_leaf),
-    patches=("pyredo.rmgr.spgist.SpGistInitPage",),
 )
 
 
@@ -1213,19 +1207,16 @@ _mutant(
     "brin_xlog_revmap_extend initializes the new revmap page but does not record it as the "
     "metapage's lastRevmapPage",
     _patching("pyredo.rmgr.brin", "brin_metapage_set_last_revmap_page", lambda orig: lambda page, blk: None),
-    patches=("pyredo.rmgr.brin.brin_metapage_set_last_revmap_page",),
 )
 _mutant(
     "brin_update_old_tuple_kept", "brin", 0x20, "compaction",
     "brin_xlog_update inserts the new summary tuple but does not delete the old one",
     _patching("pyredo.rmgr.brin", "PageIndexTupleDeleteNoCompact", lambda orig: lambda page, off: None),
-    patches=("pyredo.rmgr.brin.PageIndexTupleDeleteNoCompact",),
 )
 _mutant(
     "brin_desummarize_revmap_kept", "brin", 0x50, "link",
     "brin_xlog_desummarize_page deletes the summary tuple but leaves the revmap pointing at it",
     _patching("pyredo.rmgr.brin", "brinSetHeapBlockItemptr", lambda orig: lambda *args: None),
-    patches=("pyredo.rmgr.brin.brinSetHeapBlockItemptr",),
 )
 
 
@@ -1276,7 +1267,6 @@ _mutant(
     "generic_fragment_off_by_one", "generic", 0x00, "offset",
     "generic_redo (applyPageRedo) copies each delta fragment one byte past its logged offset",
     _patching("pyredo.rmgr.generic", "applyPageRedo", _fragments_shifted),
-    patches=("pyredo.rmgr.generic.applyPageRedo",),
 )
 
 
