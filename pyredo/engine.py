@@ -14,7 +14,8 @@ comes back; every other block is skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 
 from pyredo import BLCKSZ
@@ -87,6 +88,21 @@ class RedoContext:
             raise self.error(f"failed to locate backup block with ID {block_id} in WAL record",
                              block_id=block_id)
         return blk
+
+    def block_tag(self, block_id: int) -> BufferTag:
+        """XLogRecGetBlockTag: the block the record names as ``block_id`` (an error,
+        as in C, when it names none)."""
+        return self._block(block_id).tag
+
+    @contextmanager
+    def page_errors(self, block_id: int, *also: type[RedoError]) -> Iterator[None]:
+        """bufpage.c's "corrupted page" errors, and the access method's own page
+        errors ``also``, re-raised naming this record and ``block_id``."""
+        caught: tuple[type[RedoError], ...] = (bufpage.PageCorrupted, *also)
+        try:
+            yield
+        except caught as e:
+            raise self.error(e.message, block_id=block_id) from e
 
     def is_target(self, block_id: int) -> bool:
         blk = self.record.blocks.get(block_id)

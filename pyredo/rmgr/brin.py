@@ -20,8 +20,6 @@ free space, as on the primary; pyredo.page.bufpage reproduces that.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pyredo.page.brin import (
@@ -35,7 +33,6 @@ from pyredo.page.brin import (
 from pyredo.page.bufpage import (
     InvalidOffsetNumber,
     PageAddItem,
-    PageCorrupted,
     PageGetMaxOffsetNumber,
     PageIndexTupleDeleteNoCompact,
     PageIndexTupleOverwrite,
@@ -101,15 +98,6 @@ def _unpack(ctx: RedoContext, fmt: struct.Struct, name: str) -> tuple[int, ...]:
     return fmt.unpack_from(data)
 
 
-@contextmanager
-def _page_errors(ctx: RedoContext, block_id: int) -> Iterator[None]:
-    """bufpage.c's "corrupted page" errors, named with the record that hit them."""
-    try:
-        yield
-    except PageCorrupted as e:
-        raise ctx.error(e.message, block_id=block_id) from e
-
-
 def _check_pages_per_range(ctx: RedoContext, pagesPerRange: int, block_id: int) -> None:
     # C divides by it (HEAPBLK_TO_REVMAP_INDEX): zero would crash the server
     if pagesPerRange == 0:
@@ -146,7 +134,7 @@ def brin_xlog_insert_update(ctx: RedoContext, heapBlk: int, pagesPerRange: int,
             raise ctx.error("no BrinTuple in the block data", block_id=0)
         if PageGetMaxOffsetNumber(page) + 1 < offnum:
             raise ctx.error("brin_xlog_insert_update: invalid max offset number", block_id=0)
-        with _page_errors(ctx, 0):
+        with ctx.page_errors(0):
             added = PageAddItem(page, tuple_, offnum, overwrite=True)
         if added == InvalidOffsetNumber:
             raise ctx.error("brin_xlog_insert_update: failed to add tuple", block_id=0)
@@ -169,7 +157,7 @@ def brin_xlog_update(ctx: RedoContext) -> None:
     oldOffnum, heapBlk, pagesPerRange, offnum = _unpack(ctx, xl_brin_update, "xl_brin_update")
     page = ctx.read_buffer_for_redo(2)
     if page is not None:
-        with _page_errors(ctx, 2):
+        with ctx.page_errors(2):
             PageIndexTupleDeleteNoCompact(page, oldOffnum)
     brin_xlog_insert_update(ctx, heapBlk, pagesPerRange, offnum)
 
@@ -183,7 +171,7 @@ def brin_xlog_samepage_update(ctx: RedoContext) -> None:
     tuple_ = ctx.block_data(0)
     if not tuple_:
         raise ctx.error("no BrinTuple in the block data", block_id=0)
-    with _page_errors(ctx, 0):
+    with ctx.page_errors(0):
         replaced = PageIndexTupleOverwrite(page, offnum, tuple_)
     if not replaced:
         raise ctx.error("brin_xlog_samepage_update: failed to replace tuple", block_id=0)
@@ -217,7 +205,7 @@ def brin_xlog_desummarize_page(ctx: RedoContext) -> None:
 
     page = ctx.read_buffer_for_redo(1)
     if page is not None:
-        with _page_errors(ctx, 1):
+        with ctx.page_errors(1):
             PageIndexTupleDeleteNoCompact(page, regOffset)
 
 

@@ -196,15 +196,6 @@ def _need(ctx: RedoContext, data: bytes, end: int, what: str, block_id: int) -> 
         raise ctx.error(f"{what} needs {end} bytes of data, record has {len(data)}", block_id=block_id)
 
 
-def _block_number(ctx: RedoContext, block_id: int) -> int:
-    """XLogRecGetBlockTag's block number (C errors out when the block is missing)."""
-    blk = ctx.record.block(block_id)
-    if blk is None:
-        raise ctx.error(f"failed to locate backup block with ID {block_id} in WAL record",
-                        block_id=block_id)
-    return blk.blkno
-
-
 def _item_at(ctx: RedoContext, page: bytes | bytearray, offnum: int, block_id: int) -> tuple[int, int]:
     """(lp_off, lp_len) of item ``offnum``, refusing what C would read out of bounds."""
     maxoff = PageGetMaxOffsetNumber(page)
@@ -385,8 +376,8 @@ def btree_xlog_split(ctx: RedoContext, newitemonleft: bool) -> None:
     level, firstrightoff, newitemoff, postingoff = _unpack(ctx, _XL_SPLIT, ctx.main_data, "xl_btree_split")
     xlrec = _Split(level, firstrightoff, newitemoff, postingoff, newitemonleft)
     isleaf = level == 0
-    origpagenumber = _block_number(ctx, 0)
-    rightpagenumber = _block_number(ctx, 1)
+    origpagenumber = ctx.block_tag(0).blk
+    rightpagenumber = ctx.block_tag(1).blk
     sblk = ctx.record.block(2)
     spagenumber = sblk.blkno if sblk is not None else P_NONE
 

@@ -23,8 +23,6 @@ each tuple's own bytes, so alignment padding stays zero, as in C.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pyredo.engine import BlkAction
@@ -33,7 +31,6 @@ from pyredo.page.bufpage import (
     FirstOffsetNumber,
     InvalidOffsetNumber,
     PageAddItem,
-    PageCorrupted,
     PageGetMaxOffsetNumber,
     PageIndexMultiDelete,
     PageIndexTupleDelete,
@@ -112,15 +109,6 @@ PAGE_MODIFYING: tuple[int, ...] = (
 
 
 # -- helpers ------------------------------------------------------------------------------
-@contextmanager
-def _page_errors(ctx: RedoContext, block_id: int) -> Iterator[None]:
-    """bufpage.c / gistutil.c errors, named with the record and block that hit them."""
-    try:
-        yield
-    except (PageCorrupted, GistPageError) as e:
-        raise ctx.error(e.message, block_id=block_id) from e
-
-
 def _unpack(ctx: RedoContext, fmt: struct.Struct, what: str) -> tuple[int, ...]:
     data = ctx.main_data
     if len(data) < fmt.size:
@@ -141,15 +129,6 @@ def _mark_tuples_deleted(ctx: RedoContext, page: bytearray) -> None:
     """GistMarkTuplesDeleted, as servers before 15.20 did in redo (see module doc)."""
     if ctx.engine.redo_is_before(PG_VERSION_NUM_TUPLES_DELETED_DEPRECATED):
         GistMarkTuplesDeleted(page)
-
-
-def _blkno(ctx: RedoContext, block_id: int) -> int:
-    """XLogRecGetBlockTag's block number (an error when the record lacks the block)."""
-    blk = ctx.record.block(block_id)
-    if blk is None:
-        raise ctx.error(f"could not locate backup block with ID {block_id} in WAL record",
-                        block_id=block_id)
-    return blk.blkno
 
 
 def _init_buffer(ctx: RedoContext, block_id: int) -> bytearray | None:
@@ -189,7 +168,7 @@ def gistRedoPageUpdateRecord(ctx: RedoContext) -> None:
     ntodelete, ntoinsert = _unpack(ctx, GISTXLOG_PAGE_UPDATE, "PAGE_UPDATE")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
-        with _page_errors(ctx, 0):
+        with ctx.page_errors(0, GistPageError):
             _page_update(ctx, page, ntodelete, ntoinsert)
     # the downlink completes a split: the left child's follow-right goes away
     if ctx.record.has_block_ref(1):
@@ -237,7 +216,7 @@ def gistRedoDeleteRecord(ctx: RedoContext) -> None:
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
-    with _page_errors(ctx, 0):
+    with ctx.page_errors(0, GistPageError):
         if len(ctx.main_data) > SizeOfGistxlogDelete:
             todelete = _offsets(ctx, ctx.main_data, SizeOfGistxlogDelete, ntodelete, None)
             PageIndexMultiDelete(page, todelete)
@@ -260,7 +239,7 @@ def gistRedoPageSplitRecord(ctx: RedoContext) -> None:
         ctx, GISTXLOG_PAGE_SPLIT, "PAGE_SPLIT")
     isrootsplit = False
     for i in range(npage):
-        blkno = _blkno(ctx, i + 1)
+        blkno = ctx.block_tag(i + 1).blk
         if blkno == GIST_ROOT_BLKNO:
             isrootsplit = True  # C asserts i == 0: later pages see it
         page = _init_buffer(ctx, i + 1)
@@ -269,9 +248,9 @@ def gistRedoPageSplitRecord(ctx: RedoContext) -> None:
         rightlink = InvalidBlockNumber
         follow_right = False
         if blkno != GIST_ROOT_BLKNO:
-            rightlink = _blkno(ctx, i + 2) if i < npage - 1 else origrlink
+            rightlink = ctx.block_tag(i + 2).blk if i < npage - 1 else origrlink
             follow_right = i < npage - 1 and not isrootsplit and bool(markfollowright)
-        with _page_errors(ctx, i + 1):
+        with ctx.page_errors(i + 1, GistPageError):
             _fill_split_page(ctx, page, i + 1, F_LEAF if origleaf and blkno != GIST_ROOT_BLKNO else 0,
                              orignsn, rightlink, follow_right)
     if ctx.record.has_block_ref(0):
@@ -312,7 +291,7 @@ def gistRedoPageDelete(ctx: RedoContext) -> None:
         GistPageSetDeleted(leaf, delete_xid)
     parent = ctx.read_buffer_for_redo(1)
     if parent is not None:
-        with _page_errors(ctx, 1):
+        with ctx.page_errors(1, GistPageError):
             PageIndexTupleDelete(parent, downlink_offset)
 
 

@@ -22,8 +22,6 @@ tuple length), these routines raise a RedoError instead.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pyredo.engine import RBM_NORMAL, RBM_ZERO_AND_CLEANUP_LOCK, BlkAction
@@ -31,7 +29,6 @@ from pyredo.page.bufpage import (
     MAXALIGN,
     InvalidOffsetNumber,
     PageAddItem,
-    PageCorrupted,
     PageIndexMultiDelete,
     PageSetLSN,
 )
@@ -152,24 +149,6 @@ def _block_u32(ctx: RedoContext, block_id: int, what: str) -> int:
     return int(_U32.unpack_from(data)[0])
 
 
-def _blkno(ctx: RedoContext, block_id: int) -> int:
-    """XLogRecGetBlockTag's block number (an error if the record names no such block)."""
-    blk = ctx.record.block(block_id)
-    if blk is None:
-        raise ctx.error(f"could not locate backup block with ID {block_id} in WAL record",
-                        block_id=block_id)
-    return blk.blkno
-
-
-@contextmanager
-def _page_errors(ctx: RedoContext, block_id: int) -> Iterator[None]:
-    """bufpage.c's and hash page errors, named with the record and block that hit them."""
-    try:
-        yield
-    except (PageCorrupted, HashPageError) as e:
-        raise ctx.error(e.message, block_id=block_id) from e
-
-
 def _lock_primary_bucket(ctx: RedoContext, block_id: int = 0) -> None:
     """``(void) XLogReadBufferForRedoExtended(record, 0, RBM_NORMAL, true, &bucketbuf)``:
     C reads the primary bucket page only for its cleanup lock. The page is not
@@ -196,7 +175,7 @@ def _offsets(ctx: RedoContext, data: bytes, n: int, block_id: int | None, what: 
 
 
 def _multi_delete(ctx: RedoContext, page: bytearray, offsets: list[int], block_id: int) -> None:
-    with _page_errors(ctx, block_id):
+    with ctx.page_errors(block_id, HashPageError):
         PageIndexMultiDelete(page, offsets)
 
 
@@ -220,7 +199,7 @@ def _add_moved_tuples(ctx: RedoContext, page: bytearray, ntups: int, block_id: i
                             f"the {len(data)} bytes of block data", block_id=block_id)
         if ninserted >= ntups:
             raise ctx.error(f"{fn}: more tuples than the {ntups} announced", block_id=block_id)
-        with _page_errors(ctx, block_id):
+        with ctx.page_errors(block_id, HashPageError):
             got = PageAddItem(page, data[pos : pos + itemsz], towrite[ninserted])
         if got == InvalidOffsetNumber:
             raise ctx.error(f"{fn}: failed to add item to hash index page, size {itemsz} bytes",
@@ -238,7 +217,7 @@ def hash_xlog_init_meta_page(ctx: RedoContext) -> None:
     page = ctx.init_buffer_for_redo(0)
     if page is None:
         return
-    with _page_errors(ctx, 0):
+    with ctx.page_errors(0, HashPageError):
         _hash_init_metabuffer(page, num_tuples, procid, ffactor, True)
 
 
@@ -247,13 +226,13 @@ def hash_xlog_init_bitmap_page(ctx: RedoContext) -> None:
     (bmsize,) = _main(ctx, XL_HASH_INIT_BITMAP_PAGE, "xl_hash_init_bitmap_page")
     page = ctx.init_buffer_for_redo(0)
     if page is not None:
-        with _page_errors(ctx, 0):
+        with ctx.page_errors(0, HashPageError):
             _hash_initbitmapbuffer(page, bmsize, True)
 
     # add the new bitmap page to the metapage's list of bitmaps
     page = ctx.read_buffer_for_redo(1)
     if page is not None:
-        with _page_errors(ctx, 1):
+        with ctx.page_errors(1, HashPageError):
             metap = HashPageGetMeta(page)
             num_buckets = (metap.hashm_maxbucket + 1) & 0xFFFFFFFF
             metap.set_mapp(metap.hashm_nmaps, num_buckets + 1)
@@ -265,7 +244,7 @@ def hash_xlog_insert(ctx: RedoContext) -> None:
     (offnum,) = _main(ctx, XL_HASH_INSERT, "xl_hash_insert")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
-        with _page_errors(ctx, 0):
+        with ctx.page_errors(0, HashPageError):
             got = PageAddItem(page, ctx.block_data(0), offnum)
         if got == InvalidOffsetNumber:
             raise ctx.error("hash_xlog_insert: failed to add item", block_id=0)
@@ -279,26 +258,26 @@ def hash_xlog_insert(ctx: RedoContext) -> None:
 def hash_xlog_add_ovfl_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_add_ovfl_page (hash_xlog.c)."""
     bmsize, bmpage_found = _main(ctx, XL_HASH_ADD_OVFL_PAGE, "xl_hash_add_ovfl_page")
-    rightblk = _blkno(ctx, 0)
-    leftblk = _blkno(ctx, 1)
+    rightblk = ctx.block_tag(0).blk
+    leftblk = ctx.block_tag(1).blk
 
     page = ctx.init_buffer_for_redo(0)
     if page is not None:
         num_bucket = _block_u32(ctx, 0, "hash_xlog_add_ovfl_page bucket number")
-        with _page_errors(ctx, 0):
+        with ctx.page_errors(0, HashPageError):
             _hash_initbuf(page, InvalidBlockNumber, num_bucket, LH_OVERFLOW_PAGE, True)
             HashPageGetOpaque(page).hasho_prevblkno = leftblk  # update backlink
 
     page = ctx.read_buffer_for_redo(1)
     if page is not None:
-        with _page_errors(ctx, 1):
+        with ctx.page_errors(1, HashPageError):
             HashPageGetOpaque(page).hasho_nextblkno = rightblk
 
     if ctx.record.has_block_ref(2):
         page = ctx.read_buffer_for_redo(2)
         if page is not None:
             bit = _block_u32(ctx, 2, "hash_xlog_add_ovfl_page bitmap bit")
-            with _page_errors(ctx, 2):
+            with ctx.page_errors(2, HashPageError):
                 SETBIT(page, bit)
 
     # a new bitmap page: its block number goes into the metapage's hashm_mapp
@@ -306,20 +285,20 @@ def hash_xlog_add_ovfl_page(ctx: RedoContext) -> None:
     if new_bmpage:
         page = ctx.init_buffer_for_redo(3)
         if page is not None:
-            with _page_errors(ctx, 3):
+            with ctx.page_errors(3, HashPageError):
                 _hash_initbitmapbuffer(page, bmsize, True)
 
     page = ctx.read_buffer_for_redo(4)
     if page is not None:
         firstfree = _block_u32(ctx, 4, "hash_xlog_add_ovfl_page firstfree")
-        with _page_errors(ctx, 4):
+        with ctx.page_errors(4, HashPageError):
             metap = HashPageGetMeta(page)
             metap.hashm_firstfree = firstfree
             if not bmpage_found:
                 ovflpoint = metap.hashm_ovflpoint
                 metap.set_spare(ovflpoint, metap.get_spare(ovflpoint) + 1)
                 if new_bmpage:
-                    metap.set_mapp(metap.hashm_nmaps, _blkno(ctx, 3))
+                    metap.set_mapp(metap.hashm_nmaps, ctx.block_tag(3).blk)
                     metap.hashm_nmaps += 1
                     metap.set_spare(ovflpoint, metap.get_spare(ovflpoint) + 1)
 
@@ -332,7 +311,7 @@ def hash_xlog_split_allocate_page(ctx: RedoContext) -> None:
     # the old bucket is updated even when restored from an image
     page = _read_or_restored(ctx, 0, cleanup=True)
     if page is not None:
-        with _page_errors(ctx, 0):
+        with ctx.page_errors(0, HashPageError):
             op = HashPageGetOpaque(page)
             op.hasho_flag = old_flag
             op.hasho_prevblkno = new_bucket
@@ -340,7 +319,7 @@ def hash_xlog_split_allocate_page(ctx: RedoContext) -> None:
 
     page = ctx.read_buffer_for_redo(1, RBM_ZERO_AND_CLEANUP_LOCK, get_cleanup_lock=True)
     if page is not None:
-        with _page_errors(ctx, 1):
+        with ctx.page_errors(1, HashPageError):
             _hash_initbuf(page, new_bucket, new_bucket, new_flag, True)
 
     page = ctx.read_buffer_for_redo(2)
@@ -351,7 +330,7 @@ def hash_xlog_split_allocate_page(ctx: RedoContext) -> None:
     if len(data) < need:
         raise ctx.error(f"metapage data is {len(data)} bytes, flags 0x{flags:02X} need {need}",
                         block_id=2)
-    with _page_errors(ctx, 2):
+    with ctx.page_errors(2, HashPageError):
         metap = HashPageGetMeta(page)
         metap.hashm_maxbucket = new_bucket
         pos = 0
@@ -380,7 +359,7 @@ def hash_xlog_split_complete(ctx: RedoContext) -> None:
     for block_id, flag in ((0, old_flag), (1, new_flag)):
         page = _read_or_restored(ctx, block_id)
         if page is not None:
-            with _page_errors(ctx, block_id):
+            with ctx.page_errors(block_id, HashPageError):
                 HashPageGetOpaque(page).hasho_flag = flag
             PageSetLSN(page, ctx.lsn)
 
@@ -420,7 +399,7 @@ def hash_xlog_squeeze_page(ctx: RedoContext) -> None:
         _add_moved_tuples(ctx, page, ntups, 1, "hash_xlog_squeeze_page")
         # the write page precedes the freed page: it takes over the forward link
         if is_prev:
-            with _page_errors(ctx, 1):
+            with ctx.page_errors(1, HashPageError):
                 HashPageGetOpaque(page).hasho_nextblkno = nextblkno
 
     # the freed overflow page becomes an unused page
@@ -437,19 +416,19 @@ def hash_xlog_squeeze_page(ctx: RedoContext) -> None:
     if not is_prev:
         page = ctx.read_buffer_for_redo(3)
         if page is not None:
-            with _page_errors(ctx, 3):
+            with ctx.page_errors(3, HashPageError):
                 HashPageGetOpaque(page).hasho_nextblkno = nextblkno
 
     if ctx.record.has_block_ref(4):
         page = ctx.read_buffer_for_redo(4)
         if page is not None:
-            with _page_errors(ctx, 4):
+            with ctx.page_errors(4, HashPageError):
                 HashPageGetOpaque(page).hasho_prevblkno = prevblkno
 
     page = ctx.read_buffer_for_redo(5)
     if page is not None:
         bit = _block_u32(ctx, 5, "hash_xlog_squeeze_page bitmap bit")
-        with _page_errors(ctx, 5):
+        with ctx.page_errors(5, HashPageError):
             CLRBIT(page, bit)
 
     if ctx.record.has_block_ref(6):
@@ -474,7 +453,7 @@ def hash_xlog_delete(ctx: RedoContext) -> None:
     if data:
         _multi_delete(ctx, page, _offsets(ctx, data, len(data) // 2, 1, "deleted offsets"), 1)
     if clear_dead_marking:
-        with _page_errors(ctx, 1):
+        with ctx.page_errors(1, HashPageError):
             op = HashPageGetOpaque(page)
             op.hasho_flag = op.hasho_flag & ~LH_PAGE_HAS_DEAD_TUPLES
 
@@ -483,7 +462,7 @@ def hash_xlog_split_cleanup(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_split_cleanup (hash_xlog.c)."""
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
-        with _page_errors(ctx, 0):
+        with ctx.page_errors(0, HashPageError):
             op = HashPageGetOpaque(page)
             op.hasho_flag = op.hasho_flag & ~LH_BUCKET_NEEDS_SPLIT_CLEANUP
 
@@ -508,7 +487,7 @@ def hash_xlog_vacuum_one_page(ctx: RedoContext) -> None:
         if len(data) > SizeOfHashVacuumOnePage and ntuples > 0:
             unused = _offsets(ctx, data[SizeOfHashVacuumOnePage:], ntuples, None, "deleted offsets")
             _multi_delete(ctx, page, unused, 0)
-        with _page_errors(ctx, 0):
+        with ctx.page_errors(0, HashPageError):
             op = HashPageGetOpaque(page)
             op.hasho_flag = op.hasho_flag & ~LH_PAGE_HAS_DEAD_TUPLES
 

@@ -15,8 +15,6 @@ padding after it keeps whatever bytes the page had there, as in C.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pyredo import BLCKSZ
@@ -25,7 +23,6 @@ from pyredo.page.bufpage import (
     InvalidOffsetNumber,
     PageAddItem,
     PageClearAllVisible,
-    PageCorrupted,
     PageGetItemId,
     PageGetMaxOffsetNumber,
     PageInit,
@@ -167,24 +164,6 @@ def unpack_main(ctx: RedoContext, st: struct.Struct, what: str) -> tuple[int, ..
     return st.unpack_from(data)
 
 
-def block_tag(ctx: RedoContext, block_id: int) -> BufferTag:
-    """XLogRecGetBlockTag: the block a record names (an error if it names none)."""
-    blk = ctx.record.block(block_id)
-    if blk is None:
-        raise ctx.error(f"could not locate block reference {block_id} in WAL record",
-                        block_id=block_id)
-    return blk.tag
-
-
-@contextmanager
-def page_errors(ctx: RedoContext, block_id: int) -> Iterator[None]:
-    """bufpage.c's "corrupted page" errors, named with the record that hit them."""
-    try:
-        yield
-    except PageCorrupted as e:
-        raise ctx.error(e.message, block_id=block_id) from e
-
-
 def get_normal_tuple(ctx: RedoContext, page: bytearray, offnum: int,
                      block_id: int = 0) -> tuple[HeapTupleHeader, int]:
     """The tuple at ``offnum`` and its lp_len; elog(PANIC, "invalid lp") unless
@@ -238,7 +217,7 @@ def PageSetPrunable(page: bytearray, xid: int) -> None:
 def add_tuple(ctx: RedoContext, page: bytearray, tup: bytes | bytearray, offnum: int,
               block_id: int = 0) -> None:
     """PageAddItem(page, tup, offnum, overwrite=true, is_heap=true), PANIC on failure."""
-    with page_errors(ctx, block_id):
+    with ctx.page_errors(block_id):
         got = PageAddItem(page, tup, offnum, overwrite=True, is_heap=True)
     if got == InvalidOffsetNumber:
         raise ctx.error(f"failed to add tuple at offset {offnum}", block_id=block_id)
@@ -270,7 +249,7 @@ def read_init_or_normal(ctx: RedoContext, block_id: int, init: bool) -> bytearra
 def heap_xlog_insert(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_insert (heapam.c)."""
     offnum, flags = unpack_main(ctx, XL_HEAP_INSERT, "xl_heap_insert")
-    tag = block_tag(ctx, 0)
+    tag = ctx.block_tag(0)
 
     # the visibility map may need fixing even if the heap page is up to date
     if flags & XLH_INSERT_ALL_VISIBLE_CLEARED:
@@ -293,7 +272,7 @@ def heap_xlog_insert(ctx: RedoContext) -> None:
 def heap_xlog_delete(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_delete (heapam.c)."""
     xmax, offnum, infobits, flags = unpack_main(ctx, XL_HEAP_DELETE, "xl_heap_delete")
-    tag = block_tag(ctx, 0)
+    tag = ctx.block_tag(0)
 
     if flags & XLH_DELETE_ALL_VISIBLE_CLEARED:
         ctx.visibilitymap_clear(tag.rnode, tag.blk, VISIBILITYMAP_VALID_BITS)
@@ -325,7 +304,7 @@ def _heap_xlog_update(ctx: RedoContext, hot_update: bool) -> None:
     """Mirrors heap_xlog_update (heapam.c) for UPDATE and HOT_UPDATE."""
     (old_xmax, old_offnum, old_infobits, flags, new_xmax,
      new_offnum) = unpack_main(ctx, XL_HEAP_UPDATE, "xl_heap_update")
-    newtag = block_tag(ctx, 0)
+    newtag = ctx.block_tag(0)
     newblk = newtag.blk
     oldblock = ctx.record.block(1)
     oldblk = oldblock.blkno if oldblock is not None else newblk
@@ -438,13 +417,13 @@ def heap_xlog_confirm(ctx: RedoContext) -> None:
     if page is None:
         return
     htup, _len = get_normal_tuple(ctx, page, offnum)
-    htup.set_ctid(block_tag(ctx, 0).blk, offnum)
+    htup.set_ctid(ctx.block_tag(0).blk, offnum)
 
 
 def heap_xlog_lock(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_lock (heapam.c)."""
     locking_xid, offnum, infobits, flags = unpack_main(ctx, XL_HEAP_LOCK, "xl_heap_lock")
-    tag = block_tag(ctx, 0)
+    tag = ctx.block_tag(0)
 
     if flags & XLH_LOCK_ALL_FROZEN_CLEARED:
         ctx.visibilitymap_clear(tag.rnode, tag.blk, VISIBILITYMAP_ALL_FROZEN)

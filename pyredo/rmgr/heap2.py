@@ -44,13 +44,11 @@ from pyredo.rmgr.heap import (
     XLH_INSERT_ALL_VISIBLE_CLEARED,
     XLH_LOCK_ALL_FROZEN_CLEARED,
     add_tuple,
-    block_tag,
     check_new_offnum,
     clear_xmax_bits,
     fix_infomask_from_infobits,
     get_normal_tuple,
     out_infobits,
-    page_errors,
     read_init_or_normal,
     unpack_main,
     vm_tag,
@@ -143,7 +141,7 @@ def heap_xlog_prune(ctx: RedoContext) -> None:
     start = 4 * nredirected + 2 * ndead
     nowunused = _offsets(ctx, data, start, (len(data) - start) // 2, "now unused")
     pairs = list(zip(redirected[0::2], redirected[1::2], strict=True))
-    with page_errors(ctx, 0):
+    with ctx.page_errors(0):
         heap_page_prune_execute(page, pairs, nowdead, nowunused)
 
 
@@ -204,7 +202,7 @@ def heap_xlog_visible(ctx: RedoContext) -> None:
     (block 1; its LSN is set only when XLogHintBitIsNeeded()), then the VM bits
     (block 0; visibilitymap_set stamps the VM page's LSN only if bits change)."""
     _cutoff, flags = unpack_main(ctx, XL_HEAP_VISIBLE, "xl_heap_visible")
-    heapblk = block_tag(ctx, 1).blk
+    heapblk = ctx.block_tag(1).blk
 
     page = ctx.read_buffer_for_redo(1)
     if page is not None:
@@ -219,9 +217,9 @@ def heap_xlog_visible(ctx: RedoContext) -> None:
     ctx.keep_page_lsn()
     if PageIsNew(vmpage):
         PageInit(vmpage, BLCKSZ, 0)
-    if block_tag(ctx, 0).blk != HEAPBLK_TO_MAPBLOCK(heapblk):
+    if ctx.block_tag(0).blk != HEAPBLK_TO_MAPBLOCK(heapblk):
         # visibilitymap_pin would switch to another VM page than the one named
-        raise ctx.error(f"VM block {block_tag(ctx, 0).blk} does not cover heap block {heapblk}",
+        raise ctx.error(f"VM block {ctx.block_tag(0).blk} does not cover heap block {heapblk}",
                         block_id=0)
     if ctx.lsn > PageGetLSN(vmpage):
         visibilitymap_set(vmpage, heapblk, flags, ctx.lsn)
@@ -231,7 +229,7 @@ def heap_xlog_multi_insert(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_multi_insert (heapam.c)."""
     flags, ntuples = unpack_main(ctx, XL_HEAP_MULTI_INSERT, "xl_heap_multi_insert")
     isinit = bool(ctx.info & XLOG_HEAP_INIT_PAGE)
-    tag = block_tag(ctx, 0)
+    tag = ctx.block_tag(0)
 
     if flags & XLH_INSERT_ALL_VISIBLE_CLEARED:
         ctx.visibilitymap_clear(tag.rnode, tag.blk, VISIBILITYMAP_VALID_BITS)
@@ -272,7 +270,7 @@ def heap_xlog_lock_updated(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_lock_updated (heapam.c): lock a tuple version that an
     update made (SELECT ... FOR UPDATE walking an update chain)."""
     xmax, offnum, infobits, flags = unpack_main(ctx, XL_HEAP_LOCK_UPDATED, "xl_heap_lock_updated")
-    tag = block_tag(ctx, 0)
+    tag = ctx.block_tag(0)
 
     if flags & XLH_LOCK_ALL_FROZEN_CLEARED:
         ctx.visibilitymap_clear(tag.rnode, tag.blk, VISIBILITYMAP_ALL_FROZEN)

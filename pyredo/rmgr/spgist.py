@@ -21,8 +21,7 @@ Byte-exactness notes:
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from pyredo import BLCKSZ
@@ -31,7 +30,6 @@ from pyredo.page.bufpage import (
     ItemIdOffset,
     MaxIndexTuplesPerPage,
     PageAddItem,
-    PageCorrupted,
     PageGetItemId,
     PageGetMaxOffsetNumber,
     PageIndexMultiDelete,
@@ -242,24 +240,6 @@ class _MainData:
         return self.raw(inner_tuple_header(self.data, self.pos).size, "inner tuple")
 
 
-def _blkno(ctx: RedoContext, block_id: int) -> int:
-    """XLogRecGetBlockTag(record, block_id, ...): its block number."""
-    blk = ctx.record.block(block_id)
-    if blk is None:
-        raise ctx.error(f"failed to locate backup block with ID {block_id} in WAL record",
-                        block_id=block_id)
-    return blk.blkno
-
-
-@contextmanager
-def _page_errors(ctx: RedoContext, block_id: int) -> Iterator[None]:
-    """bufpage.c's "corrupted page" errors, named with the record and block."""
-    try:
-        yield
-    except PageCorrupted as e:
-        raise ctx.error(e.message, block_id=block_id) from e
-
-
 # -- page helpers redo shares ------------------------------------------------------------
 def _init_buffer(ctx: RedoContext, block_id: int, flags: int) -> bytearray | None:
     """``XLogInitBufferForRedo`` + ``SpGistInitBuffer(buffer, flags)``.
@@ -281,7 +261,7 @@ def _init_buffer(ctx: RedoContext, block_id: int, flags: int) -> bytearray | Non
 def _adjust_counts(ctx: RedoContext, page: bytearray, block_id: int, *,
                    nRedirection: int = 0, nPlaceholder: int = 0) -> None:
     """``opaque->nRedirection / nPlaceholder += ...`` (uint16, wrapping as in C)."""
-    with _page_errors(ctx, block_id):
+    with ctx.page_errors(block_id):
         SpGistPageAdjustCounts(page, nRedirection=nRedirection, nPlaceholder=nPlaceholder)
 
 
@@ -305,7 +285,7 @@ def _item(ctx: RedoContext, page: bytearray, offnum: int, need: int, block_id: i
 
 def _add_item(ctx: RedoContext, page: bytearray, item: bytes, offnum: int, block_id: int) -> None:
     """``PageAddItem(page, item, size, offnum, false, false) != offnum`` → elog(ERROR)."""
-    with _page_errors(ctx, block_id):
+    with ctx.page_errors(block_id):
         got = PageAddItem(page, item, offnum)
     if got != offnum:
         raise ctx.error(f"failed to add item of size {len(item)} to SPGiST index page",
@@ -313,7 +293,7 @@ def _add_item(ctx: RedoContext, page: bytearray, item: bytes, offnum: int, block
 
 
 def _delete_item(ctx: RedoContext, page: bytearray, offnum: int, block_id: int) -> None:
-    with _page_errors(ctx, block_id):
+    with ctx.page_errors(block_id):
         PageIndexTupleDelete(page, offnum)
 
 
@@ -361,7 +341,7 @@ def spgPageIndexMultiDelete(ctx: RedoContext, page: bytearray, itemnos: Sequence
         raise ctx.error(f"{len(itemnos)} items to delete exceed MaxIndexTuplesPerPage",
                         block_id=block_id)
     sortednos = sorted(itemnos)
-    with _page_errors(ctx, block_id):
+    with ctx.page_errors(block_id):
         PageIndexMultiDelete(page, sortednos)
     firstItem = itemnos[0]
     for itemno in sortednos:
@@ -400,12 +380,12 @@ def spgRedoAddLeaf(ctx: RedoContext) -> None:
         page = ctx.read_buffer_for_redo(1)
         if page is not None:
             spgUpdateNodeLink(ctx, page, xl.offnumParent, xl.nodeI,
-                              _blkno(ctx, 0), xl.offnumLeaf, 1)
+                              ctx.block_tag(0).blk, xl.offnumLeaf, 1)
 
 
 def spgRedoMoveLeafs(ctx: RedoContext) -> None:
     """Mirrors spgRedoMoveLeafs (spgxlog.c)."""
-    blknoDst = _blkno(ctx, 1)
+    blknoDst = ctx.block_tag(1).blk
     md = _MainData(ctx)
     xl = spgxlogMoveLeafs._make(md.header(SPGXLOG_MOVE_LEAFS, "spgxlogMoveLeafs"))
     nInsert = 1 if xl.replaceDead else xl.nMoves + 1
@@ -449,7 +429,7 @@ def spgRedoAddNode(ctx: RedoContext) -> None:
             _add_item(ctx, page, innerTuple, xl.offnum, 0)
         return
 
-    blknoNew = _blkno(ctx, 1)
+    blknoNew = ctx.block_tag(1).blk
 
     # install the new tuple first, so the redirect is valid
     if xl.newPage:
@@ -512,7 +492,7 @@ def spgRedoSplitTuple(ctx: RedoContext) -> None:
 
 def spgRedoPickSplit(ctx: RedoContext) -> None:
     """Mirrors spgRedoPickSplit (spgxlog.c)."""
-    blknoInner = _blkno(ctx, 2)
+    blknoInner = ctx.block_tag(2).blk
     md = _MainData(ctx)
     xl = spgxlogPickSplit._make(md.header(SPGXLOG_PICKSPLIT, "spgxlogPickSplit"))
     toDelete = md.offsets(xl.nDelete, "toDelete")
@@ -623,7 +603,7 @@ def spgRedoVacuumRoot(ctx: RedoContext) -> None:
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
         # the tuple numbers are in order (passed on as logged, unsorted, as in C)
-        with _page_errors(ctx, 0):
+        with ctx.page_errors(0):
             PageIndexMultiDelete(page, toDelete)
 
 
@@ -650,7 +630,7 @@ def spgRedoVacuumRedirect(ctx: RedoContext) -> None:
         n = maxoff - xl.firstPlaceholder + 1  # may be <= 0: C then deletes nothing
         _adjust_counts(ctx, page, 0, nPlaceholder=-n)
         if n > 0:
-            with _page_errors(ctx, 0):
+            with ctx.page_errors(0):
                 PageIndexMultiDelete(page, range(xl.firstPlaceholder, maxoff + 1))
 
 
