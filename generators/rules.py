@@ -697,8 +697,17 @@ def index_am_workout(m: Model, ch: Chooser) -> StepList:
     t.indexes.append(ix)
     key = f"c0 {col.type.ams[am]}".strip()
     steps.append(_step(0, f"CREATE INDEX {ix.name} ON {name} USING {am} ({key}){with_}", "create_index"))
-    # GIN: 15000 rows sharing keys make posting trees of several leaves; BRIN: ~800 summaries
-    n = 15000 if am == "gin" else ch.choice((3000, 15000)) if am == "brin" else ch.choice((1000, 3000))
+    # GIN: 15000 rows sharing keys make posting trees of several leaves; BRIN: ~800 summaries;
+    # hash: an index built on an empty table starts with buckets for ~2,500 tuples, so
+    # it takes more than that to split buckets (SPLIT_ALLOCATE_PAGE/SPLIT_PAGE/SPLIT_COMPLETE)
+    if am == "gin":
+        n = 15000
+    elif am == "brin":
+        n = ch.choice((3000, 15000))
+    elif am == "hash":
+        n = ch.choice((4000, 6000))
+    else:
+        n = ch.choice((1000, 3000))
     t.next_id = n + 1
     steps.append(_step(0, _insert_sql(t, 1, n, ch.choice(("asc", "shuffled", "desc"))), "insert"))
     if am == "brin":

@@ -80,3 +80,25 @@ def test_state_machine_builds_valid_workloads() -> None:
     assert built
     for wl in built:
         assert Workload.loads(wl.dumps()) == wl
+
+
+def test_hash_workout_grows_past_the_initial_buckets() -> None:
+    """A hash index built on an empty table has buckets for ~2,500 tuples (measured on
+    PostgreSQL 15: 3,000 int4 rows with fillfactor 50 split no bucket, 4,000 do); the
+    workout must insert more, or no SPLIT_* record is ever generated from it."""
+    import re
+
+    from generators.choose import RandomChooser
+    from generators.rules import Model, Session, index_am_workout
+
+    hash_workouts = 0
+    for seed in range(200):
+        m = Model(sessions=[Session()])
+        steps = index_am_workout(m, RandomChooser(seed))
+        if not any(" USING hash " in s.sql for s in steps):
+            continue
+        hash_workouts += 1
+        first_fill = next(s.sql for s in steps if s.sql.startswith("INSERT"))
+        lo, hi = map(int, re.search(r"generate_series\((\d+), (\d+)", first_fill).groups())  # type: ignore[union-attr]
+        assert abs(hi - lo) + 1 >= 4000, first_fill
+    assert hash_workouts >= 20
