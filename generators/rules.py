@@ -80,7 +80,15 @@ TYPES: dict[str, ColType] = {
     "uuid": _t("uuid", "md5({g}::text)::uuid", btree="", hash="", brin=""),
     "bytea": _t("bytea", "decode(md5({g}::text), 'hex')", btree="", hash=""),
 }
+# the kinds random tables draw their columns from
 TYPE_NAMES = tuple(TYPES)
+# kinds only the index workouts use (kept out of TYPE_NAMES: adding one must not
+# reshuffle the columns of every seed's workload)
+TYPES.update({
+    # 64 first characters: an SP-GiST radix tree's first inner tuple lacks some, so
+    # later keys add nodes to it (SPGist/ADD_NODE)
+    "b64text": _t("text", "encode(sha256({g}::text::bytea), 'base64')", btree="", spgist="text_ops"),
+})
 INDEX_AMS = ("btree", "hash", "gin", "gist", "spgist", "brin", "bloom")
 
 # -- the model ---------------------------------------------------------------------------
@@ -659,8 +667,9 @@ _AM_WORKOUT_KINDS: dict[str, tuple[str, ...]] = {
     "hash": ("lowcard", "lowcard", "int4", "text"),  # few keys: long overflow chains to squeeze
     "gin": ("jsonb", "jsonb", "jsonb", "tsv", "intarr"),  # jsonb_ops: every row shares 3 keys
     "gist": ("point", "box", "range", "tsv", "inet"),
-    "spgist": ("prefixtext", "prefixtext", "text", "text", "kdpoint", "point", "inet", "range", "box"),
-    "brin": ("numeric", "int8", "ts", "int4", "inet", "box", "range"),  # numeric/inclusion: summaries grow
+    "spgist": ("prefixtext", "b64text", "b64text", "text", "kdpoint", "point", "inet", "range", "box"),
+    # numeric summaries grow when widened: they move to another page (BRIN/UPDATE)
+    "brin": ("numeric", "numeric", "numeric", "int8", "ts", "inet", "range"),
     "bloom": ("int4", "lowcard", "text"),
 }
 
@@ -690,20 +699,22 @@ def index_am_workout(m: Model, ch: Chooser) -> StepList:
         steps.append(_step(0, "CREATE EXTENSION IF NOT EXISTS bloom", "create_extension"))
     with_ = {
         "gin": ch.choice((" WITH (fastupdate = off)", " WITH (fastupdate = on, gin_pending_list_limit = 64)")),
-        "brin": f" WITH (pages_per_range = {ch.choice((1, 2, 4))}, autosummarize = off)",
+        "brin": f" WITH (pages_per_range = {ch.choice((1, 1, 2))}, autosummarize = off)",
         "hash": ch.choice(("", " WITH (fillfactor = 50)")),
     }.get(am, "")
     ix = Index(m.name(f"{name}_{am}"), am, ["c0"])
     t.indexes.append(ix)
     key = f"c0 {col.type.ams[am]}".strip()
     steps.append(_step(0, f"CREATE INDEX {ix.name} ON {name} USING {am} ({key}){with_}", "create_index"))
-    # GIN: 15000 rows sharing keys make posting trees of several leaves; BRIN: ~800 summaries;
+    # GIN: 15000 rows sharing keys make posting trees of several leaves; BRIN: 550-700
+    # summaries at one heap page per range fill BRIN pages, so a widened summary must
+    # move (measured: 3,000 rows never gave BRIN/UPDATE, 12,000 numeric rows did);
     # hash: an index built on an empty table starts with buckets for ~2,500 tuples, so
     # it takes more than that to split buckets (SPLIT_ALLOCATE_PAGE/SPLIT_PAGE/SPLIT_COMPLETE)
     if am == "gin":
         n = 15000
     elif am == "brin":
-        n = ch.choice((3000, 15000))
+        n = ch.choice((12000, 15000))
     elif am == "hash":
         n = ch.choice((4000, 6000))
     else:
@@ -753,6 +764,33 @@ def btree_posting_split(m: Model, ch: Chooser) -> StepList:
         _step(0, f"VACUUM {name}", "vacuum"),
         _step(0, _insert_sql(t, n + 1, n + n // 2, ch.choice(("asc", "shuffled"))), "insert_duplicates"),
     ]
+
+
+def spgist_radix_labels(m: Model, ch: Chooser) -> StepList:
+    """A three-level SP-GiST radix tree on text (4 x 4 x 3 labels), then keys with new
+    labels at the third level, then at the second: inner tuples that share their page
+    gain nodes (SPGist/ADD_NODE in place, and moved once the page is full). Random
+    text rarely does this: its first inner tuple is the only item on its page.
+    Later steps insert base64 keys (64 first characters: more ADD_NODE at the root)."""
+    col = Column("c0", "b64text", False)
+    name = m.name("r")
+    t = Table(name, [col], fillfactor=m.default_fillfactor)
+    m.tables.append(t)
+    ix = Index(m.name(f"{name}_spgist"), "spgist", ["c0"])
+    t.indexes.append(ix)
+    n = ch.choice((1600, 2400))  # phase 1: how full the third-level leaves get
+    t.next_id = n + 1500 + 1
+    ab, cd = "chr(65 + g % 4)", "chr(97 + g / 4 % 4)"
+    fill = f"INSERT INTO {name} (id, c0) SELECT g, {{}} FROM generate_series({{}}, {{}}) g"
+    return [
+        _step(0, f"CREATE TABLE {name} (id int8 NOT NULL, c0 text)", "create_table"),
+        _step(0, f"CREATE INDEX {ix.name} ON {name} USING spgist (c0)", "create_index"),
+        _step(0, fill.format(f"{ab} || {cd} || chr(48 + g / 16 % 3) || 'xyz' || g", 1, n), "insert"),
+        _step(0, fill.format(f"{ab} || {cd} || chr(51 + g / 16 % 75)", n + 1, n + 1200), "insert"),
+        _step(0, fill.format(f"{ab} || chr(51 + g / 4 % 75) || 'w'", n + 1201, n + 1500), "insert"),
+    ]
+
+
 # == end of selftest coverage rules ====================================================
 
 
@@ -795,6 +833,7 @@ RULES: tuple[Rule, ...] = (
     # == selftest coverage rules (issue 9): each index AM's insert/split/vacuum redo, posting splits ==
     Rule("index_am_workout", 6, index_am_workout, lambda m: m.quiet and len(m.tables) < 5),
     Rule("btree_posting_split", 1, btree_posting_split, lambda m: m.quiet and len(m.tables) < 5),
+    Rule("spgist_radix_labels", 1, spgist_radix_labels, lambda m: m.quiet and len(m.tables) < 5),
     # == end of selftest coverage rules ==
 )
 RULE_NAMES = tuple(r.name for r in RULES)
