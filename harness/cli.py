@@ -343,17 +343,17 @@ def demo(keep: bool, report_path: Path | None) -> None:
     try:
         with LocalCluster(ClusterSettings(wal_segsize_mb=1), keep=keep) as pg:
             err.print(f"cluster: {pg.pgdata} on port {pg.port}")
-            cap = capture(pg, DEMO_STEPS)
-            for e in cap.errors:
-                err.print(f"[yellow]step failed:[/] {e}")
-            counts = Counter(record_type(r) for r in cap.records())
-            table = Table(title=f"WAL {format_lsn(cap.start)} .. {format_lsn(cap.end)}")
-            table.add_column("record type")
-            table.add_column("count", justify="right")
-            for k, v in sorted(counts.items()):
-                table.add_row(k, str(v))
-            out.print(table)
-            report = verify(cap, [RedoEngine()])
+            with capture(pg, DEMO_STEPS) as cap:
+                for e in cap.errors:
+                    err.print(f"[yellow]step failed:[/] {e}")
+                counts = Counter(record_type(r) for r in cap.records())
+                table = Table(title=f"WAL {format_lsn(cap.start)} .. {format_lsn(cap.end)}")
+                table.add_column("record type")
+                table.add_column("count", justify="right")
+                for k, v in sorted(counts.items()):
+                    table.add_row(k, str(v))
+                out.print(table)
+                report = verify(cap, [RedoEngine()])
             if report_path:
                 report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
             print_report_summary(report, "pyredo vs the primary")
@@ -396,8 +396,7 @@ def bench_decode_cmd(waldir: Path | None, start: int | None, end: int | None, ru
             from harness.cluster import ClusterSettings, LocalCluster
             from harness.demo import DEMO_STEPS
 
-            with LocalCluster(ClusterSettings(wal_segsize_mb=1)) as pg:
-                cap = capture(pg, list(DEMO_STEPS) * 1)
+            with LocalCluster(ClusterSettings(wal_segsize_mb=1)) as pg, capture(pg, list(DEMO_STEPS)) as cap:
                 result = run(pg.waldir, cap.start, cap.end)
     except SetupError as e:
         fail_setup(str(e))

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -76,6 +77,15 @@ BASE_GUCS: dict[str, Any] = {
 _live: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
 
 
+def _remove_tree(path: Path, attempts: int = 5) -> None:
+    """rmtree that retries while a server that just stopped still lets go of files."""
+    for i in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.1 * (i + 1))
+
+
 @atexit.register
 def _cleanup_live() -> None:  # pragma: no cover - safety net for abnormal exits
     for c in list(_live):
@@ -129,10 +139,23 @@ class LocalCluster:
 
     def _run(self, argv: list[str], what: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         full = as_server_user(argv)
-        try:
-            res = subprocess.run(full, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as e:
-            raise SetupError(f"{what} timed out after {timeout}s: {shlex.join(full)}") from e
+        with subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+            try:
+                out, errs = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired as e:
+                proc.kill()
+                proc.communicate()
+                raise SetupError(f"{what} timed out after {timeout}s: {shlex.join(full)}") from e
+            except KeyboardInterrupt:
+                # Ctrl-C: let initdb / pg_ctl finish (seconds) rather than kill it half-way,
+                # which would leave a postmaster that destroy() does not know about
+                try:
+                    proc.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+                raise
+        res = subprocess.CompletedProcess(full, proc.returncode, out, errs)
         if res.returncode != 0:
             raise SetupError(
                 f"{what} failed (exit {res.returncode}): {shlex.join(full)}\n"
@@ -168,6 +191,9 @@ class LocalCluster:
                 self._run(argv, "pg_ctl start", timeout=90)
                 self.running = True
                 return
+            except KeyboardInterrupt:
+                self.running = True  # pg_ctl was let finish: a server may be up, destroy() stops it
+                raise
             except SetupError as e:
                 last = e
                 if "could not bind" not in self.log_tail():
@@ -178,20 +204,20 @@ class LocalCluster:
     def stop(self, mode: str = "fast") -> None:
         if not self.running:
             return
-        try:
-            self._run([program("pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "stop"], "pg_ctl stop")
-        finally:
-            self.running = False
+        # running stays True when pg_ctl fails, so destroy() goes on to immediate / SIGKILL
+        self._run([program("pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "stop"], "pg_ctl stop")
+        self.running = False
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
     def destroy(self) -> None:
-        """Stop (immediate if need be) and delete the directory (unless keep)."""
+        """Stop (immediate if need be) and delete the directory (unless keep). Marked
+        done only at the end: a destroy cut short (Ctrl-C) is finished by the next call
+        (the atexit safety net)."""
         if self._destroyed:
             return
-        self._destroyed = True
         if self.running:
             try:
                 self.stop("fast")
@@ -201,7 +227,8 @@ class LocalCluster:
                 except SetupError:
                     self._kill_postmaster()
         if not self.keep:
-            shutil.rmtree(self.root, ignore_errors=True)
+            _remove_tree(self.root)
+        self._destroyed = True
         _live.discard(self)
 
     def _kill_postmaster(self) -> None:

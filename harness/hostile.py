@@ -234,6 +234,7 @@ def make_real_wal(dest: Path, steps: Sequence[str] | None = None,
                     raise RuntimeError(f"wal_compression did not become {comp}")
                 time.sleep(0.05)
             cap = capture(pg, steps)
+            cap.cleanup()  # only its LSN range is used
             if cap.errors:
                 raise RuntimeError(f"corpus workload step failed: {cap.errors[0]}")
             start = cap.start if start is None else start
