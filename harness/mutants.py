@@ -1119,18 +1119,10 @@ _mutant(
 
 def _delete_no_compact(orig: Callable[..., None]) -> Callable[..., None]:
     def _delete_item(ctx: RedoContext, page: bytearray, offnum: int, block_id: int) -> None:
-        with ctx_errors(ctx, block_id):
+        with ctx.page_errors(block_id):
             bufpage.PageIndexTupleDeleteNoCompact(page, offnum)
 
     return _delete_item
-
-
-@contextmanager
-def ctx_errors(ctx: RedoContext, block_id: int) -> Iterator[None]:
-    try:
-        yield
-    except bufpage.PageCorrupted as e:
-        raise ctx.error(e.message, block_id=block_id) from e
 
 
 _mutant(
