@@ -26,7 +26,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from harness.pgbin import SetupError, as_server_user, bindir, program, server_user
+from oracles.pgbin import SetupError, as_server_user, bindir, program, server_user
 
 __all__ = [
     "SOURCE_DIR",

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness.cluster import ClusterSettings, LocalCluster
-from harness.pgbin import SetupError, bindir
+from harness.clusters.local import ClusterSettings, LocalCluster
+from oracles.pgbin import SetupError, bindir
 
 
 def _have_postgres() -> bool:

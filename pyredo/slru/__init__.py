@@ -2,7 +2,7 @@
 
 A page server's C redo never replays SLRUs, so this part of pyredo has no
 second engine to agree with: the primary's own pg_xact is the witness
-(``harness.clogcheck``).
+(``harness.verify.clogcheck``).
 
 * ``pyredo.slru.clog`` — the pure engine: ``replay_clog(records, base)``
   mirrors clog_redo and the pg_xact half of xact_redo; bit layout helpers;

@@ -848,5 +848,5 @@ def completed_xids(records: Iterable[DecodedXLogRecord]) -> dict[int, XidChange]
 
 
 ClogEngine = Callable[..., ClogResult]
-"""What ``harness.clogcheck.check_clog`` calls: ``replay_clog`` or a stand-in
+"""What ``harness.verify.clogcheck.check_clog`` calls: ``replay_clog`` or a stand-in
 with its signature (records, base, *, latest_page, on_missing)."""

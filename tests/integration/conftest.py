@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.bundle import is_bundle
-from harness.check import Engine
-from harness.fuzz import FuzzConfig, run_campaign, write_outputs
-from harness.mutants import applied
-from harness.pgbin import SetupError
+from harness.campaign.bundle import is_bundle
+from harness.campaign.fuzz import FuzzConfig, run_campaign, write_outputs
+from harness.selftest.mutants import applied
+from harness.verify.check import Engine
+from oracles.pgbin import SetupError
 
 MUTANT = "heap_insert_ctid_off_by_one"
 

@@ -63,12 +63,12 @@ from typing import Any
 import pytest
 from redocases import COMPRESS_BITS, divergences_of
 
-from harness.capture import capture, verify
-from harness.check import CheckReport, Engine
-from harness.cluster import LocalCluster
-from harness.datadir import DataDirPages
-from harness.pgbin import server_user
+from harness.clusters.datadir import DataDirPages
+from harness.clusters.local import LocalCluster
+from harness.verify.capture import capture, verify
+from harness.verify.check import CheckReport, Engine
 from oracles.compare import explain_diff
+from oracles.pgbin import server_user
 from pyredo import BLCKSZ
 from pyredo.engine import RedoEngine
 from pyredo.page.bufpage import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.bundle import is_bundle, read_bundle
-from harness.iteration import MAX_BUNDLES_PER_ITERATION
+from harness.campaign.bundle import is_bundle, read_bundle
+from harness.campaign.iteration import MAX_BUNDLES_PER_ITERATION
 
 
 def test_bundles_are_capped_and_share_the_wal(mutant_corpus: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.pgbin import program
+from oracles.pgbin import program
 from pyredo.wal.lsn import format_lsn
 
 

@@ -42,9 +42,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.clogcheck import ClogReport, check_clog, take_pg_xact_snapshot
-from harness.cluster import LocalCluster
-from harness.pgbin import as_server_user, program
+from harness.clusters.local import LocalCluster
+from harness.verify.clogcheck import ClogReport, check_clog, take_pg_xact_snapshot
+from oracles.pgbin import as_server_user, program
 from pyredo.slru.clog import (
     CLOG_XACTS_PER_PAGE,
     TRANSACTION_STATUS_ABORTED,

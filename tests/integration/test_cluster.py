@@ -9,7 +9,7 @@ from types import FrameType
 
 import pytest
 
-from harness.cluster import LocalCluster
+from harness.clusters.local import LocalCluster
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from harness.capture import capture
+from harness.campaign.demo import DEMO_STEPS
 from harness.cli import main
-from harness.cluster import LocalCluster
-from harness.demo import DEMO_STEPS
+from harness.clusters.local import LocalCluster
+from harness.verify.capture import capture
 from pyredo.wal.lsn import format_lsn, parse_lsn
 
 MAIN = re.compile(

@@ -6,7 +6,7 @@ or, as root, starts its own (`dockerd --iptables=false --bridge=none
 --storage-driver=vfs` with a private data root and socket, stopped at the end).
 Only when no engine can be had at all are these tests skipped, with the reason.
 The image is `redodiff/hostpg`, imported from the host's PostgreSQL 15
-(harness.docker_images): no registry is ever contacted.
+(harness.clusters.docker_images): no registry is ever contacted.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from typing import Any
 import pytest
 
 from generators import generate
-from harness import docker_backend
-from harness.cluster import ClusterSettings
-from harness.docker_backend import (
+from harness.campaign.fuzz import iteration_seed
+from harness.campaign.iteration import run_workload
+from harness.clusters import docker as docker_backend
+from harness.clusters.docker import (
     LABEL_CLIENT,
     LABEL_OWNER,
     LABEL_ROLE,
@@ -38,12 +39,11 @@ from harness.docker_backend import (
     DockerWalRedoServer,
     docker_client,
 )
-from harness.docker_images import PG_UID, ensure_hostpg_image
-from harness.engines import EngineSet, is_infrastructure
-from harness.fuzz import iteration_seed
-from harness.iteration import run_workload
-from harness.pgbin import SetupError
-from harness.pool import ClusterPool
+from harness.clusters.docker_images import PG_UID, ensure_hostpg_image
+from harness.clusters.local import ClusterSettings
+from harness.clusters.pool import ClusterPool
+from harness.verify.engines import EngineSet, is_infrastructure
+from oracles.pgbin import SetupError
 from oracles.walredo import WalRedoError
 from oracles.walredo_protocol import PING_PAYLOAD, ping_msg
 
@@ -250,7 +250,7 @@ def test_cli_rejects_bad_specs(image: str) -> None:
 
 
 def test_cluster_specs() -> None:
-    from harness.pool import parse_cluster_spec
+    from harness.clusters.pool import parse_cluster_spec
 
     assert parse_cluster_spec("local") == ("local", None)
     assert parse_cluster_spec("docker:postgres:15.19-bookworm") == ("docker", "postgres:15.19-bookworm")
@@ -406,7 +406,7 @@ def test_compose_file_is_valid() -> None:
 def test_compose_checker_role_has_what_check_needs(image: str) -> None:
     """The compose init script, run against PostgreSQL 15 in a container, gives the
     `checker` role exactly the rights `redodiff check --dsn` asks for."""
-    from harness.existing import ExistingCluster
+    from harness.clusters.existing import ExistingCluster
 
     script = REPO / "compose" / "postgres-init" / "10-redodiff-checker.sh"
     assert os.access(script, os.X_OK)  # the entrypoint executes it (rather than sourcing it)

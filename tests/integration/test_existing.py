@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.cluster import LocalCluster
-from harness.pgbin import program
+from harness.clusters.local import LocalCluster
+from oracles.pgbin import program
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Infrastructure faults during fuzzing (harness/faults.py injects them).
+"""Infrastructure faults during fuzzing (harness/selftest/faults.py injects them).
 
 PostgreSQL killed mid-workload, a workload step that errors, the wal-redo
 server killed or hung mid-request, the bundle disk full or read-only: each
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import faults
-from harness.bundle import is_bundle, read_bundle
-from harness.engines import EngineSet
-from harness.fuzz import FuzzConfig, FuzzReport, run_campaign, write_outputs
-from harness.mutants import applied
+from harness.campaign.bundle import is_bundle, read_bundle
+from harness.campaign.fuzz import FuzzConfig, FuzzReport, run_campaign, write_outputs
+from harness.selftest import faults
+from harness.selftest.mutants import applied
+from harness.verify.engines import EngineSet
 
 MUTANT = "heap_insert_ctid_off_by_one"  # breaks heap insert redo: real divergences, real bundles
 
@@ -167,7 +167,7 @@ def test_bundle_write_failure_is_recorded_and_the_run_goes_on(tmp_path: Path) ->
         by_it.setdefault(d["iteration"], []).append(d["bundle"])
     assert by_it[0] and all(b is None for b in by_it[0])  # found, reported, not saved
     # the next iteration saves bundles again (one per distinct divergence signature,
-    # the rest are reported unbundled: harness.iteration.MAX_BUNDLES_PER_ITERATION)
+    # the rest are reported unbundled: harness.campaign.iteration.MAX_BUNDLES_PER_ITERATION)
     assert by_it[1] and any(b is not None for b in by_it[1])
     new = _check_bundle_dir(corpus / "bundles", old)
     assert sorted(str(p) for p in new) == sorted(b for b in by_it[1] if b)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.bundle import read_bundle
-from harness.fuzz import FuzzConfig, iteration_seed, run_campaign, write_outputs
+from harness.campaign.bundle import read_bundle
+from harness.campaign.fuzz import FuzzConfig, iteration_seed, run_campaign, write_outputs
 
 REPORT_KEYS = {"records", "pages_checked", "divergences", "unsupported", "record_types",
                "iterations", "seed", "settings_seen", "infrastructure_errors"}

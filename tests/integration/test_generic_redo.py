@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from redocases import COMPRESSED_MODES, MODES, compressed_images
 
-from harness.capture import Capture, capture, verify
-from harness.check import CheckReport
-from harness.cluster import LocalCluster
-from harness.datadir import DataDirPages
-from harness.plan import build_plan
+from harness.clusters.datadir import DataDirPages
+from harness.clusters.local import LocalCluster
+from harness.verify.capture import Capture, capture, verify
+from harness.verify.check import CheckReport
+from harness.verify.plan import build_plan
 from oracles.compare import explain_diff
 from pyredo.engine import RedoEngine
 from pyredo.rmgr import RM_GENERIC_ID

@@ -35,13 +35,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.capture import Capture, capture
-from harness.check import ENGINE_DISAGREEMENT, ENGINE_VS_PRIMARY, Checker, CheckReport
-from harness.cluster import LocalCluster, free_port
-from harness.datadir import DataDirPages
-from harness.pgbin import as_server_user, program, server_user
-from harness.plan import Plan, build_plan
+from harness.clusters.datadir import DataDirPages
+from harness.clusters.local import LocalCluster, free_port
+from harness.verify.capture import Capture, capture
+from harness.verify.check import ENGINE_DISAGREEMENT, ENGINE_VS_PRIMARY, Checker, CheckReport
+from harness.verify.plan import Plan, build_plan
 from oracles.compare import explain_diff
+from oracles.pgbin import as_server_user, program, server_user
 from pyredo.engine import RedoEngine
 from pyredo.page.bufpage import ItemIdOffset, PageGetItemId, PageGetLSN, PageGetMaxOffsetNumber
 from pyredo.page.htup import T_INFOMASK

@@ -1,7 +1,7 @@
 """Resource hygiene, short version of ``redodiff bench hygiene --iterations 1000``.
 
 20 fuzz iterations (profile tiny, pyredo and the wal-redo server), sampled every
-5. Bounds (harness.hygiene.DEFAULT_BOUNDS): after warm-up no growth at all in
+5. Bounds (harness.robustness.hygiene.DEFAULT_BOUNDS): after warm-up no growth at all in
 child processes, PostgreSQL server processes, temporary directories or threads,
 at most 4 more open files and 64 MB more RSS; at most 4 clusters alive; once the
 campaign returns, everything it opened is closed; once the process exits,

@@ -1,6 +1,6 @@
 """Injected bug -> caught by the fuzzer -> replayed from a fresh process -> minimized.
 
-The bug is a mutant (harness/mutants.py): heap_xlog_insert points the new
+The bug is a mutant (harness/selftest/mutants.py): heap_xlog_insert points the new
 tuple's t_ctid one line pointer too far. It runs in subprocesses through
 ``--mutant``, exactly as a user reproduces a saved divergence.
 """
@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.bundle import read_bundle
+from harness.campaign.bundle import read_bundle
 
 MUTANT = "heap_insert_ctid_off_by_one"
 ROOT = Path(__file__).parents[2]

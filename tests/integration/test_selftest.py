@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from harness.engines import EngineSet
-from harness.mutants import CATALOG
-from harness.selftest import SelftestConfig, mutant_seed, run_selftest, walredo_available
+from harness.selftest.mutants import CATALOG
+from harness.selftest.runner import SelftestConfig, mutant_seed, run_selftest, walredo_available
+from harness.verify.engines import EngineSet
 from pyredo.rmgr import RMGRS
 
 BUDGET = 40.0  # seconds per mutant, and for the control campaign
@@ -79,7 +79,7 @@ def test_ctrl_c_stops_the_selftest_and_undoes_the_mutant(tmp_path: Path, engines
 
     def progress(event: str, data: Any) -> None:
         if event == "iteration":
-            from harness.mutants import STATS
+            from harness.selftest.mutants import STATS
 
             assert STATS.name == name  # applied while the campaign runs ...
             raise KeyboardInterrupt  # ... and the user hits Ctrl-C

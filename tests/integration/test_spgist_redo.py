@@ -32,12 +32,12 @@ from pathlib import Path
 import pytest
 from redocases import COMPRESS_BITS, divergences_of
 
-from harness.capture import Capture, capture, verify
-from harness.check import CheckReport
-from harness.cluster import LocalCluster, free_port
-from harness.datadir import DataDirPages
-from harness.pgbin import as_server_user, program
-from harness.plan import build_plan
+from harness.clusters.datadir import DataDirPages
+from harness.clusters.local import LocalCluster, free_port
+from harness.verify.capture import Capture, capture, verify
+from harness.verify.check import CheckReport
+from harness.verify.plan import build_plan
+from oracles.pgbin import as_server_user, program
 from pyredo.engine import RedoEngine
 from pyredo.rmgr import RM_SPGIST_ID
 from pyredo.rmgr import spgist as S

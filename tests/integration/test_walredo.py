@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 import psycopg
 import pytest
 
-from harness.cluster import LocalCluster
-from harness.pgbin import program
+from harness.bench.walredo import run_bench
+from harness.clusters.local import LocalCluster
 from oracles.masks import NoMask, guess_owner, mask_page
 from oracles.masks.bufmask import MaskError
+from oracles.pgbin import program
 from oracles.walredo import WalRedoProcess, first_record_problem, records_by_block, vm_pages_cleared
-from oracles.walredo_bench import run_bench
 from pyredo.rmgr import RM_XLOG_ID, record_type, rmgr_name
 from pyredo.wal.reader import WalReader
 from pyredo.wal.record import (

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cluster import LocalCluster
+from harness.clusters.local import LocalCluster
 from oracles.masks import mask_page
 from oracles.walredo import (
     WalRedoError,

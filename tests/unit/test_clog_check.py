@@ -1,5 +1,5 @@
 """SLRU segment files (pyredo.slru.files) and the pg_xact witness check
-(harness.clogcheck.check_clog) on synthetic data directories, no PostgreSQL."""
+(harness.verify.clogcheck.check_clog) on synthetic data directories, no PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from test_clog_unit import abort, commit, commit_prepared, truncate, zeropage
 
-from harness.clogcheck import check_clog, take_pg_xact_snapshot
+from harness.verify.clogcheck import check_clog, take_pg_xact_snapshot
 from pyredo import BLCKSZ
 from pyredo.slru.clog import (
     CLOG_XACTS_PER_PAGE,

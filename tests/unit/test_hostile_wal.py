@@ -1,9 +1,9 @@
 """Hostile input on REAL WAL: a slice of ``redodiff bench hostile`` in the suite.
 
 The fixture (tests/data/hostile_wal) is one real 1 MB segment from a throwaway
-PostgreSQL 15 that ran ``harness.hostile.FIXTURE_STEPS`` once under each of
+PostgreSQL 15 that ran ``harness.robustness.hostile.FIXTURE_STEPS`` once under each of
 wal_compression pglz, lz4 and zstd (remake it with
-``python -m harness.hostile make-fixture DIR`` and ``xz -9`` the segment).
+``python -m harness.robustness.hostile make-fixture DIR`` and ``xz -9`` the segment).
 Every case must end in a result or a typed error that says where; the
 regression tests below pin the holes the fuzzer found.
 """
@@ -20,7 +20,7 @@ import pytest
 import zstandard
 from click.testing import CliRunner
 
-from harness.hostile import (
+from harness.robustness.hostile import (
     WAL_CATEGORIES,
     CaseTimeout,
     RedoTarget,

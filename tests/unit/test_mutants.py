@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from test_heap_redo_unit import heap_page, heap_tag, insert
 
-from harness import mutants
-from harness.mutants import CATALOG, CATEGORIES, STATS, applied, get, suspended
-from harness.selftest import mutant_seed
+from harness.selftest import mutants
+from harness.selftest.mutants import CATALOG, CATEGORIES, STATS, applied, get, suspended
+from harness.selftest.runner import mutant_seed
 from pyredo import BLCKSZ
 from pyredo.engine import RedoContext, RedoEngine
 from pyredo.page import bufpage

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.pgbin import SetupError
+from oracles.pgbin import SetupError
 from oracles.walredo import (
     WalRedoError,
     WalRedoProcess,

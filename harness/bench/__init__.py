@@ -1,0 +1,1 @@
+"""Benchmarks, always as ratios against a reference measured in the same run."""

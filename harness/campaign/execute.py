@@ -1,0 +1,99 @@
+"""Run a Workload's steps on a cluster, one connection per session.
+
+Each session gets a lock timeout, so steps of different sessions that wait on
+each other fail fast instead of hanging the single-threaded executor; a failed
+step is recorded (with its error) and the session's broken transaction rolled
+back, never fatal to the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from generators.workload import Step, Workload
+from harness.clusters.local import LocalCluster
+from harness.selftest import faults
+
+LOCK_TIMEOUT = "300ms"
+STATEMENT_TIMEOUT = "120s"
+
+
+@dataclass
+class StepError:
+    index: int
+    step: Step
+    error: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "session": self.step.session, "sql": self.step.sql[:300], "error": self.error}
+
+
+class ClusterLost(RuntimeError):
+    """The server went away mid-workload (crash, kill): an infrastructure error."""
+
+
+@dataclass
+class Execution:
+    errors: list[StepError] = field(default_factory=list)
+    steps_run: int = 0
+
+
+def open_sessions(cluster: LocalCluster, n: int, schema: str) -> list[psycopg.Connection[Any]]:
+    conns = []
+    for _ in range(n):
+        conn = cluster.connect(autocommit=True)
+        conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        conn.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
+        conn.execute(f"SET search_path = {schema}, public")
+        conns.append(conn)
+    return conns
+
+
+def run_step(conn: psycopg.Connection[Any], step: Step) -> None:
+    if step.copy_rows is not None:
+        with conn.cursor() as cur, cur.copy(step.sql) as copy:
+            for row in step.copy_rows:
+                copy.write_row(row)
+    else:
+        conn.execute(step.sql)
+
+
+def execute(cluster: LocalCluster, workload: Workload, schema: str) -> Execution:
+    """Run every step in order on its session; the schema must exist."""
+    ex = Execution()
+    conns = open_sessions(cluster, max(1, workload.sessions), schema)
+    try:
+        for i, step in enumerate(workload.steps):
+            step = faults.before_step(cluster, i, step)  # a no-op unless faults are injected
+            conn = conns[step.session % len(conns)]
+            try:
+                run_step(conn, step)
+            except psycopg.OperationalError as e:
+                if conn.closed or conn.broken:
+                    raise ClusterLost(f"connection lost at step {i} ({step.sql[:80]}): {e}") from e
+                ex.errors.append(StepError(i, step, f"{type(e).__name__}: {e}".strip()))
+                _recover(conn)
+            except psycopg.Error as e:
+                ex.errors.append(StepError(i, step, f"{type(e).__name__}: {e}".strip()))
+                _recover(conn)
+            ex.steps_run += 1
+    finally:
+        for c in conns:
+            with contextlib.suppress(Exception):
+                if c.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    c.execute("ROLLBACK")
+            with contextlib.suppress(Exception):
+                c.close()
+    return ex
+
+
+def _recover(conn: psycopg.Connection[Any]) -> None:
+    """After a failed statement inside a transaction block, end that transaction."""
+    status = conn.info.transaction_status
+    if status == psycopg.pq.TransactionStatus.INERROR:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("ROLLBACK")

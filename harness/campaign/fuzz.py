@@ -1,0 +1,323 @@
+"""The fuzz campaign: generate workloads, run them, redo twice, compare, bundle.
+
+Iteration ``i`` of a campaign with seed ``S`` runs the workload of seed
+``iteration_seed(S, i)``, so any iteration replays alone (``redodiff replay
+--seed``). ``--shard K/N`` takes the iterations with ``i % N == K-1``; several
+``--workers`` (processes, each with its own clusters) pull iterations from a
+shared counter. A run ends at its budget or iteration count, or on Ctrl-C —
+then every bundle written so far, and the report, are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from generators import generate
+from harness.campaign.iteration import IterationResult, run_workload
+from harness.clusters.pool import ClusterPool, parse_cluster_spec
+from harness.verify.engines import EngineSet
+from oracles.pgbin import server_version
+from pyredo.rmgr import page_modifying_types
+
+ITERATION_BITS = 20
+
+
+def iteration_seed(seed: int, index: int) -> int:
+    """The workload seed of iteration ``index`` of a campaign seeded ``seed``."""
+    return (seed << ITERATION_BITS) | index
+
+
+@dataclass
+class FuzzConfig:
+    seed: int = 0
+    budget: float | None = None  # seconds
+    iterations: int | None = None
+    workers: int = 1
+    shard: tuple[int, int] = (1, 1)
+    engines: EngineSet = field(default_factory=EngineSet)
+    profile: str = "ci"
+    corpus: Path | None = None
+    cluster_dir: Path | None = None
+    cluster: str | None = None  # where clusters run: local | docker:IMAGE (None: $REDODIFF_CLUSTER or local)
+
+    def __post_init__(self) -> None:
+        k, n = self.shard
+        if not 1 <= k <= n:
+            raise ValueError(f"shard {k}/{n}: K must be between 1 and N")
+        if self.budget is None and self.iterations is None:
+            raise ValueError("give a budget (seconds) or a number of iterations")
+        if self.cluster is not None:
+            parse_cluster_spec(self.cluster)  # ValueError on a bad spec
+
+    def global_index(self, j: int) -> int:
+        """The j-th iteration of this shard, as a campaign-wide index."""
+        k, n = self.shard
+        return j * n + (k - 1)
+
+    @property
+    def bundle_dir(self) -> Path | None:
+        return self.corpus / "bundles" if self.corpus else None
+
+
+@dataclass
+class FuzzReport:
+    seed: int
+    shard: str
+    engines: list[str]
+    profile: str
+    iterations: int = 0
+    records: int = 0
+    pages_checked: int = 0
+    pages_skipped_no_base: int = 0
+    pages_skipped: Counter[str] = field(default_factory=Counter)
+    clog_pages_checked: int = 0
+    clog_xids_verified: int = 0
+    divergences: list[dict[str, Any]] = field(default_factory=list)
+    unsupported: Counter[str] = field(default_factory=Counter)
+    record_types: Counter[str] = field(default_factory=Counter)
+    settings_seen: Counter[str] = field(default_factory=Counter)
+    rules_used: Counter[str] = field(default_factory=Counter)
+    infrastructure_errors: list[dict[str, Any]] = field(default_factory=list)
+    step_errors: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, r: dict[str, Any]) -> None:
+        self.iterations += 1
+        self.records += r["records"]
+        self.pages_checked += r["pages_checked"]
+        self.pages_skipped_no_base += r["pages_skipped_no_base"]
+        self.pages_skipped.update(r["pages_skipped"])
+        self.clog_pages_checked += r.get("clog_pages_checked", 0)
+        self.clog_xids_verified += r.get("clog_xids_verified", 0)
+        self.unsupported.update(r["unsupported"])
+        self.record_types.update(r["record_types"])
+        self.settings_seen[r["settings"]] += 1
+        self.rules_used.update(r.get("rules", {}))
+        self.step_errors += r["step_errors"]
+        for d, b in zip(r["divergences"], r["bundles"] + [None] * len(r["divergences"]), strict=False):
+            self.divergences.append({**d, "seed": r["seed"], "iteration": r["index"], "bundle": b})
+        if r["infrastructure_error"]:
+            self.infrastructure_errors.append(
+                {"iteration": r["index"], "seed": r["seed"], "error": r["infrastructure_error"]})
+        self.results.append({k: r[k] for k in ("index", "seed", "settings", "seconds", "records", "pages_checked",
+                                                "step_errors", "infrastructure_error", "bundles")})
+
+    def coverage(self) -> dict[str, Any]:
+        universe = page_modifying_types()
+        covered = [t for t in universe if self.record_types.get(t)]
+        return {"covered": len(covered), "total": len(universe),
+                "share": round(len(covered) / len(universe), 3) if universe else 0.0,
+                "missing": [t for t in universe if not self.record_types.get(t)]}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "pages_checked": self.pages_checked,
+            "pages_skipped_no_base": self.pages_skipped_no_base,
+            "pages_skipped": dict(sorted(self.pages_skipped.items())),
+            "clog": {"pages_checked": self.clog_pages_checked, "xids_verified": self.clog_xids_verified},
+            "divergences": self.divergences,
+            "unsupported": dict(sorted(self.unsupported.items())),
+            "record_types": dict(sorted(self.record_types.items())),
+            "iterations": self.iterations,
+            "seed": self.seed,
+            "shard": self.shard,
+            "engines": self.engines,
+            "profile": self.profile,
+            "settings_seen": dict(sorted(self.settings_seen.items())),
+            "rules_used": dict(sorted(self.rules_used.items())),
+            "infrastructure_errors": self.infrastructure_errors,
+            "step_errors": self.step_errors,
+            "coverage": self.coverage(),
+            "seconds": round(self.seconds, 1),
+            "interrupted": self.interrupted,
+            "iteration_results": self.results,
+        }
+
+    def junit_xml(self) -> str:
+        cases = []
+        for r in self.results:
+            name = quoteattr(f"iteration {r['index']} seed {r['seed']} [{r['settings']}]")
+            body = ""
+            divs = [d for d in self.divergences if d["iteration"] == r["index"]]
+            if divs:
+                msg = "; ".join(f"{d['kind']} {d['tag']} {d['record_type']}" for d in divs)
+                detail = "\n".join(f"{d['kind']} {d['tag']} bundle={d['bundle']}\n" + "\n".join(d["diff"][:20])
+                                   for d in divs)
+                body = f"<failure message={quoteattr(msg)}>{_xml_text(detail)}</failure>"
+            elif r["infrastructure_error"]:
+                body = f"<error message={quoteattr(r['infrastructure_error'][:500])}/>"
+            cases.append(f'  <testcase classname="redodiff.fuzz" name={name} time="{r["seconds"]}">{body}</testcase>')
+        failures = sum(1 for r in self.results if any(d["iteration"] == r["index"] for d in self.divergences))
+        errors = sum(1 for r in self.results if r["infrastructure_error"])
+        return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="redodiff-fuzz" tests="{len(self.results)}" '
+                f'failures="{failures}" errors="{errors}" time="{self.seconds:.1f}">\n' + "\n".join(cases) + "\n</testsuite>\n")
+
+
+def _xml_text(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+ProgressFn = Callable[[FuzzReport], None]
+
+
+def _run_one(pool: ClusterPool, cfg: FuzzConfig, gi: int, pg_version: str) -> dict[str, Any]:
+    seed = iteration_seed(cfg.seed, gi)
+    wl = generate(seed, cfg.profile)
+    res: IterationResult = run_workload(pool, wl, cfg.engines, index=gi, bundle_dir=cfg.bundle_dir,
+                                        pg_version=pg_version)
+    out = res.to_json()
+    out["rules"] = res.rules
+    if res.report and not res.report.clean and cfg.corpus:
+        try:
+            seeds = cfg.corpus / "seeds"
+            seeds.mkdir(parents=True, exist_ok=True)
+            _atomic_write(seeds / f"{seed}.json", wl.dumps() + "\n")
+        except OSError as e:  # disk full, read-only: the campaign goes on, the report says so
+            why = f"could not save seed {seed}: {e}"
+            out["infrastructure_error"] = f"{out['infrastructure_error']}; {why}" if out["infrastructure_error"] else why
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk leaves neither half a file nor the temporary
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def run_campaign(cfg: FuzzConfig, progress: ProgressFn | None = None) -> FuzzReport:
+    """Run the campaign; returns the report (also on Ctrl-C, with ``interrupted``)."""
+    rep = FuzzReport(cfg.seed, f"{cfg.shard[0]}/{cfg.shard[1]}", list(cfg.engines.names), cfg.profile)
+    if cfg.bundle_dir:
+        cfg.bundle_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    deadline = t0 + cfg.budget if cfg.budget is not None else None
+    try:
+        if cfg.workers <= 1:
+            _serial(cfg, rep, deadline, progress)
+        else:
+            _parallel(cfg, rep, deadline, progress)
+    except KeyboardInterrupt:
+        rep.interrupted = True
+    finally:
+        rep.seconds = time.monotonic() - t0
+        cfg.engines.close()
+    return rep
+
+
+def _serial(cfg: FuzzConfig, rep: FuzzReport, deadline: float | None, progress: ProgressFn | None) -> None:
+    pg_version = server_version()
+    with ClusterPool(base_dir=cfg.cluster_dir, cluster_spec=cfg.cluster) as pool:
+        j = 0
+        while (cfg.iterations is None or j < cfg.iterations) and (deadline is None or time.monotonic() < deadline):
+            rep.add(_run_one(pool, cfg, cfg.global_index(j), pg_version))
+            j += 1
+            if progress:
+                progress(rep)
+
+
+def _worker(cfg: FuzzConfig, counter: Any, stop: Any, deadline: float | None, queue: Any) -> None:
+    signal.signal(signal.SIGINT, lambda *_: stop.set())  # finish the current iteration, then leave
+    from harness.selftest.mutants import apply_from_env
+
+    apply_from_env()
+    pg_version = server_version()
+    try:
+        with ClusterPool(base_dir=cfg.cluster_dir, cluster_spec=cfg.cluster) as pool:
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                with counter.get_lock():
+                    j = counter.value
+                    if cfg.iterations is not None and j >= cfg.iterations:
+                        break
+                    counter.value += 1
+                queue.put(("result", _run_one(pool, cfg, cfg.global_index(j), pg_version)))
+    except Exception as e:  # a worker that dies says why
+        queue.put(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        cfg.engines.close()
+        queue.put(("done", os.getpid()))
+
+
+def _parallel(cfg: FuzzConfig, rep: FuzzReport, deadline: float | None, progress: ProgressFn | None) -> None:
+    ctx = mp.get_context("spawn")
+    counter = ctx.Value("i", 0)
+    stop = ctx.Event()
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(cfg, counter, stop, deadline, queue), daemon=False)
+             for _ in range(cfg.workers)]
+    for p in procs:
+        p.start()
+    running = len(procs)
+    try:
+        while running:
+            kind, payload = queue.get()
+            if kind == "result":
+                rep.add(payload)
+                if progress:
+                    progress(rep)
+            elif kind == "error":
+                rep.infrastructure_errors.append({"iteration": None, "seed": None, "error": f"worker: {payload}"})
+            else:
+                running -= 1
+    except KeyboardInterrupt:
+        rep.interrupted = True
+        stop.set()
+        for p in procs:
+            if p.is_alive() and p.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGINT)
+        # drain what the workers still send while they clean up
+        end = time.monotonic() + 120
+        while running and time.monotonic() < end:
+            try:
+                kind, payload = queue.get(timeout=1)
+            except Exception:
+                continue
+            if kind == "result":
+                rep.add(payload)
+            elif kind == "done":
+                running -= 1
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=10)
+
+
+def write_outputs(rep: FuzzReport, report_path: Path | None, junit_path: Path | None, corpus: Path | None) -> None:
+    if report_path:
+        _atomic_write(report_path, json.dumps(rep.to_json(), indent=2) + "\n")
+    if junit_path:
+        _atomic_write(junit_path, rep.junit_xml())
+    if corpus:
+        cov_path = corpus / "coverage.json"
+        total: Counter[str] = Counter()
+        if cov_path.exists():
+            with contextlib.suppress(ValueError, OSError):
+                total.update(json.loads(cov_path.read_text()).get("record_types", {}))
+        total.update(rep.record_types)
+        try:
+            corpus.mkdir(parents=True, exist_ok=True)
+            _atomic_write(cov_path, json.dumps({"record_types": dict(sorted(total.items()))}, indent=2) + "\n")
+        except OSError as e:  # the report (written first) has it all; the old coverage.json is intact
+            logging.getLogger("redodiff.fuzz").warning("could not update %s: %s", cov_path, e)

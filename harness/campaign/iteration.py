@@ -1,0 +1,157 @@
+"""One fuzz iteration: run a workload, capture its WAL, redo every page with
+every engine, witness with the primary, and bundle each divergence."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from generators.workload import Workload
+from harness.campaign.bundle import write_bundle
+from harness.campaign.execute import ClusterLost, Execution, execute
+from harness.clusters.datadir import DataDirPages
+from harness.clusters.pool import ClusterPool
+from harness.selftest import faults
+from harness.verify.capture import capture
+from harness.verify.check import Checker, CheckReport
+from harness.verify.clogcheck import check_clog
+from harness.verify.engines import EngineSet, is_infrastructure
+from oracles.pgbin import SetupError
+
+SCHEMA = "redodiff_w"
+# A broken engine can diverge on every page of an iteration: bundle one divergence
+# per distinct (kind, record type, page owner) up to this many, copy the WAL range
+# into the first bundle only, and leave the rest in the report (bundle None).
+MAX_BUNDLES_PER_ITERATION = 8
+
+
+@dataclass
+class IterationResult:
+    index: int
+    seed: int | None
+    settings: str
+    seconds: float = 0.0
+    report: CheckReport | None = None
+    step_errors: int = 0
+    infrastructure_error: str | None = None
+    bundles: list[str | None] = field(default_factory=list)  # None: not written (see bundles_skipped)
+    bundles_skipped: int = 0  # divergences left unbundled: a repeat signature, or over the cap
+    rules: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "index": self.index,
+            "seed": self.seed,
+            "settings": self.settings,
+            "seconds": round(self.seconds, 3),
+            "records": r.records if r else 0,
+            "pages_checked": r.pages_checked if r else 0,
+            "pages_skipped_no_base": r.pages_skipped_no_base if r else 0,
+            "divergences": ([d.to_json() for d in r.divergences] + [
+                {"kind": "clog_vs_primary", "tag": "pg_xact", "record_type": "Transaction", "diff": [c],
+                 "engines": ["pyredo"], "first_diverging_lsn": None} for c in r.clog_divergences]) if r else [],
+            "clog_pages_checked": r.clog_pages_checked if r else 0,
+            "clog_xids_verified": r.clog_xids_verified if r else 0,
+            "unsupported": dict(r.unsupported) if r else {},
+            "record_types": dict(r.record_types) if r else {},
+            "pages_skipped": dict(r.pages_skipped) if r else {},
+            "step_errors": self.step_errors,
+            "infrastructure_error": self.infrastructure_error,
+            "bundles": self.bundles,
+            "bundles_skipped": self.bundles_skipped,
+        }
+
+
+def run_workload(
+    pool: ClusterPool,
+    workload: Workload,
+    engines: EngineSet,
+    *,
+    index: int = 0,
+    bundle_dir: Path | None = None,
+    pg_version: str | None = None,
+    max_bundles: int = MAX_BUNDLES_PER_ITERATION,
+) -> IterationResult:
+    """Run one workload end to end. Never raises for infrastructure trouble: it
+    is recorded in ``infrastructure_error`` (and the cluster discarded)."""
+    t0 = time.monotonic()
+    res = IterationResult(index, workload.seed, workload.settings.label(), rules=workload.rules_used())
+    faults.set_iteration(index)  # a no-op unless faults are injected
+    cluster = None
+    try:
+        cluster = pool.get(workload.settings)
+        cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        cluster.execute(f"CREATE SCHEMA {SCHEMA}")
+        holder: list[Execution] = []
+        cap = capture(cluster, lambda c: holder.append(execute(c, workload, SCHEMA)),
+                      snapshot=not workload.settings.full_page_writes)
+        res.step_errors = len(holder[0].errors) if holder else 0
+        try:
+            checker = Checker(faults.engines(engines.for_settings(workload.settings)),
+                              DataDirPages(cluster.pgdata), cap.base,
+                              end_lsn=cap.end, base_is_snapshot=cap.base is not None)
+            report = checker.check_records(cap.records(), start=cap.start, end=cap.end)
+            if cap.pg_xact_dir is not None:
+                report.add_clog(check_clog(cap.records(), cap.pg_xact_dir, cluster.pgdata))
+        finally:
+            cap.cleanup()
+        res.report = report
+        if report.infrastructure:
+            res.infrastructure_error = report.infrastructure[0]
+        if bundle_dir is not None:
+            _write_bundles(res, report, workload, engines, cap, cluster, bundle_dir, pg_version,
+                           len(holder[0].errors) if holder else 0, max_bundles)
+        cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    except (ClusterLost, SetupError, psycopg.OperationalError, OSError) as e:
+        res.infrastructure_error = f"{type(e).__name__}: {e}"
+        pool.discard(workload.settings)
+    except Exception as e:
+        if is_infrastructure(e):
+            res.infrastructure_error = f"{type(e).__name__}: {e}"
+        else:
+            raise
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+def _write_bundles(res: IterationResult, report: CheckReport, workload: Workload, engines: EngineSet,
+                   cap: Any, cluster: Any, bundle_dir: Path, pg_version: str | None, step_errors: int,
+                   max_bundles: int) -> None:
+    """Bundle the iteration's divergences; ``res.bundles[i]`` is the bundle of
+    ``report.divergences[i]`` (None when not bundled)."""
+    seen: set[tuple[str, str, str | None]] = set()
+    wal_holder: str | None = None
+    for div in report.divergences:
+        sig = (div.kind, div.record_type, div.owner)
+        if sig in seen or len([b for b in res.bundles if b]) >= max_bundles:
+            res.bundles.append(None)
+            res.bundles_skipped += 1
+            continue
+        seen.add(sig)
+        extra: dict[str, Any] = {"hint_bits_logged": workload.settings.hint_bits_logged and not engines.uses_walredo,
+                                 "step_errors": step_errors}
+        if wal_holder is not None:
+            extra["wal_in_bundle"] = wal_holder  # the WAL range is copied once per iteration
+        try:
+            path = write_bundle(
+                bundle_dir, div, workload=workload, seed=workload.seed,
+                settings_label=workload.settings.label(), pg_version=pg_version,
+                wal_range=(cap.start, cap.end), waldir=cluster.waldir if wal_holder is None else None,
+                seg_size=cluster.wal_segsize, extra=extra,
+            )
+            res.bundles.append(str(path))
+            wal_holder = wal_holder or path.name
+        except OSError as e:  # disk full, read-only: keep going, say so
+            res.bundles.append(None)  # bundles[i] stays the bundle of divergences[i]
+            res.infrastructure_error = f"could not write bundle: {e}"
+
+
+def merge_counts(target: Counter[str], src: dict[str, int]) -> None:
+    for k, v in src.items():
+        target[k] += v

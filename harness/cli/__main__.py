@@ -1,0 +1,5 @@
+"""``python -m harness.cli``: the redodiff command line."""
+
+from harness.cli import main
+
+main()

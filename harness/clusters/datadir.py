@@ -1,0 +1,85 @@
+"""Read relation blocks from a PostgreSQL data directory, or from a snapshot of one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from pyredo import BLCKSZ
+from pyredo.wal.record import FORK_NAMES, BufferTag
+
+GLOBALTABLESPACE_OID = 1664
+DEFAULTTABLESPACE_OID = 1663
+RELSEG_SIZE = (1 << 30) // BLCKSZ  # blocks per 1 GB segment file
+
+
+def relation_block_path(pgdata: Path, tag: BufferTag) -> tuple[Path, int]:
+    """relpath() + segment arithmetic: the file holding ``tag`` and the byte offset in it."""
+    if tag.spc == GLOBALTABLESPACE_OID:
+        base = pgdata / "global"
+    elif tag.spc == DEFAULTTABLESPACE_OID:
+        base = pgdata / "base" / str(tag.db)
+    else:
+        spcdir = pgdata / "pg_tblspc" / str(tag.spc)
+        versions = sorted(spcdir.glob("PG_*")) if spcdir.exists() else []
+        base = (versions[0] if versions else spcdir / "PG_15") / str(tag.db)
+    name = str(tag.rel) if tag.fork == 0 else f"{tag.rel}_{FORK_NAMES[tag.fork]}"
+    segno, blk_in_seg = divmod(tag.blk, RELSEG_SIZE)
+    if segno:
+        name += f".{segno}"
+    return base / name, blk_in_seg * BLCKSZ
+
+
+class DataDirPages:
+    """Blocks as they are in a data directory (or a copy of one). Call after a CHECKPOINT."""
+
+    def __init__(self, pgdata: str | os.PathLike[str]) -> None:
+        self.pgdata = Path(pgdata)
+
+    def __call__(self, tag: BufferTag) -> bytes | None:
+        path, off = relation_block_path(self.pgdata, tag)
+        try:
+            with open(path, "rb") as f:
+                f.seek(off)
+                data = f.read(BLCKSZ)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return data if len(data) == BLCKSZ else None
+
+    def __repr__(self) -> str:
+        return f"DataDirPages({str(self.pgdata)!r})"
+
+
+def snapshot_relation_files(pgdata: str | os.PathLike[str], dest: str | os.PathLike[str]) -> DataDirPages:
+    """Copy the relation files (base/, global/, tablespaces) of a checkpointed data
+    directory: the base pages for no-FPI runs, where redo routines — not page
+    images — must carry the reconstruction."""
+    src, dst = Path(pgdata), Path(dest)
+    dst.mkdir(parents=True, exist_ok=True)
+    for sub in ("base", "global"):
+        if (src / sub).exists():
+            shutil.copytree(src / sub, dst / sub, dirs_exist_ok=True)
+    tblspc = src / "pg_tblspc"
+    if tblspc.exists():
+        for link in tblspc.iterdir():
+            shutil.copytree(link.resolve(), dst / "pg_tblspc" / link.name, dirs_exist_ok=True)
+    return DataDirPages(dst)
+
+
+def hint_bits_logged(pgdata: str | os.PathLike[str]) -> bool:
+    """XLogHintBitIsNeeded() of a cluster: data checksums or wal_log_hints, per pg_controldata."""
+    import subprocess
+
+    from oracles.pgbin import program
+
+    res = subprocess.run([program("pg_controldata"), str(pgdata)], capture_output=True, text=True, check=False,
+                         env={**os.environ, "LC_ALL": "C"})
+    checksums = logged = False
+    for line in res.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Data page checksum version":
+            checksums = value.strip() not in ("0", "")
+        elif key.strip() == "wal_log_hints setting":
+            logged = value.strip() == "on"
+    return checksums or logged

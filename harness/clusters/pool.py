@@ -1,0 +1,120 @@
+"""Clusters for fuzzing, reused across iterations.
+
+Settings that need initdb or a restart (data checksums, wal_log_hints) pick the
+cluster; the rest (full_page_writes, wal_compression) are set per iteration
+with ALTER SYSTEM and a reload. Clusters are recycled after a number of
+iterations so WAL and catalogs do not grow without bound.
+
+Where the clusters run is a spec: ``local`` (initdb + pg_ctl here, the
+default) or ``docker:IMAGE`` (the server in a container, PGDATA bind-mounted:
+``harness.clusters.docker``). The default comes from $REDODIFF_CLUSTER.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from generators.workload import Settings
+from harness.clusters.local import ClusterSettings, LocalCluster
+from oracles.pgbin import SetupError
+
+FUZZ_WAL_SEGSIZE_MB = 1  # small segments: bundles copy only a few MB of WAL
+CLUSTER_ENV = "REDODIFF_CLUSTER"
+
+
+def parse_cluster_spec(spec: str) -> tuple[str, str | None]:
+    """``local`` -> ("local", None); ``docker:IMAGE`` -> ("docker", IMAGE). ValueError otherwise."""
+    spec = spec.strip()
+    if spec in ("", "local"):
+        return "local", None
+    kind, sep, image = spec.partition(":")
+    if kind == "docker" and sep and image.strip():
+        return "docker", image.strip()
+    raise ValueError(f"cluster {spec!r}: expected 'local' or 'docker:IMAGE' (e.g. docker:postgres:15.19-bookworm)")
+
+
+def default_cluster_spec() -> str:
+    return os.environ.get(CLUSTER_ENV) or "local"
+
+
+def new_cluster(spec: str | None, settings: ClusterSettings, *, base_dir: Path | None = None,
+                keep: bool = False) -> LocalCluster:
+    """A (not yet started) cluster of the kind ``spec`` names (None: $REDODIFF_CLUSTER or local)."""
+    kind, image = parse_cluster_spec(spec if spec is not None else default_cluster_spec())
+    if kind == "docker":
+        from harness.clusters.docker import DockerCluster
+
+        assert image is not None
+        return DockerCluster(image, settings, base_dir=base_dir, keep=keep)
+    return LocalCluster(settings, base_dir=base_dir, keep=keep)
+
+
+@dataclass
+class _Slot:
+    cluster: LocalCluster
+    uses: int = 0
+    applied: tuple[bool, str] | None = None
+
+
+@dataclass
+class ClusterPool:
+    base_dir: Path | None = None
+    recycle_after: int = 150
+    keep: bool = False
+    cluster_spec: str | None = None  # local | docker:IMAGE (None: $REDODIFF_CLUSTER or local)
+    slots: dict[tuple[bool, bool], _Slot] = field(default_factory=dict)
+
+    def get(self, settings: Settings) -> LocalCluster:
+        key = settings.initdb_key
+        slot = self.slots.get(key)
+        if slot is not None and (slot.uses >= self.recycle_after or not slot.cluster.running):
+            slot.cluster.destroy()
+            slot = None
+        if slot is None:
+            cs = ClusterSettings(
+                wal_segsize_mb=FUZZ_WAL_SEGSIZE_MB,
+                data_checksums=settings.data_checksums,
+                gucs={"wal_log_hints": settings.wal_log_hints},
+            )
+            cluster = new_cluster(self.cluster_spec, cs, base_dir=self.base_dir, keep=self.keep)
+            cluster.__enter__()
+            slot = self.slots[key] = _Slot(cluster)
+        slot.uses += 1
+        self._apply(slot, settings)
+        return slot.cluster
+
+    def _apply(self, slot: _Slot, settings: Settings) -> None:
+        want = (settings.full_page_writes, settings.wal_compression)
+        if slot.applied == want:
+            return
+        c = slot.cluster
+        c.execute(f"ALTER SYSTEM SET full_page_writes = {'on' if settings.full_page_writes else 'off'}")
+        c.execute(f"ALTER SYSTEM SET wal_compression = '{settings.wal_compression}'")
+        c.execute("SELECT pg_reload_conf()")
+        expect = ("on" if settings.full_page_writes else "off", settings.wal_compression)
+        deadline = time.monotonic() + 10
+        while (c.scalar("SHOW full_page_writes"), c.scalar("SHOW wal_compression")) != expect:
+            if time.monotonic() > deadline:
+                raise SetupError(f"cluster did not take settings {expect} after a reload")
+            time.sleep(0.05)
+        slot.applied = want
+
+    def discard(self, settings: Settings) -> None:
+        """Drop the cluster for these settings (after it crashed or misbehaved)."""
+        slot = self.slots.pop(settings.initdb_key, None)
+        if slot is not None:
+            slot.cluster.destroy()
+
+    def close(self) -> None:
+        for slot in self.slots.values():
+            slot.cluster.destroy()
+        self.slots.clear()
+
+    def __enter__(self) -> ClusterPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

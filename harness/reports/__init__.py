@@ -1,0 +1,1 @@
+"""Reports: coverage, merge of shards, HTML, record formatting."""

@@ -1,0 +1,1 @@
+"""Does the harness find redo bugs? Mutant engines, the mutation self-test, fault injection."""

@@ -1,0 +1,411 @@
+"""Mutation self-test: does the harness find redo bugs? A score.
+
+For each mutant of the catalog (``harness.selftest.mutants``) the mutant is applied
+in-process and a fuzz campaign runs for a budget — the product's own
+``run_campaign``, with both engines when the wal-redo server is available
+and the primary as witness. The campaign stops at the first divergence the
+mutant is responsible for: its bundle is replayed with the mutant suspended,
+and must then agree (otherwise it is a false alarm of the harness, recorded
+and not counted). Recorded per mutant: caught or not, seconds and iterations
+to the first catch, the workload's size in steps, and — when minimization is
+on (``minimize_trials`` > 0) — its size after ``harness.campaign.minimize`` with at
+most that many trials; the minimized bundle must still show the same
+divergence. Mutation score = caught / total.
+
+Every mutant's campaign seed is ``mutant_seed(name, seed)``: the same mutant
+always gets the same workloads, whatever else runs. A control campaign with
+no mutant (same budget) measures false alarms: a harness that reports
+divergences without a bug has no score worth reading.
+
+Survivors get a reason from what the mutant's probe counted
+(``harness.selftest.mutants.STATS``): never reached (no workload produced a record
+the mutated path redoes), reached but never fired (the mutated condition
+never arose), or fired but unseen (the comparisons missed a real change).
+
+Ctrl-C stops the run after undoing the mutant (``applied`` restores the
+REDO table in a ``finally``); the report then holds the mutants finished so
+far and says it was interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.campaign.fuzz import FuzzConfig, FuzzReport, run_campaign
+from harness.selftest.mutants import CATALOG, STATS, Mutant, applied, get, suspended
+from harness.verify.engines import EngineSet
+
+
+def mutant_seed(name: str, base: int = 0) -> int:
+    """The campaign seed of mutant ``name``: deterministic, independent of catalog order."""
+    return zlib.crc32(f"{base}:{name}".encode()) & 0xFFFFFF
+
+
+def clone_engines(es: EngineSet) -> EngineSet:
+    """A fresh EngineSet reaching the same engines (its own wal-redo process)."""
+    return dataclasses.replace(es, _walredo=None)
+
+
+def walredo_available(es: EngineSet | None = None) -> tuple[bool, str]:
+    """Can a wal-redo server be started and answer a ping? (ok, reason)"""
+    probe = clone_engines(es) if es is not None else EngineSet(names=("pyredo", "walredo"))
+    try:
+        probe.walredo().ping()
+        return True, "wal-redo server answers"
+    except Exception as e:  # no extension, no PostgreSQL, a server that will not start
+        return False, f"{type(e).__name__}: {e}"
+    finally:
+        probe.close()
+
+
+@dataclass
+class SelftestConfig:
+    budget: float = 60.0  # seconds of fuzzing per mutant
+    names: list[str] | None = None  # None: the whole catalog
+    engines: EngineSet = field(default_factory=lambda: EngineSet(names=("pyredo", "walredo")))
+    seed: int = 0
+    profile: str = "ci"
+    minimize_trials: int = 12  # 0: record the un-minimized size only
+    control: bool = True  # also run the unmutated pyredo for one budget
+    workdir: Path | None = None  # bundles and minimized bundles (default: a temp dir, removed)
+    min_score: float = 0.9
+
+    def mutants(self) -> list[Mutant]:
+        if self.names is None:
+            return list(CATALOG.values())
+        return [get(n) for n in self.names]
+
+
+@dataclass
+class MutantResult:
+    name: str
+    rmgr: str
+    record_type: str
+    category: str
+    masked: bool
+    description: str
+    history: str
+    seed: int
+    caught: bool = False
+    seconds: float | None = None  # to the first (attributed) catch, from the campaign's start
+    iterations: int | None = None  # iterations run up to and including the catching one
+    campaign_seconds: float = 0.0
+    iterations_run: int = 0
+    divergence: dict[str, Any] | None = None
+    original_steps: int | None = None  # the catching workload's steps
+    minimized_steps: int | None = None  # after harness.campaign.minimize (None: not minimized)
+    minimize_trials: int | None = None
+    minimize_note: str | None = None
+    false_alarms: int = 0  # divergences that the unmutated pyredo shows too
+    probe: dict[str, Any] = field(default_factory=dict)  # calls, redone, fired, fired_on
+    target_records_verified: int = 0  # records of the mutated type on verified pages
+    infrastructure_errors: int = 0
+    survivor_reason: str | None = None
+    error: str | None = None
+
+    @property
+    def steps(self) -> int | None:
+        """The case size to report: minimized if we have it, else the original."""
+        return self.minimized_steps if self.minimized_steps is not None else self.original_steps
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["steps"] = self.steps
+        return d
+
+
+@dataclass
+class SelftestReport:
+    engines: list[str]
+    budget: float
+    seed: int
+    profile: str
+    minimize_trials: int
+    results: list[MutantResult] = field(default_factory=list)
+    control: dict[str, Any] | None = None
+    interrupted: bool = False
+    seconds: float = 0.0
+    walredo_note: str | None = None
+    min_score: float = 0.9
+
+    @property
+    def caught(self) -> int:
+        return sum(1 for r in self.results if r.caught)
+
+    @property
+    def total(self) -> int:
+        return len(self.results)
+
+    @property
+    def score(self) -> float:
+        return self.caught / self.total if self.total else 0.0
+
+    @property
+    def false_alarms(self) -> int:
+        return (self.control or {}).get("divergences", 0) + sum(r.false_alarms for r in self.results)
+
+    @property
+    def passed(self) -> bool:
+        return not self.interrupted and self.total > 0 and self.score >= self.min_score and not self.false_alarms
+
+    def to_json(self) -> dict[str, Any]:
+        by_rmgr: dict[str, dict[str, int]] = {}
+        for r in self.results:
+            e = by_rmgr.setdefault(r.rmgr, {"caught": 0, "total": 0})
+            e["total"] += 1
+            e["caught"] += int(r.caught)
+        return {
+            "score": round(self.score, 4),
+            "caught": self.caught,
+            "total": self.total,
+            "passed": self.passed,
+            "min_score": self.min_score,
+            "false_alarms": self.false_alarms,
+            "engines": self.engines,
+            "budget_per_mutant": self.budget,
+            "seed": self.seed,
+            "profile": self.profile,
+            "minimize_trials": self.minimize_trials,
+            "minimization": ("harness.campaign.minimize.minimize_bundle on the first catching bundle, at most "
+                             f"{self.minimize_trials} workload runs" if self.minimize_trials
+                             else "off: steps are the catching workload's, un-minimized"),
+            "walredo": self.walredo_note,
+            "control": self.control,
+            "by_rmgr": dict(sorted(by_rmgr.items())),
+            "survivors": [r.name for r in self.results if not r.caught],
+            "interrupted": self.interrupted,
+            "seconds": round(self.seconds, 1),
+            "mutants": [r.to_json() for r in self.results],
+        }
+
+
+class _FirstCatch(Exception):
+    """Raised from the campaign's progress callback to end it at the first catch."""
+
+
+ProgressFn = Callable[[str, Any], None]
+
+
+def _bundle_diverges(path: str, es: EngineSet) -> bool | None:
+    """Replay a bundle (no workload run); None when it cannot be read."""
+    from harness.campaign.bundle import BundleError, read_bundle
+    from harness.campaign.replay import replay_bundle
+
+    try:
+        b = read_bundle(Path(path))
+    except (BundleError, OSError):
+        return None
+    return replay_bundle(b, clone_engines(es)).diverges
+
+
+def _attributed(div: dict[str, Any], es: EngineSet) -> bool | None:
+    """Is this divergence the mutant's doing? Its bundle, replayed with the mutant
+    suspended, must agree. None when there is no bundle to tell."""
+    if not div.get("bundle"):
+        return None
+    with suspended():
+        diverges = _bundle_diverges(div["bundle"], es)
+    return None if diverges is None else not diverges
+
+
+def _steps_of(bundle_path: str | None) -> int | None:
+    if not bundle_path:
+        return None
+    wl = Path(bundle_path) / "workload.json"
+    try:
+        return len(json.loads(wl.read_text())["steps"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _survivor_reason(r: MutantResult, rep: FuzzReport | None, es: EngineSet) -> str:
+    fired, redone = r.probe.get("fired", 0), r.probe.get("redone", 0)
+    if r.error:
+        return f"campaign failed: {r.error}"
+    if fired == 0 and redone == 0:
+        return (f"not reached: no workload produced a {r.record_type} record that redo had to apply "
+                f"({r.target_records_verified} on verified pages, all restored from images or skipped)"
+                if r.target_records_verified else f"not reached: no {r.record_type} record was generated")
+    if fired == 0:
+        return (f"reached, never fired: {redone} redone {r.record_type} records, none where the mutated "
+                "condition arose")
+    if r.masked and "walredo" not in es.names:
+        return (f"fired {fired}x but unseen: the change hides under the consistency masks and only the "
+                "engine-vs-engine comparison could see it (run with the wal-redo server)")
+    return (f"fired {fired}x but unseen: every changed page was later overwritten, skipped by the "
+            "checker, or differs only where the comparisons mask")
+
+
+def run_mutant(m: Mutant, cfg: SelftestConfig, workdir: Path,
+               progress: ProgressFn | None = None) -> tuple[MutantResult, bool]:
+    """One mutant's campaign (+ attribution, + minimization). Returns the result and
+    whether the run was interrupted."""
+    seed = mutant_seed(m.name, cfg.seed)
+    res = MutantResult(m.name, m.rmgr, m.record_type, m.category, m.masked, m.description, m.history, seed)
+    corpus = workdir / m.name
+    fcfg = FuzzConfig(seed=seed, budget=cfg.budget, engines=cfg.engines, profile=cfg.profile, corpus=corpus)
+    seen = {"n": 0}
+    state: dict[str, Any] = {}
+    t0 = time.monotonic()
+
+    def on_iteration(rep: FuzzReport) -> None:
+        state["rep"] = rep
+        if progress:
+            progress("iteration", (m.name, rep.iterations, time.monotonic() - t0))
+        new = rep.divergences[seen["n"]:]
+        seen["n"] = len(rep.divergences)
+        for d in new:
+            who = _attributed(d, cfg.engines)
+            if who is False:
+                res.false_alarms += 1
+                continue
+            state["first"] = (time.monotonic() - t0, rep.iterations, d)
+            raise _FirstCatch
+
+    interrupted = False
+    rep: FuzzReport | None = None
+    with applied(m.name):
+        try:
+            rep = run_campaign(fcfg, progress=on_iteration)
+        except _FirstCatch:
+            rep = state["rep"]
+        except Exception as e:  # a campaign that cannot run is recorded, the self-test goes on
+            res.error = f"{type(e).__name__}: {e}"
+            rep = state.get("rep")
+        res.probe = STATS.to_json()
+        res.campaign_seconds = round(time.monotonic() - t0, 2)
+        if rep is not None:
+            interrupted = rep.interrupted
+            res.iterations_run = rep.iterations
+            res.target_records_verified = int(rep.record_types.get(m.record_type, 0))
+            res.infrastructure_errors = len(rep.infrastructure_errors)
+        if "first" in state:
+            secs, its, d = state["first"]
+            res.caught = True
+            res.seconds, res.iterations = round(secs, 2), its
+            res.divergence = {k: d.get(k) for k in ("kind", "tag", "record_type", "engines",
+                                                    "first_diverging_lsn", "owner", "bundle", "seed")}
+            res.divergence["diff"] = list(d.get("diff", []))[:8]
+            res.original_steps = _steps_of(d.get("bundle"))
+            if cfg.minimize_trials > 0 and d.get("bundle") and not interrupted:
+                if progress:
+                    progress("minimize", m.name)
+                try:
+                    _minimize(res, d["bundle"], cfg, workdir / m.name / "minimized")
+                except KeyboardInterrupt:
+                    interrupted = True
+                    res.minimize_note = "interrupted"
+    if not res.caught:
+        res.survivor_reason = _survivor_reason(res, rep, cfg.engines)
+    return res, interrupted
+
+
+def _minimize(res: MutantResult, bundle_path: str, cfg: SelftestConfig, out_dir: Path) -> None:
+    """Shrink the catching workload (the mutant is applied by the caller)."""
+    from harness.campaign.bundle import BundleError, read_bundle
+    from harness.campaign.minimize import minimize_bundle
+
+    try:
+        b = read_bundle(Path(bundle_path))
+    except (BundleError, OSError) as e:
+        res.minimize_note = f"cannot read the bundle: {e}"
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        mr = minimize_bundle(b, clone_engines(cfg.engines), out_dir=out_dir, max_trials=cfg.minimize_trials)
+    except Exception as e:
+        res.minimize_note = f"minimization failed: {type(e).__name__}: {e}"
+        return
+    res.minimize_trials = mr.trials
+    if mr.divergence is None:
+        res.minimize_note = "the catching workload did not diverge again when rerun (not minimized)"
+        return
+    res.minimized_steps = mr.steps
+    res.minimize_note = (f"{mr.original_steps} -> {mr.steps} steps in {mr.trials} trials"
+                         + (f", bundle {mr.bundle}" if mr.bundle else ""))
+
+
+def run_control(cfg: SelftestConfig, workdir: Path) -> dict[str, Any]:
+    """The same campaign with no mutant: every divergence here is a false alarm."""
+    seed = mutant_seed("control", cfg.seed)
+    rep = run_campaign(FuzzConfig(seed=seed, budget=cfg.budget, engines=cfg.engines, profile=cfg.profile,
+                                  corpus=workdir / "control"))
+    cov = rep.coverage()
+    return {
+        "seed": seed,
+        "iterations": rep.iterations,
+        "seconds": round(rep.seconds, 1),
+        "pages_checked": rep.pages_checked,
+        "divergences": len(rep.divergences),
+        "divergence_list": [{k: d.get(k) for k in ("kind", "tag", "record_type", "bundle")}
+                            for d in rep.divergences[:20]],
+        "infrastructure_errors": len(rep.infrastructure_errors),
+        "coverage": {"covered": cov["covered"], "total": cov["total"], "missing": cov["missing"]},
+        "interrupted": rep.interrupted,
+    }
+
+
+def run_selftest(cfg: SelftestConfig, progress: ProgressFn | None = None,
+                 report_path: Path | None = None) -> SelftestReport:
+    """Run the control campaign and every mutant's campaign; the report is written to
+    ``report_path`` (atomically) after each mutant, so a crash or Ctrl-C keeps what was done."""
+    mutants = cfg.mutants()
+    report = SelftestReport(list(cfg.engines.names), cfg.budget, cfg.seed, cfg.profile, cfg.minimize_trials,
+                            min_score=cfg.min_score)
+    own_workdir = cfg.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="redodiff-selftest-")) if own_workdir else cfg.workdir
+    assert workdir is not None
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    try:
+        if cfg.control:
+            if progress:
+                progress("control", None)
+            report.control = run_control(cfg, workdir)
+            report.interrupted = bool(report.control["interrupted"])
+            if progress:
+                progress("control_done", report.control)
+            _write(report, report_path, t0)
+        for i, m in enumerate(mutants):
+            if report.interrupted:
+                break
+            if progress:
+                progress("start", (i, len(mutants), m))
+            try:
+                res, interrupted = run_mutant(m, cfg, workdir, progress)
+            except KeyboardInterrupt:
+                report.interrupted = True
+                break
+            report.results.append(res)
+            report.interrupted = interrupted
+            if progress:
+                progress("done", (i, len(mutants), res))
+            _write(report, report_path, t0)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finally:
+        report.seconds = time.monotonic() - t0
+        _write(report, report_path, t0)
+        cfg.engines.close()
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return report
+
+
+def _write(report: SelftestReport, path: Path | None, t0: float) -> None:
+    if path is None:
+        return
+    report.seconds = time.monotonic() - t0
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    os.replace(tmp, path)
