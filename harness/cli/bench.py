@@ -1,0 +1,244 @@
+"""``bench``: benchmarks, each reported as a ratio against a reference measured in the same run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from harness.cli.common import (
+    EXIT_DIVERGENCE,
+    EXIT_OK,
+    LSN,
+    _progress,
+    engine_option,
+    err,
+    fail_setup,
+    out,
+    tag_layout_option,
+    walredo_cmd_option,
+)
+from oracles.pgbin import SetupError
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks, reported as ratios against a reference measured in the same run."""
+
+
+@bench.command("decode")
+@click.option("--waldir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="WAL to decode (default: generate it with the demo workload).")
+@click.option("--start", type=LSN)
+@click.option("--end", type=LSN)
+@click.option("--runs", default=3, show_default=True, help="Best of this many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_decode_cmd(waldir: Path | None, start: int | None, end: int | None, runs: int, as_json: bool) -> None:
+    """Decoder speed: pyredo vs pg_waldump on the same WAL (records/s, MB/s, ratio)."""
+    from harness.bench.decode import bench_decode
+
+    def run(wd: Path, s: int, e: int) -> dict[str, Any]:
+        return bench_decode(wd, s, e, runs)
+
+    try:
+        if waldir is not None:
+            from pyredo.wal.reader import WalReader
+
+            recs = WalReader(waldir, start, end)
+            lsns = [(r.lsn, r.end_lsn) for r in recs]
+            if not lsns:
+                fail_setup("no records in that range")
+            result = run(waldir, lsns[0][0], lsns[-1][1])
+        else:
+            from harness.campaign.demo import DEMO_STEPS
+            from harness.clusters.local import ClusterSettings, LocalCluster
+            from harness.verify.capture import capture
+
+            with LocalCluster(ClusterSettings(wal_segsize_mb=1)) as pg, capture(pg, list(DEMO_STEPS)) as cap:
+                result = run(pg.waldir, cap.start, cap.end)
+    except SetupError as e:
+        fail_setup(str(e))
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    table = Table(title=f"decode {result['start']} .. {result['end']} ({result['wal_bytes'] / 1e6:.1f} MB of WAL)")
+    for col in ("decoder", "records", "seconds", "records/s", "MB/s"):
+        table.add_column(col, justify="right" if col != "decoder" else "left")
+    for key, label in (("pyredo", "pyredo (read+CRC+decode)"), ("pg_waldump_quiet", "pg_waldump --quiet"),
+                       ("pg_waldump_print", "pg_waldump > /dev/null")):
+        r = result[key]
+        table.add_row(label, str(r["records"]), f"{r['seconds']:.3f}", f"{r['records_per_s']:,}", f"{r['mb_per_s']:.1f}")
+    out.print(table)
+    out.print(f"ratio pyredo / pg_waldump --quiet: {result['ratio_vs_quiet']}   "
+              f"pyredo / pg_waldump (printing): {result['ratio_vs_print']}")
+
+
+@bench.command("walredo")
+@click.option("--seconds", default=2.0, show_default=True, help="Measure each request shape at least this long.")
+@click.option("--pings", default=2000, show_default=True)
+@walredo_cmd_option
+@tag_layout_option
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_walredo_cmd(seconds: float, pings: int, walredo_cmd: str | None, tag_layout: str, as_json: bool) -> None:
+    """wal-redo server throughput: requests/s and records/s for short (2-record) and
+    medium (~200 heap inserts) requests, ping round trip, and pyredo on the same
+    request stream side by side (ratio)."""
+    import shlex
+
+    from harness.bench.walredo import run_bench
+    from oracles.walredo import WalRedoProcess
+    from pyredo.engine import RedoEngine
+
+    try:
+        wr = WalRedoProcess(shlex.split(walredo_cmd), tag_layout=tag_layout) if walredo_cmd else None  # type: ignore[arg-type]
+        result = run_bench(walredo=wr, engines=[RedoEngine()], min_seconds=seconds, other_min_seconds=seconds,
+                           pings=pings, progress=lambda m: err.print(f"[dim]{m}[/]"))
+        if wr is not None:
+            wr.close()
+    except SetupError as e:
+        fail_setup(str(e))
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    p = result["ping"]
+    out.print(f"ping round trip: median {p['median_us']} µs, mean {p['mean_us']} µs, p99 {p['p99_us']} µs")
+    table = Table(title="requests through the wal-redo server and through pyredo")
+    for col in ("shape", "engine", "requests/s", "records/s", "records/request", "pyredo / walredo"):
+        table.add_column(col, justify="left" if col in ("shape", "engine") else "right")
+    for shape in ("short", "medium"):
+        for engine in ("walredo", "pyredo"):
+            r = result[shape][engine]
+            ratio = f"{r['speed_vs_walredo']:.2f}" if "speed_vs_walredo" in r else ""
+            table.add_row(shape, engine, f"{r['requests_per_s']:,.0f}", f"{r['records_per_s']:,.0f}",
+                          f"{r['records_per_request']:.0f}", ratio)
+    out.print(table)
+
+
+@bench.command("hostile")
+@click.option("--cases", default=10_000, show_default=True, help="Cases per mode.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["wal", "redo"]),
+              help="wal: the decoder on corrupted WAL; redo: pyredo on mutated records. Default: both.")
+@click.option("--category", "categories", multiple=True, metavar="NAME",
+              help="Only these wal-mode mutation categories (default: all).")
+@click.option("--wal", "wal_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Real-WAL corpus directory: used if it has one, else made there (demo workload, "
+                   "1 MB segments, pglz/lz4/zstd). Default: a temporary one.")
+@click.option("--timeout", default=5.0, show_default=True, help="Time bound per case, seconds.")
+@click.option("--no-tracemalloc", is_flag=True, help="Skip per-case peak memory (faster).")
+@click.option("--memory-limit-mb", default=2048, show_default=True,
+              help="Soft address-space headroom; a runaway allocation becomes a MemoryError. 0: none.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_hostile_cmd(cases: int, seed: int, modes: tuple[str, ...], categories: tuple[str, ...],
+                      wal_dir: Path | None, timeout: float, no_tracemalloc: bool, memory_limit_mb: int,
+                      as_json: bool) -> None:
+    """Hostile input: real WAL mutated (bit flips, truncation, spliced pages, bad
+    headers and lengths, broken pglz/lz4/zstd images) through the decoder, and real
+    records mutated through pyredo. Every case must end in a result or a typed error
+    that says where, within the time bound. Exit 1 on any untyped exception or hang."""
+    import shutil as _shutil
+
+    from harness.robustness.hostile import address_space_limit, load_or_make_corpus, run_hostile
+
+    try:
+        corpus = load_or_make_corpus(wal_dir, progress=lambda m: err.print(f"[dim]{m}[/]"))
+    except SetupError as e:
+        fail_setup(str(e))
+    results = {}
+    try:
+        with address_space_limit(memory_limit_mb), _progress() as prog:
+            for mode in modes or ("wal", "redo"):
+                task = prog.add_task(f"hostile {mode}", total=cases)
+
+                def advance(i: int, n: int, task: Any = task) -> None:
+                    prog.update(task, completed=i)
+                rep = run_hostile(corpus, mode=mode, cases=cases, seed=seed, categories=categories or None,
+                                  timeout=timeout, trace_memory=not no_tracemalloc, progress=advance)
+                results[mode] = rep
+    except ValueError as e:
+        fail_setup(str(e))
+    finally:
+        if wal_dir is None:
+            _shutil.rmtree(corpus.path, ignore_errors=True)
+    bad = sum(r.failures for r in results.values())
+    if as_json:
+        out.print_json(json.dumps({m: r.to_json() for m, r in results.items()}))
+        sys.exit(EXIT_DIVERGENCE if bad else EXIT_OK)
+    for mode, rep in results.items():
+        d = rep.to_json()
+        table = Table(title=f"hostile {mode}: {d['cases']:,} cases in {d['seconds']:.0f}s, seed {seed}, "
+                            f"bound {timeout:g}s/case")
+        for col in ("category" if mode == "wal" else "rmgr", "cases", "clean", "typed errors",
+                    "untyped", "hangs", "worst s", "peak KB"):
+            table.add_column(col, justify="left" if col in ("category", "rmgr", "typed errors") else "right")
+        for name, c in d["categories"].items():
+            typed = ", ".join(f"{k} {v}" for k, v in c["typed_errors"].items())
+            untyped = sum(c["untyped_exceptions"].values()) + sum(c["unlocated_errors"].values()) + c["bad_results"]
+            table.add_row(name, f"{c['cases']:,}", f"{c['clean_results']:,}", typed,
+                          f"[bold red]{untyped}[/]" if untyped else "0",
+                          f"[bold red]{c['timeouts']}[/]" if c["timeouts"] else "0",
+                          f"{c['worst_seconds']:.3f}", f"{c['peak_case_bytes'] // 1024:,}")
+        out.print(table)
+        out.print(f"max RSS {d['maxrss_start_kb'] // 1024} -> {d['maxrss_end_kb'] // 1024} MB; "
+                  f"worst case {d['worst_seconds']:.3f}s; untyped {d['untyped_exceptions']}, "
+                  f"hangs {d['timeouts']}, unlocated {d['unlocated_errors']}")
+        for name, c in d["categories"].items():
+            for ex in c.get("examples", [])[:3]:
+                err.print(f"[bold red]{ex['kind']}[/] {name} {ex['case']}: {ex['error']} — {ex['note']}")
+                if ex.get("traceback"):
+                    err.print(ex["traceback"].rstrip())
+    sys.exit(EXIT_DIVERGENCE if bad else EXIT_OK)
+
+
+@bench.command("hygiene")
+@click.option("--iterations", default=1000, show_default=True, help="Fuzz iterations to run.")
+@click.option("--every", default=50, show_default=True, help="Sample every K iterations.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--profile", type=click.Choice(["tiny", "ci", "nightly"]), default="tiny", show_default=True)
+@engine_option
+@click.option("--rss-bound-mb", default=64.0, show_default=True, help="Allowed RSS growth after warm-up.")
+@click.option("--keep-tmp", is_flag=True, help="Keep the private temporary base (to inspect what is left).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_hygiene_cmd(iterations: int, every: int, seed: int, profile: str, engines: tuple[str, ...],
+                      rss_bound_mb: float, keep_tmp: bool, as_json: bool) -> None:
+    """Resource hygiene: run N fuzz iterations (default engines: pyredo and walredo) and
+    sample open files, child and server processes, temporary directories, threads and
+    RSS every K; report growth after warm-up and what is left once the run closed.
+    Exit 1 when a bound is exceeded."""
+    from harness.robustness.hygiene import run_hygiene
+
+    try:
+        rep = run_hygiene(iterations, every=every, seed=seed, profile=profile,
+                          engines=engines or ("pyredo", "walredo"), bounds={"rss_mb": rss_bound_mb},
+                          keep_base=keep_tmp,
+                          progress=lambda s: err.print(f"[dim]{s.iteration}: fds {s.fds} children {s.children} "
+                                                       f"servers {s.server_processes} tempdirs {s.tempdirs} "
+                                                       f"threads {s.threads} rss {s.rss_mb} MB[/]"))
+    except SetupError as e:
+        fail_setup(str(e))
+    d = rep.to_json()
+    if as_json:
+        out.print_json(json.dumps(d))
+        sys.exit(EXIT_OK if rep.passed else EXIT_DIVERGENCE)
+    table = Table(title=f"hygiene: {iterations} iterations in {d['seconds']:.0f}s ({profile}, "
+                        f"{'+'.join(rep.engines)}), sampled every {every}")
+    for col in ("resource", "first", "after warm-up", "last", "growth", "bound", "after close"):
+        table.add_column(col, justify="left" if col == "resource" else "right")
+    first, warm, last = rep.samples[0], rep.samples[min(1, len(rep.samples) - 1)], rep.samples[-1]
+    for k in ("fds", "children", "server_processes", "tempdirs", "threads", "rss_mb"):
+        table.add_row(k, str(getattr(first, k)), str(getattr(warm, k)), str(getattr(last, k)),
+                      str(d["growth"].get(k, "")), str(rep.bounds[k]),
+                      str(getattr(rep.after, k)) if rep.after else "")
+    out.print(table)
+    out.print(f"infrastructure errors {d['infrastructure_errors']}, divergences {d['divergences']}, "
+              f"kept until exit {d['kept_until_exit']}")
+    for v in d["violations"]:
+        err.print(f"[bold red]violation[/] {v}")
+    sys.exit(EXIT_OK if rep.passed else EXIT_DIVERGENCE)
+
+
+# -- fuzz ---------------------------------------------------------------------------

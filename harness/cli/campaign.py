@@ -1,0 +1,257 @@
+"""``fuzz``, ``replay``, ``minimize``, ``gate``: the fuzz campaign and what is done with its findings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from harness.cli.common import (
+    EXIT_DIVERGENCE,
+    EXIT_OK,
+    _engine_set,
+    _parse_shard,
+    cluster_option,
+    engine_option,
+    err,
+    fail_setup,
+    mutant_option,
+    out,
+    tag_layout_option,
+    walredo_cmd_option,
+    walredo_docker_option,
+)
+from oracles.pgbin import SetupError
+
+
+@click.command()
+@click.option("--budget", type=float, metavar="SECONDS", help="Stop starting iterations after this long.")
+@click.option("--iterations", type=int, metavar="N", help="Run this many iterations (of this shard).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Campaign seed: iteration i runs workload seed (SEED<<20)|i.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes, each with its own clusters.")
+@click.option("--shard", metavar="K/N", help="Run only iterations i with i % N == K-1 (CI matrices).")
+@engine_option
+@walredo_cmd_option
+@walredo_docker_option
+@tag_layout_option
+@cluster_option
+@click.option("--profile", type=click.Choice(["ci", "nightly"]), default="ci", show_default=True,
+              help="Workload size: ci (short) or nightly (longer, more steps).")
+@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep bundles (corpus/bundles), diverging seeds (corpus/seeds) and running coverage here.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
+@mutant_option
+def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, shard: str | None,
+         engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, profile: str, corpus: Path | None,
+         report_path: Path | None, junit_path: Path | None, mutant: str | None,
+         walredo_docker: str | None = None, cluster: str | None = None) -> None:
+    """Fuzz: generate workloads, run them on throwaway clusters, redo every page with
+    every engine, compare, and bundle each divergence.
+
+    \b
+    Examples:
+      redodiff fuzz --budget 60 --seed 1
+      redodiff fuzz --budget 600 --profile nightly --engine pyredo --engine walredo --corpus corpus/
+      redodiff fuzz --iterations 50 --shard 3/8 --report shard3.json --junit shard3.xml
+      redodiff fuzz --budget 60 --cluster docker:postgres:15.19-bookworm --engine pyredo --engine walredo
+
+    Exit 0 when clean, 1 when a divergence was found, 2 on a usage or setup error.
+    """
+    import os
+
+    from harness.campaign.fuzz import FuzzConfig, run_campaign, write_outputs
+    from harness.selftest.mutants import ENV, applied
+
+    if budget is None and iterations is None:
+        raise click.UsageError("give --budget SECONDS or --iterations N")
+    try:
+        cfg = FuzzConfig(seed=seed, budget=budget, iterations=iterations, workers=workers,
+                         shard=_parse_shard(shard),
+                         engines=_engine_set(engines, walredo_cmd, tag_layout, walredo_docker),
+                         profile=profile, corpus=corpus, cluster=cluster)
+    except ValueError as e:
+        fail_setup(str(e))
+    if mutant:
+        os.environ[ENV] = mutant  # workers apply it too
+    from rich.live import Live
+
+    def render(rep: Any) -> Table:
+        t = Table(title=f"redodiff fuzz seed={seed} shard={cfg.shard[0]}/{cfg.shard[1]} engines={','.join(cfg.engines.names)}",
+                  show_header=False)
+        t.add_row("iterations", str(rep.iterations))
+        t.add_row("records", f"{rep.records:,}")
+        t.add_row("pages verified", f"{rep.pages_checked:,}")
+        t.add_row("record types seen", str(len(rep.record_types)))
+        t.add_row("divergences", f"[bold red]{len(rep.divergences)}[/]" if rep.divergences else "0")
+        t.add_row("infrastructure errors", str(len(rep.infrastructure_errors)))
+        t.add_row("step errors (recorded)", str(rep.step_errors))
+        return t
+
+    try:
+        with applied(mutant), Live(console=err, refresh_per_second=4, transient=False) as live:
+            rep = run_campaign(cfg, progress=lambda r: live.update(render(r)))
+            live.update(render(rep))
+    except KeyError as e:
+        fail_setup(str(e))
+    except SetupError as e:
+        fail_setup(str(e))
+    write_outputs(rep, report_path, junit_path, corpus)
+    if rep.interrupted:
+        err.print("[yellow]interrupted[/]: report and bundles written so far are kept")
+    cov = rep.coverage()
+    err.print(f"{rep.iterations} iterations in {rep.seconds:.0f}s: {rep.pages_checked:,} pages verified, "
+              f"{len(rep.record_types)} record types, coverage {cov['covered']}/{cov['total']} page-modifying types")
+    for d in rep.divergences[:20]:
+        err.print(f"[bold red]{d['kind']}[/] {d['tag']} {d['record_type']} seed={d['seed']} bundle={d['bundle']}")
+    for ie in rep.infrastructure_errors[:10]:
+        err.print(f"[yellow]infrastructure[/] iteration {ie['iteration']}: {ie['error']}")
+    sys.exit(EXIT_DIVERGENCE if rep.divergences else EXIT_OK)
+
+
+# -- replay -------------------------------------------------------------------------
+@click.command()
+@click.argument("bundle", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--seed", type=int, help="Instead of a bundle: rerun the workload of this (iteration) seed.")
+@click.option("--profile", type=click.Choice(["ci", "nightly"]), default="ci", show_default=True)
+@click.option("--workload", "rerun", is_flag=True, help="Rerun the bundle's workload end to end on a fresh cluster.")
+@engine_option
+@walredo_cmd_option
+@walredo_docker_option
+@tag_layout_option
+@cluster_option
+@mutant_option
+def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, engines: tuple[str, ...],
+           walredo_cmd: str | None, tag_layout: str, mutant: str | None,
+           walredo_docker: str | None = None, cluster: str | None = None) -> None:
+    """Reproduce a divergence and say whether it still diverges.
+
+    With a BUNDLE: rebuild its page from the saved records and base page with the
+    bundle's engines (or --engine), compare byte for byte and with the saved primary
+    page under masks. With --workload or --seed: rerun the workload on a fresh cluster.
+    Exit 1 if it (still) diverges, 0 if not.
+    """
+    from generators import generate
+    from harness.campaign.bundle import BundleError, read_bundle
+    from harness.campaign.replay import replay_bundle, rerun_workload
+    from harness.selftest.mutants import applied
+
+    if bundle is None and seed is None:
+        raise click.UsageError("give a BUNDLE directory or --seed N")
+    try:
+        with applied(mutant):
+            if bundle is not None and not rerun:
+                b = read_bundle(bundle)
+                es = (_engine_set(engines, walredo_cmd, tag_layout, walredo_docker)
+                      if engines or walredo_docker else None)
+                result = replay_bundle(b, es)
+                out.print(result.summary())
+                for d in result.divergences[:1]:
+                    for line in d.diff[:30]:
+                        out.print(f"    {line}")
+                sys.exit(EXIT_DIVERGENCE if result.diverges else EXIT_OK)
+            wl = read_bundle(bundle).workload if bundle is not None else generate(seed or 0, profile)
+            if wl is None:
+                fail_setup(f"{bundle} has no workload.json")
+            if cluster is not None:
+                import os
+
+                from harness.clusters.pool import CLUSTER_ENV
+
+                os.environ[CLUSTER_ENV] = cluster  # the pool rerun_workload makes reads it
+            res = rerun_workload(wl, _engine_set(engines, walredo_cmd, tag_layout, walredo_docker))
+    except (BundleError, KeyError) as e:
+        fail_setup(str(e))
+    except SetupError as e:
+        fail_setup(str(e))
+    r = res.report
+    if res.infrastructure_error:
+        fail_setup(f"infrastructure error: {res.infrastructure_error}")
+    assert r is not None
+    out.print(f"workload seed {wl.seed} [{wl.settings.label()}]: {r.pages_checked} pages verified, "
+              f"{len(r.divergences)} divergence(s)")
+    for d in r.divergences[:10]:
+        out.print(f"  {d.kind} {d.tag} {d.record_type}")
+        for line in d.diff[:10]:
+            out.print(f"      {line}")
+    sys.exit(EXIT_DIVERGENCE if r.divergences else EXIT_OK)
+
+
+# -- minimize -----------------------------------------------------------------------
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write the minimized bundle (default: next to BUNDLE).")
+@click.option("--max-trials", default=120, show_default=True, help="Workload runs to spend at most.")
+@engine_option
+@walredo_cmd_option
+@tag_layout_option
+@mutant_option
+def minimize(bundle: Path, out_dir: Path | None, max_trials: int, engines: tuple[str, ...], walredo_cmd: str | None,
+             tag_layout: str, mutant: str | None) -> None:
+    """Shrink a divergence to the fewest workload steps that still diverge the same way
+    (same kind, record type and page owner), and write a new bundle."""
+    from harness.campaign.bundle import BundleError, read_bundle
+    from harness.campaign.minimize import minimize_bundle
+    from harness.selftest.mutants import applied
+
+    try:
+        b = read_bundle(bundle)
+        names = engines or tuple(n for n in b.meta.get("engines", ["pyredo"]) if n in ("pyredo", "walredo"))
+        es = _engine_set(names, walredo_cmd, tag_layout)
+        with applied(mutant):
+            res = minimize_bundle(b, es, out_dir=out_dir or bundle.parent, max_trials=max_trials,
+                                  log=lambda s: err.print(f"[dim]{s}[/]"))
+    except (BundleError, KeyError, ValueError) as e:
+        fail_setup(str(e))
+    except SetupError as e:
+        fail_setup(str(e))
+    if res.divergence is None:
+        out.print("the bundle's workload no longer diverges; nothing to minimize")
+        sys.exit(EXIT_OK)
+    out.print(f"minimized {res.original_steps} -> {res.steps} steps in {res.trials} trials: {res.bundle}")
+    for s in res.workload.steps:
+        out.print(f"  [session {s.session}] {s.sql[:160]}")
+    sys.exit(EXIT_DIVERGENCE)
+
+
+# -- coverage -----------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=Path("corpus"), show_default=True,
+              help="Saved cases: bundles/* and seeds/*.json.")
+@click.option("--budget", type=float, default=60, show_default=True, metavar="SECONDS",
+              help="Fuzz this long after the saved cases pass (0: saved cases only).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@engine_option
+@walredo_cmd_option
+@tag_layout_option
+@mutant_option
+def gate(corpus: Path, budget: float, seed: int, engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str,
+         mutant: str | None) -> None:
+    """Regression gate for a redo change: every saved bundle and seed in the corpus
+    must now agree, then a fuzz campaign must find nothing. Exit 1 naming each failure."""
+    from harness.campaign.gate import run_gate
+    from harness.selftest.mutants import applied
+
+    try:
+        with applied(mutant):
+            res = run_gate(corpus, _engine_set(engines, walredo_cmd, tag_layout), budget=budget, seed=seed,
+                           progress=lambda s: err.print(s))
+    except (KeyError, SetupError) as e:
+        fail_setup(str(e))
+    if res.passed:
+        out.print(f"[green]gate passed[/]: {len(res.cases)} saved cases agree"
+                  + (f", {res.fuzz.iterations} fuzz iterations clean" if res.fuzz else ""))
+        sys.exit(EXIT_OK)
+    out.print(f"[bold red]gate failed[/]: {len(res.failures)} failure(s)")
+    for f in res.failures:
+        out.print(f"  {f}")
+    sys.exit(EXIT_DIVERGENCE)
+
+
+# -- selftest -----------------------------------------------------------------------

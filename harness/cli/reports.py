@@ -1,0 +1,82 @@
+"""``coverage``, ``merge``, ``report``: reading and rendering reports."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from harness.cli.common import (
+    EXIT_DIVERGENCE,
+    EXIT_OK,
+    fail_setup,
+    out,
+)
+
+
+@click.command()
+@click.argument("reports", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--corpus", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Include the corpus's running coverage (corpus/coverage.json).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the table as JSON.")
+def coverage(reports: tuple[Path, ...], corpus: Path | None, report_path: Path | None) -> None:
+    """Every page-modifying record type of PostgreSQL 15, how many times it was verified
+    (summed over fuzz/check REPORTS and the corpus), and the share covered."""
+    from harness.reports.coverage import coverage_table, load_counts
+
+    table_data = coverage_table(load_counts(list(reports), corpus))
+    if report_path:
+        report_path.write_text(json.dumps(table_data, indent=2) + "\n")
+    t = Table(title=f"coverage: {table_data['covered']}/{table_data['total']} page-modifying types verified "
+                    f"({table_data['share']:.0%}); of pyredo's {table_data['implemented']}: "
+                    f"{table_data['implemented_share']:.0%}")
+    t.add_column("record type")
+    t.add_column("verified", justify="right")
+    t.add_column("pyredo")
+    for row in table_data["types"]:
+        t.add_row(row["type"], str(row["verified"]) if row["verified"] else "[red]0[/]",
+                  "yes" if row["pyredo_implements"] else "[yellow]no[/]")
+    out.print(t)
+
+
+# -- gate ---------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the merged JSON report here.")
+def merge(reports: tuple[Path, ...], report_path: Path) -> None:
+    """Merge fuzz reports of several shards into one (counts summed, lists joined,
+    coverage recomputed). Exit 1 if any shard found a divergence."""
+    from harness.reports.merge import merge_reports
+
+    merged = merge_reports(list(reports))
+    report_path.write_text(json.dumps(merged, indent=2) + "\n")
+    out.print(f"{len(reports)} reports: {merged['iterations']} iterations, {merged['pages_checked']:,} pages, "
+              f"{len(merged['divergences'])} divergences, coverage {merged['coverage']['covered']}/"
+              f"{merged['coverage']['total']}")
+    sys.exit(EXIT_DIVERGENCE if merged["divergences"] else EXIT_OK)
+
+
+# -- report -------------------------------------------------------------------------
+@click.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--html", "html_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a self-contained HTML page here.")
+def report(path: Path, html_path: Path) -> None:
+    """Render a BUNDLE, or a run directory (fuzz *.json reports + bundles/), as HTML:
+    summary, coverage table, and per divergence a decoded side-by-side page view with
+    the differing bytes highlighted, the records, and the replay command."""
+    from harness.campaign.bundle import BundleError
+    from harness.reports.html import render
+
+    try:
+        html_path.write_text(render(path))
+    except BundleError as e:
+        fail_setup(str(e))
+    out.print(f"wrote {html_path}")
+
