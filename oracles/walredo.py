@@ -22,11 +22,9 @@ Process handling, in the spirit of Neon's walredo and the seed client:
 * the child runs in its own process group; ``close()``, the context manager
   and garbage collection kill and wait() it: no zombies, no orphans.
 
-This module also holds the routing rule a planner must follow for
-visibility-map pages (``vm_pages_cleared``, ``records_by_block``): heap
-records clear VM bits without naming the VM block, so a VM page's records
-are the ones naming it plus the heap records whose VM-clearing flags land on
-it.
+The protocol codec is ``oracles.walredo_protocol``; which records a block's
+request needs, and which requests the server cannot answer, is
+``oracles.walredo_routing``.
 """
 
 from __future__ import annotations
@@ -54,23 +52,14 @@ from oracles.walredo_protocol import (
     ping_msg,
     tag_size,
 )
-from pyredo.errors import format_lsn
-from pyredo.rmgr import RMGRS, record_type
-from pyredo.wal.record import (
-    INIT_FORKNUM,
-    VISIBILITYMAP_FORKNUM,
-    BufferTag,
-    DecodedXLogRecord,
-)
+from oracles.walredo_routing import first_record_problem
+from pyredo.wal.record import BufferTag, DecodedXLogRecord
 
 __all__ = [
     "WalRedoError",
     "WalRedoProcess",
     "WalRedoRequestError",
     "describe_returncode",
-    "first_record_problem",
-    "records_by_block",
-    "vm_pages_cleared",
 ]
 
 log = logging.getLogger("redodiff.walredo")
@@ -150,79 +139,6 @@ def describe_returncode(rc: int | None) -> str:
             name = f"signal {-rc}"
         return f"killed by {name}"
     return f"exited with status {rc}"
-
-
-# -- routing rule: which records a block needs ----------------------------------------
-RM_HEAP2_ID = 9
-XLOG_HEAP_OPMASK = 0x70
-XLOG_HEAP2_VISIBLE = 0x40
-
-
-def vm_pages_cleared(rec: DecodedXLogRecord) -> list[BufferTag]:
-    """The pages a record changes without naming them: the visibility-map pages
-    whose bits heap records clear (ALL_VISIBLE_CLEARED and friends).
-
-    The rule lives once, in the rmgr table (``implicit_tags`` of pyredo's heap
-    and heap2 modules); the stock server accepts such a record for a VM target
-    and routes its heap blocks so that ``visibilitymap_clear`` lands on it.
-    """
-    rmgr = RMGRS.get(rec.rmid)
-    return rmgr.implicit_tags(rec) if rmgr is not None else []
-
-
-def records_by_block(records: Iterable[DecodedXLogRecord]) -> dict[BufferTag, list[DecodedXLogRecord]]:
-    """Group records by the blocks they change, in the order given (LSN order).
-
-    A block's records are those whose block references name it, plus, for a
-    visibility-map page, the heap records that clear its bits
-    (``vm_pages_cleared``). This is the request a wal-redo server needs.
-    """
-    out: dict[BufferTag, list[DecodedXLogRecord]] = {}
-    for rec in records:
-        seen: set[BufferTag] = set()
-        for blk in rec.blocks.values():
-            t = blk.tag
-            if t not in seen:
-                seen.add(t)
-                out.setdefault(t, []).append(rec)
-        for t in vm_pages_cleared(rec):
-            if t not in seen:
-                seen.add(t)
-                out.setdefault(t, []).append(rec)
-    return out
-
-
-def first_record_problem(
-    tag: BufferTag, base_page: bytes | None, records: Sequence[DecodedXLogRecord]
-) -> str | None:
-    """Why the server could not answer this request (None: it can).
-
-    Without a base page, the first record must give the page a starting
-    point: restore a full-page image of it, or initialize it (WILL_INIT), or
-    be a heap2 VISIBLE record naming it as its VM block (redo reads that
-    page with RBM_ZERO_ON_ERROR and initializes it).
-    """
-    if tag.fork == INIT_FORKNUM:
-        return f"init-fork target {tag} is not supported"
-    if base_page is not None:
-        if len(base_page) != BLCKSZ:
-            return f"base page for {tag} is {len(base_page)} bytes, not {BLCKSZ}"
-        return None
-    if not records:
-        return f"no base page and no records for {tag}"
-    first = records[0]
-    for blk in first.blocks.values():
-        if blk.tag == tag:
-            if blk.apply_image or blk.will_init:
-                return None
-            if (first.rmid == RM_HEAP2_ID and first.info & XLOG_HEAP_OPMASK == XLOG_HEAP2_VISIBLE
-                    and blk.block_id == 0 and tag.fork == VISIBILITYMAP_FORKNUM):
-                return None
-    return (
-        f"no base page for {tag} and its first record ({record_type(first)} at "
-        f"{format_lsn(first.lsn)}) neither restores a full-page image of it nor "
-        f"initializes it: send a base page"
-    )
 
 
 # -- the child process ------------------------------------------------------------

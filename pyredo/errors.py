@@ -89,6 +89,19 @@ class RedoError(PyredoError):
         self.block_id = block_id
         super().__init__(self.__str__())
 
+    def locate(self, *, rmgr: str | None = None, info: int | None = None, lsn: int | None = None,
+               block_id: int | None = None) -> None:
+        """Fill in where it happened (fields already known are kept)."""
+        if self.rmgr is None:
+            self.rmgr = rmgr
+        if self.info is None:
+            self.info = info
+        if self.lsn is None:
+            self.lsn = lsn
+        if self.block_id is None:
+            self.block_id = block_id
+        self.args = (self.__str__(),)
+
     def __str__(self) -> str:
         parts = []
         if self.rmgr is not None:
@@ -105,5 +118,9 @@ class RedoError(PyredoError):
 class UnsupportedRecord(RedoError):
     """pyredo does not implement redo for this (rmgr, info): never skipped silently."""
 
-    def __init__(self, rmgr: str, info: int, lsn: int | None = None) -> None:
-        super().__init__(f"unsupported record {rmgr} info 0x{info:02X}", rmgr=rmgr, info=info, lsn=lsn)
+    def __init__(self, rmgr: str, info: int, lsn: int | None = None, *,
+                 major: int | None = None) -> None:
+        version = f" in PostgreSQL {major}'s redo" if major is not None else ""
+        super().__init__(f"unsupported record {rmgr} info 0x{info:02X}{version}", rmgr=rmgr,
+                         info=info, lsn=lsn)
+        self.major = major

@@ -1,9 +1,12 @@
 """PostgreSQL's consistency masks (bufmask.c and each AM's ``*_mask``).
 
 ``mask_page(page, rmgr_name, blkno, fork)`` returns a masked copy, choosing
-the AM's mask by the resource manager whose records own the page. One module
-per AM (``heap.py`` holds heap_mask, ``btree.py`` btree_mask, ...), each built
-from the primitives in ``bufmask.py``.
+the AM's mask by the resource manager whose records own the page. Which mask
+an rmgr has is the ``mask`` column of pyredo's rmgr table (rmgrlist.h's
+rm_mask): its C name (``heap_mask``, ``spg_mask`` ...), found here in the
+module named after the C file's prefix (``heap.py`` holds heap_mask,
+``btree.py`` btree_mask, ``spgist.py`` spg_mask, ...), each built from the
+primitives in ``bufmask.py``.
 """
 
 from __future__ import annotations
@@ -12,23 +15,13 @@ import importlib
 from collections.abc import Callable
 
 from oracles.masks.bufmask import MaskError, mask_page_lsn_and_checksum
+from pyredo.rmgrlist import PG15, RmgrTable
 from pyredo.wal.record import FSM_FORKNUM, VISIBILITYMAP_FORKNUM
 
 MaskFn = Callable[[bytearray, int], None]
 
-# rmgr name -> (module in this package, function): the rm_mask column of rmgrlist.h
-_MASKS: dict[str, tuple[str, str]] = {
-    "Heap": ("heap", "heap_mask"),
-    "Heap2": ("heap", "heap_mask"),
-    "Btree": ("btree", "btree_mask"),
-    "Hash": ("hash", "hash_mask"),
-    "Gin": ("gin", "gin_mask"),
-    "Gist": ("gist", "gist_mask"),
-    "Sequence": ("seq", "seq_mask"),
-    "SPGist": ("spgist", "spg_mask"),
-    "BRIN": ("brin", "brin_mask"),
-    "Generic": ("generic", "generic_mask"),
-}
+# the module of a mask whose C name's prefix is not its module's name
+_MODULE_OF_PREFIX = {"spg": "spgist"}
 
 
 class NoMask(MaskError):
@@ -40,11 +33,15 @@ def vm_mask(page: bytearray, blkno: int) -> None:
     mask_page_lsn_and_checksum(page)
 
 
-def get_mask(rmgr_name: str) -> MaskFn:
-    try:
-        mod_name, fn_name = _MASKS[rmgr_name]
-    except KeyError:
-        raise NoMask(f"no consistency mask for resource manager {rmgr_name}") from None
+def get_mask(rmgr_name: str, table: RmgrTable = PG15) -> MaskFn:
+    """The mask function of resource manager ``rmgr_name`` (pg_waldump's name),
+    as ``table``'s mask column names it."""
+    row = table.by_name(rmgr_name)
+    fn_name = row.mask if row is not None else None
+    if fn_name is None:
+        raise NoMask(f"no consistency mask for resource manager {rmgr_name}")
+    prefix = fn_name.removesuffix("_mask")
+    mod_name = _MODULE_OF_PREFIX.get(prefix, prefix)
     try:
         mod = importlib.import_module(f"oracles.masks.{mod_name}")
     except ModuleNotFoundError as e:

@@ -20,6 +20,7 @@ free space, as on the primary; pyredo.page.bufpage reproduces that.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pyredo.page.brin import (
@@ -37,11 +38,11 @@ from pyredo.page.bufpage import (
     PageIndexTupleDeleteNoCompact,
     PageIndexTupleOverwrite,
 )
+from pyredo.wal.record import XLR_RMGR_INFO_MASK
 
 if TYPE_CHECKING:
-    from pyredo.engine import RedoContext
-    from pyredo.rmgr import RedoFn
     from pyredo.wal.record import DecodedXLogRecord
+    from pyredo.xlogutils import RedoContext, RedoFn
 
 # xl_info values (C header names)
 XLOG_BRIN_CREATE_INDEX = 0x00
@@ -68,7 +69,7 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)
 
 # record types whose redo changes a relation page (coverage counts these)
 PAGE_MODIFYING: tuple[int, ...] = (
@@ -91,13 +92,6 @@ xl_brin_revmap_extend = struct.Struct("<I")  # targetBlk
 xl_brin_desummarize = struct.Struct("<IIH")  # pagesPerRange, heapBlk, regOffset
 
 
-def _unpack(ctx: RedoContext, fmt: struct.Struct, name: str) -> tuple[int, ...]:
-    data = ctx.main_data
-    if len(data) < fmt.size:
-        raise ctx.error(f"{name} is {len(data)} bytes, expected {fmt.size}")
-    return fmt.unpack_from(data)
-
-
 def _check_pages_per_range(ctx: RedoContext, pagesPerRange: int, block_id: int) -> None:
     # C divides by it (HEAPBLK_TO_REVMAP_INDEX): zero would crash the server
     if pagesPerRange == 0:
@@ -107,7 +101,7 @@ def _check_pages_per_range(ctx: RedoContext, pagesPerRange: int, block_id: int) 
 # -- redo routines ----------------------------------------------------------------------
 def brin_xlog_createidx(ctx: RedoContext) -> None:
     """Mirrors brin_xlog_createidx (brin_xlog.c): a fresh metapage."""
-    pagesPerRange, version = _unpack(ctx, xl_brin_createidx, "xl_brin_createidx")
+    pagesPerRange, version = ctx.main_data().unpack(xl_brin_createidx, "xl_brin_createidx")
     page = ctx.init_buffer_for_redo(0)
     if page is not None:
         brin_metapage_init(page, pagesPerRange, version)
@@ -129,13 +123,12 @@ def brin_xlog_insert_update(ctx: RedoContext, heapBlk: int, pagesPerRange: int,
     regpgno = ctx.record.blocks[0].blkno
 
     if page is not None:
-        tuple_ = ctx.block_data(0)
+        tuple_ = ctx.block_data(0).rest()
         if not tuple_:
             raise ctx.error("no BrinTuple in the block data", block_id=0)
         if PageGetMaxOffsetNumber(page) + 1 < offnum:
             raise ctx.error("brin_xlog_insert_update: invalid max offset number", block_id=0)
-        with ctx.page_errors(0):
-            added = PageAddItem(page, tuple_, offnum, overwrite=True)
+        added = PageAddItem(page, tuple_, offnum, overwrite=True)
         if added == InvalidOffsetNumber:
             raise ctx.error("brin_xlog_insert_update: failed to add tuple", block_id=0)
 
@@ -147,41 +140,46 @@ def brin_xlog_insert_update(ctx: RedoContext, heapBlk: int, pagesPerRange: int,
 
 def brin_xlog_insert(ctx: RedoContext) -> None:
     """Mirrors brin_xlog_insert (brin_xlog.c)."""
-    heapBlk, pagesPerRange, offnum = _unpack(ctx, xl_brin_insert, "xl_brin_insert")
+    heapBlk, pagesPerRange, offnum = ctx.main_data().unpack(xl_brin_insert, "xl_brin_insert")
     brin_xlog_insert_update(ctx, heapBlk, pagesPerRange, offnum)
 
 
-def brin_xlog_update(ctx: RedoContext) -> None:
+def brin_xlog_update(
+    ctx: RedoContext, *,
+    PageIndexTupleDeleteNoCompact: Callable[[bytearray, int], None] = PageIndexTupleDeleteNoCompact,
+) -> None:
     """Mirrors brin_xlog_update (brin_xlog.c): delete the old tuple from the old
     page (block 2), leaving its line pointer unused, then insert as above."""
-    oldOffnum, heapBlk, pagesPerRange, offnum = _unpack(ctx, xl_brin_update, "xl_brin_update")
+    oldOffnum, heapBlk, pagesPerRange, offnum = ctx.main_data().unpack(xl_brin_update, "xl_brin_update")
     page = ctx.read_buffer_for_redo(2)
     if page is not None:
-        with ctx.page_errors(2):
-            PageIndexTupleDeleteNoCompact(page, oldOffnum)
+        PageIndexTupleDeleteNoCompact(page, oldOffnum)
     brin_xlog_insert_update(ctx, heapBlk, pagesPerRange, offnum)
 
 
 def brin_xlog_samepage_update(ctx: RedoContext) -> None:
     """Mirrors brin_xlog_samepage_update (brin_xlog.c): overwrite the tuple in place."""
-    (offnum,) = _unpack(ctx, xl_brin_samepage_update, "xl_brin_samepage_update")
+    (offnum,) = ctx.main_data().unpack(xl_brin_samepage_update, "xl_brin_samepage_update")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
-    tuple_ = ctx.block_data(0)
+    tuple_ = ctx.block_data(0).rest()
     if not tuple_:
         raise ctx.error("no BrinTuple in the block data", block_id=0)
-    with ctx.page_errors(0):
-        replaced = PageIndexTupleOverwrite(page, offnum, tuple_)
+    replaced = PageIndexTupleOverwrite(page, offnum, tuple_)
     if not replaced:
         raise ctx.error("brin_xlog_samepage_update: failed to replace tuple", block_id=0)
 
 
-def brin_xlog_revmap_extend(ctx: RedoContext) -> None:
+def brin_xlog_revmap_extend(
+    ctx: RedoContext, *,
+    brin_metapage_set_last_revmap_page: Callable[[bytearray, int], None]
+    = brin_metapage_set_last_revmap_page,
+) -> None:
     """Mirrors brin_xlog_revmap_extend (brin_xlog.c): the metapage's lastRevmapPage
     becomes the target block (block 1), which is re-initialized as an empty
     revmap page (all entries invalid: PageInit zeroes them)."""
-    (targetBlk,) = _unpack(ctx, xl_brin_revmap_extend, "xl_brin_revmap_extend")
+    (targetBlk,) = ctx.main_data().unpack(xl_brin_revmap_extend, "xl_brin_revmap_extend")
     if 1 not in ctx.record.blocks:  # XLogRecGetBlockTag(record, 1, ...) comes first in C
         raise ctx.error("could not locate backup block with ID 1 in WAL record", block_id=1)
 
@@ -194,10 +192,13 @@ def brin_xlog_revmap_extend(ctx: RedoContext) -> None:
         brin_page_init(page, BRIN_PAGETYPE_REVMAP)
 
 
-def brin_xlog_desummarize_page(ctx: RedoContext) -> None:
+def brin_xlog_desummarize_page(
+    ctx: RedoContext, *,
+    brinSetHeapBlockItemptr: Callable[[bytearray, int, int, int, int], None] = brinSetHeapBlockItemptr,
+) -> None:
     """Mirrors brin_xlog_desummarize_page (brin_xlog.c): invalidate the range's
     revmap entry (block 0), then delete its tuple from the regular page (block 1)."""
-    pagesPerRange, heapBlk, regOffset = _unpack(ctx, xl_brin_desummarize, "xl_brin_desummarize")
+    pagesPerRange, heapBlk, regOffset = ctx.main_data().unpack(xl_brin_desummarize, "xl_brin_desummarize")
     revmap = ctx.read_buffer_for_redo(0)
     if revmap is not None:
         _check_pages_per_range(ctx, pagesPerRange, 0)
@@ -205,8 +206,7 @@ def brin_xlog_desummarize_page(ctx: RedoContext) -> None:
 
     page = ctx.read_buffer_for_redo(1)
     if page is not None:
-        with ctx.page_errors(1):
-            PageIndexTupleDeleteNoCompact(page, regOffset)
+        PageIndexTupleDeleteNoCompact(page, regOffset)
 
 
 # -- brindesc.c ---------------------------------------------------------------------------

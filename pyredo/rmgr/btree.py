@@ -18,14 +18,12 @@ padding is zeros here too.
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyredo import BLCKSZ
-from pyredo.engine import BlkAction
 from pyredo.errors import RedoError
 from pyredo.page import bufpage
 from pyredo.page.bufpage import (
@@ -78,11 +76,15 @@ from pyredo.page.nbtree import (
     _bt_update_posting,
     dummy_hikey,
 )
+from pyredo.wal.record import XLR_RMGR_INFO_MASK, DecodedXLogRecord
+from pyredo.xlogutils import BlkAction, RecordCursor
 
 if TYPE_CHECKING:
-    from pyredo.engine import RedoContext
-    from pyredo.rmgr import RedoFn
-    from pyredo.wal.record import DecodedXLogRecord
+    from pyredo.xlogutils import RedoContext, RedoFn
+
+SwapPosting = Callable[[bytearray, "bytes | bytearray | memoryview", int], bytearray]
+BlockStep = Callable[["RedoContext", int], None]  # _bt_clear_incomplete_split, _bt_restore_meta
+MultiDelete = Callable[[bytearray, list[int]], None]  # PageIndexMultiDelete
 
 # xl_info values (C header names)
 XLOG_BTREE_INSERT_LEAF = 0x00
@@ -121,7 +123,7 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)
 
 # record types whose redo changes a relation page (coverage counts these)
 PAGE_MODIFYING: tuple[int, ...] = (
@@ -163,37 +165,13 @@ _U16 = struct.Struct("<H")
 
 
 # -- small helpers --------------------------------------------------------------------
-def _routine(fn: Callable[[RedoContext], None]) -> Callable[[RedoContext], None]:
-    """Give errors from page helpers (bufpage.py, nbtree.py) the record's rmgr/LSN."""
-
-    @functools.wraps(fn)
-    def run(ctx: RedoContext) -> None:
-        try:
-            fn(ctx)
-        except RedoError as e:
-            if e.lsn is None:
-                raise ctx.error(e.message, block_id=e.block_id) from e
-            raise
-
-    return run
-
-
-def _unpack(ctx: RedoContext, fmt: struct.Struct, data: bytes, what: str, *,
-            off: int = 0, size: int | None = None, block_id: int | None = None) -> tuple[int, ...]:
-    need = fmt.size if size is None else size
-    if len(data) < off + need:
-        raise ctx.error(f"{what} needs {need} bytes at offset {off}, record has {len(data)}",
-                        block_id=block_id)
-    if size is not None and size < fmt.size:  # a struct whose tail padding is not logged
-        data = data[off : off + size] + bytes(fmt.size - size)
-        off = 0
-    return fmt.unpack_from(data, off)
-
-
-def _need(ctx: RedoContext, data: bytes, end: int, what: str, block_id: int) -> None:
-    """The record data must reach ``end``: C would read past it."""
-    if len(data) < end:
-        raise ctx.error(f"{what} needs {end} bytes of data, record has {len(data)}", block_id=block_id)
+def _take_index_tuple(ctx: RedoContext, data: RecordCursor, what: str, block_id: int) -> bytes:
+    """The next logged index tuple, MAXALIGNed: C would read past the data otherwise."""
+    data.need(SizeOfIndexTupleData, what)
+    itemsz = MAXALIGN(IndexTupleSize(data.data, data.pos))
+    if itemsz == 0 or itemsz > data.remaining:
+        raise ctx.error(f"{what} of {itemsz} bytes does not fit the record data", block_id=block_id)
+    return data.take(itemsz, what)
 
 
 def _item_at(ctx: RedoContext, page: bytes | bytearray, offnum: int, block_id: int) -> tuple[int, int]:
@@ -282,7 +260,8 @@ def _bt_restore_meta(ctx: RedoContext, block_id: int) -> None:
     if len(data) != _XL_METADATA.size:
         raise ctx.error(f"xl_btree_metadata is {len(data)} bytes, not {_XL_METADATA.size}",
                         block_id=block_id)
-    version, root, level, fastroot, fastlevel, delpages, allequalimage = _XL_METADATA.unpack(data)
+    version, root, level, fastroot, fastlevel, delpages, allequalimage = data.unpack(
+        _XL_METADATA, "xl_btree_metadata")
     _bt_pageinit(page)
     BTPageSetMeta(page, BTMetaPageData(
         btm_magic=BTREE_MAGIC, btm_version=version, btm_root=root, btm_level=level,
@@ -304,9 +283,14 @@ def _bt_clear_incomplete_split(ctx: RedoContext, block_id: int) -> None:
 
 
 # -- INSERT_LEAF / INSERT_UPPER / INSERT_META / INSERT_POST -------------------------
-def btree_xlog_insert(ctx: RedoContext, isleaf: bool, ismeta: bool, posting: bool) -> None:
+def btree_xlog_insert(
+    ctx: RedoContext, isleaf: bool, ismeta: bool, posting: bool, *,
+    _bt_clear_incomplete_split: BlockStep = _bt_clear_incomplete_split,
+    _bt_restore_meta: BlockStep = _bt_restore_meta,
+    _bt_swap_posting: SwapPosting = _bt_swap_posting,
+) -> None:
     """Mirrors btree_xlog_insert (nbtxlog.c)."""
-    (offnum,) = _unpack(ctx, _XL_INSERT, ctx.main_data, "xl_btree_insert")
+    (offnum,) = ctx.main_data().unpack(_XL_INSERT, "xl_btree_insert")
     # an insert into an internal page finishes the child's split
     if not isleaf:
         _bt_clear_incomplete_split(ctx, 1)
@@ -314,19 +298,20 @@ def btree_xlog_insert(ctx: RedoContext, isleaf: bool, ismeta: bool, posting: boo
     if page is not None:
         data = ctx.block_data(0)
         if not posting:
-            _page_add_item(ctx, page, data, offnum, "failed to add new item", 0)
+            _page_add_item(ctx, page, data.rest(), offnum, "failed to add new item", 0)
         else:
-            _insert_posting_split(ctx, page, offnum, data)
+            _insert_posting_split(ctx, page, offnum, data, _bt_swap_posting=_bt_swap_posting)
     if ismeta:
         _bt_restore_meta(ctx, 2)
 
 
-def _insert_posting_split(ctx: RedoContext, page: bytearray, offnum: int, data: bytes) -> None:
+def _insert_posting_split(ctx: RedoContext, page: bytearray, offnum: int, data: RecordCursor, *,
+                          _bt_swap_posting: SwapPosting = _bt_swap_posting) -> None:
     """INSERT_POST: the record carries postingoff and the *original* new item;
     repeat _bt_swap_posting, overwrite the posting list in place, insert the
     final new item."""
-    (postingoff,) = _unpack(ctx, _U16, data, "INSERT_POST posting offset", block_id=0)
-    orignewitem = data[_U16.size :]
+    postingoff = data.u16("INSERT_POST posting offset")
+    orignewitem = data.rest()
     if len(orignewitem) < SizeOfIndexTupleData or IndexTupleSize(orignewitem) != len(orignewitem):
         raise ctx.error(f"INSERT_POST new item of {len(orignewitem)} bytes does not match "
                         "its IndexTupleSize", block_id=0)
@@ -337,28 +322,28 @@ def _insert_posting_split(ctx: RedoContext, page: bytearray, offnum: int, data: 
     _page_add_item(ctx, page, bytes(newitem), offnum, "failed to add posting split new item", 0)
 
 
-@_routine
 def btree_xlog_insert_leaf(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_insert(true, false, false) (nbtxlog.c): XLOG_BTREE_INSERT_LEAF."""
     btree_xlog_insert(ctx, True, False, False)
 
 
-@_routine
-def btree_xlog_insert_upper(ctx: RedoContext) -> None:
+def btree_xlog_insert_upper(
+    ctx: RedoContext, *, _bt_clear_incomplete_split: BlockStep = _bt_clear_incomplete_split,
+) -> None:
     """Mirrors btree_xlog_insert(false, false, false) (nbtxlog.c): XLOG_BTREE_INSERT_UPPER."""
-    btree_xlog_insert(ctx, False, False, False)
+    btree_xlog_insert(ctx, False, False, False, _bt_clear_incomplete_split=_bt_clear_incomplete_split)
 
 
-@_routine
-def btree_xlog_insert_meta(ctx: RedoContext) -> None:
+def btree_xlog_insert_meta(ctx: RedoContext, *,
+                           _bt_restore_meta: BlockStep = _bt_restore_meta) -> None:
     """Mirrors btree_xlog_insert(false, true, false) (nbtxlog.c): XLOG_BTREE_INSERT_META."""
-    btree_xlog_insert(ctx, False, True, False)
+    btree_xlog_insert(ctx, False, True, False, _bt_restore_meta=_bt_restore_meta)
 
 
-@_routine
-def btree_xlog_insert_post(ctx: RedoContext) -> None:
+def btree_xlog_insert_post(ctx: RedoContext, *,
+                           _bt_swap_posting: SwapPosting = _bt_swap_posting) -> None:
     """Mirrors btree_xlog_insert(true, false, true) (nbtxlog.c): XLOG_BTREE_INSERT_POST."""
-    btree_xlog_insert(ctx, True, False, True)
+    btree_xlog_insert(ctx, True, False, True, _bt_swap_posting=_bt_swap_posting)
 
 
 # -- SPLIT_L / SPLIT_R ------------------------------------------------------------------
@@ -373,7 +358,7 @@ class _Split:
 
 def btree_xlog_split(ctx: RedoContext, newitemonleft: bool) -> None:
     """Mirrors btree_xlog_split (nbtxlog.c)."""
-    level, firstrightoff, newitemoff, postingoff = _unpack(ctx, _XL_SPLIT, ctx.main_data, "xl_btree_split")
+    level, firstrightoff, newitemoff, postingoff = ctx.main_data().unpack(_XL_SPLIT, "xl_btree_split")
     xlrec = _Split(level, firstrightoff, newitemoff, postingoff, newitemonleft)
     isleaf = level == 0
     origpagenumber = ctx.block_tag(0).blk
@@ -395,7 +380,7 @@ def btree_xlog_split(ctx: RedoContext, newitemonleft: bool) -> None:
         ropaque.btpo_level = level
         ropaque.btpo_flags = BTP_LEAF if isleaf else 0
         ropaque.btpo_cycleid = 0
-        _bt_restore_page(ctx, rpage, ctx.block_data(1), 1)
+        _bt_restore_page(ctx, rpage, ctx.block_data(1).rest(), 1)
 
     # the original page becomes the left half
     page = ctx.read_buffer_for_redo(0)
@@ -415,19 +400,12 @@ def _split_left_page(ctx: RedoContext, page: bytearray, xlrec: _Split, rightpage
     origpage = bytes(page)
     oopaque = BTPageGetOpaque(page)
     data = ctx.block_data(0)
-    pos = 0
     newitem: bytes | None = None
     nposting: bytes | None = None
     replacepostingoff = InvalidOffsetNumber
 
     if xlrec.newitemonleft or xlrec.postingoff != 0:
-        _need(ctx, data, SizeOfIndexTupleData, "split new item", 0)
-        newitemsz = MAXALIGN(IndexTupleSize(data, 0))
-        if newitemsz == 0 or newitemsz > len(data):
-            raise ctx.error(f"split new item of {newitemsz} bytes does not fit the record data",
-                            block_id=0)
-        newitem = data[:newitemsz]
-        pos = newitemsz
+        newitem = _take_index_tuple(ctx, data, "split new item", 0)
         if xlrec.postingoff != 0:
             # the posting list being split is just before the new item; the
             # copy of newitem keeps the record's padding (sizes are MAXALIGNed)
@@ -437,12 +415,7 @@ def _split_left_page(ctx: RedoContext, page: bytearray, xlrec: _Split, rightpage
             nposting = _aligned_tuple(ctx, _bt_swap_posting(mutable, oposting, xlrec.postingoff), 0)
             newitem = bytes(mutable)
 
-    _need(ctx, data, pos + SizeOfIndexTupleData, "split left high key", 0)
-    left_hikeysz = MAXALIGN(IndexTupleSize(data, pos))
-    if left_hikeysz == 0 or pos + left_hikeysz > len(data):
-        raise ctx.error(f"split left high key of {left_hikeysz} bytes does not fit the record data",
-                        block_id=0)
-    left_hikey = data[pos : pos + left_hikeysz]
+    left_hikey = _take_index_tuple(ctx, data, "split left high key", 0)
 
     leftpage = PageGetTempPageCopySpecial(origpage)
     _page_add_item(ctx, leftpage, left_hikey, P_HIKEY,
@@ -486,13 +459,11 @@ def _split_left_page(ctx: RedoContext, page: bytearray, xlrec: _Split, rightpage
     oopaque.btpo_cycleid = 0
 
 
-@_routine
 def btree_xlog_split_l(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_split(true) (nbtxlog.c): XLOG_BTREE_SPLIT_L."""
     btree_xlog_split(ctx, True)
 
 
-@_routine
 def btree_xlog_split_r(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_split(false) (nbtxlog.c): XLOG_BTREE_SPLIT_R."""
     btree_xlog_split(ctx, False)
@@ -580,20 +551,16 @@ def _bt_dedup_finish_pending(newpage: bytearray, state: BTDedupState) -> int:
     return spacesaving
 
 
-@_routine
 def btree_xlog_dedup(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_dedup (nbtxlog.c): repeat the deduplication pass the
     record's intervals describe, on a temp page."""
-    (nintervals,) = _unpack(ctx, _XL_DEDUP, ctx.main_data, "xl_btree_dedup")
+    (nintervals,) = ctx.main_data().unpack(_XL_DEDUP, "xl_btree_dedup")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
     ptr = ctx.block_data(0)
-    if len(ptr) < nintervals * _BT_DEDUP_INTERVAL.size:
-        raise ctx.error(f"{nintervals} dedup intervals need {nintervals * _BT_DEDUP_INTERVAL.size} "
-                        f"bytes, record has {len(ptr)}", block_id=0)
-    intervals = [_BT_DEDUP_INTERVAL.unpack_from(ptr, i * _BT_DEDUP_INTERVAL.size)
-                 for i in range(nintervals)]
+    ptr.need(nintervals * _BT_DEDUP_INTERVAL.size, f"{nintervals} dedup intervals")
+    intervals = [ptr.unpack(_BT_DEDUP_INTERVAL, "BTDedupInterval") for _ in range(nintervals)]
 
     # redo uses a larger maxpostingsize than the primary did, conservatively
     state = BTDedupState(maxpostingsize=BTMaxItemSize)
@@ -637,22 +604,13 @@ def _parse_item_changes(ctx: RedoContext, ndeleted: int, nupdated: int
     """Block 0 data of VACUUM/DELETE: deleted offsets, updated offsets, then one
     xl_btree_update (ndeletedtids + posting-list positions) per updated tuple."""
     ptr = ctx.block_data(0)
-    nfixed = (ndeleted + nupdated) * _U16.size
-    if len(ptr) < nfixed:
-        raise ctx.error(f"{ndeleted} deleted and {nupdated} updated offsets need {nfixed} bytes, "
-                        f"record has {len(ptr)}", block_id=0)
-    deleted = list(struct.unpack_from(f"<{ndeleted}H", ptr, 0))
-    updatedoffsets = list(struct.unpack_from(f"<{nupdated}H", ptr, ndeleted * _U16.size))
+    ptr.need((ndeleted + nupdated) * _U16.size, f"{ndeleted} deleted and {nupdated} updated offsets")
+    deleted = ptr.u16_array(ndeleted, "deleted offsets")
+    updatedoffsets = ptr.u16_array(nupdated, "updated offsets")
     updates: list[list[int]] = []
-    pos = nfixed
     for _ in range(nupdated):
-        (ndeletedtids,) = _unpack(ctx, _XL_UPDATE, ptr, "xl_btree_update", off=pos, block_id=0)
-        pos += _XL_UPDATE.size
-        if len(ptr) < pos + ndeletedtids * _U16.size:
-            raise ctx.error(f"xl_btree_update with {ndeletedtids} TID offsets runs past the "
-                            "record data", block_id=0)
-        updates.append(list(struct.unpack_from(f"<{ndeletedtids}H", ptr, pos)))
-        pos += ndeletedtids * _U16.size
+        (ndeletedtids,) = ptr.unpack(_XL_UPDATE, "xl_btree_update")
+        updates.append(ptr.u16_array(ndeletedtids, f"xl_btree_update with {ndeletedtids} TID offsets"))
     return deleted, updatedoffsets, updates
 
 
@@ -667,7 +625,9 @@ def btree_xlog_updates(ctx: RedoContext, page: bytearray, updatedoffsets: list[i
             raise ctx.error("failed to update partially dead item", block_id=0)
 
 
-def _delete_items(ctx: RedoContext, page: bytearray, ndeleted: int, nupdated: int) -> None:
+def _delete_items(ctx: RedoContext, page: bytearray, ndeleted: int, nupdated: int, *,
+                  PageIndexMultiDelete: MultiDelete = PageIndexMultiDelete,
+                  ) -> None:
     """The common body of btree_xlog_vacuum and btree_xlog_delete: updates first,
     then deletes, then the page no longer has LP_DEAD items."""
     deleted, updatedoffsets, updates = _parse_item_changes(ctx, ndeleted, nupdated)
@@ -679,23 +639,27 @@ def _delete_items(ctx: RedoContext, page: bytearray, ndeleted: int, nupdated: in
     opaque.btpo_flags &= ~BTP_HAS_GARBAGE
 
 
-@_routine
-def btree_xlog_vacuum(ctx: RedoContext) -> None:
+def btree_xlog_vacuum(
+    ctx: RedoContext, *,
+    PageIndexMultiDelete: MultiDelete = PageIndexMultiDelete,
+) -> None:
     """Mirrors btree_xlog_vacuum (nbtxlog.c)."""
-    ndeleted, nupdated = _unpack(ctx, _XL_VACUUM, ctx.main_data, "xl_btree_vacuum")
+    ndeleted, nupdated = ctx.main_data().unpack(_XL_VACUUM, "xl_btree_vacuum")
     page = ctx.read_buffer_for_redo(0, get_cleanup_lock=True)
     if page is not None:
-        _delete_items(ctx, page, ndeleted, nupdated)
+        _delete_items(ctx, page, ndeleted, nupdated, PageIndexMultiDelete=PageIndexMultiDelete)
 
 
-@_routine
-def btree_xlog_delete(ctx: RedoContext) -> None:
+def btree_xlog_delete(
+    ctx: RedoContext, *,
+    PageIndexMultiDelete: MultiDelete = PageIndexMultiDelete,
+) -> None:
     """Mirrors btree_xlog_delete (nbtxlog.c). latestRemovedXid only matters to
     hot standby conflicts."""
-    _xid, ndeleted, nupdated = _unpack(ctx, _XL_DELETE, ctx.main_data, "xl_btree_delete")
+    _xid, ndeleted, nupdated = ctx.main_data().unpack(_XL_DELETE, "xl_btree_delete")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
-        _delete_items(ctx, page, ndeleted, nupdated)
+        _delete_items(ctx, page, ndeleted, nupdated, PageIndexMultiDelete=PageIndexMultiDelete)
 
 
 # -- page deletion ---------------------------------------------------------------------------
@@ -713,11 +677,9 @@ def _init_half_dead_leaf(page: bytearray, leftsib: int, rightsib: int, topparent
                    "could not add dummy high key to half-dead page", block_id)
 
 
-@_routine
 def btree_xlog_mark_page_halfdead(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_mark_page_halfdead (nbtxlog.c)."""
-    poffset, _leafblk, leftblk, rightblk, topparent = _unpack(
-        ctx, _XL_MARK_PAGE_HALFDEAD, ctx.main_data, "xl_btree_mark_page_halfdead")
+    poffset, _leafblk, leftblk, rightblk, topparent = ctx.main_data().unpack(_XL_MARK_PAGE_HALFDEAD, "xl_btree_mark_page_halfdead")
 
     # the subtree's parent: poffset's downlink takes the next tuple's, which goes
     page = ctx.read_buffer_for_redo(1)
@@ -737,8 +699,7 @@ def btree_xlog_mark_page_halfdead(ctx: RedoContext) -> None:
 def btree_xlog_unlink_page(ctx: RedoContext, info: int) -> None:
     """Mirrors btree_xlog_unlink_page (nbtxlog.c)."""
     (leftsib, rightsib, level, safexid, leafleftsib, leafrightsib,
-     leaftopparent) = _unpack(ctx, _XL_UNLINK_PAGE, ctx.main_data, "xl_btree_unlink_page",
-                              size=SizeOfBtreeUnlinkPage)
+     leaftopparent) = ctx.main_data().unpack(_XL_UNLINK_PAGE, "xl_btree_unlink_page", size=SizeOfBtreeUnlinkPage)
     isleaf = level == 0
 
     # the left sibling's right-link skips the target
@@ -775,23 +736,20 @@ def btree_xlog_unlink_page(ctx: RedoContext, info: int) -> None:
         _bt_restore_meta(ctx, 4)
 
 
-@_routine
 def btree_xlog_unlink_page_plain(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_unlink_page(XLOG_BTREE_UNLINK_PAGE) (nbtxlog.c)."""
     btree_xlog_unlink_page(ctx, XLOG_BTREE_UNLINK_PAGE)
 
 
-@_routine
 def btree_xlog_unlink_page_meta(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_unlink_page(XLOG_BTREE_UNLINK_PAGE_META) (nbtxlog.c)."""
     btree_xlog_unlink_page(ctx, XLOG_BTREE_UNLINK_PAGE_META)
 
 
 # -- NEWROOT / REUSE_PAGE / META_CLEANUP ----------------------------------------------------
-@_routine
 def btree_xlog_newroot(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_newroot (nbtxlog.c)."""
-    _rootblk, level = _unpack(ctx, _XL_NEWROOT, ctx.main_data, "xl_btree_newroot")
+    _rootblk, level = ctx.main_data().unpack(_XL_NEWROOT, "xl_btree_newroot")
     page = _init_buffer(ctx, 0)
     if page is not None:
         _bt_pageinit(page)
@@ -804,20 +762,18 @@ def btree_xlog_newroot(ctx: RedoContext) -> None:
             opaque.btpo_flags |= BTP_LEAF
         opaque.btpo_cycleid = 0
         if level > 0:
-            _bt_restore_page(ctx, page, ctx.block_data(0), 0)
+            _bt_restore_page(ctx, page, ctx.block_data(0).rest(), 0)
     if level > 0:
         # the old root (left child) had its split finished by the new root
         _bt_clear_incomplete_split(ctx, 1)
     _bt_restore_meta(ctx, 2)
 
 
-@_routine
 def btree_xlog_reuse_page(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_reuse_page (nbtxlog.c): only a recovery-conflict point
     for hot standby; it names no block and changes no page."""
 
 
-@_routine
 def btree_xlog_meta_cleanup(ctx: RedoContext) -> None:
     """Mirrors btree_redo's XLOG_BTREE_META_CLEANUP case (nbtxlog.c): _bt_restore_meta(record, 0)."""
     _bt_restore_meta(ctx, 0)
@@ -826,7 +782,7 @@ def btree_xlog_meta_cleanup(ctx: RedoContext) -> None:
 # -- pg_waldump's description (nbtdesc.c) ----------------------------------------------------
 def desc(rec: DecodedXLogRecord) -> str:
     """Mirrors btree_desc (nbtdesc.c)."""
-    info = rec.info & 0xF0
+    info = rec.info & XLR_RMGR_INFO_MASK
     data = rec.main_data
 
     def fields(fmt: struct.Struct, size: int | None = None) -> tuple[int, ...] | None:

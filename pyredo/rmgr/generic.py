@@ -13,14 +13,15 @@ so redo zeroes it, as GenericXLogFinish did on the primary.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pyredo import BLCKSZ
 from pyredo.page.bufpage import pd_lower, pd_upper
+from pyredo.xlogutils import RecordCursor
 
 if TYPE_CHECKING:
-    from pyredo.engine import RedoContext
-    from pyredo.rmgr import RedoFn
+    from pyredo.xlogutils import RedoContext, RedoFn
 
 # generic_xlog.h: XLR_NORMAL_MAX_BLOCK_ID
 MAX_GENERIC_XLOG_PAGES = 4
@@ -43,24 +44,26 @@ def applyPageRedo(ctx: RedoContext, page: bytearray, delta: bytes, block_id: int
 
     C trusts the delta; a fragment that would run past the delta or the page
     is an error here (C would read or write out of bounds)."""
-    ptr, end = 0, len(delta)
-    while ptr < end:
-        if end - ptr < FRAGMENT_HEADER_SIZE:
-            raise ctx.error(f"generic delta: truncated fragment header at delta offset {ptr}",
+    cur = RecordCursor(delta, f"block {block_id} data (generic delta)",
+                       error=lambda m: ctx.error(m, block_id=block_id))
+    while not cur.at_end:
+        if cur.remaining < FRAGMENT_HEADER_SIZE:
+            raise ctx.error(f"generic delta: truncated fragment header at delta offset {cur.pos}",
                             block_id=block_id)
-        offset, length = FRAGMENT_HEADER.unpack_from(delta, ptr)
-        ptr += FRAGMENT_HEADER_SIZE
-        if ptr + length > end:
+        offset, length = cur.unpack(FRAGMENT_HEADER, "fragment header")
+        if length > cur.remaining:
             raise ctx.error(f"generic delta: fragment at page offset {offset} needs {length} "
-                            f"bytes, {end - ptr} left", block_id=block_id)
+                            f"bytes, {cur.remaining} left", block_id=block_id)
+        fragment = cur.take(length, f"fragment at page offset {offset}")
         if offset + length > BLCKSZ:
             raise ctx.error(f"generic delta: fragment {offset}+{length} runs past the page",
                             block_id=block_id)
-        page[offset : offset + length] = delta[ptr : ptr + length]
-        ptr += length
+        page[offset : offset + length] = fragment
 
 
-def generic_redo(ctx: RedoContext) -> None:
+def generic_redo(ctx: RedoContext, *,
+                 applyPageRedo: Callable[[RedoContext, bytearray, bytes, int], None] = applyPageRedo,
+                 ) -> None:
     """Mirrors generic_redo (generic_xlog.c): apply each block's delta, then zero
     the page between its (new) pd_lower and pd_upper."""
     rec = ctx.record
@@ -73,7 +76,7 @@ def generic_redo(ctx: RedoContext) -> None:
         page = ctx.read_buffer_for_redo(block_id)
         if page is None:
             continue
-        applyPageRedo(ctx, page, ctx.block_data(block_id), block_id)
+        applyPageRedo(ctx, page, ctx.record.block_data(block_id), block_id)
         lower, upper = pd_lower(page), pd_upper(page)
         if lower > upper or upper > BLCKSZ:  # C's memset would wrap or overrun
             raise ctx.error(f"generic redo: bad hole pd_lower {lower} pd_upper {upper}",

@@ -15,13 +15,11 @@ is raised instead.
 
 from __future__ import annotations
 
-import functools
 import struct
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pyredo import BLCKSZ
-from pyredo.engine import BlkAction
-from pyredo.errors import RedoError
 from pyredo.page.bufpage import (
     SHORTALIGN,
     FirstOffsetNumber,
@@ -72,11 +70,13 @@ from pyredo.page.gin import (
     ginPostingListDecode,
     unpack_itemptrs,
 )
+from pyredo.wal.record import XLR_RMGR_INFO_MASK, DecodedXLogRecord
+from pyredo.xlogutils import BlkAction, RecordCursor
 
 if TYPE_CHECKING:
-    from pyredo.engine import RedoContext
-    from pyredo.rmgr import RedoFn
-    from pyredo.wal.record import DecodedXLogRecord
+    from pyredo.xlogutils import RedoContext, RedoFn
+
+CompressPostingList = Callable[[Sequence[tuple[int, int]], int], tuple[bytes, int]]
 
 # xl_info values (C header names)
 XLOG_GIN_CREATE_PTREE = 0x10
@@ -103,7 +103,7 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)
 
 # record types whose redo changes a relation page (coverage counts these)
 PAGE_MODIFYING: tuple[int, ...] = (
@@ -148,14 +148,6 @@ GINXLOG_DELETE_LISTPAGES = struct.Struct(f"<{SizeOfGinMetaPageData}si")  # metad
 _U16 = struct.Struct("<H")
 
 
-def _unpack(ctx: RedoContext, fmt: struct.Struct, data: bytes, what: str,
-            block_id: int | None = None, off: int = 0) -> tuple[Any, ...]:
-    if len(data) < off + fmt.size:
-        raise ctx.error(f"{what} is {len(data) - off} bytes, expected at least {fmt.size}",
-                        block_id=block_id)
-    return fmt.unpack_from(data, off)
-
-
 def IndexTupleSize(ctx: RedoContext, buf: bytes, off: int, block_id: int) -> int:
     """t_info & INDEX_SIZE_MASK of the tuple at ``off``; the tuple must be all there."""
     if off + 8 > len(buf):
@@ -177,15 +169,13 @@ def ginRedoClearIncompleteSplit(ctx: RedoContext, block_id: int) -> None:
         GinPageSetFlags(page, GinPageGetFlags(page) & ~GIN_INCOMPLETE_SPLIT)
 
 
-def _add_tuples(ctx: RedoContext, page: bytearray, payload: bytes, ntuples: int,
+def _add_tuples(ctx: RedoContext, page: bytearray, payload: RecordCursor, ntuples: int,
                 off: int, block_id: int) -> None:
     """PageAddItem ``ntuples`` concatenated index tuples at ``off``, ``off + 1`` ..."""
-    pos = 0
     for _ in range(ntuples):
-        tupsize = IndexTupleSize(ctx, payload, pos, block_id)
-        if PageAddItem(page, payload[pos : pos + tupsize], off & 0xFFFF) == InvalidOffsetNumber:
+        tupsize = IndexTupleSize(ctx, payload.data, payload.pos, block_id)
+        if PageAddItem(page, payload.take(tupsize, "index tuple"), off & 0xFFFF) == InvalidOffsetNumber:
             raise ctx.error("failed to add item to index page", block_id=block_id)
-        pos += tupsize
         off += 1
 
 
@@ -200,25 +190,26 @@ def _require_restored(ctx: RedoContext, block_id: int, message: str) -> None:
 def ginRedoCreatePTree(ctx: RedoContext) -> None:
     """Mirrors ginRedoCreatePTree (ginxlog.c): a new posting-tree leaf holding
     the record's compressed posting list."""
-    (size,) = _unpack(ctx, GINXLOG_CREATE_POSTING_TREE, ctx.main_data, "ginxlogCreatePostingTree")
+    main = ctx.main_data()
+    (size,) = main.unpack(GINXLOG_CREATE_POSTING_TREE, "ginxlogCreatePostingTree")
     page = ctx.init_buffer_for_redo(0)
     if page is None:
         return
     GinInitPage(page, GIN_DATA | GIN_LEAF | GIN_COMPRESSED)
-    start = GINXLOG_CREATE_POSTING_TREE.size
-    if start + size > len(ctx.main_data):
+    if size > main.remaining:
         raise ctx.error(f"posting list of {size} bytes runs past the record's main data")
     if GIN_DATA_OFF + size > pd_special(page):
         raise ctx.error(f"posting list of {size} bytes does not fit on a data page", block_id=0)
-    page[GIN_DATA_OFF : GIN_DATA_OFF + size] = ctx.main_data[start : start + size]
+    page[GIN_DATA_OFF : GIN_DATA_OFF + size] = main.take(size, "posting list")
     GinDataPageSetDataSize(page, size)
 
 
 # -- INSERT ----------------------------------------------------------------------------
-def ginRedoInsertEntry(ctx: RedoContext, page: bytearray, rightblkno: int, data: bytes) -> None:
+def ginRedoInsertEntry(ctx: RedoContext, page: bytearray, rightblkno: int,
+                       data: RecordCursor) -> None:
     """Mirrors ginRedoInsertEntry (ginxlog.c): fix the downlink of a split child,
     replace (delete + add) or add the entry tuple at its offset."""
-    offset, isDelete = _unpack(ctx, GINXLOG_INSERT_ENTRY, data, "ginxlogInsertEntry", 0)
+    offset, isDelete = data.unpack(GINXLOG_INSERT_ENTRY, "ginxlogInsertEntry")
     maxoff = PageGetMaxOffsetNumber(page)
     if (rightblkno != InvalidBlockNumber or isDelete) and not FirstOffsetNumber <= offset <= maxoff:
         raise ctx.error(f"entry offset {offset} out of range 1..{maxoff}", block_id=0)
@@ -231,14 +222,15 @@ def ginRedoInsertEntry(ctx: RedoContext, page: bytearray, rightblkno: int, data:
                                InvalidOffsetNumber)
     if isDelete:
         PageIndexTupleDelete(page, offset)
-    start = GINXLOG_INSERT_ENTRY.size
-    size = IndexTupleSize(ctx, data, start, 0)
-    if PageAddItem(page, data[start : start + size], offset) == InvalidOffsetNumber:
+    size = IndexTupleSize(ctx, data.data, data.pos, 0)
+    if PageAddItem(page, data.take(size, "entry tuple"), offset) == InvalidOffsetNumber:
         t = ctx.tag
         raise ctx.error(f"failed to add item to index page in {t.spc}/{t.db}/{t.rel}", block_id=0)
 
 
-def ginRedoRecompress(ctx: RedoContext, page: bytearray, data: bytes, block_id: int) -> None:
+def ginRedoRecompress(ctx: RedoContext, page: bytearray, data: RecordCursor, block_id: int, *,
+                      ginCompressPostingList: CompressPostingList = ginCompressPostingList,
+                      ) -> None:
     """Mirrors ginRedoRecompress (ginxlog.c): apply segment actions to a
     posting-tree leaf.
 
@@ -249,7 +241,7 @@ def ginRedoRecompress(ctx: RedoContext, page: bytearray, data: bytes, block_id: 
     place. ``src`` is the page or that tail copy; offsets are into ``src``.
     """
     if not GinPageIsCompressed(page):
-        _convert_uncompressed_leaf(ctx, page, block_id)
+        _convert_uncompressed_leaf(ctx, page, block_id, ginCompressPostingList=ginCompressPostingList)
 
     size = GinDataLeafPageGetPostingListSize(page)
     if size < 0 or GIN_DATA_OFF + size > pd_special(page):
@@ -277,26 +269,20 @@ def ginRedoRecompress(ctx: RedoContext, page: bytearray, data: bytes, block_id: 
         page[write : write + len(chunk)] = chunk
         write += len(chunk)
 
-    (nactions,) = _unpack(ctx, GINXLOG_RECOMPRESS, data, "ginxlogRecompressDataLeaf", block_id)
-    pos = GINXLOG_RECOMPRESS.size
+    (nactions,) = data.unpack(GINXLOG_RECOMPRESS, "ginxlogRecompressDataLeaf")
     for _ in range(nactions):
-        if pos + 2 > len(data):
-            raise ctx.error("segment action runs past the block data", block_id=block_id)
-        a_segno, a_action = data[pos], data[pos + 1]
-        pos += 2
+        a_segno, a_action = data.take(2, "segment action")
         newseg = b""
         if a_action in (GIN_SEGMENT_INSERT, GIN_SEGMENT_REPLACE):
-            newsegsize = SizeOfGinPostingList(data, pos)
-            if pos + newsegsize > len(data):
-                raise ctx.error("new segment runs past the block data", block_id=block_id)
-            newseg = data[pos : pos + newsegsize]
-            pos += SHORTALIGN(newsegsize)
+            start = data.pos
+            newsegsize = SizeOfGinPostingList(data.data, start)
+            newseg = data.take(newsegsize, "new segment")
+            data.seek(start + SHORTALIGN(newsegsize))
         items: list[tuple[int, int]] = []
         if a_action == GIN_SEGMENT_ADDITEMS:
-            (nitems,) = _unpack(ctx, _U16, data, "ADDITEMS count", block_id, pos)
-            pos += _U16.size
-            items = unpack_itemptrs(data, pos, nitems)
-            pos += nitems * SizeOfItemPointerData
+            nitems = data.u16("ADDITEMS count")
+            items = unpack_itemptrs(data.data, data.pos, nitems)
+            data.seek(data.pos + nitems * SizeOfItemPointerData)
 
         # skip to the segment this action concerns, copying once the tail is copied
         while segno < a_segno:
@@ -346,7 +332,9 @@ def ginRedoRecompress(ctx: RedoContext, page: bytearray, data: bytes, block_id: 
     GinDataPageSetDataSize(page, write - GIN_DATA_OFF)
 
 
-def _convert_uncompressed_leaf(ctx: RedoContext, page: bytearray, block_id: int) -> None:
+def _convert_uncompressed_leaf(ctx: RedoContext, page: bytearray, block_id: int, *,
+                               ginCompressPostingList: CompressPostingList = ginCompressPostingList,
+                               ) -> None:
     """The pre-9.4 branch of ginRedoRecompress: pack the page's ItemPointer
     array into one compressed segment in place."""
     nuncompressed = GinPageGetMaxoff(page)
@@ -367,15 +355,15 @@ def _convert_uncompressed_leaf(ctx: RedoContext, page: bytearray, block_id: int)
 
 
 def ginRedoInsertData(ctx: RedoContext, page: bytearray, isLeaf: bool, rightblkno: int,
-                      data: bytes) -> None:
+                      data: RecordCursor, *,
+                      ginCompressPostingList: CompressPostingList = ginCompressPostingList) -> None:
     """Mirrors ginRedoInsertData (ginxlog.c): recompress a leaf, or on an
     internal page point the split child's item at its new right sibling and
     add the new PostingItem."""
     if isLeaf:
-        ginRedoRecompress(ctx, page, data, 0)
+        ginRedoRecompress(ctx, page, data, 0, ginCompressPostingList=ginCompressPostingList)
         return
-    offset, newitem = _unpack(ctx, GINXLOG_INSERT_DATA_INTERNAL, data,
-                              "ginxlogInsertDataInternal", 0)
+    offset, newitem = data.unpack(GINXLOG_INSERT_DATA_INTERNAL, "ginxlogInsertDataInternal")
     maxoff = GinPageGetMaxoff(page)
     if offset > maxoff + 1:
         raise ctx.error(f"posting item offset {offset} past maxoff {maxoff}", block_id=0)
@@ -384,14 +372,15 @@ def ginRedoInsertData(ctx: RedoContext, page: bytearray, isLeaf: bool, rightblkn
     GinDataPageAddPostingItem(page, newitem, offset)
 
 
-def ginRedoInsert(ctx: RedoContext) -> None:
+def ginRedoInsert(ctx: RedoContext, *,
+                  ginCompressPostingList: CompressPostingList = ginCompressPostingList) -> None:
     """Mirrors ginRedoInsert (ginxlog.c)."""
-    (flags,) = _unpack(ctx, GINXLOG_INSERT, ctx.main_data, "ginxlogInsert")
+    main = ctx.main_data()
+    (flags,) = main.unpack(GINXLOG_INSERT, "ginxlogInsert")
     isLeaf = bool(flags & GIN_INSERT_ISLEAF)
     rightChildBlkno = InvalidBlockNumber
     if not isLeaf:
-        _lhi, _llo, rhi, rlo = _unpack(ctx, BLOCK_ID_PAIR, ctx.main_data, "child block numbers",
-                                       off=GINXLOG_INSERT.size)
+        _lhi, _llo, rhi, rlo = main.unpack(BLOCK_ID_PAIR, "child block numbers")
         rightChildBlkno = (rhi << 16) | rlo
         ginRedoClearIncompleteSplit(ctx, 1)
     page = ctx.read_buffer_for_redo(0)
@@ -399,7 +388,8 @@ def ginRedoInsert(ctx: RedoContext) -> None:
         return
     payload = ctx.block_data(0)
     if flags & GIN_INSERT_ISDATA:
-        ginRedoInsertData(ctx, page, isLeaf, rightChildBlkno, payload)
+        ginRedoInsertData(ctx, page, isLeaf, rightChildBlkno, payload,
+                          ginCompressPostingList=ginCompressPostingList)
     else:
         ginRedoInsertEntry(ctx, page, rightChildBlkno, payload)
 
@@ -408,7 +398,7 @@ def ginRedoInsert(ctx: RedoContext) -> None:
 def ginRedoSplit(ctx: RedoContext) -> None:
     """Mirrors ginRedoSplit (ginxlog.c): the split pages come as full-page
     images; only the child whose split this finishes is changed by redo."""
-    fields = _unpack(ctx, GINXLOG_SPLIT, ctx.main_data, "ginxlogSplit")
+    fields = ctx.main_data().unpack(GINXLOG_SPLIT, "ginxlogSplit")
     flags = fields[6]
     if not flags & GIN_INSERT_ISLEAF:
         ginRedoClearIncompleteSplit(ctx, 3)
@@ -430,12 +420,13 @@ def ginRedoVacuumDataLeafPage(ctx: RedoContext) -> None:
         ginRedoRecompress(ctx, page, ctx.block_data(0), 0)
 
 
-def ginRedoDeletePage(ctx: RedoContext) -> None:
+def ginRedoDeletePage(ctx: RedoContext, *,
+                      GinPageSetDeleteXid: Callable[[bytearray, int], None] = GinPageSetDeleteXid,
+                      ) -> None:
     """Mirrors ginRedoDeletePage (ginxlog.c): unlink a posting-tree page from its
     left sibling, mark it deleted, and remove its downlink from the parent.
     The deleted page keeps its contents and right link, as in C."""
-    parentOffset, rightLink, deleteXid = _unpack(ctx, GINXLOG_DELETE_PAGE, ctx.main_data,
-                                                 "ginxlogDeletePage")
+    parentOffset, rightLink, deleteXid = ctx.main_data().unpack(GINXLOG_DELETE_PAGE, "ginxlogDeletePage")
     lpage = ctx.read_buffer_for_redo(2)
     if lpage is not None:
         GinPageSetRightlink(lpage, rightLink)
@@ -449,12 +440,13 @@ def ginRedoDeletePage(ctx: RedoContext) -> None:
 
 
 # -- fast-update pending list (ginfast.c) ---------------------------------------------------
-def ginRedoUpdateMetapage(ctx: RedoContext) -> None:
+def ginRedoUpdateMetapage(ctx: RedoContext, *,
+                          GinPageSetMaxoff: Callable[[bytearray, int], None] = GinPageSetMaxoff,
+                          ) -> None:
     """Mirrors ginRedoUpdateMetapage (ginxlog.c): rebuild the metapage from the
     record (unconditionally, like an image), then append tuples to the tail
     list page or link a new sublist after it."""
-    metadata, prevTail, newRightlink, ntuples = _unpack(ctx, GINXLOG_UPDATE_META, ctx.main_data,
-                                                        "ginxlogUpdateMeta")
+    metadata, prevTail, newRightlink, ntuples = ctx.main_data().unpack(GINXLOG_UPDATE_META, "ginxlogUpdateMeta")
     metapage = ctx.init_buffer_for_redo(0)
     if metapage is not None:
         GinInitMetabuffer(metapage)
@@ -471,11 +463,12 @@ def ginRedoUpdateMetapage(ctx: RedoContext) -> None:
             GinPageSetRightlink(page, newRightlink)
 
 
-def ginRedoInsertListPage(ctx: RedoContext) -> None:
+def ginRedoInsertListPage(ctx: RedoContext, *,
+                          GinPageSetFullRow: Callable[[bytearray], None] = GinPageSetFullRow,
+                          ) -> None:
     """Mirrors ginRedoInsertListPage (ginxlog.c): a new pending-list page with
     the record's tuples; the tail of a sublist holds whole rows."""
-    rightlink, ntuples = _unpack(ctx, GINXLOG_INSERT_LISTPAGE, ctx.main_data,
-                                 "ginxlogInsertListPage")
+    rightlink, ntuples = ctx.main_data().unpack(GINXLOG_INSERT_LISTPAGE, "ginxlogInsertListPage")
     page = ctx.init_buffer_for_redo(0)
     if page is None:
         return
@@ -492,8 +485,7 @@ def ginRedoInsertListPage(ctx: RedoContext) -> None:
 def ginRedoDeleteListPages(ctx: RedoContext) -> None:
     """Mirrors ginRedoDeleteListPages (ginxlog.c): rebuild the metapage; the
     pending-list pages removed from the head become empty GIN_DELETED pages."""
-    metadata, ndeleted = _unpack(ctx, GINXLOG_DELETE_LISTPAGES, ctx.main_data,
-                                 "ginxlogDeleteListPages")
+    metadata, ndeleted = ctx.main_data().unpack(GINXLOG_DELETE_LISTPAGES, "ginxlogDeleteListPages")
     metapage = ctx.init_buffer_for_redo(0)
     if metapage is not None:
         GinInitMetabuffer(metapage)
@@ -550,7 +542,7 @@ def _desc_image(rec: DecodedXLogRecord, block_id: int) -> str | None:
 
 def desc(rec: DecodedXLogRecord) -> str:
     """Mirrors gin_desc (gindesc.c)."""
-    info = rec.info & 0xF0
+    info = rec.info & XLR_RMGR_INFO_MASK
     data = rec.main_data
     try:
         if info == XLOG_GIN_INSERT:
@@ -591,26 +583,8 @@ def _desc_insert(rec: DecodedXLogRecord) -> str:
     return out + f" pitem: {(chi << 16) | clo}-{(khi << 16) | klo}/{kpos}"
 
 
-def _in_context(routine: RedoFn) -> RedoFn:
-    """Page-level errors (GinFormatError, PageCorrupted) are raised by helpers
-    that do not know the record; give them its rmgr, info and LSN."""
-
-    @functools.wraps(routine)
-    def wrapper(ctx: RedoContext) -> None:
-        try:
-            routine(ctx)
-        except RedoError as e:
-            if e.lsn is not None:
-                raise
-            rec = ctx.record
-            raise type(e)(e.message, rmgr="Gin", info=rec.info, lsn=rec.lsn,
-                          block_id=e.block_id) from e
-
-    return wrapper
-
-
 REDO: dict[int, RedoFn] = {
-    info: _in_context(fn)
+    info: fn
     for info, fn in (
         (XLOG_GIN_CREATE_PTREE, ginRedoCreatePTree),
         (XLOG_GIN_INSERT, ginRedoInsert),

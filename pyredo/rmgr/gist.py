@@ -23,9 +23,9 @@ each tuple's own bytes, so alignment padding stays zero, as in C.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pyredo.engine import BlkAction
 from pyredo.page import bufpage
 from pyredo.page.bufpage import (
     FirstOffsetNumber,
@@ -45,7 +45,6 @@ from pyredo.page.gist import (
     GISTInitBuffer,
     GistMarkFollowRight,
     GistMarkTuplesDeleted,
-    GistPageError,
     GistPageIsLeaf,
     GistPageSetDeleted,
     GistPageSetNSN,
@@ -55,11 +54,12 @@ from pyredo.page.gist import (
     index_tuple_at,
     split_index_tuples,
 )
+from pyredo.wal.record import XLR_RMGR_INFO_MASK
+from pyredo.xlogutils import BlkAction
 
 if TYPE_CHECKING:
-    from pyredo.engine import RedoContext
-    from pyredo.rmgr import RedoFn
     from pyredo.wal.record import DecodedXLogRecord
+    from pyredo.xlogutils import RedoContext, RedoFn
 
 # xl_info values (C header names)
 XLOG_GIST_PAGE_UPDATE = 0x00
@@ -96,7 +96,7 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)
 
 
 # record types whose redo changes a relation page (coverage counts these)
@@ -109,22 +109,6 @@ PAGE_MODIFYING: tuple[int, ...] = (
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _unpack(ctx: RedoContext, fmt: struct.Struct, what: str) -> tuple[int, ...]:
-    data = ctx.main_data
-    if len(data) < fmt.size:
-        raise ctx.error(f"{what} record has {len(data)} bytes of main data, needs {fmt.size}")
-    return fmt.unpack_from(data)
-
-
-def _offsets(ctx: RedoContext, data: bytes, start: int, n: int, block_id: int | None) -> list[int]:
-    """``n`` OffsetNumbers at ``start`` of ``data``."""
-    end = start + n * _OFFSET.size
-    if len(data) < end:
-        raise ctx.error(f"{n} offsets need {end - start} bytes, record has {len(data) - start}",
-                        block_id=block_id)
-    return [int(v[0]) for v in _OFFSET.iter_unpack(data[start:end])]
-
-
 def _mark_tuples_deleted(ctx: RedoContext, page: bytearray) -> None:
     """GistMarkTuplesDeleted, as servers before 15.20 did in redo (see module doc)."""
     if ctx.engine.redo_is_before(PG_VERSION_NUM_TUPLES_DELETED_DEPRECATED):
@@ -140,7 +124,9 @@ def _init_buffer(ctx: RedoContext, block_id: int) -> bytearray | None:
     return page
 
 
-def gistRedoClearFollowRight(ctx: RedoContext, block_id: int) -> None:
+def gistRedoClearFollowRight(ctx: RedoContext, block_id: int, *,
+                             GistClearFollowRight: Callable[[bytearray], None] = GistClearFollowRight,
+                             ) -> None:
     """Mirrors gistRedoClearFollowRight (gistxlog.c).
 
     The child's NSN and F_FOLLOW_RIGHT change even when its image was just
@@ -157,7 +143,9 @@ def gistRedoClearFollowRight(ctx: RedoContext, block_id: int) -> None:
 
 
 # -- redo routines --------------------------------------------------------------------------
-def gistRedoPageUpdateRecord(ctx: RedoContext) -> None:
+def gistRedoPageUpdateRecord(ctx: RedoContext, *,
+                             GistClearFollowRight: Callable[[bytearray], None] = GistClearFollowRight,
+                             ) -> None:
     """Mirrors gistRedoPageUpdateRecord (gistxlog.c).
 
     Block 0's data: ``ntodelete`` OffsetNumbers, then the tuples to add. One
@@ -165,38 +153,35 @@ def gistRedoPageUpdateRecord(ctx: RedoContext) -> None:
     (PageIndexTupleOverwrite, as gistplacetopage did); otherwise delete, then
     append after the last item.
     """
-    ntodelete, ntoinsert = _unpack(ctx, GISTXLOG_PAGE_UPDATE, "PAGE_UPDATE")
+    ntodelete, ntoinsert = ctx.main_data().unpack(GISTXLOG_PAGE_UPDATE, "PAGE_UPDATE")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
-        with ctx.page_errors(0, GistPageError):
-            _page_update(ctx, page, ntodelete, ntoinsert)
+        _page_update(ctx, page, ntodelete, ntoinsert)
     # the downlink completes a split: the left child's follow-right goes away
     if ctx.record.has_block_ref(1):
-        gistRedoClearFollowRight(ctx, 1)
+        gistRedoClearFollowRight(ctx, 1, GistClearFollowRight=GistClearFollowRight)
 
 
 def _page_update(ctx: RedoContext, page: bytearray, ntodelete: int, ntoinsert: int) -> None:
     data = ctx.block_data(0)
-    pos = 0
     ninserted = 0
     if ntodelete == 1 and ntoinsert == 1:
-        (offnum,) = _offsets(ctx, data, 0, 1, 0)
-        itup = index_tuple_at(data, _OFFSET.size)
+        offnum = data.u16("offset to overwrite")
+        itup = index_tuple_at(data.data, data.pos)
         if not PageIndexTupleOverwrite(page, offnum, itup):
             raise ctx.error(f"failed to add item to GiST index page, size {len(itup)} bytes",
                             block_id=0)
-        pos = _OFFSET.size + len(itup)
+        data.skip(len(itup), "index tuple")
         ninserted += 1
     elif ntodelete > 0:
-        todelete = _offsets(ctx, data, 0, ntodelete, 0)
-        pos = _OFFSET.size * ntodelete
+        todelete = data.u16_array(ntodelete, f"{ntodelete} offsets")
         PageIndexMultiDelete(page, todelete)
         if GistPageIsLeaf(page):
             _mark_tuples_deleted(ctx, page)
 
-    if pos < len(data):
+    if not data.at_end:
         off = FirstOffsetNumber if PageIsEmpty(page) else PageGetMaxOffsetNumber(page) + 1
-        for itup in split_index_tuples(memoryview(data)[pos:]):
+        for itup in split_index_tuples(data.rest()):
             if PageAddItem(page, itup, off) == InvalidOffsetNumber:
                 raise ctx.error(f"failed to add item to GiST index page, size {len(itup)} bytes",
                                 block_id=0)
@@ -212,19 +197,21 @@ def gistRedoDeleteRecord(ctx: RedoContext) -> None:
     gistprunepage removed; the offsets follow gistxlogDelete in the main data.
     F_HAS_GARBAGE is cleared, as gistprunepage did.
     """
-    _latest_removed_xid, ntodelete = _unpack(ctx, GISTXLOG_DELETE, "DELETE")
+    _latest_removed_xid, ntodelete = ctx.main_data().unpack(GISTXLOG_DELETE, "DELETE")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
-    with ctx.page_errors(0, GistPageError):
-        if len(ctx.main_data) > SizeOfGistxlogDelete:
-            todelete = _offsets(ctx, ctx.main_data, SizeOfGistxlogDelete, ntodelete, None)
-            PageIndexMultiDelete(page, todelete)
-        GistClearPageHasGarbage(page)
-        _mark_tuples_deleted(ctx, page)
+    main = ctx.main_data().seek(SizeOfGistxlogDelete)
+    if main.remaining > 0:
+        todelete = main.u16_array(ntodelete, f"{ntodelete} offsets")
+        PageIndexMultiDelete(page, todelete)
+    GistClearPageHasGarbage(page)
+    _mark_tuples_deleted(ctx, page)
 
 
-def gistRedoPageSplitRecord(ctx: RedoContext) -> None:
+def gistRedoPageSplitRecord(ctx: RedoContext, *,
+                            GISTInitBuffer: Callable[[bytearray, int], None] = GISTInitBuffer,
+                            ) -> None:
     """Mirrors gistRedoPageSplitRecord (gistxlog.c).
 
     Blocks 1..npage are the pages of the split, the original first; each is
@@ -235,8 +222,7 @@ def gistRedoPageSplitRecord(ctx: RedoContext) -> None:
     and no page gets F_FOLLOW_RIGHT. Block 0, if present, is the left child
     whose split this record completes.
     """
-    origrlink, orignsn, origleaf, npage, markfollowright = _unpack(
-        ctx, GISTXLOG_PAGE_SPLIT, "PAGE_SPLIT")
+    origrlink, orignsn, origleaf, npage, markfollowright = ctx.main_data().unpack(GISTXLOG_PAGE_SPLIT, "PAGE_SPLIT")
     isrootsplit = False
     for i in range(npage):
         blkno = ctx.block_tag(i + 1).blk
@@ -250,26 +236,24 @@ def gistRedoPageSplitRecord(ctx: RedoContext) -> None:
         if blkno != GIST_ROOT_BLKNO:
             rightlink = ctx.block_tag(i + 2).blk if i < npage - 1 else origrlink
             follow_right = i < npage - 1 and not isrootsplit and bool(markfollowright)
-        with ctx.page_errors(i + 1, GistPageError):
-            _fill_split_page(ctx, page, i + 1, F_LEAF if origleaf and blkno != GIST_ROOT_BLKNO else 0,
-                             orignsn, rightlink, follow_right)
+        _fill_split_page(ctx, page, i + 1, F_LEAF if origleaf and blkno != GIST_ROOT_BLKNO else 0,
+                         orignsn, rightlink, follow_right, GISTInitBuffer=GISTInitBuffer)
     if ctx.record.has_block_ref(0):
         gistRedoClearFollowRight(ctx, 0)
 
 
 def _fill_split_page(ctx: RedoContext, page: bytearray, block_id: int, flags: int,
-                     orignsn: int, rightlink: int, follow_right: bool) -> None:
+                     orignsn: int, rightlink: int, follow_right: bool, *,
+                     GISTInitBuffer: Callable[[bytearray, int], None] = GISTInitBuffer) -> None:
     """One page of a split: decodePageSplitRecord, GISTInitBuffer, gistfillbuffer, opaque.
 
     The root of a root split gets rightlink InvalidBlockNumber and no follow-right.
     """
     data = ctx.block_data(block_id)
-    if len(data) < _INT32.size:
-        raise ctx.error(f"split page data is {len(data)} bytes, no tuple count", block_id=block_id)
-    (num,) = _INT32.unpack_from(data)
+    num = data.i32("split page tuple count")
     if num < 0:
         raise ctx.error(f"split page tuple count {num} is negative", block_id=block_id)
-    tuples = split_index_tuples(memoryview(data)[_INT32.size :], num)
+    tuples = split_index_tuples(data.rest(), num)
 
     GISTInitBuffer(page, flags)
     gistfillbuffer(page, tuples, FirstOffsetNumber)
@@ -282,17 +266,18 @@ def _fill_split_page(ctx: RedoContext, page: bytearray, block_id: int, flags: in
     bufpage.PageSetLSN(page, ctx.lsn)
 
 
-def gistRedoPageDelete(ctx: RedoContext) -> None:
+def gistRedoPageDelete(ctx: RedoContext, *,
+                       PageIndexTupleDelete: Callable[[bytearray, int], None] = PageIndexTupleDelete,
+                       ) -> None:
     """Mirrors gistRedoPageDelete (gistxlog.c): block 0 (an empty leaf) becomes a
     deleted page keeping deleteXid; block 1 (its parent) loses the downlink."""
-    delete_xid, downlink_offset = _unpack(ctx, GISTXLOG_PAGE_DELETE, "PAGE_DELETE")
+    delete_xid, downlink_offset = ctx.main_data().unpack(GISTXLOG_PAGE_DELETE, "PAGE_DELETE")
     leaf = ctx.read_buffer_for_redo(0)
     if leaf is not None:
         GistPageSetDeleted(leaf, delete_xid)
     parent = ctx.read_buffer_for_redo(1)
     if parent is not None:
-        with ctx.page_errors(1, GistPageError):
-            PageIndexTupleDelete(parent, downlink_offset)
+        PageIndexTupleDelete(parent, downlink_offset)
 
 
 def gistRedoPageReuse(ctx: RedoContext) -> None:
@@ -308,7 +293,7 @@ def gistRedoAssignLSN(ctx: RedoContext) -> None:
 # -- desc (gistdesc.c) --------------------------------------------------------------------------
 def desc(rec: DecodedXLogRecord) -> str:
     """Mirrors gist_desc (gistdesc.c)."""
-    info = rec.info & 0xF0
+    info = rec.info & XLR_RMGR_INFO_MASK
     data = rec.main_data
     try:
         if info == XLOG_GIST_PAGE_REUSE:

@@ -22,9 +22,9 @@ tuple length), these routines raise a RedoError instead.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pyredo.engine import RBM_NORMAL, RBM_ZERO_AND_CLEANUP_LOCK, BlkAction
 from pyredo.page.bufpage import (
     MAXALIGN,
     InvalidOffsetNumber,
@@ -40,7 +40,6 @@ from pyredo.page.hash import (
     LH_PAGE_HAS_DEAD_TUPLES,
     LH_UNUSED_PAGE,
     SETBIT,
-    HashPageError,
     HashPageGetMeta,
     HashPageGetOpaque,
     InvalidBlockNumber,
@@ -50,11 +49,12 @@ from pyredo.page.hash import (
     _hash_initbuf,
     _hash_pageinit,
 )
+from pyredo.wal.record import XLR_RMGR_INFO_MASK
+from pyredo.xlogutils import RBM_NORMAL, RBM_ZERO_AND_CLEANUP_LOCK, BlkAction
 
 if TYPE_CHECKING:
-    from pyredo.engine import RedoContext
-    from pyredo.rmgr import RedoFn
     from pyredo.wal.record import DecodedXLogRecord
+    from pyredo.xlogutils import RedoContext, RedoFn
 
 # xl_info values (C header names)
 XLOG_HASH_INIT_META_PAGE = 0x00
@@ -91,6 +91,7 @@ SizeOfHashVacuumOnePage = XL_HASH_VACUUM_ONE_PAGE.size
 
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
+_U32x2 = struct.Struct("<II")
 SizeOfIndexTupleData = 8  # t_tid (6) + t_info (2)
 INDEX_SIZE_MASK = 0x1FFF
 
@@ -112,7 +113,7 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)
 
 # record types whose redo changes a relation page (coverage counts these)
 PAGE_MODIFYING: tuple[int, ...] = (
@@ -133,20 +134,9 @@ PAGE_MODIFYING: tuple[int, ...] = (
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _main(ctx: RedoContext, st: struct.Struct, what: str) -> tuple[int, ...]:
-    """The record's fixed-size main-data struct, or a RedoError if it is short."""
-    data = ctx.main_data
-    if len(data) < st.size:
-        raise ctx.error(f"{what} is {len(data)} bytes, expected at least {st.size}")
-    return st.unpack_from(data)
-
-
 def _block_u32(ctx: RedoContext, block_id: int, what: str) -> int:
     """A uint32 registered as block data (``*(uint32 *) XLogRecGetBlockData(...)``)."""
-    data = ctx.block_data(block_id)
-    if len(data) < 4:
-        raise ctx.error(f"{what}: block data is {len(data)} bytes, expected 4", block_id=block_id)
-    return int(_U32.unpack_from(data)[0])
+    return ctx.block_data(block_id).u32(what)
 
 
 def _lock_primary_bucket(ctx: RedoContext, block_id: int = 0) -> None:
@@ -166,17 +156,8 @@ def _read_or_restored(ctx: RedoContext, block_id: int, *, cleanup: bool = False)
     return page
 
 
-def _offsets(ctx: RedoContext, data: bytes, n: int, block_id: int | None, what: str) -> list[int]:
-    """``n`` OffsetNumbers from the start of ``data``."""
-    if n < 0 or 2 * n > len(data):
-        raise ctx.error(f"{what}: {n} offsets need {2 * n} bytes, the record has {len(data)}",
-                        block_id=block_id)
-    return [int(v[0]) for v in _U16.iter_unpack(data[: 2 * n])]
-
-
 def _multi_delete(ctx: RedoContext, page: bytearray, offsets: list[int], block_id: int) -> None:
-    with ctx.page_errors(block_id, HashPageError):
-        PageIndexMultiDelete(page, offsets)
+    PageIndexMultiDelete(page, offsets)
 
 
 def _add_moved_tuples(ctx: RedoContext, page: bytearray, ntups: int, block_id: int,
@@ -187,24 +168,21 @@ def _add_moved_tuples(ctx: RedoContext, page: bytearray, ntups: int, block_id: i
     if ntups == 0:
         return
     data = ctx.block_data(block_id)
-    towrite = _offsets(ctx, data, ntups, block_id, fn)
-    pos = 2 * ntups
+    towrite = data.u16_array(ntups, f"{fn}: target offsets")
     ninserted = 0
-    while pos < len(data):
-        if len(data) - pos < SizeOfIndexTupleData:
-            raise ctx.error(f"{fn}: truncated index tuple at byte {pos} of block data", block_id=block_id)
-        itemsz = MAXALIGN(_U16.unpack_from(data, pos + 6)[0] & INDEX_SIZE_MASK)
-        if itemsz == 0 or pos + itemsz > len(data):
+    while not data.at_end:
+        pos = data.pos
+        data.need(SizeOfIndexTupleData, f"{fn}: index tuple header at byte {pos}")
+        itemsz = MAXALIGN(data.peek(_U16, "t_info", at=pos + 6)[0] & INDEX_SIZE_MASK)
+        if itemsz == 0 or itemsz > data.remaining:
             raise ctx.error(f"{fn}: index tuple of {itemsz} bytes at byte {pos} does not fit "
                             f"the {len(data)} bytes of block data", block_id=block_id)
         if ninserted >= ntups:
             raise ctx.error(f"{fn}: more tuples than the {ntups} announced", block_id=block_id)
-        with ctx.page_errors(block_id, HashPageError):
-            got = PageAddItem(page, data[pos : pos + itemsz], towrite[ninserted])
+        got = PageAddItem(page, data.take(itemsz, "index tuple"), towrite[ninserted])
         if got == InvalidOffsetNumber:
             raise ctx.error(f"{fn}: failed to add item to hash index page, size {itemsz} bytes",
                             block_id=block_id)
-        pos += itemsz
         ninserted += 1
     if ninserted != ntups:
         raise ctx.error(f"{fn}: {ninserted} tuples in the record, {ntups} announced", block_id=block_id)
@@ -213,39 +191,35 @@ def _add_moved_tuples(ctx: RedoContext, page: bytearray, ntups: int, block_id: i
 # -- redo routines ----------------------------------------------------------------------------
 def hash_xlog_init_meta_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_init_meta_page (hash_xlog.c)."""
-    num_tuples, procid, ffactor = _main(ctx, XL_HASH_INIT_META_PAGE, "xl_hash_init_meta_page")
+    num_tuples, procid, ffactor = ctx.main_data().unpack(XL_HASH_INIT_META_PAGE, "xl_hash_init_meta_page")
     page = ctx.init_buffer_for_redo(0)
     if page is None:
         return
-    with ctx.page_errors(0, HashPageError):
-        _hash_init_metabuffer(page, num_tuples, procid, ffactor, True)
+    _hash_init_metabuffer(page, num_tuples, procid, ffactor, True)
 
 
 def hash_xlog_init_bitmap_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_init_bitmap_page (hash_xlog.c)."""
-    (bmsize,) = _main(ctx, XL_HASH_INIT_BITMAP_PAGE, "xl_hash_init_bitmap_page")
+    (bmsize,) = ctx.main_data().unpack(XL_HASH_INIT_BITMAP_PAGE, "xl_hash_init_bitmap_page")
     page = ctx.init_buffer_for_redo(0)
     if page is not None:
-        with ctx.page_errors(0, HashPageError):
-            _hash_initbitmapbuffer(page, bmsize, True)
+        _hash_initbitmapbuffer(page, bmsize, True)
 
     # add the new bitmap page to the metapage's list of bitmaps
     page = ctx.read_buffer_for_redo(1)
     if page is not None:
-        with ctx.page_errors(1, HashPageError):
-            metap = HashPageGetMeta(page)
-            num_buckets = (metap.hashm_maxbucket + 1) & 0xFFFFFFFF
-            metap.set_mapp(metap.hashm_nmaps, num_buckets + 1)
-            metap.hashm_nmaps += 1
+        metap = HashPageGetMeta(page)
+        num_buckets = (metap.hashm_maxbucket + 1) & 0xFFFFFFFF
+        metap.set_mapp(metap.hashm_nmaps, num_buckets + 1)
+        metap.hashm_nmaps += 1
 
 
 def hash_xlog_insert(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_insert (hash_xlog.c)."""
-    (offnum,) = _main(ctx, XL_HASH_INSERT, "xl_hash_insert")
+    (offnum,) = ctx.main_data().unpack(XL_HASH_INSERT, "xl_hash_insert")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
-        with ctx.page_errors(0, HashPageError):
-            got = PageAddItem(page, ctx.block_data(0), offnum)
+        got = PageAddItem(page, ctx.block_data(0).rest(), offnum)
         if got == InvalidOffsetNumber:
             raise ctx.error("hash_xlog_insert: failed to add item", block_id=0)
 
@@ -257,70 +231,62 @@ def hash_xlog_insert(ctx: RedoContext) -> None:
 
 def hash_xlog_add_ovfl_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_add_ovfl_page (hash_xlog.c)."""
-    bmsize, bmpage_found = _main(ctx, XL_HASH_ADD_OVFL_PAGE, "xl_hash_add_ovfl_page")
+    bmsize, bmpage_found = ctx.main_data().unpack(XL_HASH_ADD_OVFL_PAGE, "xl_hash_add_ovfl_page")
     rightblk = ctx.block_tag(0).blk
     leftblk = ctx.block_tag(1).blk
 
     page = ctx.init_buffer_for_redo(0)
     if page is not None:
         num_bucket = _block_u32(ctx, 0, "hash_xlog_add_ovfl_page bucket number")
-        with ctx.page_errors(0, HashPageError):
-            _hash_initbuf(page, InvalidBlockNumber, num_bucket, LH_OVERFLOW_PAGE, True)
-            HashPageGetOpaque(page).hasho_prevblkno = leftblk  # update backlink
+        _hash_initbuf(page, InvalidBlockNumber, num_bucket, LH_OVERFLOW_PAGE, True)
+        HashPageGetOpaque(page).hasho_prevblkno = leftblk  # update backlink
 
     page = ctx.read_buffer_for_redo(1)
     if page is not None:
-        with ctx.page_errors(1, HashPageError):
-            HashPageGetOpaque(page).hasho_nextblkno = rightblk
+        HashPageGetOpaque(page).hasho_nextblkno = rightblk
 
     if ctx.record.has_block_ref(2):
         page = ctx.read_buffer_for_redo(2)
         if page is not None:
             bit = _block_u32(ctx, 2, "hash_xlog_add_ovfl_page bitmap bit")
-            with ctx.page_errors(2, HashPageError):
-                SETBIT(page, bit)
+            SETBIT(page, bit)
 
     # a new bitmap page: its block number goes into the metapage's hashm_mapp
     new_bmpage = ctx.record.has_block_ref(3)
     if new_bmpage:
         page = ctx.init_buffer_for_redo(3)
         if page is not None:
-            with ctx.page_errors(3, HashPageError):
-                _hash_initbitmapbuffer(page, bmsize, True)
+            _hash_initbitmapbuffer(page, bmsize, True)
 
     page = ctx.read_buffer_for_redo(4)
     if page is not None:
         firstfree = _block_u32(ctx, 4, "hash_xlog_add_ovfl_page firstfree")
-        with ctx.page_errors(4, HashPageError):
-            metap = HashPageGetMeta(page)
-            metap.hashm_firstfree = firstfree
-            if not bmpage_found:
-                ovflpoint = metap.hashm_ovflpoint
+        metap = HashPageGetMeta(page)
+        metap.hashm_firstfree = firstfree
+        if not bmpage_found:
+            ovflpoint = metap.hashm_ovflpoint
+            metap.set_spare(ovflpoint, metap.get_spare(ovflpoint) + 1)
+            if new_bmpage:
+                metap.set_mapp(metap.hashm_nmaps, ctx.block_tag(3).blk)
+                metap.hashm_nmaps += 1
                 metap.set_spare(ovflpoint, metap.get_spare(ovflpoint) + 1)
-                if new_bmpage:
-                    metap.set_mapp(metap.hashm_nmaps, ctx.block_tag(3).blk)
-                    metap.hashm_nmaps += 1
-                    metap.set_spare(ovflpoint, metap.get_spare(ovflpoint) + 1)
 
 
 def hash_xlog_split_allocate_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_split_allocate_page (hash_xlog.c)."""
-    new_bucket, old_flag, new_flag, flags = _main(
-        ctx, XL_HASH_SPLIT_ALLOCATE_PAGE, "xl_hash_split_allocate_page")
+    new_bucket, old_flag, new_flag, flags = ctx.main_data().unpack(XL_HASH_SPLIT_ALLOCATE_PAGE, "xl_hash_split_allocate_page")
 
     # the old bucket is updated even when restored from an image
     page = _read_or_restored(ctx, 0, cleanup=True)
     if page is not None:
-        with ctx.page_errors(0, HashPageError):
-            op = HashPageGetOpaque(page)
-            op.hasho_flag = old_flag
-            op.hasho_prevblkno = new_bucket
+        op = HashPageGetOpaque(page)
+        op.hasho_flag = old_flag
+        op.hasho_prevblkno = new_bucket
         PageSetLSN(page, ctx.lsn)
 
     page = ctx.read_buffer_for_redo(1, RBM_ZERO_AND_CLEANUP_LOCK, get_cleanup_lock=True)
     if page is not None:
-        with ctx.page_errors(1, HashPageError):
-            _hash_initbuf(page, new_bucket, new_bucket, new_flag, True)
+        _hash_initbuf(page, new_bucket, new_bucket, new_flag, True)
 
     page = ctx.read_buffer_for_redo(2)
     if page is None:
@@ -330,19 +296,16 @@ def hash_xlog_split_allocate_page(ctx: RedoContext) -> None:
     if len(data) < need:
         raise ctx.error(f"metapage data is {len(data)} bytes, flags 0x{flags:02X} need {need}",
                         block_id=2)
-    with ctx.page_errors(2, HashPageError):
-        metap = HashPageGetMeta(page)
-        metap.hashm_maxbucket = new_bucket
-        pos = 0
-        if flags & XLH_SPLIT_META_UPDATE_MASKS:
-            lowmask, highmask = struct.unpack_from("<II", data, pos)
-            metap.hashm_lowmask = lowmask
-            metap.hashm_highmask = highmask
-            pos += 8
-        if flags & XLH_SPLIT_META_UPDATE_SPLITPOINT:
-            ovflpoint, ovflpages = struct.unpack_from("<II", data, pos)
-            metap.set_spare(ovflpoint, ovflpages)
-            metap.hashm_ovflpoint = ovflpoint
+    metap = HashPageGetMeta(page)
+    metap.hashm_maxbucket = new_bucket
+    if flags & XLH_SPLIT_META_UPDATE_MASKS:
+        lowmask, highmask = data.unpack(_U32x2, "lowmask, highmask")
+        metap.hashm_lowmask = lowmask
+        metap.hashm_highmask = highmask
+    if flags & XLH_SPLIT_META_UPDATE_SPLITPOINT:
+        ovflpoint, ovflpages = data.unpack(_U32x2, "ovflpoint, ovflpages")
+        metap.set_spare(ovflpoint, ovflpages)
+        metap.hashm_ovflpoint = ovflpoint
 
 
 def hash_xlog_split_page(ctx: RedoContext) -> None:
@@ -354,13 +317,12 @@ def hash_xlog_split_page(ctx: RedoContext) -> None:
 
 def hash_xlog_split_complete(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_split_complete (hash_xlog.c)."""
-    old_flag, new_flag = _main(ctx, XL_HASH_SPLIT_COMPLETE, "xl_hash_split_complete")
+    old_flag, new_flag = ctx.main_data().unpack(XL_HASH_SPLIT_COMPLETE, "xl_hash_split_complete")
     # both buckets are updated even when restored from an image
     for block_id, flag in ((0, old_flag), (1, new_flag)):
         page = _read_or_restored(ctx, block_id)
         if page is not None:
-            with ctx.page_errors(block_id, HashPageError):
-                HashPageGetOpaque(page).hasho_flag = flag
+            HashPageGetOpaque(page).hasho_flag = flag
             PageSetLSN(page, ctx.lsn)
 
 
@@ -376,7 +338,7 @@ def _read_write_page(ctx: RedoContext, is_prim_bucket_same_wrt: bool) -> bytearr
 
 def hash_xlog_move_page_contents(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_move_page_contents (hash_xlog.c)."""
-    ntups, is_prim = _main(ctx, XL_HASH_MOVE_PAGE_CONTENTS, "xl_hash_move_page_contents")
+    ntups, is_prim = ctx.main_data().unpack(XL_HASH_MOVE_PAGE_CONTENTS, "xl_hash_move_page_contents")
 
     page = _read_write_page(ctx, is_prim != 0)
     if page is not None:
@@ -385,22 +347,21 @@ def hash_xlog_move_page_contents(ctx: RedoContext) -> None:
     page = ctx.read_buffer_for_redo(2)
     if page is not None:
         data = ctx.block_data(2)
-        if data:
-            _multi_delete(ctx, page, _offsets(ctx, data, len(data) // 2, 2, "deleted offsets"), 2)
+        if len(data):
+            _multi_delete(ctx, page, data.u16_array(len(data) // 2, "deleted offsets"), 2)
 
 
-def hash_xlog_squeeze_page(ctx: RedoContext) -> None:
+def hash_xlog_squeeze_page(ctx: RedoContext, *,
+                           CLRBIT: Callable[[bytearray, int], None] = CLRBIT) -> None:
     """Mirrors hash_xlog_squeeze_page (hash_xlog.c)."""
-    prevblkno, nextblkno, ntups, is_prim, is_prev = _main(
-        ctx, XL_HASH_SQUEEZE_PAGE, "xl_hash_squeeze_page")
+    prevblkno, nextblkno, ntups, is_prim, is_prev = ctx.main_data().unpack(XL_HASH_SQUEEZE_PAGE, "xl_hash_squeeze_page")
 
     page = _read_write_page(ctx, is_prim != 0)
     if page is not None:
         _add_moved_tuples(ctx, page, ntups, 1, "hash_xlog_squeeze_page")
         # the write page precedes the freed page: it takes over the forward link
         if is_prev:
-            with ctx.page_errors(1, HashPageError):
-                HashPageGetOpaque(page).hasho_nextblkno = nextblkno
+            HashPageGetOpaque(page).hasho_nextblkno = nextblkno
 
     # the freed overflow page becomes an unused page
     page = ctx.read_buffer_for_redo(2)
@@ -416,20 +377,17 @@ def hash_xlog_squeeze_page(ctx: RedoContext) -> None:
     if not is_prev:
         page = ctx.read_buffer_for_redo(3)
         if page is not None:
-            with ctx.page_errors(3, HashPageError):
-                HashPageGetOpaque(page).hasho_nextblkno = nextblkno
+            HashPageGetOpaque(page).hasho_nextblkno = nextblkno
 
     if ctx.record.has_block_ref(4):
         page = ctx.read_buffer_for_redo(4)
         if page is not None:
-            with ctx.page_errors(4, HashPageError):
-                HashPageGetOpaque(page).hasho_prevblkno = prevblkno
+            HashPageGetOpaque(page).hasho_prevblkno = prevblkno
 
     page = ctx.read_buffer_for_redo(5)
     if page is not None:
         bit = _block_u32(ctx, 5, "hash_xlog_squeeze_page bitmap bit")
-        with ctx.page_errors(5, HashPageError):
-            CLRBIT(page, bit)
+        CLRBIT(page, bit)
 
     if ctx.record.has_block_ref(6):
         page = ctx.read_buffer_for_redo(6)
@@ -440,7 +398,7 @@ def hash_xlog_squeeze_page(ctx: RedoContext) -> None:
 
 def hash_xlog_delete(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_delete (hash_xlog.c)."""
-    clear_dead_marking, is_primary = _main(ctx, XL_HASH_DELETE, "xl_hash_delete")
+    clear_dead_marking, is_primary = ctx.main_data().unpack(XL_HASH_DELETE, "xl_hash_delete")
 
     if is_primary:
         page = ctx.read_buffer_for_redo(1, RBM_NORMAL, get_cleanup_lock=True)
@@ -450,46 +408,43 @@ def hash_xlog_delete(ctx: RedoContext) -> None:
     if page is None:
         return
     data = ctx.block_data(1)
-    if data:
-        _multi_delete(ctx, page, _offsets(ctx, data, len(data) // 2, 1, "deleted offsets"), 1)
+    if len(data):
+        _multi_delete(ctx, page, data.u16_array(len(data) // 2, "deleted offsets"), 1)
     if clear_dead_marking:
-        with ctx.page_errors(1, HashPageError):
-            op = HashPageGetOpaque(page)
-            op.hasho_flag = op.hasho_flag & ~LH_PAGE_HAS_DEAD_TUPLES
+        op = HashPageGetOpaque(page)
+        op.hasho_flag = op.hasho_flag & ~LH_PAGE_HAS_DEAD_TUPLES
 
 
 def hash_xlog_split_cleanup(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_split_cleanup (hash_xlog.c)."""
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
-        with ctx.page_errors(0, HashPageError):
-            op = HashPageGetOpaque(page)
-            op.hasho_flag = op.hasho_flag & ~LH_BUCKET_NEEDS_SPLIT_CLEANUP
+        op = HashPageGetOpaque(page)
+        op.hasho_flag = op.hasho_flag & ~LH_BUCKET_NEEDS_SPLIT_CLEANUP
 
 
 def hash_xlog_update_meta_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_update_meta_page (hash_xlog.c)."""
-    _main(ctx, XL_HASH_UPDATE_META_PAGE, "xl_hash_update_meta_page")
+    ctx.main_data().unpack(XL_HASH_UPDATE_META_PAGE, "xl_hash_update_meta_page")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
-        HashPageGetMeta(page).set_ntuples_bytes(ctx.main_data[:8])
+        HashPageGetMeta(page).set_ntuples_bytes(ctx.main_data().take(8, "xl_hash_update_meta_page.ntuples"))
 
 
 def hash_xlog_vacuum_one_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_vacuum_one_page (hash_xlog.c). The standby conflict
     (latestRemovedXid) changes no page."""
-    _xid, ntuples = _main(ctx, XL_HASH_VACUUM_ONE_PAGE, "xl_hash_vacuum_one_page")
+    _xid, ntuples = ctx.main_data().unpack(XL_HASH_VACUUM_ONE_PAGE, "xl_hash_vacuum_one_page")
 
     page = ctx.read_buffer_for_redo(0, RBM_NORMAL, get_cleanup_lock=True)
     if page is not None:
-        data = ctx.main_data
+        data = ctx.main_data().seek(SizeOfHashVacuumOnePage)
         # C passes ntuples straight to PageIndexMultiDelete: <= 0 deletes nothing
-        if len(data) > SizeOfHashVacuumOnePage and ntuples > 0:
-            unused = _offsets(ctx, data[SizeOfHashVacuumOnePage:], ntuples, None, "deleted offsets")
+        if data.remaining > 0 and ntuples > 0:
+            unused = data.u16_array(ntuples, "deleted offsets")
             _multi_delete(ctx, page, unused, 0)
-        with ctx.page_errors(0, HashPageError):
-            op = HashPageGetOpaque(page)
-            op.hasho_flag = op.hasho_flag & ~LH_PAGE_HAS_DEAD_TUPLES
+        op = HashPageGetOpaque(page)
+        op.hasho_flag = op.hasho_flag & ~LH_PAGE_HAS_DEAD_TUPLES
 
     page = ctx.read_buffer_for_redo(1)
     if page is not None:
@@ -558,6 +513,6 @@ def _desc_fields(info: int, data: bytes) -> str:
 def desc(rec: DecodedXLogRecord) -> str:
     """Mirrors hash_desc (hashdesc.c); a short main data gives a note, not an error."""
     try:
-        return _desc_fields(rec.info & 0xF0, rec.main_data)
+        return _desc_fields(rec.info & XLR_RMGR_INFO_MASK, rec.main_data)
     except struct.error:
         return f"<main data of {len(rec.main_data)} bytes is too short>"

@@ -51,11 +51,15 @@ from pyredo.page.visibilitymap import (
     VISIBILITYMAP_ALL_FROZEN,
     VISIBILITYMAP_VALID_BITS,
 )
-from pyredo.wal.record import VISIBILITYMAP_FORKNUM, BufferTag, DecodedXLogRecord
+from pyredo.wal.record import (
+    VISIBILITYMAP_FORKNUM,
+    XLR_RMGR_INFO_MASK,
+    BufferTag,
+    DecodedXLogRecord,
+)
 
 if TYPE_CHECKING:
-    from pyredo.engine import RedoContext
-    from pyredo.rmgr import RedoFn
+    from pyredo.xlogutils import RedoContext, RedoFn
 
 # xl_info values (C header names)
 XLOG_HEAP_INSERT = 0x00
@@ -135,7 +139,7 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)
 
 # record types whose redo changes a relation page (coverage counts these).
 # HOT_UPDATE+INIT is left out: log_heap_update sets INIT_PAGE only when the new
@@ -156,14 +160,6 @@ PAGE_MODIFYING: tuple[int, ...] = (
 
 
 # -- helpers shared with heap2 ------------------------------------------------------
-def unpack_main(ctx: RedoContext, st: struct.Struct, what: str) -> tuple[int, ...]:
-    """The record's fixed-size main-data struct, or a RedoError if it is short."""
-    data = ctx.main_data
-    if len(data) < st.size:
-        raise ctx.error(f"{what} is {len(data)} bytes, expected at least {st.size}")
-    return st.unpack_from(data)
-
-
 def get_normal_tuple(ctx: RedoContext, page: bytearray, offnum: int,
                      block_id: int = 0) -> tuple[HeapTupleHeader, int]:
     """The tuple at ``offnum`` and its lp_len; elog(PANIC, "invalid lp") unless
@@ -217,8 +213,7 @@ def PageSetPrunable(page: bytearray, xid: int) -> None:
 def add_tuple(ctx: RedoContext, page: bytearray, tup: bytes | bytearray, offnum: int,
               block_id: int = 0) -> None:
     """PageAddItem(page, tup, offnum, overwrite=true, is_heap=true), PANIC on failure."""
-    with ctx.page_errors(block_id):
-        got = PageAddItem(page, tup, offnum, overwrite=True, is_heap=True)
+    got = PageAddItem(page, tup, offnum, overwrite=True, is_heap=True)
     if got == InvalidOffsetNumber:
         raise ctx.error(f"failed to add tuple at offset {offnum}", block_id=block_id)
 
@@ -248,7 +243,7 @@ def read_init_or_normal(ctx: RedoContext, block_id: int, init: bool) -> bytearra
 # -- redo routines ----------------------------------------------------------------------
 def heap_xlog_insert(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_insert (heapam.c)."""
-    offnum, flags = unpack_main(ctx, XL_HEAP_INSERT, "xl_heap_insert")
+    offnum, flags = ctx.main_data().unpack(XL_HEAP_INSERT, "xl_heap_insert")
     tag = ctx.block_tag(0)
 
     # the visibility map may need fixing even if the heap page is up to date
@@ -262,16 +257,16 @@ def heap_xlog_insert(ctx: RedoContext) -> None:
     data = ctx.block_data(0)
     if len(data) <= SizeOfHeapHeader or SizeofHeapTupleHeader + len(data) - SizeOfHeapHeader > _MAX_TUPLE:
         raise ctx.error(f"insert record has {len(data)} bytes of tuple data", block_id=0)
-    infomask2, infomask, hoff = XL_HEAP_HEADER.unpack_from(data)
+    infomask2, infomask, hoff = data.unpack(XL_HEAP_HEADER, "xl_heap_header")
     hdr = new_tuple_header(infomask2, infomask, hoff, ctx.record.xid, tag.blk, offnum)
-    add_tuple(ctx, page, hdr + data[SizeOfHeapHeader:], offnum)
+    add_tuple(ctx, page, hdr + data.rest(), offnum)
     if flags & XLH_INSERT_ALL_VISIBLE_CLEARED:
         PageClearAllVisible(page)
 
 
 def heap_xlog_delete(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_delete (heapam.c)."""
-    xmax, offnum, infobits, flags = unpack_main(ctx, XL_HEAP_DELETE, "xl_heap_delete")
+    xmax, offnum, infobits, flags = ctx.main_data().unpack(XL_HEAP_DELETE, "xl_heap_delete")
     tag = ctx.block_tag(0)
 
     if flags & XLH_DELETE_ALL_VISIBLE_CLEARED:
@@ -303,7 +298,7 @@ def heap_xlog_delete(ctx: RedoContext) -> None:
 def _heap_xlog_update(ctx: RedoContext, hot_update: bool) -> None:
     """Mirrors heap_xlog_update (heapam.c) for UPDATE and HOT_UPDATE."""
     (old_xmax, old_offnum, old_infobits, flags, new_xmax,
-     new_offnum) = unpack_main(ctx, XL_HEAP_UPDATE, "xl_heap_update")
+     new_offnum) = ctx.main_data().unpack(XL_HEAP_UPDATE, "xl_heap_update")
     newtag = ctx.block_tag(0)
     newblk = newtag.blk
     oldblock = ctx.record.block(1)
@@ -358,20 +353,13 @@ def _rebuild_new_tuple(ctx: RedoContext, flags: int,
     bitmap [+ padding] [+ oid] from WAL, the old tuple's prefix, the rest of the
     data from WAL, the old tuple's suffix."""
     data = ctx.block_data(0)
-    pos = 0
     prefixlen = suffixlen = 0
-    need = SizeOfHeapHeader + (2 if flags & XLH_UPDATE_PREFIX_FROM_OLD else 0) + (
-        2 if flags & XLH_UPDATE_SUFFIX_FROM_OLD else 0)
-    if len(data) < need:
-        raise ctx.error(f"update record has only {len(data)} bytes of new-tuple data", block_id=0)
     if flags & XLH_UPDATE_PREFIX_FROM_OLD:
-        prefixlen = _U16.unpack_from(data, pos)[0]
-        pos += 2
+        prefixlen = data.u16("prefixlen")
     if flags & XLH_UPDATE_SUFFIX_FROM_OLD:
-        suffixlen = _U16.unpack_from(data, pos)[0]
-        pos += 2
-    infomask2, infomask, hoff = XL_HEAP_HEADER.unpack_from(data, pos)
-    rest = data[pos + SizeOfHeapHeader :]
+        suffixlen = data.u16("suffixlen")
+    infomask2, infomask, hoff = data.unpack(XL_HEAP_HEADER, "xl_heap_header")
+    rest = data.rest()
     tuplen = len(rest)
     if SizeofHeapTupleHeader + tuplen + prefixlen + suffixlen > _MAX_TUPLE:
         raise ctx.error(f"update record rebuilds a tuple of {tuplen + prefixlen + suffixlen} "
@@ -412,7 +400,7 @@ def heap_xlog_hot_update(ctx: RedoContext) -> None:
 def heap_xlog_confirm(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_confirm (heapam.c): the speculative tuple's t_ctid
     (its token) becomes its own TID."""
-    (offnum,) = unpack_main(ctx, XL_HEAP_CONFIRM, "xl_heap_confirm")
+    (offnum,) = ctx.main_data().unpack(XL_HEAP_CONFIRM, "xl_heap_confirm")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
@@ -422,7 +410,7 @@ def heap_xlog_confirm(ctx: RedoContext) -> None:
 
 def heap_xlog_lock(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_lock (heapam.c)."""
-    locking_xid, offnum, infobits, flags = unpack_main(ctx, XL_HEAP_LOCK, "xl_heap_lock")
+    locking_xid, offnum, infobits, flags = ctx.main_data().unpack(XL_HEAP_LOCK, "xl_heap_lock")
     tag = ctx.block_tag(0)
 
     if flags & XLH_LOCK_ALL_FROZEN_CLEARED:
@@ -444,11 +432,11 @@ def heap_xlog_lock(ctx: RedoContext) -> None:
 
 def heap_xlog_inplace(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_inplace (heapam.c): overwrite the tuple's data, same length."""
-    (offnum,) = unpack_main(ctx, XL_HEAP_INPLACE, "xl_heap_inplace")
+    (offnum,) = ctx.main_data().unpack(XL_HEAP_INPLACE, "xl_heap_inplace")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
-    newtup = ctx.block_data(0)
+    newtup = ctx.block_data(0).rest()
     htup, lp_len = get_normal_tuple(ctx, page, offnum)
     oldlen = lp_len - htup.t_hoff
     if oldlen != len(newtup):

@@ -9,10 +9,10 @@ name no block, so they are not in ``REDO``.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pyredo import BLCKSZ
-from pyredo.engine import RBM_ZERO_ON_ERROR
 from pyredo.page.bufpage import (
     SHORTALIGN,
     ItemIdSetUnused,
@@ -50,14 +50,13 @@ from pyredo.rmgr.heap import (
     get_normal_tuple,
     out_infobits,
     read_init_or_normal,
-    unpack_main,
     vm_tag,
 )
-from pyredo.wal.record import BufferTag, DecodedXLogRecord
+from pyredo.wal.record import XLR_RMGR_INFO_MASK, BufferTag, DecodedXLogRecord
+from pyredo.xlogutils import RBM_ZERO_ON_ERROR
 
 if TYPE_CHECKING:
-    from pyredo.engine import RedoContext
-    from pyredo.rmgr import RedoFn
+    from pyredo.xlogutils import RedoContext, RedoFn
 
 # xl_info values (C header names)
 XLOG_HEAP2_REWRITE = 0x00
@@ -102,7 +101,7 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)
 
 # record types whose redo changes a relation page (coverage counts these)
 PAGE_MODIFYING: tuple[int, ...] = (
@@ -116,43 +115,39 @@ PAGE_MODIFYING: tuple[int, ...] = (
 )
 
 
-def _offsets(ctx: RedoContext, data: bytes, start: int, count: int, what: str) -> tuple[int, ...]:
-    """``count`` OffsetNumbers from ``data[start:]``, or a RedoError if they are not there."""
-    end = start + 2 * count
-    if count < 0 or end > len(data):
-        raise ctx.error(f"{what}: {count} offsets need {2 * count} bytes, record has "
-                        f"{max(0, len(data) - start)}", block_id=0)
-    return struct.unpack_from(f"<{count}H", data, start)
-
-
 # -- redo routines ----------------------------------------------------------------------
-def heap_xlog_prune(ctx: RedoContext) -> None:
+def heap_xlog_prune(
+    ctx: RedoContext, *,
+    heap_page_prune_execute: Callable[[bytearray, Sequence[tuple[int, int]], Sequence[int],
+                                       Sequence[int]], None] = heap_page_prune_execute,
+) -> None:
     """Mirrors heap_xlog_prune (heapam.c): redirect / dead / unused line pointers
     from block 0's data, then heap_page_prune_execute compacts the page."""
-    _xid, nredirected, ndead = unpack_main(ctx, XL_HEAP_PRUNE, "xl_heap_prune")
+    _xid, nredirected, ndead = ctx.main_data().unpack(XL_HEAP_PRUNE, "xl_heap_prune")
     page = ctx.read_buffer_for_redo(0, get_cleanup_lock=True)
     if page is None:
         return
     data = ctx.block_data(0)
     if len(data) % 2:
         raise ctx.error(f"prune record has {len(data)} bytes of offsets (odd)", block_id=0)
-    redirected = _offsets(ctx, data, 0, 2 * nredirected, "redirected")
-    nowdead = _offsets(ctx, data, 4 * nredirected, ndead, "now dead")
-    start = 4 * nredirected + 2 * ndead
-    nowunused = _offsets(ctx, data, start, (len(data) - start) // 2, "now unused")
+    redirected = data.u16_array(2 * nredirected, "redirected offsets")
+    nowdead = data.u16_array(ndead, "now dead offsets")
+    nowunused = data.u16_array(data.remaining // 2, "now unused offsets")
     pairs = list(zip(redirected[0::2], redirected[1::2], strict=True))
-    with ctx.page_errors(0):
-        heap_page_prune_execute(page, pairs, nowdead, nowunused)
+    heap_page_prune_execute(page, pairs, nowdead, nowunused)
 
 
-def heap_xlog_vacuum(ctx: RedoContext) -> None:
+def heap_xlog_vacuum(
+    ctx: RedoContext, *,
+    PageTruncateLinePointerArray: Callable[[bytearray], None] = PageTruncateLinePointerArray,
+) -> None:
     """Mirrors heap_xlog_vacuum (heapam.c): LP_DEAD items become LP_UNUSED, then
     PageTruncateLinePointerArray."""
-    (nunused,) = unpack_main(ctx, XL_HEAP_VACUUM, "xl_heap_vacuum")
+    (nunused,) = ctx.main_data().unpack(XL_HEAP_VACUUM, "xl_heap_vacuum")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
-    nowunused = _offsets(ctx, ctx.block_data(0), 0, nunused, "now unused")
+    nowunused = ctx.block_data(0).u16_array(nunused, "now unused offsets")
     maxoff = PageGetMaxOffsetNumber(page)
     for off in nowunused:
         if not 1 <= off <= maxoff:
@@ -174,18 +169,22 @@ def heap_execute_freeze_tuple(htup: HeapTupleHeader, xmax: int, infomask2: int,
     htup.t_infomask2 = infomask2
 
 
-def heap_xlog_freeze_page(ctx: RedoContext) -> None:
+def heap_xlog_freeze_page(
+    ctx: RedoContext, *,
+    heap_execute_freeze_tuple: Callable[[HeapTupleHeader, int, int, int, int], None]
+    = heap_execute_freeze_tuple,
+) -> None:
     """Mirrors heap_xlog_freeze_page (heapam.c): apply each tuple's freeze plan."""
-    _cutoff, ntuples = unpack_main(ctx, XL_HEAP_FREEZE_PAGE, "xl_heap_freeze_page")
+    _cutoff, ntuples = ctx.main_data().unpack(XL_HEAP_FREEZE_PAGE, "xl_heap_freeze_page")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
     data = ctx.block_data(0)
-    if len(data) < ntuples * XL_HEAP_FREEZE_TUPLE.size:
-        raise ctx.error(f"freeze record has {len(data)} bytes for {ntuples} tuples", block_id=0)
+    data.need(ntuples * XL_HEAP_FREEZE_TUPLE.size, f"{ntuples} freeze plans")
     maxoff = PageGetMaxOffsetNumber(page)
-    for xmax, offset, infomask2, infomask, frzflags in XL_HEAP_FREEZE_TUPLE.iter_unpack(
-            data[: ntuples * XL_HEAP_FREEZE_TUPLE.size]):
+    for _ in range(ntuples):
+        xmax, offset, infomask2, infomask, frzflags = data.unpack(XL_HEAP_FREEZE_TUPLE,
+                                                                  "xl_heap_freeze_tuple")
         # C takes PageGetItem of the offset unchecked; a tuple must be there
         if not 1 <= offset <= maxoff:
             raise ctx.error(f"freeze plan for offset {offset} on a page with {maxoff} items",
@@ -197,11 +196,15 @@ def heap_xlog_freeze_page(ctx: RedoContext) -> None:
                                   frzflags)
 
 
-def heap_xlog_visible(ctx: RedoContext) -> None:
+def heap_xlog_visible(
+    ctx: RedoContext, *,
+    PageSetAllVisible: Callable[[bytearray], None] = PageSetAllVisible,
+    visibilitymap_set: Callable[[bytearray, int, int, int], bool] = visibilitymap_set,
+) -> None:
     """Mirrors heap_xlog_visible (heapam.c): PD_ALL_VISIBLE on the heap page
     (block 1; its LSN is set only when XLogHintBitIsNeeded()), then the VM bits
     (block 0; visibilitymap_set stamps the VM page's LSN only if bits change)."""
-    _cutoff, flags = unpack_main(ctx, XL_HEAP_VISIBLE, "xl_heap_visible")
+    _cutoff, flags = ctx.main_data().unpack(XL_HEAP_VISIBLE, "xl_heap_visible")
     heapblk = ctx.block_tag(1).blk
 
     page = ctx.read_buffer_for_redo(1)
@@ -227,7 +230,7 @@ def heap_xlog_visible(ctx: RedoContext) -> None:
 
 def heap_xlog_multi_insert(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_multi_insert (heapam.c)."""
-    flags, ntuples = unpack_main(ctx, XL_HEAP_MULTI_INSERT, "xl_heap_multi_insert")
+    flags, ntuples = ctx.main_data().unpack(XL_HEAP_MULTI_INSERT, "xl_heap_multi_insert")
     isinit = bool(ctx.info & XLOG_HEAP_INIT_PAGE)
     tag = ctx.block_tag(0)
 
@@ -240,24 +243,18 @@ def heap_xlog_multi_insert(ctx: RedoContext) -> None:
     if isinit:
         offsets: tuple[int, ...] = tuple(range(1, ntuples + 1))
     else:
-        offsets = _offsets(ctx, ctx.main_data, XL_HEAP_MULTI_INSERT.size, ntuples, "offsets")
+        main = ctx.main_data().seek(XL_HEAP_MULTI_INSERT.size)
+        offsets = tuple(main.u16_array(ntuples, "offsets"))
     tupdata = ctx.block_data(0)
-    pos = 0
     for offnum in offsets:
         check_new_offnum(ctx, page, offnum)
-        pos = SHORTALIGN(pos)  # each xl_multi_insert_tuple is 2-aligned in the data
-        if pos + XL_MULTI_INSERT_TUPLE.size > len(tupdata):
-            raise ctx.error(f"multi-insert data ends before tuple for offset {offnum}", block_id=0)
-        datalen, infomask2, infomask, hoff = XL_MULTI_INSERT_TUPLE.unpack_from(tupdata, pos)
-        pos += XL_MULTI_INSERT_TUPLE.size
-        if pos + datalen > len(tupdata):
-            raise ctx.error(f"multi-insert tuple for offset {offnum} runs past the data",
-                            block_id=0)
+        tupdata.seek(SHORTALIGN(tupdata.pos))  # each xl_multi_insert_tuple is 2-aligned
+        datalen, infomask2, infomask, hoff = tupdata.unpack(
+            XL_MULTI_INSERT_TUPLE, f"xl_multi_insert_tuple for offset {offnum}")
         hdr = new_tuple_header(infomask2, infomask, hoff, ctx.record.xid, tag.blk, offnum)
-        add_tuple(ctx, page, hdr + tupdata[pos : pos + datalen], offnum)
-        pos += datalen
-    if pos != len(tupdata):
-        raise ctx.error(f"total tuple length mismatch: used {pos} of {len(tupdata)} bytes",
+        add_tuple(ctx, page, hdr + tupdata.take(datalen, f"tuple for offset {offnum}"), offnum)
+    if tupdata.pos != len(tupdata):
+        raise ctx.error(f"total tuple length mismatch: used {tupdata.pos} of {len(tupdata)} bytes",
                         block_id=0)
     if flags & XLH_INSERT_ALL_VISIBLE_CLEARED:
         PageClearAllVisible(page)
@@ -269,7 +266,7 @@ def heap_xlog_multi_insert(ctx: RedoContext) -> None:
 def heap_xlog_lock_updated(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_lock_updated (heapam.c): lock a tuple version that an
     update made (SELECT ... FOR UPDATE walking an update chain)."""
-    xmax, offnum, infobits, flags = unpack_main(ctx, XL_HEAP_LOCK_UPDATED, "xl_heap_lock_updated")
+    xmax, offnum, infobits, flags = ctx.main_data().unpack(XL_HEAP_LOCK_UPDATED, "xl_heap_lock_updated")
     tag = ctx.block_tag(0)
 
     if flags & XLH_LOCK_ALL_FROZEN_CLEARED:

@@ -6,10 +6,12 @@ a record of this rmgr that names a block raises UnsupportedRecord.
 
 from __future__ import annotations
 
+from pyredo.wal.record import XLR_RMGR_INFO_MASK
+
 _NAMES = {
     0x00: "MESSAGE",
 }
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)

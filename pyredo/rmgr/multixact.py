@@ -6,6 +6,8 @@ a record of this rmgr that names a block raises UnsupportedRecord.
 
 from __future__ import annotations
 
+from pyredo.wal.record import XLR_RMGR_INFO_MASK
+
 _NAMES = {
     0x00: "ZERO_OFF_PAGE",
     0x10: "ZERO_MEM_PAGE",
@@ -15,4 +17,4 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)

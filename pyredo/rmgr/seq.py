@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 from pyredo import BLCKSZ
 from pyredo.page.bufpage import InvalidOffsetNumber, PageAddItem, PageInit, PageSetLSN, pd_special
+from pyredo.wal.record import XLR_RMGR_INFO_MASK
 
 if TYPE_CHECKING:
-    from pyredo.engine import RedoContext
-    from pyredo.rmgr import RedoFn
     from pyredo.wal.record import DecodedXLogRecord
+    from pyredo.xlogutils import RedoContext, RedoFn
 
 # xl_info values (C header names)
 XLOG_SEQ_LOG = 0x00
@@ -26,7 +26,7 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)
 
 # record types whose redo changes a relation page (coverage counts these)
 PAGE_MODIFYING: tuple[int, ...] = (
@@ -45,13 +45,12 @@ def seq_redo(ctx: RedoContext) -> None:
     page = ctx.init_buffer_for_redo(0)
     if page is None:
         return
-    data = ctx.main_data
-    if len(data) < XL_SEQ_REC.size:
-        raise ctx.error(f"xl_seq_rec is {len(data)} bytes, expected at least {XL_SEQ_REC.size}")
+    data = ctx.main_data()
+    data.unpack(XL_SEQ_REC, "xl_seq_rec")
     localpage = bytearray(BLCKSZ)
     PageInit(localpage, BLCKSZ, SEQUENCE_MAGIC.size)
     SEQUENCE_MAGIC.pack_into(localpage, pd_special(localpage), SEQ_MAGIC)
-    item = data[XL_SEQ_REC.size :]
+    item = data.rest()
     if PageAddItem(localpage, item, 1) == InvalidOffsetNumber:
         raise ctx.error("seq_redo: failed to add item to page", block_id=0)
     PageSetLSN(localpage, ctx.lsn)

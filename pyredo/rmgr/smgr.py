@@ -6,6 +6,8 @@ a record of this rmgr that names a block raises UnsupportedRecord.
 
 from __future__ import annotations
 
+from pyredo.wal.record import XLR_RMGR_INFO_MASK
+
 _NAMES = {
     0x10: "CREATE",
     0x20: "TRUNCATE",
@@ -13,4 +15,4 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)

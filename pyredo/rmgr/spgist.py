@@ -21,11 +21,10 @@ Byte-exactness notes:
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from pyredo import BLCKSZ
-from pyredo.engine import BlkAction
 from pyredo.page.bufpage import (
     ItemIdOffset,
     MaxIndexTuplesPerPage,
@@ -65,11 +64,15 @@ from pyredo.page.spgist import (
     spgFormDeadTuple,
     tupstate,
 )
+from pyredo.wal.record import XLR_RMGR_INFO_MASK
+from pyredo.xlogutils import BlkAction, RecordCursor, RedoContext
 
 if TYPE_CHECKING:
-    from pyredo.engine import RedoContext
-    from pyredo.rmgr import RedoFn
     from pyredo.wal.record import DecodedXLogRecord
+    from pyredo.xlogutils import RedoFn
+
+AdjustCounts = Callable[..., None]  # SpGistPageAdjustCounts(page, *, nRedirection, nPlaceholder)
+DeleteItem = Callable[[RedoContext, bytearray, int, int], None]  # _delete_item
 
 # xl_info values (C header names)
 XLOG_SPGIST_ADD_LEAF = 0x10
@@ -94,7 +97,7 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)
 
 # record types whose redo changes a relation page (coverage counts these)
 PAGE_MODIFYING: tuple[int, ...] = (
@@ -196,52 +199,22 @@ SPGXLOG_VACUUM_REDIRECT = struct.Struct("<HHI")  # SizeOfSpgxlogVacuumRedirect =
 
 
 # -- reading the main data -------------------------------------------------------------
-class _MainData:
-    """Walks a record's main data the way the C routine advances ``ptr``,
-    turning every overrun into a RedoError."""
+def _leaf_tuple(md: RecordCursor) -> bytes:
+    """An unaligned leaf tuple: C copies its header to read ``size``."""
+    md.need(SizeOfSpGistLeafTupleData, "leaf tuple header")
+    return md.take(leaf_tuple_size(md.data, md.pos), "leaf tuple")
 
-    def __init__(self, ctx: RedoContext) -> None:
-        self.ctx = ctx
-        self.data = ctx.main_data
-        self.pos = 0
 
-    def _need(self, n: int, what: str) -> None:
-        if self.pos + n > len(self.data):
-            raise self.ctx.error(f"{what} needs {n} bytes at offset {self.pos} of "
-                                 f"{len(self.data)} bytes of main data")
-
-    def header(self, st: struct.Struct, what: str) -> tuple[int, ...]:
-        self._need(st.size, what)
-        fields = st.unpack_from(self.data, self.pos)
-        self.pos += st.size
-        return fields
-
-    def offsets(self, n: int, what: str) -> tuple[int, ...]:
-        """An OffsetNumber array of length ``n``."""
-        self._need(2 * n, what)
-        arr = struct.unpack_from(f"<{n}H", self.data, self.pos)
-        self.pos += 2 * n
-        return arr
-
-    def raw(self, n: int, what: str) -> bytes:
-        self._need(n, what)
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def leaf_tuple(self) -> bytes:
-        """An unaligned leaf tuple: C copies its header to read ``size``."""
-        self._need(SizeOfSpGistLeafTupleData, "leaf tuple header")
-        return self.raw(leaf_tuple_size(self.data, self.pos), "leaf tuple")
-
-    def inner_tuple(self) -> bytes:
-        """An unaligned inner tuple: C copies its header to read ``size``."""
-        self._need(SizeOfSpGistInnerTupleData, "inner tuple header")
-        return self.raw(inner_tuple_header(self.data, self.pos).size, "inner tuple")
+def _inner_tuple(md: RecordCursor) -> bytes:
+    """An unaligned inner tuple: C copies its header to read ``size``."""
+    md.need(SizeOfSpGistInnerTupleData, "inner tuple header")
+    return md.take(inner_tuple_header(md.data, md.pos).size, "inner tuple")
 
 
 # -- page helpers redo shares ------------------------------------------------------------
-def _init_buffer(ctx: RedoContext, block_id: int, flags: int) -> bytearray | None:
+def _init_buffer(ctx: RedoContext, block_id: int, flags: int, *,
+                 SpGistInitPage: Callable[[bytearray, int], None] = SpGistInitPage,
+                 ) -> bytearray | None:
     """``XLogInitBufferForRedo`` + ``SpGistInitBuffer(buffer, flags)``.
 
     The C callers go on with ``action = BLK_NEEDS_REDO`` whatever
@@ -259,10 +232,10 @@ def _init_buffer(ctx: RedoContext, block_id: int, flags: int) -> bytearray | Non
 
 
 def _adjust_counts(ctx: RedoContext, page: bytearray, block_id: int, *,
-                   nRedirection: int = 0, nPlaceholder: int = 0) -> None:
+                   nRedirection: int = 0, nPlaceholder: int = 0,
+                   SpGistPageAdjustCounts: AdjustCounts = SpGistPageAdjustCounts) -> None:
     """``opaque->nRedirection / nPlaceholder += ...`` (uint16, wrapping as in C)."""
-    with ctx.page_errors(block_id):
-        SpGistPageAdjustCounts(page, nRedirection=nRedirection, nPlaceholder=nPlaceholder)
+    SpGistPageAdjustCounts(page, nRedirection=nRedirection, nPlaceholder=nPlaceholder)
 
 
 def _leaf_flags(storesNulls: int) -> int:
@@ -285,27 +258,28 @@ def _item(ctx: RedoContext, page: bytearray, offnum: int, need: int, block_id: i
 
 def _add_item(ctx: RedoContext, page: bytearray, item: bytes, offnum: int, block_id: int) -> None:
     """``PageAddItem(page, item, size, offnum, false, false) != offnum`` → elog(ERROR)."""
-    with ctx.page_errors(block_id):
-        got = PageAddItem(page, item, offnum)
+    got = PageAddItem(page, item, offnum)
     if got != offnum:
         raise ctx.error(f"failed to add item of size {len(item)} to SPGiST index page",
                         block_id=block_id)
 
 
 def _delete_item(ctx: RedoContext, page: bytearray, offnum: int, block_id: int) -> None:
-    with ctx.page_errors(block_id):
-        PageIndexTupleDelete(page, offnum)
+    PageIndexTupleDelete(page, offnum)
 
 
 def addOrReplaceTuple(ctx: RedoContext, page: bytearray, tuple_: bytes, offset: int,
-                      block_id: int) -> None:
+                      block_id: int, *,
+                      SpGistPageAdjustCounts: AdjustCounts = SpGistPageAdjustCounts,
+                      _delete_item: DeleteItem = _delete_item) -> None:
     """Mirrors addOrReplaceTuple (spgxlog.c): replay of SpGistPageAddNewItem —
     add at ``offset``, replacing the placeholder that is there, if any."""
     if offset <= PageGetMaxOffsetNumber(page):
         dt = _item(ctx, page, offset, 4, block_id)
         if tupstate(page, dt) != SPGIST_PLACEHOLDER:
             raise ctx.error("SPGiST tuple to be replaced is not a placeholder", block_id=block_id)
-        _adjust_counts(ctx, page, block_id, nPlaceholder=-1)
+        _adjust_counts(ctx, page, block_id, nPlaceholder=-1,
+                       SpGistPageAdjustCounts=SpGistPageAdjustCounts)
         _delete_item(ctx, page, offset, block_id)
     _add_item(ctx, page, tuple_, offset, block_id)
 
@@ -331,7 +305,8 @@ def spgUpdateNodeLink(ctx: RedoContext, page: bytearray, offnum: int, nodeN: int
 
 def spgPageIndexMultiDelete(ctx: RedoContext, page: bytearray, itemnos: Sequence[int],
                             firststate: int, reststate: int, blkno: int, offnum: int,
-                            myXid: int, block_id: int) -> None:
+                            myXid: int, block_id: int, *,
+                            SpGistPageAdjustCounts: AdjustCounts = SpGistPageAdjustCounts) -> None:
     """Mirrors spgPageIndexMultiDelete (spgdoinsert.c): delete ``itemnos`` and put
     dead tuples in their places — ``firststate`` for ``itemnos[0]``, ``reststate``
     for the others — counting redirects and placeholders in the opaque."""
@@ -341,24 +316,27 @@ def spgPageIndexMultiDelete(ctx: RedoContext, page: bytearray, itemnos: Sequence
         raise ctx.error(f"{len(itemnos)} items to delete exceed MaxIndexTuplesPerPage",
                         block_id=block_id)
     sortednos = sorted(itemnos)
-    with ctx.page_errors(block_id):
-        PageIndexMultiDelete(page, sortednos)
+    PageIndexMultiDelete(page, sortednos)
     firstItem = itemnos[0]
     for itemno in sortednos:
         state = firststate if itemno == firstItem else reststate
         _add_item(ctx, page, spgFormDeadTuple(state, blkno, offnum, myXid), itemno, block_id)
         if state == SPGIST_REDIRECT:
-            _adjust_counts(ctx, page, block_id, nRedirection=1)
+            _adjust_counts(ctx, page, block_id, nRedirection=1,
+                           SpGistPageAdjustCounts=SpGistPageAdjustCounts)
         elif state == SPGIST_PLACEHOLDER:
-            _adjust_counts(ctx, page, block_id, nPlaceholder=1)
+            _adjust_counts(ctx, page, block_id, nPlaceholder=1,
+                           SpGistPageAdjustCounts=SpGistPageAdjustCounts)
 
 
 # -- redo routines ---------------------------------------------------------------------------
-def spgRedoAddLeaf(ctx: RedoContext) -> None:
+def spgRedoAddLeaf(ctx: RedoContext, *,
+                   SGLT_SET_NEXTOFFSET: Callable[[bytearray, int, int], None] = SGLT_SET_NEXTOFFSET,
+                   ) -> None:
     """Mirrors spgRedoAddLeaf (spgxlog.c)."""
-    md = _MainData(ctx)
-    xl = spgxlogAddLeaf._make(md.header(SPGXLOG_ADD_LEAF, "spgxlogAddLeaf"))
-    leafTuple = md.leaf_tuple()
+    md = ctx.main_data()
+    xl = spgxlogAddLeaf._make(md.unpack(SPGXLOG_ADD_LEAF, "spgxlogAddLeaf"))
+    leafTuple = _leaf_tuple(md)
 
     if xl.newPage:
         page = _init_buffer(ctx, 0, _leaf_flags(xl.storesNulls))
@@ -383,14 +361,15 @@ def spgRedoAddLeaf(ctx: RedoContext) -> None:
                               ctx.block_tag(0).blk, xl.offnumLeaf, 1)
 
 
-def spgRedoMoveLeafs(ctx: RedoContext) -> None:
+def spgRedoMoveLeafs(ctx: RedoContext, *,
+                     SpGistPageAdjustCounts: AdjustCounts = SpGistPageAdjustCounts) -> None:
     """Mirrors spgRedoMoveLeafs (spgxlog.c)."""
     blknoDst = ctx.block_tag(1).blk
-    md = _MainData(ctx)
-    xl = spgxlogMoveLeafs._make(md.header(SPGXLOG_MOVE_LEAFS, "spgxlogMoveLeafs"))
+    md = ctx.main_data()
+    xl = spgxlogMoveLeafs._make(md.unpack(SPGXLOG_MOVE_LEAFS, "spgxlogMoveLeafs"))
     nInsert = 1 if xl.replaceDead else xl.nMoves + 1
-    toDelete = md.offsets(xl.nMoves, "toDelete")
-    toInsert = md.offsets(nInsert, "toInsert")
+    toDelete = md.u16_array(xl.nMoves, "toDelete")
+    toInsert = md.u16_array(nInsert, "toInsert")
     # md now points to the list of leaf tuples
 
     # insert tuples on the dest page first, so the redirect is valid
@@ -400,14 +379,16 @@ def spgRedoMoveLeafs(ctx: RedoContext) -> None:
         page = ctx.read_buffer_for_redo(1)
     if page is not None:
         for offnum in toInsert:
-            addOrReplaceTuple(ctx, page, md.leaf_tuple(), offnum, 1)
+            addOrReplaceTuple(ctx, page, _leaf_tuple(md), offnum, 1,
+                              SpGistPageAdjustCounts=SpGistPageAdjustCounts)
 
     # delete tuples from the source page, inserting a redirection pointer
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
         spgPageIndexMultiDelete(ctx, page, toDelete,
                                 SPGIST_PLACEHOLDER if xl.isBuild else SPGIST_REDIRECT,
-                                SPGIST_PLACEHOLDER, blknoDst, toInsert[-1], xl.myXid, 0)
+                                SPGIST_PLACEHOLDER, blknoDst, toInsert[-1], xl.myXid, 0,
+                                SpGistPageAdjustCounts=SpGistPageAdjustCounts)
 
     # and update the parent downlink
     page = ctx.read_buffer_for_redo(2)
@@ -415,11 +396,11 @@ def spgRedoMoveLeafs(ctx: RedoContext) -> None:
         spgUpdateNodeLink(ctx, page, xl.offnumParent, xl.nodeI, blknoDst, toInsert[-1], 2)
 
 
-def spgRedoAddNode(ctx: RedoContext) -> None:
+def spgRedoAddNode(ctx: RedoContext, *, _delete_item: DeleteItem = _delete_item) -> None:
     """Mirrors spgRedoAddNode (spgxlog.c)."""
-    md = _MainData(ctx)
-    xl = spgxlogAddNode._make(md.header(SPGXLOG_ADD_NODE, "spgxlogAddNode"))
-    innerTuple = md.inner_tuple()
+    md = ctx.main_data()
+    xl = spgxlogAddNode._make(md.unpack(SPGXLOG_ADD_NODE, "spgxlogAddNode"))
+    innerTuple = _inner_tuple(md)
 
     if not ctx.record.has_block_ref(1):
         # update in place
@@ -437,7 +418,7 @@ def spgRedoAddNode(ctx: RedoContext) -> None:
     else:
         page = ctx.read_buffer_for_redo(1)
     if page is not None:
-        addOrReplaceTuple(ctx, page, innerTuple, xl.offnumNew, 1)
+        addOrReplaceTuple(ctx, page, innerTuple, xl.offnumNew, 1, _delete_item=_delete_item)
         if xl.parentBlk == 1:
             spgUpdateNodeLink(ctx, page, xl.offnumParent, xl.nodeI, blknoNew, xl.offnumNew, 1)
 
@@ -467,10 +448,10 @@ def spgRedoAddNode(ctx: RedoContext) -> None:
 
 def spgRedoSplitTuple(ctx: RedoContext) -> None:
     """Mirrors spgRedoSplitTuple (spgxlog.c)."""
-    md = _MainData(ctx)
-    xl = spgxlogSplitTuple._make(md.header(SPGXLOG_SPLIT_TUPLE, "spgxlogSplitTuple"))
-    prefixTuple = md.inner_tuple()
-    postfixTuple = md.inner_tuple()
+    md = ctx.main_data()
+    xl = spgxlogSplitTuple._make(md.unpack(SPGXLOG_SPLIT_TUPLE, "spgxlogSplitTuple"))
+    prefixTuple = _inner_tuple(md)
+    postfixTuple = _inner_tuple(md)
 
     # insert the postfix tuple first, to avoid a dangling link
     if not xl.postfixBlkSame:
@@ -490,22 +471,23 @@ def spgRedoSplitTuple(ctx: RedoContext) -> None:
             addOrReplaceTuple(ctx, page, postfixTuple, xl.offnumPostfix, 0)
 
 
-def spgRedoPickSplit(ctx: RedoContext) -> None:
+def spgRedoPickSplit(ctx: RedoContext, *,
+                     SpGistInitPage: Callable[[bytearray, int], None] = SpGistInitPage) -> None:
     """Mirrors spgRedoPickSplit (spgxlog.c)."""
     blknoInner = ctx.block_tag(2).blk
-    md = _MainData(ctx)
-    xl = spgxlogPickSplit._make(md.header(SPGXLOG_PICKSPLIT, "spgxlogPickSplit"))
-    toDelete = md.offsets(xl.nDelete, "toDelete")
-    toInsert = md.offsets(xl.nInsert, "toInsert")
-    leafPageSelect = md.raw(xl.nInsert, "leafPageSelect")
-    innerTuple = md.inner_tuple()
+    md = ctx.main_data()
+    xl = spgxlogPickSplit._make(md.unpack(SPGXLOG_PICKSPLIT, "spgxlogPickSplit"))
+    toDelete = md.u16_array(xl.nDelete, "toDelete")
+    toInsert = md.u16_array(xl.nInsert, "toInsert")
+    leafPageSelect = md.take(xl.nInsert, "leafPageSelect")
+    innerTuple = _inner_tuple(md)
     # md now points to the list of leaf tuples
 
     srcPage: bytearray | None = None
     if xl.isRootSplit:
         pass  # when splitting the root, it is touched only as the new inner page
     elif xl.initSrc:
-        srcPage = _init_buffer(ctx, 0, _leaf_flags(xl.storesNulls))
+        srcPage = _init_buffer(ctx, 0, _leaf_flags(xl.storesNulls), SpGistInitPage=SpGistInitPage)
     else:
         srcPage = ctx.read_buffer_for_redo(0)
         if srcPage is not None:
@@ -523,20 +505,20 @@ def spgRedoPickSplit(ctx: RedoContext) -> None:
     if not ctx.record.has_block_ref(1):
         pass
     elif xl.initDest:
-        destPage = _init_buffer(ctx, 1, _leaf_flags(xl.storesNulls))
+        destPage = _init_buffer(ctx, 1, _leaf_flags(xl.storesNulls), SpGistInitPage=SpGistInitPage)
     else:
         destPage = ctx.read_buffer_for_redo(1)
 
     # restore leaf tuples to the src and/or dest page (C reads every one)
     for i in range(xl.nInsert):
-        leafTuple = md.leaf_tuple()
+        leafTuple = _leaf_tuple(md)
         page = destPage if leafPageSelect[i] else srcPage
         if page is not None:
             addOrReplaceTuple(ctx, page, leafTuple, toInsert[i], 1 if leafPageSelect[i] else 0)
 
     # restore the new inner tuple
     if xl.initInner:
-        page = _init_buffer(ctx, 2, SPGIST_NULLS if xl.storesNulls else 0)
+        page = _init_buffer(ctx, 2, SPGIST_NULLS if xl.storesNulls else 0, SpGistInitPage=SpGistInitPage)
     else:
         page = ctx.read_buffer_for_redo(2)
     if page is not None:
@@ -568,14 +550,14 @@ def _swap_item_ids(ctx: RedoContext, page: bytearray, a: int, b: int) -> None:
 
 def spgRedoVacuumLeaf(ctx: RedoContext) -> None:
     """Mirrors spgRedoVacuumLeaf (spgxlog.c)."""
-    md = _MainData(ctx)
-    xl = spgxlogVacuumLeaf._make(md.header(SPGXLOG_VACUUM_LEAF, "spgxlogVacuumLeaf"))
-    toDead = md.offsets(xl.nDead, "toDead")
-    toPlaceholder = md.offsets(xl.nPlaceholder, "toPlaceholder")
-    moveSrc = md.offsets(xl.nMove, "moveSrc")
-    moveDest = md.offsets(xl.nMove, "moveDest")
-    chainSrc = md.offsets(xl.nChain, "chainSrc")
-    chainDest = md.offsets(xl.nChain, "chainDest")
+    md = ctx.main_data()
+    xl = spgxlogVacuumLeaf._make(md.unpack(SPGXLOG_VACUUM_LEAF, "spgxlogVacuumLeaf"))
+    toDead = md.u16_array(xl.nDead, "toDead")
+    toPlaceholder = md.u16_array(xl.nPlaceholder, "toPlaceholder")
+    moveSrc = md.u16_array(xl.nMove, "moveSrc")
+    moveDest = md.u16_array(xl.nMove, "moveDest")
+    chainSrc = md.u16_array(xl.nChain, "chainSrc")
+    chainDest = md.u16_array(xl.nChain, "chainDest")
 
     page = ctx.read_buffer_for_redo(0)
     if page is None:
@@ -596,23 +578,22 @@ def spgRedoVacuumLeaf(ctx: RedoContext) -> None:
 
 def spgRedoVacuumRoot(ctx: RedoContext) -> None:
     """Mirrors spgRedoVacuumRoot (spgxlog.c)."""
-    md = _MainData(ctx)
-    xl = spgxlogVacuumRoot._make(md.header(SPGXLOG_VACUUM_ROOT, "spgxlogVacuumRoot"))
-    toDelete = md.offsets(xl.nDelete, "offsets")
+    md = ctx.main_data()
+    xl = spgxlogVacuumRoot._make(md.unpack(SPGXLOG_VACUUM_ROOT, "spgxlogVacuumRoot"))
+    toDelete = md.u16_array(xl.nDelete, "offsets")
 
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
         # the tuple numbers are in order (passed on as logged, unsorted, as in C)
-        with ctx.page_errors(0):
-            PageIndexMultiDelete(page, toDelete)
+        PageIndexMultiDelete(page, toDelete)
 
 
 def spgRedoVacuumRedirect(ctx: RedoContext) -> None:
     """Mirrors spgRedoVacuumRedirect (spgxlog.c). The Hot Standby conflict it
     resolves first does not change the page."""
-    md = _MainData(ctx)
-    xl = spgxlogVacuumRedirect._make(md.header(SPGXLOG_VACUUM_REDIRECT, "spgxlogVacuumRedirect"))
-    itemToPlaceholder = md.offsets(xl.nToPlaceholder, "offsets")
+    md = ctx.main_data()
+    xl = spgxlogVacuumRedirect._make(md.unpack(SPGXLOG_VACUUM_REDIRECT, "spgxlogVacuumRedirect"))
+    itemToPlaceholder = md.u16_array(xl.nToPlaceholder, "offsets")
 
     page = ctx.read_buffer_for_redo(0)
     if page is None:
@@ -630,15 +611,14 @@ def spgRedoVacuumRedirect(ctx: RedoContext) -> None:
         n = maxoff - xl.firstPlaceholder + 1  # may be <= 0: C then deletes nothing
         _adjust_counts(ctx, page, 0, nPlaceholder=-n)
         if n > 0:
-            with ctx.page_errors(0):
-                PageIndexMultiDelete(page, range(xl.firstPlaceholder, maxoff + 1))
+            PageIndexMultiDelete(page, range(xl.firstPlaceholder, maxoff + 1))
 
 
 # -- pg_waldump's description (spgdesc.c) ------------------------------------------------------
 def desc(rec: DecodedXLogRecord) -> str:
     """Mirrors spg_desc (spgdesc.c)."""
     data = rec.main_data
-    op = rec.info & 0xF0
+    op = rec.info & XLR_RMGR_INFO_MASK
     try:
         if op == XLOG_SPGIST_ADD_LEAF:
             a = spgxlogAddLeaf._make(SPGXLOG_ADD_LEAF.unpack_from(data))

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyredo.wal.image import restore_block_image
+from pyredo.wal.record import XLR_RMGR_INFO_MASK
+
 if TYPE_CHECKING:
-    from pyredo.engine import RedoContext
-    from pyredo.rmgr import RedoFn
+    from pyredo.xlogutils import RedoContext, RedoFn, RestoreBlockImage
 
 # xl_info values (C header names)
 XLOG_CHECKPOINT_SHUTDOWN = 0x00
@@ -45,7 +47,7 @@ _NAMES = {
 
 
 def identify(info: int) -> str | None:
-    return _NAMES.get(info & 0xF0)
+    return _NAMES.get(info & XLR_RMGR_INFO_MASK)
 
 # record types whose redo changes a relation page (coverage counts these)
 PAGE_MODIFYING: tuple[int, ...] = (
@@ -54,15 +56,17 @@ PAGE_MODIFYING: tuple[int, ...] = (
 )
 
 
-def xlog_redo_fpi(ctx: RedoContext) -> None:
+def xlog_redo_fpi(ctx: RedoContext, *,
+                  restore_block_image: RestoreBlockImage = restore_block_image) -> None:
     """Mirrors the XLOG_FPI / XLOG_FPI_FOR_HINT branch of xlog_redo (xlog.c).
 
     Every block reference carries a full-page image to restore. FPI_FOR_HINT
     blocks without an image are skipped; an FPI block without one is an error,
     and so is an image not marked BKPIMAGE_APPLY (a consistency-check copy):
     XLogReadBufferForRedo would then not answer BLK_RESTORED.
+    ``restore_block_image`` (wal/image.py's) decompresses and un-holes an image.
     """
-    info = ctx.info & 0xF0
+    info = ctx.info & XLR_RMGR_INFO_MASK
     rec = ctx.record
     for block_id in range(rec.max_block_id + 1):
         blk = rec.block(block_id)
@@ -74,7 +78,7 @@ def xlog_redo_fpi(ctx: RedoContext) -> None:
         if not blk.apply_image:
             raise ctx.error("unexpected XLogReadBufferForRedo result when restoring backup block",
                             block_id=block_id)
-        ctx.restore_image_if_target(block_id)
+        ctx.restore_image_if_target(block_id, restore_block_image=restore_block_image)
 
 
 REDO: dict[int, RedoFn] = {

@@ -30,9 +30,11 @@ from pyredo.errors import (
     WalError,
     format_lsn,
 )
+from pyredo.rmgr import RM_LOGICALMSG_ID, RM_XLOG_ID
+from pyredo.rmgr.xlog import XLOG_SWITCH
 from pyredo.wal.decoder import XLOG_RECORD, decode_record
 from pyredo.wal.lsn import parse_segment_file_name, segment_file_name
-from pyredo.wal.record import DecodedXLogRecord, SizeOfXLogRecord
+from pyredo.wal.record import XLR_RMGR_INFO_MASK, DecodedXLogRecord, SizeOfXLogRecord
 
 # xlog_internal.h ------------------------------------------------------------
 XLOG_PAGE_MAGIC = 0xD110  # PostgreSQL 15
@@ -47,9 +49,7 @@ SizeOfXLogLongPHD = 40
 # MaxAllocSize: PostgreSQL cannot allocate a bigger record buffer either
 MAX_RECORD_LEN = 0x3FFFFFFF
 
-RM_XLOG_ID = 0
-XLOG_SWITCH = 0x40
-RM_MAX_BUILTIN_ID = 21
+RM_MAX_BUILTIN_ID = RM_LOGICALMSG_ID
 RM_MIN_CUSTOM_ID = 128
 
 # xlp_magic, xlp_info, xlp_tli, xlp_pageaddr, xlp_rem_len
@@ -240,7 +240,7 @@ class RecordAssembler:
                 lsn=lsn, segment=self._rec_seg, offset=self._rec_off,
             )
         end = maxalign(end_pos)
-        if rmid == RM_XLOG_ID and info & 0xF0 == XLOG_SWITCH:
+        if rmid == RM_XLOG_ID and info & XLR_RMGR_INFO_MASK == XLOG_SWITCH:
             # pretend the switch record extends to the end of its segment
             end += self.seg_size - 1
             end -= end % self.seg_size

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+import factories
 import pytest
 
 from oracles.masks.brin import brin_mask
@@ -25,7 +26,7 @@ from pyredo.page.brin import (
     brin_page_init,
     brinGetHeapBlockItemptr,
 )
-from pyredo.rmgr import RM_BRIN_ID, record_type
+from pyredo.rmgr import RM_BRIN_ID
 from pyredo.rmgr.brin import (
     XLOG_BRIN_CREATE_INDEX,
     XLOG_BRIN_DESUMMARIZE,
@@ -36,11 +37,9 @@ from pyredo.rmgr.brin import (
     XLOG_BRIN_UPDATE,
     desc,
 )
+from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
-    BKPBLOCK_HAS_DATA,
-    BKPBLOCK_WILL_INIT,
     BufferTag,
-    DecodedBkpBlock,
     DecodedXLogRecord,
     RelFileNode,
 )
@@ -53,24 +52,8 @@ def tag(blk: int) -> BufferTag:
     return BufferTag(*RNODE, 0, blk)
 
 
-class Wal:
-    """Hands out increasing LSNs to the records it builds."""
-
-    def __init__(self) -> None:
-        self.lsn = 0x1000000
-
-    def rec(self, info: int, main: bytes,
-            blocks: list[tuple[int, int, bool, bytes]]) -> DecodedXLogRecord:
-        """blocks: (block_id, blkno, will_init, data)."""
-        bl = {}
-        for block_id, blkno, will_init, data in blocks:
-            flags = (BKPBLOCK_WILL_INIT if will_init else 0) | (BKPBLOCK_HAS_DATA if data else 0)
-            bl[block_id] = DecodedBkpBlock(block_id, RNODE, 0, blkno, flags,
-                                           has_data=bool(data), data=data)
-        start = self.lsn
-        self.lsn += 0x100
-        return DecodedXLogRecord(start, start + 0x80, 0x80, 700, 0, info, RM_BRIN_ID, 0, b"",
-                                 main_data=main, blocks=bl)
+class Wal(factories.Wal):
+    rmid, xid, rnode = RM_BRIN_ID, 700, RNODE
 
 
 def brin_tuple(heap_blk: int, payload: bytes) -> bytes:
@@ -108,7 +91,7 @@ def test_createidx_builds_the_metapage() -> None:
     assert BrinPageType(page) == BRIN_PAGETYPE_META
     assert bufpage.PageGetLSN(page) == rec.end_lsn
     assert page[40:8184] == bytes(8144)
-    assert record_type(rec) == "BRIN/CREATE_INDEX"
+    assert PG15.record_type(rec) == "BRIN/CREATE_INDEX"
 
 
 def test_revmap_extend_updates_meta_and_inits_the_revmap_page() -> None:
@@ -142,7 +125,7 @@ def test_insert_init_update_and_revmap() -> None:
     rm = redo(REVMAP, recs)
     assert brinGetHeapBlockItemptr(rm, 1, 0) == (REG, 1)
     assert brinGetHeapBlockItemptr(rm, 1, 1) == (REG, 2)
-    assert record_type(recs[2]) == "BRIN/INSERT+INIT"
+    assert PG15.record_type(recs[2]) == "BRIN/INSERT+INIT"
 
 
 def test_cross_page_update_leaves_an_unused_line_pointer() -> None:

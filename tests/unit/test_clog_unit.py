@@ -17,6 +17,7 @@ import pytest
 
 from pyredo import BLCKSZ
 from pyredo.errors import RedoError, UnsupportedRecord
+from pyredo.rmgr import RM_CLOG_ID, RM_XACT_ID
 from pyredo.slru import clog as C
 from pyredo.slru.clog import (
     CLOG_TRUNCATE,
@@ -56,8 +57,6 @@ from pyredo.wal.builder import encode_record
 from pyredo.wal.decoder import decode_record
 from pyredo.wal.record import DecodedXLogRecord
 
-RM_XACT_ID = 1
-RM_CLOG_ID = 3
 XACT_TIME = 0x0002_8C4F_1234_5678
 _lsns = itertools.count(0x0100_0028, 0x100)
 

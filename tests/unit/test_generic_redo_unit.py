@@ -5,27 +5,20 @@ from __future__ import annotations
 import struct
 
 import pytest
+from factories import RNODE, block, record, tag
 
 from oracles.masks.generic import generic_mask
 from pyredo import BLCKSZ
 from pyredo.engine import RedoEngine
 from pyredo.errors import RedoError
 from pyredo.page import bufpage
-from pyredo.rmgr import RM_GENERIC_ID, record_type
+from pyredo.rmgr import RM_GENERIC_ID
+from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
-    BKPBLOCK_HAS_DATA,
-    BufferTag,
-    DecodedBkpBlock,
     DecodedXLogRecord,
-    RelFileNode,
 )
 
-RNODE = RelFileNode(1663, 5, 16500)
 LSN = 0x2000000
-
-
-def tag(blk: int) -> BufferTag:
-    return BufferTag(*RNODE, 0, blk)
 
 
 def frag(offset: int, data: bytes) -> bytes:
@@ -34,9 +27,8 @@ def frag(offset: int, data: bytes) -> bytes:
 
 def rec(deltas: dict[int, tuple[int, bytes]], lsn: int = LSN) -> DecodedXLogRecord:
     """deltas: block_id -> (blkno, delta bytes)."""
-    blocks = {bid: DecodedBkpBlock(bid, RNODE, 0, blkno, BKPBLOCK_HAS_DATA, has_data=True, data=d)
-              for bid, (blkno, d) in deltas.items()}
-    return DecodedXLogRecord(lsn, lsn + 0x40, 0x40, 9, 0, 0, RM_GENERIC_ID, 0, b"", blocks=blocks)
+    blocks = [block(bid, blkno, d, rnode=RNODE) for bid, (blkno, d) in deltas.items()]
+    return record(RM_GENERIC_ID, 0, b"", *blocks, lsn=lsn, size=0x40, xid=9)
 
 
 def base_page() -> bytes:
@@ -64,7 +56,7 @@ def test_fragments_are_applied_and_the_new_hole_zeroed() -> None:
     assert page[7000:8000] == b"U" * 1000
     assert page[8000:8184] == b"\x11" * 184
     assert bufpage.PageGetLSN(page) == r.end_lsn
-    assert record_type(r) == "Generic/Generic"
+    assert PG15.record_type(r) == "Generic/Generic"
 
 
 def test_only_the_target_block_changes_and_lsn_skips() -> None:

@@ -12,6 +12,7 @@ import random
 import struct
 
 import pytest
+from factories import block, record
 
 from oracles.masks.gin import gin_mask
 from pyredo import BLCKSZ
@@ -46,7 +47,7 @@ from pyredo.rmgr.gin import (
     GIN_SEGMENT_UNMODIFIED,
     XLOG_GIN_VACUUM_DATA_LEAF_PAGE,
 )
-from pyredo.wal.record import BufferTag, DecodedBkpBlock, DecodedXLogRecord, RelFileNode
+from pyredo.wal.record import BufferTag, DecodedXLogRecord
 
 
 # -- varbyte ----------------------------------------------------------------------
@@ -168,11 +169,8 @@ def _leaf(segments: list[bytes]) -> bytearray:
 
 
 def _record(payload: bytes) -> DecodedXLogRecord:
-    blk = DecodedBkpBlock(0, RelFileNode(TAG.spc, TAG.db, TAG.rel), TAG.fork, TAG.blk, 0x20,
-                          has_data=True, data=payload)
-    return DecodedXLogRecord(lsn=LSN - 0x40, end_lsn=LSN, tot_len=0, xid=0, prev=0,
-                             info=XLOG_GIN_VACUUM_DATA_LEAF_PAGE, rmid=RM_GIN_ID, crc=0,
-                             raw=b"", blocks={0: blk})
+    return record(RM_GIN_ID, XLOG_GIN_VACUUM_DATA_LEAF_PAGE, b"",
+                  block(0, TAG.blk, payload, rnode=TAG.rnode, fork=TAG.fork), lsn=LSN - 0x40, size=0x40)
 
 
 def _actions(*actions: tuple[int, int, bytes]) -> bytes:

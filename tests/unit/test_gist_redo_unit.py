@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import struct
 
+import factories
 import pytest
+from factories import RNODE, spec, tag
 
 from oracles.masks.bufmask import MaskError
 from oracles.masks.gist import gist_mask
 from pyredo import BLCKSZ
-from pyredo.engine import BlkAction, RedoContext, RedoEngine
+from pyredo.engine import RedoEngine
 from pyredo.errors import RedoError
 from pyredo.page import bufpage
 from pyredo.page.gist import (
@@ -40,7 +42,7 @@ from pyredo.page.gist import (
     gistinitpage,
     split_index_tuples,
 )
-from pyredo.rmgr import RM_GIST_ID, record_type
+from pyredo.rmgr import RM_GIST_ID
 from pyredo.rmgr.gist import (
     XLOG_GIST_ASSIGN_LSN,
     XLOG_GIST_DELETE,
@@ -51,18 +53,14 @@ from pyredo.rmgr.gist import (
     desc,
     gistRedoPageUpdateRecord,
 )
-from pyredo.wal.builder import BlockSpec, encode_record
-from pyredo.wal.decoder import decode_record
-from pyredo.wal.record import BufferTag, DecodedXLogRecord, RelFileNode
+from pyredo.rmgrlist import PG15
+from pyredo.wal.builder import BlockSpec
+from pyredo.wal.record import DecodedXLogRecord
+from pyredo.xlogutils import BlkAction, RedoContext
 
-RNODE = RelFileNode(1663, 5, 16500)
 ROOT, LEAF, RIGHT, NEW, CHILD = 0, 1, 2, 3, 4
 OLD_SERVER = RedoEngine(server_version_num=150019)
 NEW_SERVER = RedoEngine()
-
-
-def tag(blk: int) -> BufferTag:
-    return BufferTag(*RNODE, 0, blk)
 
 
 def itup(blk: int, off: int, key: bytes) -> bytes:
@@ -87,21 +85,14 @@ def leaf_tuples(n: int, start: int = 0) -> list[bytes]:
     return [itup(100, i + 1, point(start + i, i)) for i in range(n)]
 
 
-class Wal:
-    """Hands out increasing LSNs; each record is encoded and decoded again."""
+class Wal(factories.Wal):
+    """Each record is encoded and decoded again."""
 
-    def __init__(self) -> None:
-        self.lsn = 0x2000000
-
-    def rec(self, info: int, main: bytes, blocks: list[BlockSpec] | None = None) -> DecodedXLogRecord:
-        raw = encode_record(RM_GIST_ID, info, xid=750, blocks=blocks or [], main_data=main)
-        start = self.lsn
-        self.lsn += 0x1000
-        return decode_record(raw, start, start + len(raw))
+    rmid, xid, start, step = RM_GIST_ID, 750, 0x2000000, 0x1000
+    rec = factories.Wal.encoded
 
 
-def blk(block_id: int, blkno: int, data: bytes = b"", **kw: object) -> BlockSpec:
-    return BlockSpec(block_id, RNODE, 0, blkno, data=data, **kw)  # type: ignore[arg-type]
+blk = spec
 
 
 def apply(page: bytearray, blkno: int, rec: DecodedXLogRecord,
@@ -413,7 +404,7 @@ def test_no_page_records(info: int, main: bytes) -> None:
 
 def test_identify_and_desc() -> None:
     wal = Wal()
-    assert record_type(wal.rec(XLOG_GIST_ASSIGN_LSN, bytes(4))) == "Gist/ASSIGN_LSN"
+    assert PG15.record_type(wal.rec(XLOG_GIST_ASSIGN_LSN, bytes(4))) == "Gist/ASSIGN_LSN"
     reuse = wal.rec(XLOG_GIST_PAGE_REUSE, struct.pack("<IIIIQ", *RNODE, 7, (1 << 32) | 900))
     assert desc(reuse) == "rel 1663/5/16500; blk 7; latestRemovedXid 1:900"
     assert desc(wal.rec(XLOG_GIST_DELETE, struct.pack("<IHH", 733, 1, 2), [blk(0, LEAF)])) == \

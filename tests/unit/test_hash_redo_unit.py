@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import struct
 
+import factories
 import pytest
+from factories import tag
 
 from oracles.masks.bufmask import MaskError
 from oracles.masks.hash import hash_mask
@@ -41,50 +43,18 @@ from pyredo.page.hash import (
     _hash_pageinit,
     _hash_spareindex,
 )
-from pyredo.rmgr import RM_HASH_ID, record_type
+from pyredo.rmgr import RM_HASH_ID
 from pyredo.rmgr import hash as hrm
+from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
-    BKPBLOCK_HAS_DATA,
-    BKPBLOCK_HAS_IMAGE,
-    BKPBLOCK_WILL_INIT,
-    BKPIMAGE_APPLY,
-    BufferTag,
-    DecodedBkpBlock,
     DecodedXLogRecord,
-    RelFileNode,
 )
 
-RNODE = RelFileNode(1663, 5, 16500)
 META, BUCKET, OVFL1, BITMAP, OVFL2 = 0, 1, 10, 3, 11
 
 
-def tag(blk: int) -> BufferTag:
-    return BufferTag(*RNODE, 0, blk)
-
-
-class Wal:
-    """Hands out increasing LSNs to the records it builds."""
-
-    def __init__(self) -> None:
-        self.lsn = 0x1000000
-
-    def rec(self, info: int, main: bytes,
-            blocks: list[tuple[int, int, bool, bytes]],
-            images: dict[int, bytes] | None = None) -> DecodedXLogRecord:
-        """blocks: (block_id, blkno, will_init, data); images: block_id -> page to restore."""
-        bl = {}
-        for block_id, blkno, will_init, data in blocks:
-            flags = (BKPBLOCK_WILL_INIT if will_init else 0) | (BKPBLOCK_HAS_DATA if data else 0)
-            b = DecodedBkpBlock(block_id, RNODE, 0, blkno, flags, has_data=bool(data), data=data)
-            if images and block_id in images:
-                b.flags |= BKPBLOCK_HAS_IMAGE
-                b.has_image = b.apply_image = True
-                b.bkp_image, b.bimg_len, b.bimg_info = images[block_id], BLCKSZ, BKPIMAGE_APPLY
-            bl[block_id] = b
-        start = self.lsn
-        self.lsn += 0x100
-        return DecodedXLogRecord(start, start + 0x80, 0x80, 700, 0, info, RM_HASH_ID, 0, b"",
-                                 main_data=main, blocks=bl)
+class Wal(factories.Wal):
+    rmid, xid = RM_HASH_ID, 700
 
 
 def redo(blk: int, base: bytes | None, *recs: DecodedXLogRecord) -> bytearray:
@@ -334,7 +304,7 @@ def test_identify_and_desc() -> None:
     wal = Wal()
     rec = wal.rec(hrm.XLOG_HASH_SQUEEZE_PAGE, struct.pack("<IIHBB", 20, 0xFFFFFFFF, 3, 1, 0),
                   [(1, BUCKET, False, b"")])
-    assert record_type(rec) == "Hash/SQUEEZE_PAGE"
+    assert PG15.record_type(rec) == "Hash/SQUEEZE_PAGE"
     assert hrm.desc(rec) == "prevblkno 20, nextblkno 4294967295, ntups 3, is_primary T"
     rec = wal.rec(hrm.XLOG_HASH_INIT_META_PAGE, struct.pack("<dIH", 2260.0, 450, 307), [])
     assert hrm.desc(rec) == "num_tuples 2260, fillfactor 307"

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from functools import partial
 
+import factories
 import pytest
+from factories import block
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyredo import BLCKSZ
-from pyredo.engine import RedoContext, RedoEngine
+from pyredo.engine import RedoEngine
 from pyredo.errors import RedoError
 from pyredo.page import bufpage
 from pyredo.page.htup import HEAP_XMAX_INVALID, T_CTID, T_INFOMASK, T_XMAX, T_XMIN
@@ -27,37 +30,29 @@ from pyredo.page.visibilitymap import (
     VISIBILITYMAP_ALL_VISIBLE,
     visibilitymap_get_status,
 )
-from pyredo.rmgr import RM_HEAP2_ID, RM_HEAP_ID, RM_SEQ_ID, RM_XLOG_ID, get_rmgr, seq, xlog
+from pyredo.rmgr import RM_HEAP2_ID, RM_HEAP_ID, RM_SEQ_ID, RM_XLOG_ID, seq, xlog
 from pyredo.rmgr import heap as h
 from pyredo.rmgr import heap2 as h2
+from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
-    BKPBLOCK_HAS_DATA,
-    BKPBLOCK_WILL_INIT,
     MAIN_FORKNUM,
     VISIBILITYMAP_FORKNUM,
     BufferTag,
-    DecodedBkpBlock,
     DecodedXLogRecord,
     RelFileNode,
 )
+from pyredo.xlogutils import RedoContext
 
 RNODE = RelFileNode(1663, 5, 16384)
 XID = 1000
-_lsn = [0x1000000]
+_blk = partial(block, rnode=RNODE)
 
 
-def _blk(block_id: int, blkno: int, data: bytes = b"", *, fork: int = MAIN_FORKNUM,
-         will_init: bool = False) -> DecodedBkpBlock:
-    flags = fork | (BKPBLOCK_HAS_DATA if data else 0) | (BKPBLOCK_WILL_INIT if will_init else 0)
-    return DecodedBkpBlock(block_id, RNODE, fork, blkno, flags, has_data=bool(data), data=data)
+class _Wal(factories.Wal):
+    xid, rnode, start = XID, RNODE, 0x1000100
 
 
-def record(rmid: int, info: int, main: bytes, *blocks: DecodedBkpBlock) -> DecodedXLogRecord:
-    """A decoded record at the next LSN."""
-    _lsn[0] += 0x100
-    return DecodedXLogRecord(lsn=_lsn[0], end_lsn=_lsn[0] + 0x80, tot_len=0, xid=XID, prev=0,
-                             info=info, rmid=rmid, crc=0, raw=b"", main_data=main,
-                             blocks={b.block_id: b for b in blocks})
+record = _Wal().record  # (rmid, info, main, *blocks): a decoded record at the next LSN
 
 
 def heap_tag(blkno: int = 0) -> BufferTag:
@@ -91,7 +86,7 @@ def call_routine(rec: DecodedXLogRecord, tag: BufferTag, page: bytes | None,
     """Run the record's routine directly (not through engine.apply, which would
     wrap any exception into a RedoError): only RedoError may come out."""
     buf = bytearray(page) if page is not None else bytearray(BLCKSZ)
-    routine = get_rmgr(rec.rmid).redo_routine(rec)
+    routine = PG15.routine(rec.rmid, rec.info)
     routine(RedoContext(engine or RedoEngine(), rec, tag, buf))
     return buf
 

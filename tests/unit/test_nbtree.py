@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from factories import RNODE, bt_page, bt_pivot, bt_posting, encoded, int4_tuple, tag, tid
 
 from oracles.masks.btree import btree_mask
 from oracles.masks.bufmask import MaskError
@@ -19,11 +20,9 @@ from pyredo.page.bufpage import (
     LP_DEAD,
     LP_NORMAL,
     MAXALIGN,
-    PageAddItem,
     PageGetItemId,
     PageGetMaxOffsetNumber,
     PageSetItemId,
-    PageSetLSN,
     pd_lower,
     set_pd_special,
 )
@@ -44,62 +43,28 @@ from pyredo.page.nbtree import (
     BTreeTupleGetPostingOffset,
     BTreeTupleIsPivot,
     BTreeTupleIsPosting,
-    BTreeTupleSetNAtts,
     IndexTupleGetInfo,
     IndexTupleSize,
     _bt_form_posting,
-    _bt_pageinit,
     _bt_swap_posting,
     _bt_update_posting,
     dummy_hikey,
 )
-from pyredo.rmgr import RM_BTREE_ID, RMGRS, record_type
+from pyredo.rmgr import RM_BTREE_ID
 from pyredo.rmgr import btree as btrm
-from pyredo.wal.builder import BlockSpec, encode_record
-from pyredo.wal.decoder import decode_record
-from pyredo.wal.record import BufferTag, DecodedXLogRecord, RelFileNode
+from pyredo.rmgrlist import PG15
+from pyredo.wal.builder import BlockSpec
+from pyredo.wal.record import DecodedXLogRecord
 
-RNODE = RelFileNode(1663, 5, 16500)
 LSN0 = 0x0200_0000
 
 
-def tid(blk: int, off: int) -> bytes:
-    return struct.pack("<HHH", blk >> 16, blk & 0xFFFF, off)
-
-
-def int4_tuple(key: int, blk: int, off: int) -> bytes:
-    return tid(blk, off) + struct.pack("<Hi4x", 16, key)
-
-
-def pivot(key: int, downlink: int = 0) -> bytes:
-    tup = bytearray(int4_tuple(key, downlink, 0))
-    BTreeTupleSetNAtts(tup, 0, 1, False)
-    return bytes(tup)
-
-
-def posting(key: int, tids: list[tuple[int, int]]) -> bytes:
-    return bytes(_bt_form_posting(int4_tuple(key, *tids[0]), b"".join(tid(*t) for t in tids), len(tids)))
-
-
 def btpage(items: list[bytes], *, hikey: bytes | None = None, next_: int = 0) -> bytearray:
-    page = bytearray(BLCKSZ)
-    _bt_pageinit(page)
-    op = BTPageGetOpaque(page)
-    op.btpo_next = next_
-    op.btpo_flags = BTP_LEAF
-    for item in ([hikey] if hikey is not None else []) + items:
-        assert PageAddItem(page, item, PageGetMaxOffsetNumber(page) + 1)
-    PageSetLSN(page, LSN0 - 0x100)
-    return page
+    return bt_page(items, hikey=hikey, next_=next_, lsn=LSN0 - 0x100)
 
 
 def record(info: int, main: bytes, blocks: list[BlockSpec]) -> DecodedXLogRecord:
-    raw = encode_record(RM_BTREE_ID, info, blocks=blocks, main_data=main)
-    return decode_record(raw, LSN0, LSN0 + MAXALIGN(len(raw)))
-
-
-def tag(blk: int) -> BufferTag:
-    return BufferTag(*RNODE, 0, blk)
+    return encoded(RM_BTREE_ID, info, main, blocks, lsn=LSN0)
 
 
 def redo(blk: int, base: bytes | None, rec: DecodedXLogRecord) -> bytes:
@@ -108,11 +73,11 @@ def redo(blk: int, base: bytes | None, rec: DecodedXLogRecord) -> bytes:
 
 # -- the rmgr table ----------------------------------------------------------------------
 def test_every_btree_record_type_has_a_routine() -> None:
-    rm = RMGRS[RM_BTREE_ID]
-    assert set(rm.redo_table) == set(btrm._NAMES)
+    rm = PG15.rows[RM_BTREE_ID]
+    assert set(rm.redo) == set(btrm._NAMES)
     assert btrm.XLOG_BTREE_REUSE_PAGE not in btrm.PAGE_MODIFYING
     assert len(btrm.PAGE_MODIFYING) == 14
-    for info, fn in rm.redo_table.items():
+    for info, fn in rm.redo.items():
         assert fn.__doc__ and "Mirrors" in fn.__doc__ and "nbtxlog.c" in fn.__doc__, info
 
 
@@ -131,8 +96,8 @@ def test_form_posting_and_plain() -> None:
 
 
 def test_update_posting() -> None:
-    p = posting(5, [(1, 1), (1, 2), (2, 1), (2, 2)])
-    assert bytes(_bt_update_posting(p, [0, 3])) == posting(5, [(1, 2), (2, 1)])
+    p = bt_posting(5, [(1, 1), (1, 2), (2, 1), (2, 2)])
+    assert bytes(_bt_update_posting(p, [0, 3])) == bt_posting(5, [(1, 2), (2, 1)])
     assert bytes(_bt_update_posting(p, [0, 1, 3])) == int4_tuple(5, 2, 1)
     with pytest.raises(BtreeTupleError, match="ascending"):
         _bt_update_posting(p, [3, 0])
@@ -143,10 +108,10 @@ def test_update_posting() -> None:
 
 
 def test_swap_posting() -> None:
-    p = posting(5, [(1, 1), (1, 5), (2, 1)])
+    p = bt_posting(5, [(1, 1), (1, 5), (2, 1)])
     newitem = bytearray(int4_tuple(5, 1, 3))
     n = _bt_swap_posting(newitem, p, 1)
-    assert bytes(n) == posting(5, [(1, 1), (1, 3), (1, 5)])
+    assert bytes(n) == bt_posting(5, [(1, 1), (1, 3), (1, 5)])
     assert bytes(newitem) == int4_tuple(5, 2, 1)  # the old maximum TID
     for off in (0, 3):
         with pytest.raises(BtreeTupleError, match="cannot be split at offset"):
@@ -178,7 +143,7 @@ def test_meta_cleanup_rebuilds_the_metapage() -> None:
 
 
 def test_insert_leaf_and_post() -> None:
-    base = btpage([int4_tuple(1, 1, 1), posting(5, [(1, 2), (3, 2)])])
+    base = btpage([int4_tuple(1, 1, 1), bt_posting(5, [(1, 2), (3, 2)])])
     rec = record(btrm.XLOG_BTREE_INSERT_LEAF, struct.pack("<H", 2),
                  [BlockSpec(0, RNODE, 0, 1, data=int4_tuple(0, 9, 9))])
     assert PageGetMaxOffsetNumber(redo(1, bytes(base), rec)) == 3
@@ -186,7 +151,7 @@ def test_insert_leaf_and_post() -> None:
                  [BlockSpec(0, RNODE, 0, 1, data=struct.pack("<H", 1) + int4_tuple(5, 2, 2))])
     page = bytearray(redo(1, bytes(base), rec))
     lp2, lp3 = PageGetItemId(page, 2), PageGetItemId(page, 3)
-    assert page[lp2[0] : lp2[0] + lp2[2]] == posting(5, [(1, 2), (2, 2)])
+    assert page[lp2[0] : lp2[0] + lp2[2]] == bt_posting(5, [(1, 2), (2, 2)])
     assert page[lp3[0] : lp3[0] + lp3[2]] == int4_tuple(5, 3, 2)
     assert btrm.desc(rec) == "off 3"
 
@@ -207,7 +172,7 @@ def test_reuse_page_is_a_no_op() -> None:
     RedoEngine().apply(tag(9), page, rec)
     assert bytes(page) == before
     assert btrm.desc(rec) == "rel 1663/5/16500; latestRemovedXid 1:5"
-    assert record_type(rec) == "Btree/REUSE_PAGE"
+    assert PG15.record_type(rec) == "Btree/REUSE_PAGE"
 
 
 # -- malformed records: typed errors ---------------------------------------------------------
@@ -224,11 +189,11 @@ MALFORMED: dict[str, tuple[int, bytes | None, DecodedXLogRecord]] = {
     "short main data": (1, LEAF, record(btrm.XLOG_BTREE_SPLIT_R, b"\x00" * 4, [
         BlockSpec(0, RNODE, 0, 1), BlockSpec(1, RNODE, 0, 2, will_init=True)])),
     "zero-length tuple in page data": (2, None, _split(
-        struct.pack("<IHHH", 0, 2, 2, 0), int4_tuple(0, 0, 0) + pivot(1), bytes(8))),
+        struct.pack("<IHHH", 0, 2, 2, 0), int4_tuple(0, 0, 0) + bt_pivot(1), bytes(8))),
     "tuple past page data": (2, None, _split(
-        struct.pack("<IHHH", 0, 2, 2, 0), int4_tuple(0, 0, 0) + pivot(1), int4_tuple(1, 1, 1)[:12])),
+        struct.pack("<IHHH", 0, 2, 2, 0), int4_tuple(0, 0, 0) + bt_pivot(1), int4_tuple(1, 1, 1)[:12])),
     "firstrightoff past the items": (1, LEAF, _split(
-        struct.pack("<IHHH", 0, 9, 2, 0), int4_tuple(0, 0, 0) + pivot(1), b"")),
+        struct.pack("<IHHH", 0, 9, 2, 0), int4_tuple(0, 0, 0) + bt_pivot(1), b"")),
     "missing left high key": (1, LEAF, _split(struct.pack("<IHHH", 0, 2, 2, 0), int4_tuple(0, 0, 0), b"")),
     "posting split of a plain tuple": (1, LEAF, record(btrm.XLOG_BTREE_INSERT_POST, struct.pack("<H", 2), [
         BlockSpec(0, RNODE, 0, 1, data=struct.pack("<H", 1) + int4_tuple(1, 1, 9))])),
@@ -272,7 +237,7 @@ def test_btree_mask_leaf_and_internal() -> None:
     assert [PageGetItemId(page, i)[1] for i in (1, 2)] == [0, 0]
     assert (op.btpo_flags, op.btpo_cycleid) == (BTP_LEAF, 0)
 
-    internal = btpage([pivot(1, 3)])
+    internal = btpage([bt_pivot(1, 3)])
     BTPageGetOpaque(internal).btpo_flags = 0
     btree_mask(internal, 2)
     assert PageGetItemId(internal, 1)[1] == LP_NORMAL

@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+from factories import block
 
 from pyredo.wal.image import restore_block_image
 from pyredo.wal.pglz import PglzError, pglz_compress, pglz_decompress
@@ -18,12 +19,8 @@ DATA = Path(__file__).parent.parent / "data"
 
 def _fixture_block() -> tuple[DecodedBkpBlock, bytes]:
     meta = json.loads((DATA / "pglz_fpi.json").read_text())
-    blk = DecodedBkpBlock(
-        block_id=0, rnode=RelFileNode(1663, 5, 1), forknum=0, blkno=0, flags=0x10,
-        has_image=True, apply_image=True, bkp_image=(DATA / "pglz_fpi.bin").read_bytes(),
-        hole_offset=meta["hole_offset"], hole_length=meta["hole_length"],
-        bimg_len=meta["bimg_len"], bimg_info=meta["bimg_info"],
-    )
+    blk = block(0, 0, rnode=RelFileNode(1663, 5, 1), image=(DATA / "pglz_fpi.bin").read_bytes(),
+                hole=(meta["hole_offset"], meta["hole_length"]), bimg_info=meta["bimg_info"])
     return blk, (DATA / "pglz_fpi.page").read_bytes()
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import struct
 
+import factories
 import pytest
+from factories import tag
 
 from oracles.masks.spgist import spg_mask
 from pyredo import BLCKSZ
@@ -36,50 +38,19 @@ from pyredo.page.spgist import (
     spgFormDeadTuple,
     tupstate,
 )
-from pyredo.rmgr import RM_SPGIST_ID, record_type
+from pyredo.rmgr import RM_SPGIST_ID
 from pyredo.rmgr import spgist as S
+from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
-    BKPBLOCK_HAS_IMAGE,
-    BKPBLOCK_WILL_INIT,
-    BKPIMAGE_APPLY,
     BufferTag,
-    DecodedBkpBlock,
     DecodedXLogRecord,
-    RelFileNode,
 )
 
-RNODE = RelFileNode(1663, 5, 16500)
 XID = 731
 
 
-def tag(blk: int) -> BufferTag:
-    return BufferTag(*RNODE, 0, blk)
-
-
-class Wal:
-    """Hands out increasing LSNs to the records it builds."""
-
-    def __init__(self) -> None:
-        self.lsn = 0x2000000
-
-    def rec(self, info: int, main: bytes, blocks: list[tuple[int, int, bool]],
-            images: dict[int, bytes] | None = None) -> DecodedXLogRecord:
-        """blocks: (block_id, blkno, will_init); images: block_id -> uncompressed page."""
-        bl = {}
-        for block_id, blkno, will_init in blocks:
-            flags = BKPBLOCK_WILL_INIT if will_init else 0
-            blk = DecodedBkpBlock(block_id, RNODE, 0, blkno, flags)
-            if images and block_id in images:
-                blk.flags |= BKPBLOCK_HAS_IMAGE
-                blk.has_image = blk.apply_image = True
-                blk.bkp_image = images[block_id]
-                blk.bimg_len = BLCKSZ
-                blk.bimg_info = BKPIMAGE_APPLY
-            bl[block_id] = blk
-        start = self.lsn
-        self.lsn += 0x100
-        return DecodedXLogRecord(start, start + 0x80, 0x80, XID, 0, info, RM_SPGIST_ID, 0, b"",
-                                 main_data=main, blocks=bl)
+class Wal(factories.Wal):
+    rmid, xid, start = RM_SPGIST_ID, XID, 0x2000000
 
 
 def leaf(x: int, nextoff: int = 0, heap: tuple[int, int] = (0, 1)) -> bytes:
@@ -154,7 +125,7 @@ def test_identify_and_record_type() -> None:
         "ADD_LEAF", "MOVE_LEAFS", "ADD_NODE", "SPLIT_TUPLE", "PICKSPLIT",
         "VACUUM_LEAF", "VACUUM_ROOT", "VACUUM_REDIRECT"]
     rec = Wal().rec(S.XLOG_SPGIST_VACUUM_ROOT, b"", [])
-    assert record_type(rec) == "SPGist/VACUUM_ROOT"
+    assert PG15.record_type(rec) == "SPGist/VACUUM_ROOT"
     assert set(S.REDO) == set(S.PAGE_MODIFYING)
 
 

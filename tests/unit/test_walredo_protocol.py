@@ -9,16 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from factories import block, record
 
 from oracles.pgbin import SetupError
-from oracles.walredo import (
-    WalRedoError,
-    WalRedoProcess,
-    WalRedoRequestError,
-    describe_returncode,
-    first_record_problem,
-    records_by_block,
-)
+from oracles.walredo import WalRedoError, WalRedoProcess, WalRedoRequestError, describe_returncode
 from oracles.walredo_protocol import (
     BLCKSZ,
     PING_PAYLOAD,
@@ -37,14 +31,13 @@ from oracles.walredo_protocol import (
     push_page_msg,
     tag_size,
 )
+from oracles.walredo_routing import first_record_problem, records_by_block
 from oracles.walredo_server import SOURCE_DIR, ensure_built
 from pyredo.wal.record import (
     BKPBLOCK_HAS_IMAGE,
     BKPBLOCK_WILL_INIT,
     BufferTag,
-    DecodedBkpBlock,
     DecodedXLogRecord,
-    RelFileNode,
 )
 
 TAG = BufferTag(1663, 5, 16384, 0, 7)
@@ -205,14 +198,9 @@ def test_parse_request_rejects_malformed() -> None:
 # -- the client's request checks ----------------------------------------------------------
 def _rec(lsn: int, blocks: list[tuple[int, BufferTag, int, bool]], rmid: int = 10, info: int = 0,
          main_data: bytes = b"") -> DecodedXLogRecord:
-    out = DecodedXLogRecord(lsn=lsn, end_lsn=lsn + 64, tot_len=64, xid=1, prev=0, info=info, rmid=rmid,
-                            crc=0, raw=b"", main_data=main_data)
-    for block_id, tag, flags, apply in blocks:
-        out.blocks[block_id] = DecodedBkpBlock(
-            block_id=block_id, rnode=RelFileNode(tag.spc, tag.db, tag.rel), forknum=tag.fork,
-            blkno=tag.blk, flags=flags | tag.fork, has_image=bool(flags & BKPBLOCK_HAS_IMAGE),
-            apply_image=apply)
-    return out
+    refs = [block(block_id, tag.blk, rnode=tag.rnode, fork=tag.fork, flags=flags, apply_image=apply)
+            for block_id, tag, flags, apply in blocks]
+    return record(rmid, info, main_data, *refs, lsn=lsn, size=64, xid=1)
 
 
 def test_first_record_needs_image_or_init_without_base() -> None:
