@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness.clusters.local import ClusterSettings, LocalCluster
-from oracles.walredo import WalRedoProcess, first_record_problem, records_by_block
+from oracles.walredo import WalRedoProcess
+from oracles.walredo_routing import first_record_problem, records_by_block
 from pyredo.wal.lsn import format_lsn
 from pyredo.wal.reader import WalReader
 from pyredo.wal.record import MAIN_FORKNUM, BufferTag, DecodedXLogRecord

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from generators.workload import Workload
-from harness.selftest import faults
+from harness.reports.schema import DivergenceKind
+from harness.selftest.faults import NO_FAULTS, IterationFaults
 from harness.verify.check import Divergence
 from pyredo.wal.decoder import decode_record
 from pyredo.wal.lsn import format_lsn, parse_lsn
@@ -56,8 +57,7 @@ def decode_records(blob: bytes) -> list[DecodedXLogRecord]:
 
 
 def bundle_id(div: Divergence, seed: int | None) -> str:
-    kind = {"engine_disagreement": "engines", "engine_vs_primary": "primary", "engine_error": "error"}.get(
-        div.kind, div.kind)
+    kind = DivergenceKind(div.kind).bundle_prefix
     rtype = re.sub(r"[^A-Za-z0-9]+", "_", div.record_type).strip("_")
     h = hashlib.sha1(f"{div.tag}{[r.lsn for r in div.records]}{time.time_ns()}".encode()).hexdigest()[:8]
     return f"{kind}-{rtype}-{div.tag.rel}-{div.tag.fork}-{div.tag.blk}-s{seed if seed is not None else 'x'}-{h}"
@@ -79,6 +79,7 @@ def write_bundle(
     waldir: Path | None = None,
     seg_size: int | None = None,
     extra: dict[str, Any] | None = None,
+    faults: IterationFaults = NO_FAULTS,
 ) -> Path:
     """Write a bundle under ``dest_dir`` atomically; returns its final path."""
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,7 @@ def write_bundle(
     tmp = dest_dir / f".tmp-{bid}-{os.getpid()}"
     try:
         tmp.mkdir()
-        faults.before_bundle_write(tmp)  # a no-op unless faults are injected
+        faults.before_bundle_write(tmp)  # a no-op unless a fault is planned
         (tmp / "pages").mkdir()
         if workload is not None:
             (tmp / "workload.json").write_text(workload.dumps() + "\n")
@@ -139,11 +140,11 @@ def render_diff(div: Divergence) -> str:
     if div.error:
         lines.append(f"error: {div.error}")
     lines.append("records touching the page:")
-    from pyredo.rmgr import record_type
+    from pyredo.rmgrlist import PG15
 
     for r in div.records:
         mark = "  <-- first divergence" if r.lsn == div.first_diverging_lsn else ""
-        lines.append(f"  {format_lsn(r.lsn):>14}  {record_type(r)}{mark}")
+        lines.append(f"  {format_lsn(r.lsn):>14}  {PG15.record_type(r)}{mark}")
     lines.append("differences:")
     lines.extend(f"  {d}" for d in div.diff)
     return "\n".join(lines)

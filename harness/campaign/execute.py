@@ -16,7 +16,7 @@ import psycopg
 
 from generators.workload import Step, Workload
 from harness.clusters.local import LocalCluster
-from harness.selftest import faults
+from harness.selftest.faults import NO_FAULTS, IterationFaults
 
 LOCK_TIMEOUT = "300ms"
 STATEMENT_TIMEOUT = "120s"
@@ -62,13 +62,15 @@ def run_step(conn: psycopg.Connection[Any], step: Step) -> None:
         conn.execute(step.sql)
 
 
-def execute(cluster: LocalCluster, workload: Workload, schema: str) -> Execution:
-    """Run every step in order on its session; the schema must exist."""
+def execute(cluster: LocalCluster, workload: Workload, schema: str, *,
+            faults: IterationFaults = NO_FAULTS) -> Execution:
+    """Run every step in order on its session; the schema must exist. ``faults``:
+    the iteration's injected faults (none by default)."""
     ex = Execution()
     conns = open_sessions(cluster, max(1, workload.sessions), schema)
     try:
         for i, step in enumerate(workload.steps):
-            step = faults.before_step(cluster, i, step)  # a no-op unless faults are injected
+            step = faults.before_step(cluster, i, step)  # returns the step unless a fault is planned
             conn = conns[step.session % len(conns)]
             try:
                 run_step(conn, step)

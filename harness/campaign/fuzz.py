@@ -22,14 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 from generators import generate
 from harness.campaign.iteration import IterationResult, run_workload
 from harness.clusters.pool import ClusterPool, parse_cluster_spec
+from harness.reports.coverage import corpus_counts_json, read_corpus_counts
+from harness.reports.schema import FuzzReport as FuzzReport  # the report's schema; re-exported
+from harness.reports.schema import InfrastructureError, IterationSummary
+from harness.selftest.faults import FaultPlan
 from harness.verify.engines import EngineSet
 from oracles.pgbin import server_version
-from pyredo.rmgr import page_modifying_types
 
 ITERATION_BITS = 20
 
@@ -50,7 +52,8 @@ class FuzzConfig:
     profile: str = "ci"
     corpus: Path | None = None
     cluster_dir: Path | None = None
-    cluster: str | None = None  # where clusters run: local | docker:IMAGE (None: $REDODIFF_CLUSTER or local)
+    cluster: str | None = None  # where clusters run: local | docker:IMAGE (None: local)
+    faults: FaultPlan | None = None  # infrastructure faults to inject (harness.selftest.faults); None: none
 
     def __post_init__(self) -> None:
         k, n = self.shard
@@ -60,6 +63,11 @@ class FuzzConfig:
             raise ValueError("give a budget (seconds) or a number of iterations")
         if self.cluster is not None:
             parse_cluster_spec(self.cluster)  # ValueError on a bad spec
+
+    @property
+    def mutant(self) -> str | None:
+        """The pyredo mutant the engines run with (``EngineSet.mutant``; workers rebuild it)."""
+        return self.engines.mutant
 
     def global_index(self, j: int) -> int:
         """The j-th iteration of this shard, as a campaign-wide index."""
@@ -71,125 +79,22 @@ class FuzzConfig:
         return self.corpus / "bundles" if self.corpus else None
 
 
-@dataclass
-class FuzzReport:
-    seed: int
-    shard: str
-    engines: list[str]
-    profile: str
-    iterations: int = 0
-    records: int = 0
-    pages_checked: int = 0
-    pages_skipped_no_base: int = 0
-    pages_skipped: Counter[str] = field(default_factory=Counter)
-    clog_pages_checked: int = 0
-    clog_xids_verified: int = 0
-    divergences: list[dict[str, Any]] = field(default_factory=list)
-    unsupported: Counter[str] = field(default_factory=Counter)
-    record_types: Counter[str] = field(default_factory=Counter)
-    settings_seen: Counter[str] = field(default_factory=Counter)
-    rules_used: Counter[str] = field(default_factory=Counter)
-    infrastructure_errors: list[dict[str, Any]] = field(default_factory=list)
-    step_errors: int = 0
-    seconds: float = 0.0
-    interrupted: bool = False
-    results: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, r: dict[str, Any]) -> None:
-        self.iterations += 1
-        self.records += r["records"]
-        self.pages_checked += r["pages_checked"]
-        self.pages_skipped_no_base += r["pages_skipped_no_base"]
-        self.pages_skipped.update(r["pages_skipped"])
-        self.clog_pages_checked += r.get("clog_pages_checked", 0)
-        self.clog_xids_verified += r.get("clog_xids_verified", 0)
-        self.unsupported.update(r["unsupported"])
-        self.record_types.update(r["record_types"])
-        self.settings_seen[r["settings"]] += 1
-        self.rules_used.update(r.get("rules", {}))
-        self.step_errors += r["step_errors"]
-        for d, b in zip(r["divergences"], r["bundles"] + [None] * len(r["divergences"]), strict=False):
-            self.divergences.append({**d, "seed": r["seed"], "iteration": r["index"], "bundle": b})
-        if r["infrastructure_error"]:
-            self.infrastructure_errors.append(
-                {"iteration": r["index"], "seed": r["seed"], "error": r["infrastructure_error"]})
-        self.results.append({k: r[k] for k in ("index", "seed", "settings", "seconds", "records", "pages_checked",
-                                                "step_errors", "infrastructure_error", "bundles")})
-
-    def coverage(self) -> dict[str, Any]:
-        universe = page_modifying_types()
-        covered = [t for t in universe if self.record_types.get(t)]
-        return {"covered": len(covered), "total": len(universe),
-                "share": round(len(covered) / len(universe), 3) if universe else 0.0,
-                "missing": [t for t in universe if not self.record_types.get(t)]}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "records": self.records,
-            "pages_checked": self.pages_checked,
-            "pages_skipped_no_base": self.pages_skipped_no_base,
-            "pages_skipped": dict(sorted(self.pages_skipped.items())),
-            "clog": {"pages_checked": self.clog_pages_checked, "xids_verified": self.clog_xids_verified},
-            "divergences": self.divergences,
-            "unsupported": dict(sorted(self.unsupported.items())),
-            "record_types": dict(sorted(self.record_types.items())),
-            "iterations": self.iterations,
-            "seed": self.seed,
-            "shard": self.shard,
-            "engines": self.engines,
-            "profile": self.profile,
-            "settings_seen": dict(sorted(self.settings_seen.items())),
-            "rules_used": dict(sorted(self.rules_used.items())),
-            "infrastructure_errors": self.infrastructure_errors,
-            "step_errors": self.step_errors,
-            "coverage": self.coverage(),
-            "seconds": round(self.seconds, 1),
-            "interrupted": self.interrupted,
-            "iteration_results": self.results,
-        }
-
-    def junit_xml(self) -> str:
-        cases = []
-        for r in self.results:
-            name = quoteattr(f"iteration {r['index']} seed {r['seed']} [{r['settings']}]")
-            body = ""
-            divs = [d for d in self.divergences if d["iteration"] == r["index"]]
-            if divs:
-                msg = "; ".join(f"{d['kind']} {d['tag']} {d['record_type']}" for d in divs)
-                detail = "\n".join(f"{d['kind']} {d['tag']} bundle={d['bundle']}\n" + "\n".join(d["diff"][:20])
-                                   for d in divs)
-                body = f"<failure message={quoteattr(msg)}>{_xml_text(detail)}</failure>"
-            elif r["infrastructure_error"]:
-                body = f"<error message={quoteattr(r['infrastructure_error'][:500])}/>"
-            cases.append(f'  <testcase classname="redodiff.fuzz" name={name} time="{r["seconds"]}">{body}</testcase>')
-        failures = sum(1 for r in self.results if any(d["iteration"] == r["index"] for d in self.divergences))
-        errors = sum(1 for r in self.results if r["infrastructure_error"])
-        return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="redodiff-fuzz" tests="{len(self.results)}" '
-                f'failures="{failures}" errors="{errors}" time="{self.seconds:.1f}">\n' + "\n".join(cases) + "\n</testsuite>\n")
-
-
-def _xml_text(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 ProgressFn = Callable[[FuzzReport], None]
 
 
-def _run_one(pool: ClusterPool, cfg: FuzzConfig, gi: int, pg_version: str) -> dict[str, Any]:
+def _run_one(pool: ClusterPool, cfg: FuzzConfig, gi: int, pg_version: str) -> IterationSummary:
     seed = iteration_seed(cfg.seed, gi)
     wl = generate(seed, cfg.profile)
     res: IterationResult = run_workload(pool, wl, cfg.engines, index=gi, bundle_dir=cfg.bundle_dir,
-                                        pg_version=pg_version)
-    out = res.to_json()
-    out["rules"] = res.rules
+                                        pg_version=pg_version, faults=cfg.faults)
+    out = res.summary()
     if res.report and not res.report.clean and cfg.corpus:
         try:
             seeds = cfg.corpus / "seeds"
             seeds.mkdir(parents=True, exist_ok=True)
             _atomic_write(seeds / f"{seed}.json", wl.dumps() + "\n")
         except OSError as e:  # disk full, read-only: the campaign goes on, the report says so
-            why = f"could not save seed {seed}: {e}"
-            out["infrastructure_error"] = f"{out['infrastructure_error']}; {why}" if out["infrastructure_error"] else why
+            out.add_infrastructure_error(f"could not save seed {seed}: {e}")
     return out
 
 
@@ -206,7 +111,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def run_campaign(cfg: FuzzConfig, progress: ProgressFn | None = None) -> FuzzReport:
     """Run the campaign; returns the report (also on Ctrl-C, with ``interrupted``)."""
-    rep = FuzzReport(cfg.seed, f"{cfg.shard[0]}/{cfg.shard[1]}", list(cfg.engines.names), cfg.profile)
+    rep = FuzzReport(seed=cfg.seed, shard=f"{cfg.shard[0]}/{cfg.shard[1]}", engines=list(cfg.engines.names),
+                     profile=cfg.profile)
     if cfg.bundle_dir:
         cfg.bundle_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -237,9 +143,6 @@ def _serial(cfg: FuzzConfig, rep: FuzzReport, deadline: float | None, progress: 
 
 def _worker(cfg: FuzzConfig, counter: Any, stop: Any, deadline: float | None, queue: Any) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())  # finish the current iteration, then leave
-    from harness.selftest.mutants import apply_from_env
-
-    apply_from_env()
     pg_version = server_version()
     try:
         with ClusterPool(base_dir=cfg.cluster_dir, cluster_spec=cfg.cluster) as pool:
@@ -275,7 +178,7 @@ def _parallel(cfg: FuzzConfig, rep: FuzzReport, deadline: float | None, progress
                 if progress:
                     progress(rep)
             elif kind == "error":
-                rep.infrastructure_errors.append({"iteration": None, "seed": None, "error": f"worker: {payload}"})
+                rep.infrastructure_errors.append(InfrastructureError(f"worker: {payload}"))
             else:
                 running -= 1
     except KeyboardInterrupt:
@@ -314,10 +217,10 @@ def write_outputs(rep: FuzzReport, report_path: Path | None, junit_path: Path | 
         total: Counter[str] = Counter()
         if cov_path.exists():
             with contextlib.suppress(ValueError, OSError):
-                total.update(json.loads(cov_path.read_text()).get("record_types", {}))
+                total.update(read_corpus_counts(cov_path))
         total.update(rep.record_types)
         try:
             corpus.mkdir(parents=True, exist_ok=True)
-            _atomic_write(cov_path, json.dumps({"record_types": dict(sorted(total.items()))}, indent=2) + "\n")
+            _atomic_write(cov_path, json.dumps(corpus_counts_json(total), indent=2) + "\n")
         except OSError as e:  # the report (written first) has it all; the old coverage.json is intact
             logging.getLogger("redodiff.fuzz").warning("could not update %s: %s", cov_path, e)

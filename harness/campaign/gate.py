@@ -45,7 +45,7 @@ class GateResult:
     def failures(self) -> list[str]:
         out = [f"{c.case.name}: {c.detail}" for c in self.cases if not c.passed]
         if self.fuzz is not None:
-            out += [f"fuzz seed {d['seed']}: {d['kind']} {d['tag']} {d['record_type']} (bundle {d['bundle']})"
+            out += [f"fuzz seed {d.seed}: {d.kind} {d.tag} {d.record_type} (bundle {d.bundle})"
                     for d in self.fuzz.divergences]
         return out
 
@@ -66,16 +66,18 @@ def saved_cases(corpus: Path) -> Iterator[SavedCase]:
             yield SavedCase("seed", p)
 
 
-def run_case(case: SavedCase, engines: EngineSet) -> CaseOutcome:
-    """Does this saved case agree now? Bundles replay at engine level; seeds rerun their workload."""
+def run_case(case: SavedCase, engines: EngineSet, cluster: str | None = None) -> CaseOutcome:
+    """Does this saved case agree now? Bundles replay at engine level; seeds rerun their
+    workload (on a ``cluster`` of that spec; None: local)."""
     if case.kind == "bundle":
         b = read_bundle(case.path)
         names = engines.names if engines.names else tuple(b.meta.get("engines", ["pyredo"]))
-        res = replay_bundle(b, EngineSet(names=names, walredo_cmd=engines.walredo_cmd, tag_layout=engines.tag_layout))
+        res = replay_bundle(b, EngineSet(names=names, walredo_cmd=engines.walredo_cmd, tag_layout=engines.tag_layout,
+                                         mutant=engines.mutant))
         return CaseOutcome(case, not res.diverges, res.summary())
     wl = Workload.loads(case.path.read_text())
     r = rerun_workload(wl, EngineSet(names=engines.names, walredo_cmd=engines.walredo_cmd,
-                                     tag_layout=engines.tag_layout))
+                                     tag_layout=engines.tag_layout, mutant=engines.mutant), cluster=cluster)
     if r.infrastructure_error:
         return CaseOutcome(case, False, f"infrastructure error: {r.infrastructure_error}")
     divs = r.report.divergences if r.report else []
@@ -84,14 +86,15 @@ def run_case(case: SavedCase, engines: EngineSet) -> CaseOutcome:
 
 
 def run_gate(corpus: Path, engines: EngineSet, *, budget: float, seed: int = 0, profile: str = "ci",
-             progress: Callable[[str], None] = lambda s: None) -> GateResult:
+             progress: Callable[[str], None] = lambda s: None, cluster: str | None = None) -> GateResult:
+    """``cluster``: where workloads run (local | docker:IMAGE; None: local)."""
     res = GateResult()
     for case in saved_cases(corpus):
-        outcome = run_case(case, engines)
+        outcome = run_case(case, engines, cluster)
         progress(f"{'ok  ' if outcome.passed else 'FAIL'} {case.name}: {outcome.detail}")
         res.cases.append(outcome)
     if budget > 0:
-        cfg = FuzzConfig(seed=seed, budget=budget, engines=engines, profile=profile, corpus=corpus)
+        cfg = FuzzConfig(seed=seed, budget=budget, engines=engines, profile=profile, corpus=corpus, cluster=cluster)
         res.fuzz = run_campaign(cfg)
         progress(f"fuzz: {res.fuzz.iterations} iterations, {res.fuzz.pages_checked} pages, "
                  f"{len(res.fuzz.divergences)} divergences")

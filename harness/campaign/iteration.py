@@ -16,7 +16,8 @@ from harness.campaign.bundle import write_bundle
 from harness.campaign.execute import ClusterLost, Execution, execute
 from harness.clusters.datadir import DataDirPages
 from harness.clusters.pool import ClusterPool
-from harness.selftest import faults
+from harness.reports.schema import DivergenceEntry, IterationSummary
+from harness.selftest.faults import NO_FAULTS, FaultPlan, IterationFaults
 from harness.verify.capture import capture
 from harness.verify.check import Checker, CheckReport
 from harness.verify.clogcheck import check_clog
@@ -43,29 +44,23 @@ class IterationResult:
     bundles_skipped: int = 0  # divergences left unbundled: a repeat signature, or over the cap
     rules: dict[str, int] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def summary(self) -> IterationSummary:
+        """What the campaign's report takes from this iteration (harness.reports.schema)."""
+        s = IterationSummary(self.index, self.seed, self.settings, round(self.seconds, 3),
+                             step_errors=self.step_errors, infrastructure_error=self.infrastructure_error,
+                             bundles=list(self.bundles), bundles_skipped=self.bundles_skipped,
+                             rules=dict(self.rules))
         r = self.report
-        return {
-            "index": self.index,
-            "seed": self.seed,
-            "settings": self.settings,
-            "seconds": round(self.seconds, 3),
-            "records": r.records if r else 0,
-            "pages_checked": r.pages_checked if r else 0,
-            "pages_skipped_no_base": r.pages_skipped_no_base if r else 0,
-            "divergences": ([d.to_json() for d in r.divergences] + [
-                {"kind": "clog_vs_primary", "tag": "pg_xact", "record_type": "Transaction", "diff": [c],
-                 "engines": ["pyredo"], "first_diverging_lsn": None} for c in r.clog_divergences]) if r else [],
-            "clog_pages_checked": r.clog_pages_checked if r else 0,
-            "clog_xids_verified": r.clog_xids_verified if r else 0,
-            "unsupported": dict(r.unsupported) if r else {},
-            "record_types": dict(r.record_types) if r else {},
-            "pages_skipped": dict(r.pages_skipped) if r else {},
-            "step_errors": self.step_errors,
-            "infrastructure_error": self.infrastructure_error,
-            "bundles": self.bundles,
-            "bundles_skipped": self.bundles_skipped,
-        }
+        if r is not None:
+            s.records, s.pages_checked, s.pages_skipped_no_base = r.records, r.pages_checked, r.pages_skipped_no_base
+            s.divergences = [d.entry() for d in r.divergences] + [DivergenceEntry.clog(c) for c in r.clog_divergences]
+            s.clog_pages_checked, s.clog_xids_verified = r.clog_pages_checked, r.clog_xids_verified
+            s.unsupported, s.record_types = Counter(r.unsupported), Counter(r.record_types)
+            s.pages_skipped = Counter(r.pages_skipped)
+        return s
+
+    def to_json(self) -> dict[str, Any]:
+        return self.summary().to_json()
 
 
 def run_workload(
@@ -77,23 +72,25 @@ def run_workload(
     bundle_dir: Path | None = None,
     pg_version: str | None = None,
     max_bundles: int = MAX_BUNDLES_PER_ITERATION,
+    faults: FaultPlan | None = None,
 ) -> IterationResult:
     """Run one workload end to end. Never raises for infrastructure trouble: it
-    is recorded in ``infrastructure_error`` (and the cluster discarded)."""
+    is recorded in ``infrastructure_error`` (and the cluster discarded).
+    ``faults``: a fault plan to inject from (iteration ``index`` of it)."""
     t0 = time.monotonic()
     res = IterationResult(index, workload.seed, workload.settings.label(), rules=workload.rules_used())
-    faults.set_iteration(index)  # a no-op unless faults are injected
+    injected = faults.at(index) if faults is not None else NO_FAULTS
     cluster = None
     try:
         cluster = pool.get(workload.settings)
         cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         cluster.execute(f"CREATE SCHEMA {SCHEMA}")
         holder: list[Execution] = []
-        cap = capture(cluster, lambda c: holder.append(execute(c, workload, SCHEMA)),
+        cap = capture(cluster, lambda c: holder.append(execute(c, workload, SCHEMA, faults=injected)),
                       snapshot=not workload.settings.full_page_writes)
         res.step_errors = len(holder[0].errors) if holder else 0
         try:
-            checker = Checker(faults.engines(engines.for_settings(workload.settings)),
+            checker = Checker(injected.engines(engines.for_settings(workload.settings)),
                               DataDirPages(cluster.pgdata), cap.base,
                               end_lsn=cap.end, base_is_snapshot=cap.base is not None)
             report = checker.check_records(cap.records(), start=cap.start, end=cap.end)
@@ -106,7 +103,7 @@ def run_workload(
             res.infrastructure_error = report.infrastructure[0]
         if bundle_dir is not None:
             _write_bundles(res, report, workload, engines, cap, cluster, bundle_dir, pg_version,
-                           len(holder[0].errors) if holder else 0, max_bundles)
+                           len(holder[0].errors) if holder else 0, max_bundles, injected)
         cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     except (ClusterLost, SetupError, psycopg.OperationalError, OSError) as e:
         res.infrastructure_error = f"{type(e).__name__}: {e}"
@@ -122,7 +119,7 @@ def run_workload(
 
 def _write_bundles(res: IterationResult, report: CheckReport, workload: Workload, engines: EngineSet,
                    cap: Any, cluster: Any, bundle_dir: Path, pg_version: str | None, step_errors: int,
-                   max_bundles: int) -> None:
+                   max_bundles: int, faults: IterationFaults = NO_FAULTS) -> None:
     """Bundle the iteration's divergences; ``res.bundles[i]`` is the bundle of
     ``report.divergences[i]`` (None when not bundled)."""
     seen: set[tuple[str, str, str | None]] = set()
@@ -143,7 +140,7 @@ def _write_bundles(res: IterationResult, report: CheckReport, workload: Workload
                 bundle_dir, div, workload=workload, seed=workload.seed,
                 settings_label=workload.settings.label(), pg_version=pg_version,
                 wal_range=(cap.start, cap.end), waldir=cluster.waldir if wal_holder is None else None,
-                seg_size=cluster.wal_segsize, extra=extra,
+                seg_size=cluster.wal_segsize, extra=extra, faults=faults,
             )
             res.bundles.append(str(path))
             wal_holder = wal_holder or path.name

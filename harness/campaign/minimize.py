@@ -94,10 +94,11 @@ def shortest_failing_prefix(items: Sequence[T], fails: Callable[[list[T]], bool]
 class WorkloadOracle:
     """Runs candidate workloads on one reused cluster pool; remembers the last hit."""
 
-    def __init__(self, engines: EngineSet, signature: Signature, log: Callable[[str], None]) -> None:
+    def __init__(self, engines: EngineSet, signature: Signature, log: Callable[[str], None],
+                 cluster: str | None = None) -> None:
         self.engines = engines
         self.signature = signature
-        self.pool = ClusterPool()
+        self.pool = ClusterPool(cluster_spec=cluster)
         self.trials = 0
         self.last: tuple[Workload, IterationResult, Divergence] | None = None
         self.log = log
@@ -118,11 +119,12 @@ class WorkloadOracle:
 
 
 def minimize_bundle(bundle: Bundle, engines: EngineSet, *, out_dir: Path, max_trials: int = 120,
-                    log: Callable[[str], None] = lambda s: None) -> MinimizeResult:
+                    log: Callable[[str], None] = lambda s: None, cluster: str | None = None) -> MinimizeResult:
+    """``cluster``: where the candidate workloads run (local | docker:IMAGE; None: local)."""
     if bundle.workload is None:
         raise ValueError(f"{bundle.path} has no workload.json to minimize")
     sig = Signature.of(bundle.meta)
-    oracle = WorkloadOracle(engines, sig, log)
+    oracle = WorkloadOracle(engines, sig, log, cluster)
     wl0 = bundle.workload
     try:
         if not oracle(wl0):

@@ -41,11 +41,12 @@ class ReplayResult:
         return f"still diverges: {d.kind} on {d.tag}, {d.record_type}{where}{same}"
 
 
-def replay_bundle(bundle: Bundle, engines: EngineSet | None = None) -> ReplayResult:
+def replay_bundle(bundle: Bundle, engines: EngineSet | None = None, *, mutant: str | None = None) -> ReplayResult:
     """Rebuild the bundle's page from its records with each engine; compare engines
-    byte for byte and each with the saved primary page under masks."""
+    byte for byte and each with the saved primary page under masks. Without
+    ``engines``: the bundle's engines, pyredo with ``mutant`` applied if given."""
     names = tuple(n for n in bundle.meta.get("engines", ["pyredo"]) if n in ("pyredo", "walredo"))
-    es = engines or EngineSet(names=names or ("pyredo",))
+    es = engines or EngineSet(names=names or ("pyredo",), mutant=mutant)
     primary = bundle.pages.get("primary")
     records = bundle.records
     end = records[-1].end_lsn if records else None
@@ -69,9 +70,11 @@ def replay_bundle(bundle: Bundle, engines: EngineSet | None = None) -> ReplayRes
     return ReplayResult(bundle.path, bool(divs), divs, bool(divs) and divs[0].kind == kind, kind, report)
 
 
-def rerun_workload(workload: Workload, engines: EngineSet, *, bundle_dir: Path | None = None) -> IterationResult:
-    """Run a workload end to end on a fresh cluster (the slow, faithful replay)."""
-    with ClusterPool() as pool:
+def rerun_workload(workload: Workload, engines: EngineSet, *, bundle_dir: Path | None = None,
+                   cluster: str | None = None) -> IterationResult:
+    """Run a workload end to end on a fresh cluster (the slow, faithful replay);
+    ``cluster``: where it runs (local | docker:IMAGE; None: local)."""
+    with ClusterPool(cluster_spec=cluster) as pool:
         try:
             return run_workload(pool, workload, engines, bundle_dir=bundle_dir)
         finally:

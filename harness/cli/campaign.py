@@ -18,6 +18,7 @@ from harness.cli.common import (
     engine_option,
     err,
     fail_setup,
+    hidden_cluster_option,
     mutant_option,
     out,
     tag_layout_option,
@@ -45,10 +46,12 @@ from oracles.pgbin import SetupError
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report here.")
 @mutant_option
+@click.option("--faults", metavar="SPEC", envvar="REDODIFF_FAULTS", hidden=True,
+              help="Testing aid: inject infrastructure faults (harness.selftest.faults), e.g. kill_postgres=3@0.")
 def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, shard: str | None,
          engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, profile: str, corpus: Path | None,
          report_path: Path | None, junit_path: Path | None, mutant: str | None,
-         walredo_docker: str | None = None, cluster: str | None = None) -> None:
+         walredo_docker: str | None = None, cluster: str | None = None, faults: str | None = None) -> None:
     """Fuzz: generate workloads, run them on throwaway clusters, redo every page with
     every engine, compare, and bundle each divergence.
 
@@ -61,22 +64,20 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
 
     Exit 0 when clean, 1 when a divergence was found, 2 on a usage or setup error.
     """
-    import os
-
     from harness.campaign.fuzz import FuzzConfig, run_campaign, write_outputs
-    from harness.selftest.mutants import ENV, applied
+    from harness.selftest.faults import FaultPlan
 
     if budget is None and iterations is None:
         raise click.UsageError("give --budget SECONDS or --iterations N")
     try:
+        # the mutant, the cluster spec and the fault plan travel in the config (to workers too)
         cfg = FuzzConfig(seed=seed, budget=budget, iterations=iterations, workers=workers,
                          shard=_parse_shard(shard),
-                         engines=_engine_set(engines, walredo_cmd, tag_layout, walredo_docker),
-                         profile=profile, corpus=corpus, cluster=cluster)
+                         engines=_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant),
+                         profile=profile, corpus=corpus, cluster=cluster,
+                         faults=FaultPlan.parse(faults) if faults else None)
     except ValueError as e:
         fail_setup(str(e))
-    if mutant:
-        os.environ[ENV] = mutant  # workers apply it too
     from rich.live import Live
 
     def render(rep: Any) -> Table:
@@ -92,11 +93,9 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
         return t
 
     try:
-        with applied(mutant), Live(console=err, refresh_per_second=4, transient=False) as live:
+        with Live(console=err, refresh_per_second=4, transient=False) as live:
             rep = run_campaign(cfg, progress=lambda r: live.update(render(r)))
             live.update(render(rep))
-    except KeyError as e:
-        fail_setup(str(e))
     except SetupError as e:
         fail_setup(str(e))
     write_outputs(rep, report_path, junit_path, corpus)
@@ -104,11 +103,11 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
         err.print("[yellow]interrupted[/]: report and bundles written so far are kept")
     cov = rep.coverage()
     err.print(f"{rep.iterations} iterations in {rep.seconds:.0f}s: {rep.pages_checked:,} pages verified, "
-              f"{len(rep.record_types)} record types, coverage {cov['covered']}/{cov['total']} page-modifying types")
+              f"{len(rep.record_types)} record types, coverage {cov.covered}/{cov.total} page-modifying types")
     for d in rep.divergences[:20]:
-        err.print(f"[bold red]{d['kind']}[/] {d['tag']} {d['record_type']} seed={d['seed']} bundle={d['bundle']}")
+        err.print(f"[bold red]{d.kind}[/] {d.tag} {d.record_type} seed={d.seed} bundle={d.bundle}")
     for ie in rep.infrastructure_errors[:10]:
-        err.print(f"[yellow]infrastructure[/] iteration {ie['iteration']}: {ie['error']}")
+        err.print(f"[yellow]infrastructure[/] iteration {ie.iteration}: {ie.error}")
     sys.exit(EXIT_DIVERGENCE if rep.divergences else EXIT_OK)
 
 
@@ -137,32 +136,28 @@ def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, eng
     from generators import generate
     from harness.campaign.bundle import BundleError, read_bundle
     from harness.campaign.replay import replay_bundle, rerun_workload
-    from harness.selftest.mutants import applied
 
     if bundle is None and seed is None:
         raise click.UsageError("give a BUNDLE directory or --seed N")
     try:
-        with applied(mutant):
-            if bundle is not None and not rerun:
-                b = read_bundle(bundle)
-                es = (_engine_set(engines, walredo_cmd, tag_layout, walredo_docker)
-                      if engines or walredo_docker else None)
-                result = replay_bundle(b, es)
-                out.print(result.summary())
-                for d in result.divergences[:1]:
-                    for line in d.diff[:30]:
-                        out.print(f"    {line}")
-                sys.exit(EXIT_DIVERGENCE if result.diverges else EXIT_OK)
-            wl = read_bundle(bundle).workload if bundle is not None else generate(seed or 0, profile)
-            if wl is None:
-                fail_setup(f"{bundle} has no workload.json")
-            if cluster is not None:
-                import os
-
-                from harness.clusters.pool import CLUSTER_ENV
-
-                os.environ[CLUSTER_ENV] = cluster  # the pool rerun_workload makes reads it
-            res = rerun_workload(wl, _engine_set(engines, walredo_cmd, tag_layout, walredo_docker))
+        if bundle is not None and not rerun:
+            b = read_bundle(bundle)
+            es = (_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant)
+                  if engines or walredo_docker else None)
+            try:
+                result = replay_bundle(b, es, mutant=mutant)
+            except ValueError as e:  # an unknown mutant
+                fail_setup(str(e))
+            out.print(result.summary())
+            for d in result.divergences[:1]:
+                for line in d.diff[:30]:
+                    out.print(f"    {line}")
+            sys.exit(EXIT_DIVERGENCE if result.diverges else EXIT_OK)
+        wl = read_bundle(bundle).workload if bundle is not None else generate(seed or 0, profile)
+        if wl is None:
+            fail_setup(f"{bundle} has no workload.json")
+        res = rerun_workload(wl, _engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant),
+                             cluster=cluster)
     except (BundleError, KeyError) as e:
         fail_setup(str(e))
     except SetupError as e:
@@ -190,21 +185,20 @@ def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, eng
 @walredo_cmd_option
 @tag_layout_option
 @mutant_option
+@hidden_cluster_option
 def minimize(bundle: Path, out_dir: Path | None, max_trials: int, engines: tuple[str, ...], walredo_cmd: str | None,
-             tag_layout: str, mutant: str | None) -> None:
+             tag_layout: str, mutant: str | None, cluster: str | None = None) -> None:
     """Shrink a divergence to the fewest workload steps that still diverge the same way
     (same kind, record type and page owner), and write a new bundle."""
     from harness.campaign.bundle import BundleError, read_bundle
     from harness.campaign.minimize import minimize_bundle
-    from harness.selftest.mutants import applied
 
     try:
         b = read_bundle(bundle)
         names = engines or tuple(n for n in b.meta.get("engines", ["pyredo"]) if n in ("pyredo", "walredo"))
-        es = _engine_set(names, walredo_cmd, tag_layout)
-        with applied(mutant):
-            res = minimize_bundle(b, es, out_dir=out_dir or bundle.parent, max_trials=max_trials,
-                                  log=lambda s: err.print(f"[dim]{s}[/]"))
+        es = _engine_set(names, walredo_cmd, tag_layout, mutant=mutant)
+        res = minimize_bundle(b, es, out_dir=out_dir or bundle.parent, max_trials=max_trials,
+                              log=lambda s: err.print(f"[dim]{s}[/]"), cluster=cluster)
     except (BundleError, KeyError, ValueError) as e:
         fail_setup(str(e))
     except SetupError as e:
@@ -231,17 +225,16 @@ def minimize(bundle: Path, out_dir: Path | None, max_trials: int, engines: tuple
 @walredo_cmd_option
 @tag_layout_option
 @mutant_option
+@hidden_cluster_option
 def gate(corpus: Path, budget: float, seed: int, engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str,
-         mutant: str | None) -> None:
+         mutant: str | None, cluster: str | None = None) -> None:
     """Regression gate for a redo change: every saved bundle and seed in the corpus
     must now agree, then a fuzz campaign must find nothing. Exit 1 naming each failure."""
     from harness.campaign.gate import run_gate
-    from harness.selftest.mutants import applied
 
     try:
-        with applied(mutant):
-            res = run_gate(corpus, _engine_set(engines, walredo_cmd, tag_layout), budget=budget, seed=seed,
-                           progress=lambda s: err.print(s))
+        res = run_gate(corpus, _engine_set(engines, walredo_cmd, tag_layout, mutant=mutant), budget=budget,
+                       seed=seed, progress=lambda s: err.print(s), cluster=cluster)
     except (KeyError, SetupError) as e:
         fail_setup(str(e))
     if res.passed:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pyredo.wal.lsn import parse_lsn
+from pyredo.wal.lsn import format_lsn, parse_lsn
+
+if TYPE_CHECKING:
+    from harness.reports.schema import CheckResult
 
 EXIT_OK, EXIT_DIVERGENCE, EXIT_SETUP = 0, 1, 2
 
@@ -40,7 +43,7 @@ def fail_setup(message: str) -> NoReturn:
 
 
 def _engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str,
-                walredo_docker: str | None = None) -> Any:
+                walredo_docker: str | None = None, mutant: str | None = None) -> Any:
     from harness.verify.engines import EngineSet
 
     names = engines or ("pyredo",)
@@ -48,7 +51,7 @@ def _engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: s
         fail_setup("--walredo-docker runs the wal-redo engine in a container: add --engine walredo")
     try:
         return EngineSet(names=names, walredo_cmd=walredo_cmd, tag_layout=tag_layout,
-                         walredo_docker=walredo_docker)
+                         walredo_docker=walredo_docker, mutant=mutant)
     except ValueError as e:
         fail_setup(str(e))
 
@@ -81,10 +84,14 @@ def _cluster_spec(ctx: click.Context, param: click.Parameter, value: str | None)
     return value
 
 
+CLUSTER_ENV = "REDODIFF_CLUSTER"  # read here, at the CLI boundary, as the --cluster default; never written
 cluster_option = click.option(
-    "--cluster", metavar="SPEC", callback=_cluster_spec,
+    "--cluster", metavar="SPEC", callback=_cluster_spec, envvar=CLUSTER_ENV,
     help="Where workload clusters run: local (initdb + pg_ctl here) or docker:IMAGE (the server in a "
          "container, PGDATA bind-mounted). Default: $REDODIFF_CLUSTER, else local.")
+# the same for commands that make throwaway clusters without offering --cluster in their help
+hidden_cluster_option = click.option("--cluster", metavar="SPEC", callback=_cluster_spec, envvar=CLUSTER_ENV,
+                                     hidden=True)
 
 
 
@@ -93,29 +100,30 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=err, transient=True)
 
 
-def print_report_summary(report: Any, title: str = "redodiff check") -> None:
-    data = report.to_json()
+def print_report_summary(report: CheckResult, title: str = "redodiff check") -> None:
     table = Table(title=title, show_header=False)
-    table.add_row("engines", ", ".join(data["engines"]))
-    table.add_row("records", str(data["records"]))
-    table.add_row("pages checked", str(data["pages_checked"]))
-    table.add_row("pages skipped (no base page)", str(data["pages_skipped_no_base"]))
-    for reason, n in data["pages_skipped"].items():
+    table.add_row("engines", ", ".join(report.engines))
+    table.add_row("records", str(report.records))
+    table.add_row("pages checked", str(report.pages_checked))
+    table.add_row("pages skipped (no base page)", str(report.pages_skipped_no_base))
+    for reason, n in sorted(report.pages_skipped.items()):
         table.add_row(f"pages skipped ({reason})", str(n))
-    table.add_row("divergences", f"[bold red]{len(data['divergences'])}[/]" if data["divergences"] else "0")
-    table.add_row("unsupported records", ", ".join(f"{k}: {v}" for k, v in data["unsupported"].items()) or "0")
+    table.add_row("divergences", f"[bold red]{len(report.divergences)}[/]" if report.divergences else "0")
+    table.add_row("unsupported records",
+                  ", ".join(f"{k}: {v}" for k, v in sorted(report.unsupported.items())) or "0")
     err.print(table)
-    if data["record_types"]:
+    if report.record_types:
         types = Table(title="record types verified", show_header=True)
         types.add_column("type")
         types.add_column("count", justify="right")
-        for k, v in data["record_types"].items():
+        for k, v in sorted(report.record_types.items()):
             types.add_row(k, str(v))
         err.print(types)
-    for d in data["divergences"][:20]:
-        err.print(f"[bold red]{d['kind']}[/] {d['tag']} engines={d['engines']} "
-                  f"record={d['record_type']} first diverging LSN={d['first_diverging_lsn']}")
-        for line in d["diff"][:10]:
+    for d in report.divergences[:20]:
+        lsn = format_lsn(d.first_diverging_lsn) if d.first_diverging_lsn is not None else None
+        err.print(f"[bold red]{d.kind}[/] {d.tag} engines={d.engines} "
+                  f"record={d.record_type} first diverging LSN={lsn}")
+        for line in d.diff[:10]:
             err.print(f"    {line}")
 
 

@@ -25,20 +25,20 @@ from harness.cli.common import (
 def coverage(reports: tuple[Path, ...], corpus: Path | None, report_path: Path | None) -> None:
     """Every page-modifying record type of PostgreSQL 15, how many times it was verified
     (summed over fuzz/check REPORTS and the corpus), and the share covered."""
-    from harness.reports.coverage import coverage_table, load_counts
+    from harness.reports.coverage import compute_coverage, load_counts
 
-    table_data = coverage_table(load_counts(list(reports), corpus))
+    cov = compute_coverage(load_counts(list(reports), corpus))
     if report_path:
-        report_path.write_text(json.dumps(table_data, indent=2) + "\n")
-    t = Table(title=f"coverage: {table_data['covered']}/{table_data['total']} page-modifying types verified "
-                    f"({table_data['share']:.0%}); of pyredo's {table_data['implemented']}: "
-                    f"{table_data['implemented_share']:.0%}")
+        report_path.write_text(json.dumps(cov.to_json(), indent=2) + "\n")
+    t = Table(title=f"coverage: {cov.covered}/{cov.total} page-modifying types verified "
+                    f"({cov.share:.0%}); of pyredo's {cov.implemented}: "
+                    f"{cov.implemented_share:.0%}")
     t.add_column("record type")
     t.add_column("verified", justify="right")
     t.add_column("pyredo")
-    for row in table_data["types"]:
-        t.add_row(row["type"], str(row["verified"]) if row["verified"] else "[red]0[/]",
-                  "yes" if row["pyredo_implements"] else "[yellow]no[/]")
+    for row in cov.rows:
+        t.add_row(row.type, str(row.verified) if row.verified else "[red]0[/]",
+                  "yes" if row.pyredo_implements else "[yellow]no[/]")
     out.print(t)
 
 
@@ -52,14 +52,14 @@ def coverage(reports: tuple[Path, ...], corpus: Path | None, report_path: Path |
 def merge(reports: tuple[Path, ...], report_path: Path) -> None:
     """Merge fuzz reports of several shards into one (counts summed, lists joined,
     coverage recomputed). Exit 1 if any shard found a divergence."""
-    from harness.reports.merge import merge_reports
+    from harness.reports.merge import merge_files
 
-    merged = merge_reports(list(reports))
-    report_path.write_text(json.dumps(merged, indent=2) + "\n")
-    out.print(f"{len(reports)} reports: {merged['iterations']} iterations, {merged['pages_checked']:,} pages, "
-              f"{len(merged['divergences'])} divergences, coverage {merged['coverage']['covered']}/"
-              f"{merged['coverage']['total']}")
-    sys.exit(EXIT_DIVERGENCE if merged["divergences"] else EXIT_OK)
+    merged = merge_files(list(reports))
+    report_path.write_text(json.dumps(merged.to_json(), indent=2) + "\n")
+    cov = merged.coverage()
+    out.print(f"{len(reports)} reports: {merged.iterations} iterations, {merged.pages_checked:,} pages, "
+              f"{len(merged.divergences)} divergences, coverage {cov.covered}/{cov.total}")
+    sys.exit(EXIT_DIVERGENCE if merged.divergences else EXIT_OK)
 
 
 # -- report -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from harness.cli.common import (
     _engine_set,
     err,
     fail_setup,
+    hidden_cluster_option,
     out,
     tag_layout_option,
     walredo_cmd_option,
@@ -28,7 +29,7 @@ def _selftest_catalog_text() -> str:
     below (a table leaves the description no room on 80 columns)."""
     import textwrap
 
-    from harness.selftest.mutants import CATALOG
+    from harness.selftest.catalog import CATALOG
 
     lines = [f"mutant catalog: {len(CATALOG)} mutants  "
              "(masked: only engine-vs-engine can see it; historical: modelled on a real PostgreSQL bug)", ""]
@@ -82,9 +83,11 @@ def _selftest_results_table(rep: Any) -> Table:
               help="Keep bundles and minimized bundles here (default: a temporary directory, removed).")
 @click.option("--min-score", type=float, default=0.9, show_default=True,
               help="Exit 1 when the mutation score is below this.")
+@hidden_cluster_option
 def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, list_only: bool,
              engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, seed: int, profile: str,
-             minimize_trials: int, no_control: bool, workdir: Path | None, min_score: float) -> None:
+             minimize_trials: int, no_control: bool, workdir: Path | None, min_score: float,
+             cluster: str | None = None) -> None:
     """Prove the harness finds redo bugs: apply each pyredo mutant (a named, documented
     bug in one redo routine), fuzz until the harness catches it or the budget runs out,
     and report the mutation score (caught / total) with time, iterations and case size.
@@ -100,12 +103,12 @@ def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, lis
     Exit 0 when the score reaches --min-score and the control campaign found nothing,
     1 otherwise, 2 on a usage or setup error.
     """
-    from harness.selftest.mutants import get
-    from harness.selftest.runner import SelftestConfig, run_selftest, walredo_available
-
     if list_only:
         click.echo(_selftest_catalog_text())
         return
+    from harness.selftest.catalog import get
+    from harness.selftest.runner import SelftestConfig, run_selftest, walredo_available
+
     try:
         names = [get(n).name for n in only] or None
     except KeyError as e:
@@ -122,7 +125,7 @@ def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, lis
             es = _engine_set(("pyredo",), None, tag_layout)
     cfg = SelftestConfig(budget=budget, names=names, engines=es, seed=seed, profile=profile,
                          minimize_trials=minimize_trials, control=not no_control, workdir=workdir,
-                         min_score=min_score)
+                         min_score=min_score, cluster=cluster)
 
     def progress(event: str, data: Any) -> None:
         if event == "control":

@@ -163,10 +163,11 @@ def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | N
             from harness.clusters.existing import remove
 
             remove(workdir)
+    result = report.result()
     if report_path:
-        report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    print_report_summary(report)
-    sys.exit(EXIT_DIVERGENCE if report.divergences else EXIT_OK)
+        report_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    print_report_summary(result)
+    sys.exit(EXIT_DIVERGENCE if result.divergences else EXIT_OK)
 
 
 @click.group()
@@ -221,7 +222,7 @@ def demo(keep: bool, report_path: Path | None) -> None:
     from harness.clusters.local import ClusterSettings, LocalCluster
     from harness.verify.capture import capture, verify
     from pyredo.engine import RedoEngine
-    from pyredo.rmgr import record_type
+    from pyredo.rmgrlist import PG15
 
     try:
         with LocalCluster(ClusterSettings(wal_segsize_mb=1), keep=keep) as pg:
@@ -229,20 +230,20 @@ def demo(keep: bool, report_path: Path | None) -> None:
             with capture(pg, DEMO_STEPS) as cap:
                 for e in cap.errors:
                     err.print(f"[yellow]step failed:[/] {e}")
-                counts = Counter(record_type(r) for r in cap.records())
+                counts = Counter(PG15.record_type(r) for r in cap.records())
                 table = Table(title=f"WAL {format_lsn(cap.start)} .. {format_lsn(cap.end)}")
                 table.add_column("record type")
                 table.add_column("count", justify="right")
                 for k, v in sorted(counts.items()):
                     table.add_row(k, str(v))
                 out.print(table)
-                report = verify(cap, [RedoEngine()])
+                result = verify(cap, [RedoEngine()]).result()
             if report_path:
-                report_path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-            print_report_summary(report, "pyredo vs the primary")
+                report_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+            print_report_summary(result, "pyredo vs the primary")
     except SetupError as e:
         fail_setup(str(e))
-    sys.exit(EXIT_DIVERGENCE if report.divergences else EXIT_OK)
+    sys.exit(EXIT_DIVERGENCE if result.divergences else EXIT_OK)
 
 
 # -- bench --------------------------------------------------------------------------

@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.campaign.bundle import Bundle, is_bundle, read_bundle
-from harness.reports.merge import merge_reports
+from harness.reports.coverage import TABLE, compute_coverage
+from harness.reports.merge import read_run_report
+from harness.reports.schema import DivergenceKind, FuzzReport, MergedReport, is_run_report
 from oracles.compare import explain_diff
 from pyredo import BLCKSZ
 from pyredo.page.bufpage import PageGetItemId, PageGetLSN, PageGetMaxOffsetNumber
-from pyredo.rmgr import record_type
 from pyredo.wal.lsn import format_lsn
+
+record_type = TABLE.record_type
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
@@ -103,9 +106,10 @@ def _hex_view(page: bytes, other: bytes, only_diff_rows: bool, significant: set[
 def _significant(b: Bundle, left: bytes, right: bytes) -> tuple[set[int], set[str]]:
     """Byte offsets (and field descriptions) that differ after masking, when the
     pair is engine vs primary; every difference when two engines disagree."""
-    if b.meta.get("kind") == "engine_disagreement":
+    if b.meta.get("kind") == DivergenceKind.ENGINE_DISAGREEMENT:
         return {i for i in range(BLCKSZ) if left[i] != right[i]}, {str(d) for d in explain_diff(left, right, b.meta.get("owner"))}
-    from oracles.masks import MaskError, mask_page
+    from oracles.masks import mask_page
+    from oracles.masks.bufmask import MaskError
 
     tag = b.tag
     owner = b.meta.get("owner") or "Heap"
@@ -120,7 +124,7 @@ def _significant(b: Bundle, left: bytes, right: bytes) -> tuple[set[int], set[st
 def _pair(b: Bundle) -> tuple[str, bytes, str, bytes]:
     """Which two pages to show side by side: the two engines, or engine vs primary."""
     names = [n for n in b.pages if n != "primary"]
-    if b.meta.get("kind") == "engine_disagreement" and len(names) >= 2:
+    if b.meta.get("kind") == DivergenceKind.ENGINE_DISAGREEMENT and len(names) >= 2:
         return names[0], b.pages[names[0]], names[1], b.pages[names[1]]
     left = names[0] if names else "engine"
     return left, b.pages.get(left, bytes(BLCKSZ)), "primary", b.pages.get("primary", bytes(BLCKSZ))
@@ -163,29 +167,25 @@ record type: <b>{_e(m.get('record_type'))}</b> &middot; seed: {_e(m.get('seed'))
 """
 
 
-def _coverage_table(report: dict[str, Any]) -> str:
-    from collections import Counter
-
-    from harness.reports.coverage import coverage_table
-
-    cov = coverage_table(Counter(report.get("record_types", {})))
+def _coverage_table(report: MergedReport) -> str:
+    cov = compute_coverage(report.record_types)
     cells = "".join(
-        f"<tr><td>{_e(r['type'])}</td><td class='num {'ok' if r['verified'] else 'bad'}'>{r['verified']}</td></tr>"
-        for r in cov["types"])
-    return (f"<h2>coverage: {cov['covered']} of {cov['total']} page-modifying record types verified "
-            f"({cov['share']:.0%})</h2><div class=cov><table><tr><th>record type</th><th>verified</th></tr>"
+        f"<tr><td>{_e(r.type)}</td><td class='num {'ok' if r.verified else 'bad'}'>{r.verified}</td></tr>"
+        for r in cov.rows)
+    return (f"<h2>coverage: {cov.covered} of {cov.total} page-modifying record types verified "
+            f"({cov.share:.0%})</h2><div class=cov><table><tr><th>record type</th><th>verified</th></tr>"
             f"{cells}</table></div>")
 
 
-def _summary(report: dict[str, Any]) -> str:
-    keys = [("iterations", "iterations"), ("records", "records"), ("pages_checked", "pages verified"),
-            ("pages_skipped_no_base", "pages skipped (no base)"), ("step_errors", "step errors (recorded)")]
-    rows = "".join(f"<tr><td>{label}</td><td class=num>{_e(report.get(k, 0))}</td></tr>" for k, label in keys)
-    nd = len(report.get("divergences", []))
+def _summary(report: MergedReport) -> str:
+    counts = [(report.iterations, "iterations"), (report.records, "records"), (report.pages_checked, "pages verified"),
+              (report.pages_skipped_no_base, "pages skipped (no base)"), (report.step_errors, "step errors (recorded)")]
+    rows = "".join(f"<tr><td>{label}</td><td class=num>{_e(n)}</td></tr>" for n, label in counts)
+    nd = len(report.divergences)
     rows += f"<tr><td>divergences</td><td class='num {'bad' if nd else 'ok'}'>{nd}</td></tr>"
-    rows += f"<tr><td>infrastructure errors</td><td class=num>{len(report.get('infrastructure_errors', []))}</td></tr>"
-    rows += f"<tr><td>engines</td><td>{_e(', '.join(report.get('engines', [])))}</td></tr>"
-    settings = ", ".join(f"{k}: {v}" for k, v in report.get("settings_seen", {}).items())
+    rows += f"<tr><td>infrastructure errors</td><td class=num>{len(report.infrastructure_errors)}</td></tr>"
+    rows += f"<tr><td>engines</td><td>{_e(', '.join(report.engines))}</td></tr>"
+    settings = ", ".join(f"{k}: {v}" for k, v in sorted(report.settings_seen.items()))
     rows += f"<tr><td>settings seen</td><td>{_e(settings)}</td></tr>"
     return f"<h2>run summary</h2><table>{rows}</table>"
 
@@ -195,11 +195,11 @@ def render(path: Path) -> str:
     path = Path(path)
     if is_bundle(path):
         bundles = [read_bundle(path)]
-        report: dict[str, Any] | None = None
+        report: MergedReport | None = None
         title = f"redodiff divergence {path.name}"
     else:
         reports = [p for p in sorted(path.glob("*.json")) if _is_report(p)]
-        report = merge_reports(reports) if reports else None
+        report = FuzzReport.merged([read_run_report(p) for p in reports], map(str, reports)) if reports else None
         bdir = path / "bundles" if (path / "bundles").is_dir() else path
         bundles = [read_bundle(p) for p in sorted(bdir.iterdir()) if is_bundle(p)]
         title = f"redodiff run {path}"
@@ -221,4 +221,4 @@ def _is_report(p: Path) -> bool:
         d = json.loads(p.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(d, dict) and "record_types" in d and "pages_checked" in d
+    return is_run_report(d)

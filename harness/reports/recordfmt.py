@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyredo.rmgr import RMGRS, rmgr_name
+from pyredo.rmgrlist import PG15
 from pyredo.wal.lsn import format_lsn
 from pyredo.wal.record import (
     BKPIMAGE_COMPRESS_LZ4,
@@ -12,6 +12,7 @@ from pyredo.wal.record import (
     BKPIMAGE_COMPRESS_ZSTD,
     BKPIMAGE_COMPRESSED_MASK,
     FORK_NAMES,
+    XLR_RMGR_INFO_MASK,
     DecodedBkpBlock,
     DecodedXLogRecord,
 )
@@ -22,18 +23,18 @@ def fpi_len(rec: DecodedXLogRecord) -> int:
 
 
 def identify(rec: DecodedXLogRecord) -> str:
-    r = RMGRS.get(rec.rmid)
+    r = PG15.get(rec.rmid)
     ident = r.identify(rec.info) if r is not None else None
-    return ident if ident is not None else f"UNKNOWN ({rec.info & 0xF0:x})"
+    return ident if ident is not None else f"UNKNOWN ({rec.info & XLR_RMGR_INFO_MASK:x})"
 
 
 def describe(rec: DecodedXLogRecord) -> str | None:
     """The rmgr's description (pg_waldump's rm_desc) where pyredo has one."""
-    r = RMGRS.get(rec.rmid)
+    r = PG15.get(rec.rmid)
     if r is None:
         return None
     try:
-        return r.desc(rec)
+        return r.describe(rec)
     except Exception:  # a description must never stop a dump
         return None
 
@@ -81,7 +82,7 @@ def record_json(rec: DecodedXLogRecord) -> dict[str, Any]:
         "lsn": format_lsn(rec.lsn),
         "end_lsn": format_lsn(rec.end_lsn),
         "prev": format_lsn(rec.prev),
-        "rmgr": rmgr_name(rec.rmid),
+        "rmgr": PG15.rmgr_name(rec.rmid),
         "info": rec.info,
         "xid": rec.xid,
         "total_len": rec.tot_len,
@@ -101,7 +102,7 @@ def record_text(rec: DecodedXLogRecord, details: bool = False) -> str:
     or one per line with image details when ``details``)."""
     tot = rec.tot_len
     line = (
-        f"rmgr: {rmgr_name(rec.rmid):<11} len (rec/tot): {tot - fpi_len(rec):6d}/{tot:6d}, "
+        f"rmgr: {PG15.rmgr_name(rec.rmid):<11} len (rec/tot): {tot - fpi_len(rec):6d}/{tot:6d}, "
         f"tx: {rec.xid:10d}, lsn: {_lsn08(rec.lsn)}, prev {_lsn08(rec.prev)}, "
         f"desc: {identify(rec)} {describe(rec) or ''}"
     )

@@ -1,13 +1,17 @@
-"""Fault injection for the fuzz loop: a few explicit hooks, off unless asked for.
+"""Fault injection for the fuzz loop: a plan object, off unless one is given.
 
-A fault plan comes from ``$REDODIFF_FAULTS`` (so ``redodiff fuzz`` and its
-worker processes pick it up) or from ``injected(...)`` in a test. Without
-one, every hook is a no-op that returns its input. The harness calls:
+A ``FaultPlan`` travels in the campaign's configuration (``FuzzConfig.faults``;
+``redodiff fuzz --faults SPEC``, hidden, also read from ``$REDODIFF_FAULTS`` by
+the CLI), so worker processes get it with their configuration. Without a plan
+nothing is injected. For one iteration, ``plan.at(index)`` gives the
+``IterationFaults`` the harness calls explicitly:
 
-* ``set_iteration(index)`` — run_workload, so a fault can target iterations;
 * ``before_step(cluster, i, step)`` — the executor, before each workload step;
-* ``engines(list)`` — run_workload, on the engines it is about to check with;
+* ``engines(list)`` — run_workload, on the engines it is about to check with
+  (the wal-redo engine comes back wrapped in a ``FaultyWalRedo``);
 * ``before_bundle_write(tmpdir)`` — write_bundle, inside its temporary directory.
+
+``NO_FAULTS`` is the no-op one (every hook returns its input).
 
 The spec is comma-separated ``KIND=VALUE[@I+I...]`` (``@`` restricts the fault to
 those iteration indices; without it the fault fires in every iteration):
@@ -19,24 +23,25 @@ those iteration indices; without it the fault fires in every iteration):
 ``walredo_hang=N``    SIGSTOP it instead: the client's timeout must fire
 ``bundle_errno=E``    writing a bundle fails with errno E (ENOSPC, EROFS, EIO or a number)
 
-e.g. ``REDODIFF_FAULTS="kill_postgres=3@0,walredo_hang=1@2"``. ``fired`` keeps
-what actually fired, for tests and reports.
+e.g. ``--faults "kill_postgres=3@0,walredo_hang=1@2"``. ``FaultPlan.fired`` keeps
+what actually fired in this process, for tests and reports.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-ENV = "REDODIFF_FAULTS"
+ENV = "REDODIFF_FAULTS"  # read by the CLI only (click envvar of the hidden --faults option)
 KINDS = ("kill_postgres", "step_error", "walredo_kill", "walredo_hang", "bundle_errno")
 FAILING_SQL = "DO $$BEGIN RAISE EXCEPTION 'redodiff fault injection: step % fails', {i}; END$$"
 
@@ -80,89 +85,62 @@ class FaultPlan:
     def find(self, kind: str, index: int | None) -> Fault | None:
         return next((f for f in self.faults if f.kind == kind and f.applies(index)), None)
 
-
-_injected: FaultPlan | None = None  # set by injected(): wins over the environment
-_env: tuple[str, FaultPlan | None] = ("", None)  # $REDODIFF_FAULTS as last parsed
-_iteration: int | None = None
-
-
-def active() -> FaultPlan | None:
-    """The plan in force: the one ``injected`` set, else ``$REDODIFF_FAULTS``."""
-    global _env
-    if _injected is not None:
-        return _injected
-    spec = os.environ.get(ENV, "")
-    if spec != _env[0]:
-        _env = (spec, FaultPlan.parse(spec) if spec else None)
-    return _env[1]
+    def at(self, index: int | None) -> IterationFaults:
+        """The hooks of fuzz iteration ``index``: faults with ``@I`` fire only in iteration I."""
+        return IterationFaults(self, index)
 
 
-@contextlib.contextmanager
-def injected(spec: str | FaultPlan) -> Iterator[FaultPlan]:
-    """Test API: run the block with this fault plan (and nothing from the environment)."""
-    global _injected
-    plan = FaultPlan.parse(spec) if isinstance(spec, str) else spec
-    old = _injected
-    _injected = plan
-    try:
-        yield plan
-    finally:
-        _injected = old
+@dataclass(frozen=True)
+class IterationFaults:
+    """The faults of one iteration (``plan`` None: none). The harness calls its
+    hooks explicitly; each returns its input unchanged when no fault applies."""
 
+    plan: FaultPlan | None = None
+    index: int | None = None
 
-def set_iteration(index: int | None) -> None:
-    """The fuzz iteration now running: faults with ``@I`` fire only in iteration I."""
-    global _iteration
-    _iteration = index
+    def _find(self, kind: str) -> Fault | None:
+        return self.plan.find(kind, self.index) if self.plan is not None else None
 
-
-# -- hooks -------------------------------------------------------------------------------
-def before_step(cluster: Any, index: int, step: Any) -> Any:
-    """Called before workload step ``index``; returns the step to run."""
-    plan = active()
-    if plan is None:
+    def before_step(self, cluster: Any, index: int, step: Any) -> Any:
+        """Called before workload step ``index``; returns the step to run."""
+        if self.plan is None:
+            return step
+        f = self._find("kill_postgres")
+        if f is not None and f.value == index:
+            pid = cluster.postmaster_pid()
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid)
+                self.plan.fired["kill_postgres"] += 1
+        f = self._find("step_error")
+        if f is not None and f.value == index:
+            self.plan.fired["step_error"] += 1
+            return dataclasses.replace(step, sql=FAILING_SQL.format(i=index), copy_rows=None)
         return step
-    f = plan.find("kill_postgres", _iteration)
-    if f is not None and f.value == index:
-        pid = cluster.postmaster_pid()
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid)
-            plan.fired["kill_postgres"] += 1
-    f = plan.find("step_error", _iteration)
-    if f is not None and f.value == index:
-        import dataclasses
 
-        plan.fired["step_error"] += 1
-        return dataclasses.replace(step, sql=FAILING_SQL.format(i=index), copy_rows=None)
-    return step
+    def engines(self, engine_list: Iterable[Any]) -> list[Any]:
+        """The engines to check with; the wal-redo one wrapped when a walredo fault applies."""
+        out = list(engine_list)
+        if self.plan is None:
+            return out
+        fault = self._find("walredo_kill") or self._find("walredo_hang")
+        if fault is None:
+            return out
+        return [FaultyWalRedo(e, fault, self.plan) if getattr(e, "name", None) == "walredo" else e for e in out]
 
-
-def engines(engine_list: Iterable[Any]) -> list[Any]:
-    """The engines to check with; the wal-redo one wrapped when a walredo fault applies."""
-    out = list(engine_list)
-    plan = active()
-    if plan is None:
-        return out
-    fault = plan.find("walredo_kill", _iteration) or plan.find("walredo_hang", _iteration)
-    if fault is None:
-        return out
-    return [_FaultyWalRedo(e, fault, plan) if getattr(e, "name", None) == "walredo" else e for e in out]
+    def before_bundle_write(self, path: Any) -> None:
+        """Called by write_bundle inside its temporary directory, before the files."""
+        f = self._find("bundle_errno")
+        if f is not None and self.plan is not None:
+            self.plan.fired["bundle_errno"] += 1
+            raise OSError(f.value, f"{os.strerror(f.value)} (injected fault)", str(path))
 
 
-def before_bundle_write(path: Any) -> None:
-    """Called by write_bundle inside its temporary directory, before the files."""
-    plan = active()
-    if plan is None:
-        return
-    f = plan.find("bundle_errno", _iteration)
-    if f is not None:
-        plan.fired["bundle_errno"] += 1
-        raise OSError(f.value, f"{os.strerror(f.value)} (injected fault)", str(path))
+NO_FAULTS = IterationFaults()
 
 
-class _FaultyWalRedo:
+class FaultyWalRedo:
     """A wal-redo engine whose server is stopped (and maybe killed) during the
     N-th request: the request is really in flight when the server goes."""
 

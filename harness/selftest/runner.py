@@ -1,12 +1,13 @@
 """Mutation self-test: does the harness find redo bugs? A score.
 
-For each mutant of the catalog (``harness.selftest.mutants``) the mutant is applied
-in-process and a fuzz campaign runs for a budget — the product's own
-``run_campaign``, with both engines when the wal-redo server is available
+For each mutant of the catalog (``harness.selftest.catalog``) a fuzz campaign
+runs for a budget with pyredo over the mutant's table (``EngineSet.mutant``:
+PG15 with that one routine replaced; nothing global changes) — the product's
+own ``run_campaign``, with both engines when the wal-redo server is available
 and the primary as witness. The campaign stops at the first divergence the
-mutant is responsible for: its bundle is replayed with the mutant suspended,
-and must then agree (otherwise it is a false alarm of the harness, recorded
-and not counted). Recorded per mutant: caught or not, seconds and iterations
+mutant is responsible for: its bundle is replayed with the clean engine, and
+must then agree (otherwise it is a false alarm of the harness, recorded and
+not counted). Recorded per mutant: caught or not, seconds and iterations
 to the first catch, the workload's size in steps, and — when minimization is
 on (``minimize_trials`` > 0) — its size after ``harness.campaign.minimize`` with at
 most that many trials; the minimized bundle must still show the same
@@ -17,14 +18,15 @@ always gets the same workloads, whatever else runs. A control campaign with
 no mutant (same budget) measures false alarms: a harness that reports
 divergences without a bug has no score worth reading.
 
-Survivors get a reason from what the mutant's probe counted
-(``harness.selftest.mutants.STATS``): never reached (no workload produced a record
-the mutated path redoes), reached but never fired (the mutated condition
-never arose), or fired but unseen (the comparisons missed a real change).
+Survivors get a reason from what the mutant's probe counted (the
+``MutantStats`` of its campaign's engines, ``EngineSet.mutant_stats``): never
+reached (no workload produced a record the mutated path redoes), reached but
+never fired (the mutated condition never arose), or fired but unseen (the
+comparisons missed a real change).
 
-Ctrl-C stops the run after undoing the mutant (``applied`` restores the
-REDO table in a ``finally``); the report then holds the mutants finished so
-far and says it was interrupted.
+Ctrl-C stops the run (there is nothing to undo: the mutated table belongs
+to that mutant's engines only); the report then holds the mutants finished
+so far and says it was interrupted.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.campaign.fuzz import FuzzConfig, FuzzReport, run_campaign
-from harness.selftest.mutants import CATALOG, STATS, Mutant, applied, get, suspended
+from harness.reports.schema import CampaignDivergence
+from harness.selftest.catalog import CATALOG, get
+from harness.selftest.mutants import Mutant, MutantStats
 from harness.verify.engines import EngineSet
 
 
@@ -51,9 +55,10 @@ def mutant_seed(name: str, base: int = 0) -> int:
     return zlib.crc32(f"{base}:{name}".encode()) & 0xFFFFFF
 
 
-def clone_engines(es: EngineSet) -> EngineSet:
-    """A fresh EngineSet reaching the same engines (its own wal-redo process)."""
-    return dataclasses.replace(es, _walredo=None)
+def clone_engines(es: EngineSet, **changes: Any) -> EngineSet:
+    """A fresh EngineSet reaching the same engines (its own wal-redo process, its
+    own mutated table), with ``changes`` (e.g. ``mutant=None``: the clean engine)."""
+    return dataclasses.replace(es, _walredo=None, **changes)
 
 
 def walredo_available(es: EngineSet | None = None) -> tuple[bool, str]:
@@ -79,6 +84,7 @@ class SelftestConfig:
     control: bool = True  # also run the unmutated pyredo for one budget
     workdir: Path | None = None  # bundles and minimized bundles (default: a temp dir, removed)
     min_score: float = 0.9
+    cluster: str | None = None  # where workload clusters run: local | docker:IMAGE (None: local)
 
     def mutants(self) -> list[Mutant]:
         if self.names is None:
@@ -208,13 +214,12 @@ def _bundle_diverges(path: str, es: EngineSet) -> bool | None:
     return replay_bundle(b, clone_engines(es)).diverges
 
 
-def _attributed(div: dict[str, Any], es: EngineSet) -> bool | None:
-    """Is this divergence the mutant's doing? Its bundle, replayed with the mutant
-    suspended, must agree. None when there is no bundle to tell."""
-    if not div.get("bundle"):
+def _attributed(div: CampaignDivergence, es: EngineSet) -> bool | None:
+    """Is this divergence the mutant's doing? Its bundle, replayed with the clean
+    engine (``es`` without its mutant), must agree. None when there is no bundle to tell."""
+    if not div.bundle:
         return None
-    with suspended():
-        diverges = _bundle_diverges(div["bundle"], es)
+    diverges = _bundle_diverges(div.bundle, clone_engines(es, mutant=None))
     return None if diverges is None else not diverges
 
 
@@ -253,7 +258,11 @@ def run_mutant(m: Mutant, cfg: SelftestConfig, workdir: Path,
     seed = mutant_seed(m.name, cfg.seed)
     res = MutantResult(m.name, m.rmgr, m.record_type, m.category, m.masked, m.description, m.history, seed)
     corpus = workdir / m.name
-    fcfg = FuzzConfig(seed=seed, budget=cfg.budget, engines=cfg.engines, profile=cfg.profile, corpus=corpus)
+    es = clone_engines(cfg.engines, mutant=m.name)  # pyredo over PG15 with this mutant's routine
+    stats: MutantStats | None = es.mutant_stats
+    assert stats is not None
+    fcfg = FuzzConfig(seed=seed, budget=cfg.budget, engines=es, profile=cfg.profile, corpus=corpus,
+                      cluster=cfg.cluster)
     seen = {"n": 0}
     state: dict[str, Any] = {}
     t0 = time.monotonic()
@@ -261,11 +270,11 @@ def run_mutant(m: Mutant, cfg: SelftestConfig, workdir: Path,
     def on_iteration(rep: FuzzReport) -> None:
         state["rep"] = rep
         if progress:
-            progress("iteration", (m.name, rep.iterations, time.monotonic() - t0))
+            progress("iteration", (m.name, rep.iterations, time.monotonic() - t0, stats))
         new = rep.divergences[seen["n"]:]
         seen["n"] = len(rep.divergences)
         for d in new:
-            who = _attributed(d, cfg.engines)
+            who = _attributed(d, es)
             if who is False:
                 res.false_alarms += 1
                 continue
@@ -274,44 +283,44 @@ def run_mutant(m: Mutant, cfg: SelftestConfig, workdir: Path,
 
     interrupted = False
     rep: FuzzReport | None = None
-    with applied(m.name):
-        try:
-            rep = run_campaign(fcfg, progress=on_iteration)
-        except _FirstCatch:
-            rep = state["rep"]
-        except Exception as e:  # a campaign that cannot run is recorded, the self-test goes on
-            res.error = f"{type(e).__name__}: {e}"
-            rep = state.get("rep")
-        res.probe = STATS.to_json()
-        res.campaign_seconds = round(time.monotonic() - t0, 2)
-        if rep is not None:
-            interrupted = rep.interrupted
-            res.iterations_run = rep.iterations
-            res.target_records_verified = int(rep.record_types.get(m.record_type, 0))
-            res.infrastructure_errors = len(rep.infrastructure_errors)
-        if "first" in state:
-            secs, its, d = state["first"]
-            res.caught = True
-            res.seconds, res.iterations = round(secs, 2), its
-            res.divergence = {k: d.get(k) for k in ("kind", "tag", "record_type", "engines",
-                                                    "first_diverging_lsn", "owner", "bundle", "seed")}
-            res.divergence["diff"] = list(d.get("diff", []))[:8]
-            res.original_steps = _steps_of(d.get("bundle"))
-            if cfg.minimize_trials > 0 and d.get("bundle") and not interrupted:
-                if progress:
-                    progress("minimize", m.name)
-                try:
-                    _minimize(res, d["bundle"], cfg, workdir / m.name / "minimized")
-                except KeyboardInterrupt:
-                    interrupted = True
-                    res.minimize_note = "interrupted"
+    try:
+        rep = run_campaign(fcfg, progress=on_iteration)
+    except _FirstCatch:
+        rep = state["rep"]
+    except Exception as e:  # a campaign that cannot run is recorded, the self-test goes on
+        res.error = f"{type(e).__name__}: {e}"
+        rep = state.get("rep")
+    res.probe = stats.to_json()
+    res.campaign_seconds = round(time.monotonic() - t0, 2)
+    if rep is not None:
+        interrupted = rep.interrupted
+        res.iterations_run = rep.iterations
+        res.target_records_verified = int(rep.record_types.get(m.record_type, 0))
+        res.infrastructure_errors = len(rep.infrastructure_errors)
+    if "first" in state:
+        secs, its, d = state["first"]
+        res.caught = True
+        res.seconds, res.iterations = round(secs, 2), its
+        dj = d.to_json()
+        res.divergence = {k: dj.get(k) for k in ("kind", "tag", "record_type", "engines",
+                                                 "first_diverging_lsn", "owner", "bundle", "seed")}
+        res.divergence["diff"] = list(d.diff)[:8]
+        res.original_steps = _steps_of(d.bundle)
+        if cfg.minimize_trials > 0 and d.bundle and not interrupted:
+            if progress:
+                progress("minimize", m.name)
+            try:
+                _minimize(res, d.bundle, cfg, es, workdir / m.name / "minimized")
+            except KeyboardInterrupt:
+                interrupted = True
+                res.minimize_note = "interrupted"
     if not res.caught:
         res.survivor_reason = _survivor_reason(res, rep, cfg.engines)
     return res, interrupted
 
 
-def _minimize(res: MutantResult, bundle_path: str, cfg: SelftestConfig, out_dir: Path) -> None:
-    """Shrink the catching workload (the mutant is applied by the caller)."""
+def _minimize(res: MutantResult, bundle_path: str, cfg: SelftestConfig, es: EngineSet, out_dir: Path) -> None:
+    """Shrink the catching workload with the mutant's engines ``es``."""
     from harness.campaign.bundle import BundleError, read_bundle
     from harness.campaign.minimize import minimize_bundle
 
@@ -322,7 +331,8 @@ def _minimize(res: MutantResult, bundle_path: str, cfg: SelftestConfig, out_dir:
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        mr = minimize_bundle(b, clone_engines(cfg.engines), out_dir=out_dir, max_trials=cfg.minimize_trials)
+        mr = minimize_bundle(b, clone_engines(es), out_dir=out_dir, max_trials=cfg.minimize_trials,
+                             cluster=cfg.cluster)
     except Exception as e:
         res.minimize_note = f"minimization failed: {type(e).__name__}: {e}"
         return
@@ -338,8 +348,8 @@ def _minimize(res: MutantResult, bundle_path: str, cfg: SelftestConfig, out_dir:
 def run_control(cfg: SelftestConfig, workdir: Path) -> dict[str, Any]:
     """The same campaign with no mutant: every divergence here is a false alarm."""
     seed = mutant_seed("control", cfg.seed)
-    rep = run_campaign(FuzzConfig(seed=seed, budget=cfg.budget, engines=cfg.engines, profile=cfg.profile,
-                                  corpus=workdir / "control"))
+    rep = run_campaign(FuzzConfig(seed=seed, budget=cfg.budget, engines=clone_engines(cfg.engines, mutant=None),
+                                  profile=cfg.profile, corpus=workdir / "control", cluster=cfg.cluster))
     cov = rep.coverage()
     return {
         "seed": seed,
@@ -347,10 +357,10 @@ def run_control(cfg: SelftestConfig, workdir: Path) -> dict[str, Any]:
         "seconds": round(rep.seconds, 1),
         "pages_checked": rep.pages_checked,
         "divergences": len(rep.divergences),
-        "divergence_list": [{k: d.get(k) for k in ("kind", "tag", "record_type", "bundle")}
+        "divergence_list": [{"kind": d.kind.value, "tag": d.tag, "record_type": d.record_type, "bundle": d.bundle}
                             for d in rep.divergences[:20]],
         "infrastructure_errors": len(rep.infrastructure_errors),
-        "coverage": {"covered": cov["covered"], "total": cov["total"], "missing": cov["missing"]},
+        "coverage": {"covered": cov.covered, "total": cov.total, "missing": cov.missing},
         "interrupted": rep.interrupted,
     }
 

@@ -14,29 +14,29 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.verify.engines import Engine, is_infrastructure, is_refusal
+from harness.reports.schema import CheckResult, DivergenceEntry, DivergenceKind, EngineErrorKind
+from harness.verify.engines import Engine
 from harness.verify.plan import BlockPlan, Plan, build_plan
 from oracles.compare import explain_diff
 from oracles.masks import MaskError, guess_owner, mask_page
 from pyredo.errors import UnsupportedRecord
 from pyredo.page.bufpage import PageGetLSN
-from pyredo.rmgr import record_type
-from pyredo.wal.lsn import format_lsn
-from pyredo.wal.record import FSM_FORKNUM, BufferTag, DecodedXLogRecord
+from pyredo.rmgrlist import PG15
+from pyredo.wal.record import FSM_FORKNUM, XLR_RMGR_INFO_MASK, BufferTag, DecodedXLogRecord
 
 PageSource = Callable[[BufferTag], "bytes | None"]
 
 
-ENGINE_DISAGREEMENT = "engine_disagreement"
-ENGINE_VS_PRIMARY = "engine_vs_primary"
-ENGINE_ERROR = "engine_error"
+ENGINE_DISAGREEMENT = DivergenceKind.ENGINE_DISAGREEMENT
+ENGINE_VS_PRIMARY = DivergenceKind.ENGINE_VS_PRIMARY
+ENGINE_ERROR = DivergenceKind.ENGINE_ERROR
 
 
 @dataclass
 class Divergence:
     """One page where engines disagree, an engine disagrees with the primary, or an engine failed."""
 
-    kind: str
+    kind: DivergenceKind
     tag: BufferTag
     engines: list[str]
     record_type: str
@@ -48,19 +48,14 @@ class Divergence:
     diff: list[str] = field(default_factory=list)
     error: str | None = None
 
+    def entry(self) -> DivergenceEntry:
+        """What a report says of it (harness.reports.schema)."""
+        return DivergenceEntry(self.kind, str(self.tag), list(self.engines), self.record_type,
+                               self.first_diverging_lsn, list(self.tag), [r.lsn for r in self.records],
+                               self.owner, list(self.diff), self.error)
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "tag": str(self.tag),
-            "tag_fields": list(self.tag),
-            "engines": self.engines,
-            "record_type": self.record_type,
-            "first_diverging_lsn": format_lsn(self.first_diverging_lsn) if self.first_diverging_lsn is not None else None,
-            "records": [format_lsn(r.lsn) for r in self.records],
-            "owner": self.owner,
-            "diff": self.diff,
-            "error": self.error,
-        }
+        return self.entry().to_json()
 
 
 @dataclass
@@ -107,22 +102,17 @@ class CheckReport:
             if e not in self.engines:
                 self.engines.append(e)
 
+    def result(self) -> CheckResult:
+        """What the report says (harness.reports.schema): ``redodiff check/demo --report``."""
+        return CheckResult(
+            self.records, self.pages_checked, self.pages_skipped_no_base, Counter(self.pages_skipped),
+            [d.entry() for d in self.divergences], Counter(self.unsupported), Counter(self.record_types),
+            list(self.engines), list(self.infrastructure), self.clog_pages_checked, self.clog_xids_verified,
+            list(self.clog_divergences), self.start, self.end,
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "records": self.records,
-            "pages_checked": self.pages_checked,
-            "pages_skipped_no_base": self.pages_skipped_no_base,
-            "pages_skipped": dict(sorted(self.pages_skipped.items())),
-            "divergences": [d.to_json() for d in self.divergences],
-            "unsupported": dict(sorted(self.unsupported.items())),
-            "record_types": dict(sorted(self.record_types.items())),
-            "engines": self.engines,
-            "infrastructure_errors": self.infrastructure,
-            "clog": {"pages_checked": self.clog_pages_checked, "xids_verified": self.clog_xids_verified,
-                     "divergences": self.clog_divergences},
-            "start": format_lsn(self.start) if self.start is not None else None,
-            "end": format_lsn(self.end) if self.end is not None else None,
-        }
+        return self.result().to_json()
 
 
 def bisect_first_divergence(
@@ -215,10 +205,11 @@ class Checker:
                 self._count_unsupported(report, bp, e)
                 return
             except Exception as e:  # an engine failure is a finding, not a crash
-                if is_refusal(e):
+                error_kind = EngineErrorKind.of(e)
+                if error_kind is EngineErrorKind.REFUSAL:
                     report.pages_skipped[f"{engine.name} refused the request"] += 1
                     return
-                if is_infrastructure(e):
+                if error_kind is EngineErrorKind.INFRASTRUCTURE:
                     report.infrastructure.append(f"{engine.name} on {tag}: {type(e).__name__}: {e}")
                     return
                 report.divergences.append(Divergence(
@@ -239,7 +230,7 @@ class Checker:
                 k = bisect_first_divergence(ea, eb, tag, base, bp.records)
                 rec = bp.records[k] if k is not None else bp.records[-1]
                 report.divergences.append(Divergence(
-                    ENGINE_DISAGREEMENT, tag, [ref, other], record_type(rec),
+                    ENGINE_DISAGREEMENT, tag, [ref, other], PG15.record_type(rec),
                     rec.lsn if k is not None else None, bp.records, base, pages, bp.owner,
                     diff=[str(d) for d in explain_diff(pages[ref], pages[other], bp.owner)],
                 ))
@@ -254,7 +245,7 @@ class Checker:
             for rec in bp.records:
                 if rec.lsn not in report._verified:
                     report._verified.add(rec.lsn)
-                    report.record_types[record_type(rec)] += 1
+                    report.record_types[PG15.record_type(rec)] += 1
 
     def _witness(self, bp: BlockPlan, pages: dict[str, bytes], base: bytes | None,
                  report: CheckReport) -> bool | None:
@@ -285,7 +276,7 @@ class Checker:
             if masked != want:
                 diff = [str(d) for d in explain_diff(masked, want, owner)]
                 report.divergences.append(Divergence(
-                    ENGINE_VS_PRIMARY, tag, [name], record_type(bp.records[-1]), None,
+                    ENGINE_VS_PRIMARY, tag, [name], PG15.record_type(bp.records[-1]), None,
                     bp.records, base, {**pages, "primary": primary}, owner, diff=diff,
                 ))
                 return None
@@ -296,8 +287,8 @@ class Checker:
         lsn = getattr(e, "lsn", None)
         for rec in bp.records:
             if rec.lsn == lsn:
-                return record_type(rec)
-        return record_type(bp.records[-1])
+                return PG15.record_type(rec)
+        return PG15.record_type(bp.records[-1])
 
     @staticmethod
     def _count_unsupported(report: CheckReport, bp: BlockPlan, e: UnsupportedRecord) -> None:
@@ -305,6 +296,6 @@ class Checker:
             if rec.lsn == e.lsn:
                 if rec.lsn not in report._unsupported_seen:
                     report._unsupported_seen.add(rec.lsn)
-                    report.unsupported[record_type(rec)] += 1
+                    report.unsupported[PG15.record_type(rec)] += 1
                 return
-        report.unsupported[f"{e.rmgr}/0x{(e.info or 0) & 0xF0:02X}"] += 1
+        report.unsupported[f"{e.rmgr}/0x{(e.info or 0) & XLR_RMGR_INFO_MASK:02X}"] += 1

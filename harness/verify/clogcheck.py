@@ -69,7 +69,7 @@ from pyredo.slru.clog import (
     status_name,
 )
 from pyredo.slru.files import load_base_pages, read_slru_pages, snapshot_pg_xact
-from pyredo.wal.record import DecodedXLogRecord
+from pyredo.wal.record import XLR_RMGR_INFO_MASK, DecodedXLogRecord
 
 __all__ = ["ClogDivergence", "ClogReport", "check_clog", "take_pg_xact_snapshot"]
 
@@ -263,7 +263,7 @@ def check_clog(
     # TRUNCATE came after the range: nothing the range determines.
     # (Whether the range has one is read from the records, not from the engine.)
     gone = sorted(set(result.pages) - set(primary))
-    if any(r.rmid == RM_CLOG_ID and r.info & 0xF0 == CLOG_TRUNCATE for r in records):
+    if any(r.rmid == RM_CLOG_ID and r.info & XLR_RMGR_INFO_MASK == CLOG_TRUNCATE for r in records):
         report.divergences += [ClogDivergence(
             p, None, None, None, "pyredo keeps this page after the range's TRUNCATE but the primary removed it")
             for p in gone]

@@ -6,11 +6,16 @@ import contextlib
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from generators.workload import Settings
+from harness.reports.schema import EngineErrorKind
 from pyredo.engine import RedoEngine
+from pyredo.rmgrlist import PG15, RmgrTable
 from pyredo.wal.record import BufferTag, DecodedXLogRecord
+
+if TYPE_CHECKING:
+    from harness.selftest.mutants import MutantStats
 
 ENGINE_NAMES = ("pyredo", "walredo")
 
@@ -26,7 +31,9 @@ class Engine(Protocol):
 
 @dataclass
 class EngineSet:
-    """Engine names plus how to reach an external wal-redo server."""
+    """Engine names plus how to reach an external wal-redo server, and the
+    pyredo mutant to run with (a testing aid, by name: a worker or a fresh
+    process rebuilds the mutated table from it; see harness.selftest.mutants)."""
 
     names: tuple[str, ...] = ("pyredo",)
     walredo_cmd: str | None = None
@@ -34,6 +41,9 @@ class EngineSet:
     tag_layout: str = "neon"
     walredo_timeout: float = 20.0
     _walredo: Any = field(default=None, repr=False)
+    mutant: str | None = None  # pyredo runs with this mutant's table (None: the clean PG15 table)
+    _table: RmgrTable | None = field(default=None, init=False, repr=False, compare=False)
+    _mutant_stats: MutantStats | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for n in self.names:
@@ -41,6 +51,42 @@ class EngineSet:
                 raise ValueError(f"unknown engine {n!r} (choose from {', '.join(ENGINE_NAMES)})")
         if not self.names:
             raise ValueError("at least one engine is needed")
+        if self.mutant is not None:
+            from harness.selftest.catalog import get
+
+            try:
+                get(self.mutant)
+            except KeyError as e:
+                raise ValueError(e.args[0]) from None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for worker processes without what lives in this process: the
+        wal-redo server and the built (mutated) table; the worker rebuilds them."""
+        state = dict(self.__dict__)
+        state.update(_walredo=None, _table=None, _mutant_stats=None)
+        return state
+
+    def pyredo_table(self) -> RmgrTable:
+        """The table pyredo redoes with: PG15, or PG15 with the mutant's routine
+        (built once per EngineSet; its probe counts into ``mutant_stats``)."""
+        if self.mutant is None:
+            return PG15
+        if self._table is None:
+            from harness.selftest.catalog import get
+            from harness.selftest.mutants import MutantStats
+
+            stats = MutantStats(self.mutant)
+            self._table = get(self.mutant).table(PG15, stats)
+            self._mutant_stats = stats
+        return self._table
+
+    @property
+    def mutant_stats(self) -> MutantStats | None:
+        """The mutant's probe counts, None without a mutant."""
+        if self.mutant is None:
+            return None
+        self.pyredo_table()
+        return self._mutant_stats
 
     @property
     def uses_walredo(self) -> bool:
@@ -54,7 +100,7 @@ class EngineSet:
             if self.walredo_cmd:
                 kwargs["cmd"] = shlex.split(self.walredo_cmd)
             if self.walredo_docker:
-                from harness.clusters.docker import DockerWalRedo
+                from harness.clusters.docker_walredo import DockerWalRedo
 
                 self._walredo = DockerWalRedo(self.walredo_docker, **kwargs)
             else:
@@ -71,8 +117,8 @@ class EngineSet:
         version = server_version_num()
         out: list[Engine] = []
         for n in self.names:
-            out.append(RedoEngine(hint_bits_logged=hints, server_version_num=version) if n == "pyredo"
-                       else self.walredo())
+            out.append(RedoEngine(self.pyredo_table(), hint_bits_logged=hints, server_version_num=version)
+                       if n == "pyredo" else self.walredo())
         return out
 
     def close(self) -> None:
@@ -84,14 +130,11 @@ class EngineSet:
 
 def is_infrastructure(exc: BaseException) -> bool:
     """A dead, hung or unstartable wal-redo server is infrastructure, not a finding.
-    A server that exited with an error while redoing a record IS a finding."""
-    kind = getattr(exc, "kind", None)
-    if kind in ("timeout", "spawn"):
-        return True
-    rc = getattr(exc, "returncode", None)
-    return kind == "crash" and rc is not None and rc < 0
+    A server that exited with an error while redoing a record IS a finding.
+    (``harness.reports.schema.EngineErrorKind.of`` classifies.)"""
+    return EngineErrorKind.of(exc) is EngineErrorKind.INFRASTRUCTURE
 
 
 def is_refusal(exc: BaseException) -> bool:
     """The engine declined a request it cannot answer (e.g. no base page)."""
-    return getattr(exc, "kind", None) == "refused"
+    return EngineErrorKind.of(exc) is EngineErrorKind.REFUSAL

@@ -16,11 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pyredo.page.visibilitymap import HEAPBLK_TO_MAPBLOCK
-from pyredo.rmgr import RM_SMGR_ID, RM_XLOG_ID, RMGRS, record_type, rmgr_name
+from pyredo.rmgr import RM_SMGR_ID, RM_XLOG_ID
+from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
     FSM_FORKNUM,
     MAIN_FORKNUM,
     VISIBILITYMAP_FORKNUM,
+    XLR_RMGR_INFO_MASK,
     BufferTag,
     DecodedXLogRecord,
     RelFileNode,
@@ -67,7 +69,7 @@ class BlockPlan:
         return self.records[-1].lsn
 
     def record_types(self) -> list[str]:
-        return [record_type(r) for r in self.records]
+        return [PG15.record_type(r) for r in self.records]
 
 
 @dataclass
@@ -86,7 +88,7 @@ class Plan:
 
 
 def _truncation(rec: DecodedXLogRecord) -> tuple[RelFileNode, int, int] | None:
-    if rec.rmid != RM_SMGR_ID or rec.info & 0xF0 != XLOG_SMGR_TRUNCATE:
+    if rec.rmid != RM_SMGR_ID or rec.info & XLR_RMGR_INFO_MASK != XLOG_SMGR_TRUNCATE:
         return None
     if len(rec.main_data) < _SMGR_TRUNCATE.size:
         return None
@@ -103,9 +105,9 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
     n = 0
     for rec in records:
         n += 1
-        rmgr = RMGRS.get(rec.rmid)
+        rmgr = PG15.get(rec.rmid)
         tags = [blk.tag for blk in rec.blocks.values()]
-        if rmgr is not None and rmgr.has_implicit_tags:
+        if rmgr is not None and rmgr.implicit_tags is not None:
             tags.extend(t for t in rmgr.implicit_tags(rec) if t not in tags)
         for tag in tags:
             bp = blocks.get(tag)
@@ -113,7 +115,7 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
                 bp = blocks[tag] = _new_plan(tag, truncations)
             bp.records.append(rec)
             if rec.rmid != RM_XLOG_ID:
-                bp.owner = rmgr_name(rec.rmid)
+                bp.owner = PG15.rmgr_name(rec.rmid)
         trunc = _truncation(rec)
         if trunc is not None:
             _apply_truncation(blocks, retired, rec, *trunc)

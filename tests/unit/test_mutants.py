@@ -1,24 +1,42 @@
-"""The mutant catalog: big enough, spread over every rmgr, documented, and every
-mutant applies and undoes exactly (REDO tables and patched helpers identical
-before and after, also after an error or Ctrl-C inside the block)."""
+"""The mutant catalog: big enough, spread over every rmgr, documented; every mutant
+is a table with one routine replaced, built without touching any global state (PG15,
+the rmgr modules' REDO tables and helpers are identical before and after); a
+helper-replacing mutant names a keyword its routine really takes (a renamed helper
+fails the build loudly); and a clean and a mutated engine run side by side."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import inspect
+import pickle
 from typing import Any
 
 import pytest
-from test_heap_redo_unit import heap_page, heap_tag, insert
+from factories import block, record, tag
 
-from harness.selftest import mutants
-from harness.selftest.mutants import CATALOG, CATEGORIES, STATS, applied, get, suspended
+from harness.selftest.catalog import CATALOG, MODULES, get, summary
+from harness.selftest.mutants import (
+    CATEGORIES,
+    Helper,
+    Mutant,
+    MutantError,
+    MutantStats,
+    after,
+    helper,
+)
 from harness.selftest.runner import mutant_seed
+from harness.verify.engines import EngineSet
 from pyredo import BLCKSZ
-from pyredo.engine import RedoContext, RedoEngine
+from pyredo.engine import RedoEngine
 from pyredo.page import bufpage
-from pyredo.rmgr import RMGRS
-from pyredo.wal.record import DecodedXLogRecord
+from pyredo.page.htup import HEAP_XMAX_INVALID
+from pyredo.rmgr import RM_HEAP_ID
+from pyredo.rmgr import heap as h
+from pyredo.rmgrlist import PG15
+from pyredo.wal.record import BufferTag, DecodedXLogRecord
+from pyredo.xlogutils import RedoContext
 
 HISTORICAL = {  # the real PostgreSQL redo bugs the catalog must model (issue 9)
     "btree_unlink_page_meta_loses_leaf",  # UNLINK_PAGE_META btpo_flags, wal_consistency_checking 2016
@@ -29,28 +47,57 @@ HISTORICAL = {  # the real PostgreSQL redo bugs the catalog must model (issue 9)
 }
 
 
-def _redo_tables() -> dict[str, dict[int, Any]]:
-    return {r.module_name: dict(r.redo_table) for r in RMGRS.values() if r.redo_table}
+# -- records: a heap page built by INSERTs --------------------------------------------------
+def heap_tag() -> BufferTag:
+    return tag(0)
 
 
-def _patched_attrs() -> dict[str, Any]:
-    out = {}
-    for m in CATALOG.values():
-        for p in m.patches:
-            mod, attr = p.rsplit(".", 1)
-            out[p] = getattr(importlib.import_module(mod), attr)
+def insert(offnum: int, payload: bytes, *, init: bool = False, lsn: int) -> DecodedXLogRecord:
+    tup = h.XL_HEAP_HEADER.pack(1, HEAP_XMAX_INVALID, 24) + b"\0" + payload
+    info = h.XLOG_HEAP_INSERT | (h.XLOG_HEAP_INIT_PAGE if init else 0)
+    return record(RM_HEAP_ID, info, h.XL_HEAP_INSERT.pack(offnum, 0), block(0, 0, tup, will_init=init),
+                  lsn=lsn)
+
+
+def heap_page(n: int) -> tuple[bytes, list[DecodedXLogRecord]]:
+    recs = [insert(i + 1, f"tuple {i}".encode(), init=(i == 0), lsn=0x100_0000 + 0x100 * i) for i in range(n)]
+    return RedoEngine().reconstruct(heap_tag(), None, recs), recs
+
+
+def one_more(n: int) -> DecodedXLogRecord:
+    return insert(n + 1, b"one more tuple", lsn=0x200_0000)
+
+
+# -- global state ---------------------------------------------------------------------------
+def _globals() -> dict[str, Any]:
+    """Everything a mutant must never change: PG15's redo columns, each rmgr module's
+    REDO table, and every module attribute a routine's helper keyword defaults to."""
+    out: dict[str, Any] = {f"PG15.{r.module}": dict(r.redo) for r in PG15}
+    for r in PG15:
+        mod = importlib.import_module(f"pyredo.rmgr.{r.module}")
+        out[f"{r.module}.REDO"] = dict(getattr(mod, "REDO", {}))
+    for inj in PG15.injectable:
+        mod = importlib.import_module(f"pyredo.rmgr.{inj.module}")
+        out[f"{inj.module}.{inj.helper}"] = getattr(mod, inj.helper, None)
     return out
 
 
+# -- the catalog ----------------------------------------------------------------------------
 def test_catalog_has_at_least_40_mutants() -> None:
     assert len(CATALOG) >= 40
+    assert sum(len(m.MUTANTS) for m in MODULES) == len(CATALOG)
 
 
 def test_every_rmgr_with_a_redo_table_has_a_mutant() -> None:
     covered = {m.rmgr_module for m in CATALOG.values()}
-    with_redo = {r.module_name for r in RMGRS.values() if r.redo_table}
-    assert with_redo, "no rmgr has a REDO table?"
+    with_redo = {r.module for r in PG15 if r.redo}
+    assert with_redo, "no rmgr has a redo table?"
     assert with_redo <= covered, f"rmgrs without a mutant: {sorted(with_redo - covered)}"
+
+
+def test_each_catalog_module_holds_one_rmgrs_mutants() -> None:
+    for mod in MODULES:
+        assert {m.rmgr_module for m in mod.MUTANTS} == {mod.__name__.rsplit(".", 1)[1]}, mod.__name__
 
 
 def test_every_mutant_is_documented_and_targets_a_real_routine() -> None:
@@ -58,12 +105,8 @@ def test_every_mutant_is_documented_and_targets_a_real_routine() -> None:
         assert m.name == m.name.strip() and " " not in m.name
         assert len(m.description) > 30, m.name
         assert m.category in CATEGORIES, m.name
-        mod = importlib.import_module(f"pyredo.rmgr.{m.rmgr_module}")
-        assert m.info in mod.REDO, f"{m.name}: no routine for 0x{m.info:02X}"
+        assert m.info in PG15.by_module(m.rmgr_module).redo, f"{m.name}: no routine for 0x{m.info:02X}"
         assert "UNKNOWN" not in m.record_type, m.name
-        for p in m.patches:
-            modname, attr = p.rsplit(".", 1)
-            assert hasattr(importlib.import_module(modname), attr), f"{m.name} patches missing {p}"
 
 
 def test_the_historical_bugs_are_modelled_and_say_what_they_model() -> None:
@@ -79,58 +122,99 @@ def test_the_catalog_spans_the_bug_categories() -> None:
     assert any(m.masked for m in CATALOG.values()), "no mutant only the engine comparison can see"
 
 
-def test_every_mutant_applies_and_undoes_exactly() -> None:
-    tables, attrs = _redo_tables(), _patched_attrs()
+# -- a mutant is a table with one routine replaced ------------------------------------------------
+def test_every_mutant_builds_a_new_table_with_one_routine_replaced() -> None:
+    before = _globals()
     for m in CATALOG.values():
-        mod = importlib.import_module(f"pyredo.rmgr.{m.rmgr_module}")
-        original = mod.REDO[m.info]
-        with applied(m.name) as got:
-            assert got is m
-            assert mod.REDO[m.info] is not original
-            assert mod.REDO[m.info].__name__ == original.__name__
-            with suspended():
-                assert mod.REDO[m.info] is original
-            assert mod.REDO[m.info] is not original
-        assert _redo_tables() == tables, f"{m.name} left a REDO table changed"
-        assert _patched_attrs() == attrs, f"{m.name} left a helper patched"
+        table = m.table(PG15, MutantStats(m.name))
+        assert table is not PG15
+        rmid = m.entry().id
+        for r in PG15:
+            for info, routine in r.redo.items():
+                got = table.routine(r.id, info)
+                if (r.id, info) == (rmid, m.info):
+                    assert got is not routine, m.name
+                else:
+                    assert got is routine, f"{m.name} changed {r.name} 0x{info:02X} too"
+        assert _globals() == before, f"{m.name} changed global state"
 
 
-@pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt()])
-def test_a_mutant_is_undone_on_errors_and_ctrl_c(exc: BaseException) -> None:
-    tables = _redo_tables()
-    with pytest.raises(type(exc)), applied("btree_newroot_no_root_flag"):
-        raise exc
-    assert _redo_tables() == tables
+def test_helper_mutants_pass_a_keyword_their_routine_takes() -> None:
+    """The helper is a keyword-only parameter of the routine (listed in the table's
+    injectable helpers), and the broken helper takes the same arguments as the original."""
+    injectable = {(i.module, i.info, i.helper) for i in PG15.injectable}
+    helper_mutants = [m for m in CATALOG.values() if m.helpers]
+    assert len(helper_mutants) >= 20
+    for m in helper_mutants:
+        assert isinstance(m.mutation, Helper)
+        name = m.mutation.name
+        assert (m.rmgr_module, m.info, name) in injectable, f"{m.name}: {name} is not an injectable helper"
+        routine = m.routine(PG15)
+        assert isinstance(routine, functools.partial) and set(routine.keywords) == {name}, m.name
+        original = m.mutation.original(m.original())
+        params = inspect.signature(original).parameters.values()
+        args = [object() for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                and p.default is p.empty]
+        kwargs = {p.name: object() for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
+        inspect.signature(routine.keywords[name]).bind(*args, **kwargs)  # TypeError if it cannot
 
 
-def test_patched_helpers_are_restored_even_when_the_routine_fails() -> None:
+def test_a_renamed_helper_fails_the_build_loudly() -> None:
+    m = get("heap2_prune_skips_compaction")
+    renamed = Mutant("renamed", m.rmgr_module, m.info, m.description,
+                     helper("heap_page_prune_execute_renamed", lambda orig: orig))
+    with pytest.raises(MutantError, match="heap_page_prune_execute_renamed"):
+        renamed.table(PG15)
+    assert m.table(PG15) is not None
+
+
+def test_a_mutant_of_a_routine_the_table_lacks_fails_the_build() -> None:
+    missing = Mutant("missing", "heap", 0x0F, "a routine no table has: info 0x0F of Heap", after(lambda ctx: None))
+    with pytest.raises(MutantError, match="no redo routine"):
+        missing.table(PG15)
+
+
+def test_every_mutated_routine_on_a_record_it_cannot_redo_leaves_globals_alone() -> None:
     """Every mutated routine, called on a record it cannot redo (no data, no blocks):
-    whatever it raises, the helpers it patched for the call are back."""
-    tables, attrs = _redo_tables(), _patched_attrs()
+    whatever it raises, no global state changed."""
+    before = _globals()
     for m in CATALOG.values():
-        rmid = next(r.id for r in RMGRS.values() if r.module_name == m.rmgr_module)
-        rec = DecodedXLogRecord(lsn=0x2000000, end_lsn=0x2000080, tot_len=0, xid=5, prev=0, info=m.info,
-                                rmid=rmid, crc=0, raw=b"", main_data=b"", blocks={})
-        with applied(m.name):
-            routine = importlib.import_module(f"pyredo.rmgr.{m.rmgr_module}").REDO[m.info]
-            ctx = RedoContext(RedoEngine(), rec, heap_tag(), bytearray(BLCKSZ))
-            with contextlib.suppress(Exception):
-                routine(ctx)
-            assert _patched_attrs() == attrs, f"{m.name} left a helper patched after a failing call"
-        assert _redo_tables() == tables
+        rec = record(m.entry().id, m.info, lsn=0x2000000, xid=5)
+        routine = m.routine(PG15, MutantStats(m.name))
+        with contextlib.suppress(Exception):
+            routine(RedoContext(RedoEngine(), rec, heap_tag(), bytearray(BLCKSZ)))
+        assert _globals() == before, m.name
+
+
+# -- engines side by side -----------------------------------------------------------------------
+def test_a_clean_and_a_mutated_engine_run_side_by_side() -> None:
+    """Same record, two engines in one process, interleaved: the mutated one leaves
+    a different page, the clean one still leaves the right one."""
+    base, _recs = heap_page(3)
+    rec = one_more(3)
+    right = RedoEngine().reconstruct(heap_tag(), base, [rec])
+    clean = RedoEngine()
+    stats = MutantStats("heap_insert_ctid_off_by_one")
+    mutated = get("heap_insert_ctid_off_by_one").engine(PG15, stats)
+    for _ in range(2):
+        bad = mutated.reconstruct(heap_tag(), base, [rec])
+        good = clean.reconstruct(heap_tag(), base, [rec])
+        assert bad != good
+        assert good == right
+    assert stats.calls == 2 and stats.fired == 2
+    assert clean.table is PG15 and mutated.table is not PG15
 
 
 def test_a_mutant_changes_redo_and_the_probe_counts_it() -> None:
     base, _recs = heap_page(3)
-    last = insert(4, b"one more tuple")
+    last = one_more(3)
     clean = RedoEngine().reconstruct(heap_tag(), base, [last])
     for name, differs_at in (("heap_insert_no_page_lsn", "lsn"), ("heap_insert_ctid_off_by_one", "tuple"),
                              ("heap_insert_keeps_all_visible", "flags")):
-        with applied(name):
-            bad = RedoEngine().reconstruct(heap_tag(), base, [last])
-            assert STATS.name == name and STATS.calls == 1 and STATS.redone == 1 and STATS.fired == 1
-            with suspended():
-                assert RedoEngine().reconstruct(heap_tag(), base, [last]) == clean
+        stats = MutantStats(name)
+        bad = get(name).engine(PG15, stats).reconstruct(heap_tag(), base, [last])
+        assert stats.calls == 1 and stats.redone == 1 and stats.fired == 1, (name, stats)
+        assert stats.fired_on and str(heap_tag()) in stats.fired_on[0]
         assert bad != clean, name
         if differs_at == "lsn":
             assert bufpage.PageGetLSN(bad) == bufpage.PageGetLSN(base) != bufpage.PageGetLSN(clean)
@@ -142,14 +226,37 @@ def test_a_mutant_changes_redo_and_the_probe_counts_it() -> None:
 
 def test_a_mutant_that_does_not_apply_to_a_record_does_not_fire() -> None:
     _page, recs = heap_page(2)
-    with applied("heap_delete_free_space_off"):  # a DELETE mutant; only INSERTs are replayed here
-        RedoEngine().reconstruct(heap_tag(), None, recs)
-        assert STATS.calls == 0 and STATS.fired == 0
+    stats = MutantStats("heap_delete_free_space_off")  # a DELETE mutant; only INSERTs are replayed here
+    get("heap_delete_free_space_off").engine(PG15, stats).reconstruct(heap_tag(), None, recs)
+    assert stats.calls == 0 and stats.fired == 0
+
+
+def test_two_builds_of_one_mutant_count_apart() -> None:
+    base, _recs = heap_page(2)
+    rec = one_more(2)
+    m = get("heap_insert_ctid_off_by_one")
+    a, b = MutantStats(m.name), MutantStats(m.name)
+    m.engine(PG15, a).reconstruct(heap_tag(), base, [rec])
+    assert (a.calls, b.calls) == (1, 0)
+
+
+# -- the engine set carries the mutant by name ---------------------------------------------
+def test_engine_set_builds_the_mutated_table_and_workers_rebuild_it() -> None:
+    es = EngineSet(mutant="heap_insert_ctid_off_by_one")
+    assert es.pyredo_table() is es.pyredo_table() is not PG15
+    stats = es.mutant_stats
+    assert stats is not None and stats.name == "heap_insert_ctid_off_by_one"
+    worker = pickle.loads(pickle.dumps(es))  # as multiprocessing sends it to a worker
+    assert worker.mutant == es.mutant and worker.pyredo_table() is not es.pyredo_table()
+    assert worker.mutant_stats is not stats
+    assert EngineSet().pyredo_table() is PG15 and EngineSet().mutant_stats is None
 
 
 def test_unknown_mutants_are_named() -> None:
-    with pytest.raises(KeyError, match="unknown mutant 'nope'"), applied("nope"):
-        pass
+    with pytest.raises(KeyError, match="unknown mutant 'nope'"):
+        get("nope")
+    with pytest.raises(ValueError, match="unknown mutant 'nope'"):
+        EngineSet(mutant="nope")
 
 
 def test_mutant_seeds_are_deterministic_and_distinct() -> None:
@@ -160,5 +267,5 @@ def test_mutant_seeds_are_deterministic_and_distinct() -> None:
 
 
 def test_summary_counts_the_catalog() -> None:
-    s = mutants.summary()
+    s = summary()
     assert sum(s.by_rmgr.values()) == len(CATALOG) == sum(s.by_category.values())
