@@ -229,7 +229,7 @@ def hostpg_tag() -> str:
 
 def ensure_hostpg_image(client: Any = None, *, tag: str | None = None, force: bool = False) -> str:
     """Build (or reuse) the image made from the host's PostgreSQL 15; return its tag."""
-    from harness.clusters.docker import docker_client
+    from harness.clusters.docker_common import docker_client
 
     client = client or docker_client()
     tag = tag or hostpg_tag()

@@ -7,12 +7,13 @@ iterations so WAL and catalogs do not grow without bound.
 
 Where the clusters run is a spec: ``local`` (initdb + pg_ctl here, the
 default) or ``docker:IMAGE`` (the server in a container, PGDATA bind-mounted:
-``harness.clusters.docker``). The default comes from $REDODIFF_CLUSTER.
+``harness.clusters.docker_cluster``). The spec is passed in (``ClusterPool.cluster_spec``,
+``FuzzConfig.cluster``); nothing here reads the environment (the CLI reads
+$REDODIFF_CLUSTER as the default of its ``--cluster`` option).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,6 @@ from harness.clusters.local import ClusterSettings, LocalCluster
 from oracles.pgbin import SetupError
 
 FUZZ_WAL_SEGSIZE_MB = 1  # small segments: bundles copy only a few MB of WAL
-CLUSTER_ENV = "REDODIFF_CLUSTER"
 
 
 def parse_cluster_spec(spec: str) -> tuple[str, str | None]:
@@ -36,16 +36,12 @@ def parse_cluster_spec(spec: str) -> tuple[str, str | None]:
     raise ValueError(f"cluster {spec!r}: expected 'local' or 'docker:IMAGE' (e.g. docker:postgres:15.19-bookworm)")
 
 
-def default_cluster_spec() -> str:
-    return os.environ.get(CLUSTER_ENV) or "local"
-
-
 def new_cluster(spec: str | None, settings: ClusterSettings, *, base_dir: Path | None = None,
                 keep: bool = False) -> LocalCluster:
-    """A (not yet started) cluster of the kind ``spec`` names (None: $REDODIFF_CLUSTER or local)."""
-    kind, image = parse_cluster_spec(spec if spec is not None else default_cluster_spec())
+    """A (not yet started) cluster of the kind ``spec`` names (None: local)."""
+    kind, image = parse_cluster_spec(spec or "local")
     if kind == "docker":
-        from harness.clusters.docker import DockerCluster
+        from harness.clusters.docker_cluster import DockerCluster
 
         assert image is not None
         return DockerCluster(image, settings, base_dir=base_dir, keep=keep)
@@ -64,7 +60,7 @@ class ClusterPool:
     base_dir: Path | None = None
     recycle_after: int = 150
     keep: bool = False
-    cluster_spec: str | None = None  # local | docker:IMAGE (None: $REDODIFF_CLUSTER or local)
+    cluster_spec: str | None = None  # local | docker:IMAGE (None: local)
     slots: dict[tuple[bool, bool], _Slot] = field(default_factory=dict)
 
     def get(self, settings: Settings) -> LocalCluster:

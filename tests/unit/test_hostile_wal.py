@@ -19,20 +19,14 @@ from pathlib import Path
 import pytest
 import zstandard
 from click.testing import CliRunner
+from factories import block
 
-from harness.robustness.hostile import (
-    WAL_CATEGORIES,
-    CaseTimeout,
-    RedoTarget,
-    ScratchWal,
-    WalCorpus,
-    WalTarget,
-    _case_timer,
-    _run_action,
-    record_layout,
-    run_hostile,
-    run_wal_case,
-)
+from harness.robustness.hostile.corpus import WalCorpus
+from harness.robustness.hostile.layout import record_layout
+from harness.robustness.hostile.outcome import CaseTimeout
+from harness.robustness.hostile.redo import RedoTarget
+from harness.robustness.hostile.runner import _case_timer, _run_action, run_hostile, run_wal_case
+from harness.robustness.hostile.wal import WAL_CATEGORIES, ScratchWal, WalTarget
 from pyredo.errors import ImageError, InvalidPageHeader, InvalidRecord, RedoError
 from pyredo.wal.builder import BlockSpec, encode_record
 from pyredo.wal.decoder import decode_record
@@ -146,8 +140,7 @@ def test_case_timeout_is_not_an_exception() -> None:
 
 # -- regressions: holes the fuzzer found -----------------------------------------------------
 def _zstd_block(payload: bytes) -> DecodedBkpBlock:
-    return DecodedBkpBlock(0, REL, 0, 0, 0x10, has_image=True, apply_image=True, bkp_image=payload,
-                           bimg_len=len(payload), bimg_info=BKPIMAGE_APPLY | BKPIMAGE_COMPRESS_ZSTD)
+    return block(0, 0, rnode=REL, image=payload, bimg_info=BKPIMAGE_APPLY | BKPIMAGE_COMPRESS_ZSTD)
 
 
 def test_zstd_frame_claiming_a_huge_size_is_refused_without_allocating_it() -> None:
@@ -187,8 +180,7 @@ def test_uncompressed_image_longer_than_a_page_is_a_bad_record() -> None:
 
 
 def test_restore_refuses_a_hole_outside_the_page() -> None:
-    blk = DecodedBkpBlock(0, REL, 0, 0, 0x10, has_image=True, bkp_image=bytes(9000),
-                          hole_offset=100, hole_length=-808, bimg_len=9000, bimg_info=1)
+    blk = block(0, 0, rnode=REL, image=bytes(9000), hole=(100, -808), apply_image=False, bimg_info=1)
     with pytest.raises(ImageError, match="outside the page"):
         restore_block_image(blk, 1, segment="s", offset=0)
     with pytest.raises(ImageError, match="outside the page"):
@@ -206,24 +198,24 @@ def test_engine_wraps_a_stray_exception_and_says_where(corpus: WalCorpus, monkey
     """A routine that trips over bad input with IndexError gives a RedoError naming
     rmgr, info, LSN — and the hostile runner counts it as a stray, not a pass."""
     from pyredo.engine import RedoEngine
-    from pyredo.rmgr import RMGRS
+    from pyredo.rmgrlist import PG15
 
     t = RedoTarget.from_corpus(corpus)
     ci, j, k = t.by_rmid[10][0]  # a Heap record
     chain = t.chains[ci]
     rec = chain.records[k]
-    rmgr = RMGRS[10]
+    rmgr = PG15.rows[10]
 
     def broken(ctx: object) -> None:
         raise IndexError("index out of range")
 
-    monkeypatch.setitem(rmgr.module.REDO, rec.info & rmgr.opmask, broken)
+    engine = RedoEngine(PG15.with_routine(10, rec.info & rmgr.opmask, broken))
     with pytest.raises(RedoError) as ei:
-        RedoEngine().reconstruct(chain.tag, None, chain.records[j : k + 1])
+        engine.reconstruct(chain.tag, None, chain.records[j : k + 1])
     e = ei.value
     assert (e.rmgr, e.info, e.lsn) == ("Heap", rec.info, rec.lsn)
     assert isinstance(e.__cause__, IndexError)
-    o = _run_action(lambda: RedoEngine().reconstruct(chain.tag, None, chain.records[j : k + 1]), "redo", 5.0, False)
+    o = _run_action(lambda: engine.reconstruct(chain.tag, None, chain.records[j : k + 1]), "redo", 5.0, False)
     assert (o.kind, o.stray) == ("typed", "IndexError")
 
 

@@ -1,0 +1,195 @@
+"""The workload rules: a model of the schema and sessions, and rules that turn
+choices into valid SQL steps.
+
+Each rule has a precondition on the model and returns the steps it adds; the
+model tracks tables, columns (incl. dropped ones), indexes, sequences, open
+transactions, savepoints and prepared transactions, so every step is valid SQL
+by construction (a step can still fail at run time — a lock timeout between
+sessions — and is then recorded, not fatal). All values come from deterministic
+SQL expressions of row ids, so a workload replays to the same data.
+
+The rules live by family: ``tables`` (tables and rows), ``sessions``
+(transactions), ``indexes`` (index AMs), ``maintenance`` (VACUUM and the like),
+``workouts`` (selftest coverage); ``model`` holds the model they share. This
+module is the registry: ``RULES`` (its order and weights fix what a seed
+draws), ``pick_rule``, the profiles and ``build_workload``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from generators.choose import Chooser
+from generators.rules.indexes import (
+    brin_cycle,
+    brin_maintenance,
+    btree_fastroot,
+    create_index,
+    gin_clean,
+    gin_posting_tree,
+    index_scans,
+    kill_and_refill,
+)
+from generators.rules.maintenance import (
+    checkpoint,
+    cluster,
+    reindex,
+    sequence_ops,
+    truncate,
+    vacuum,
+)
+from generators.rules.model import Model, Session, StepList
+from generators.rules.sessions import (
+    begin,
+    end_txn,
+    finish,
+    finish_prepared,
+    lock_chain,
+    prepare_txn,
+    rollback_to_savepoint,
+    savepoint,
+)
+from generators.rules.tables import (
+    alter_columns,
+    copy_rows,
+    create_table,
+    delete_most,
+    delete_rows,
+    insert_duplicates,
+    insert_rows,
+    select_for,
+    update_hot,
+    update_indexed,
+    upsert,
+)
+from generators.rules.workouts import btree_posting_split, index_am_workout, spgist_radix_labels
+from generators.workload import WAL_COMPRESSION, Settings, Workload
+
+__all__ = [
+    "PROFILES",
+    "RULES",
+    "RULE_NAMES",
+    "Model",
+    "Profile",
+    "Rule",
+    "Session",
+    "build_workload",
+    "create_table",
+    "draw_settings",
+    "finish",
+    "index_am_workout",
+    "pick_rule",
+]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    weight: int
+    fn: Callable[[Model, Chooser], StepList]
+    pre: Callable[[Model], bool]
+
+
+def _has_tables(m: Model) -> bool:
+    return bool(m.tables)
+
+
+def _ddl_ok(m: Model) -> bool:
+    return bool(m.tables) and m.quiet
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("create_table", 3, create_table, lambda m: m.quiet and len(m.tables) < 4),
+    Rule("insert", 14, insert_rows, _has_tables),
+    Rule("insert_duplicates", 4, insert_duplicates, _has_tables),
+    Rule("copy", 3, copy_rows, _has_tables),
+    Rule("upsert", 2, upsert, _has_tables),
+    Rule("update_hot", 8, update_hot, _has_tables),
+    Rule("update_indexed", 6, update_indexed, _has_tables),
+    Rule("delete", 6, delete_rows, _has_tables),
+    Rule("delete_most", 2, delete_most, _ddl_ok),
+    Rule("select_for", 4, select_for, _has_tables),
+    Rule("begin", 4, begin, lambda m: bool(m.idle_sessions()) and bool(m.tables)),
+    Rule("savepoint", 2, savepoint, lambda m: bool(m.txn_sessions())),
+    Rule("rollback_to_savepoint", 2, rollback_to_savepoint,
+         lambda m: any(m.sessions[i].savepoints for i in m.txn_sessions())),
+    Rule("end_txn", 5, end_txn, lambda m: bool(m.txn_sessions())),
+    Rule("prepare", 1, prepare_txn, lambda m: bool(m.txn_sessions()) and len(m.prepared) < 3),
+    Rule("finish_prepared", 2, finish_prepared, lambda m: bool(m.prepared) and bool(m.idle_sessions())),
+    Rule("create_index", 7, create_index, _ddl_ok),
+    Rule("brin", 2, brin_maintenance, _ddl_ok),
+    Rule("gin_clean", 1, gin_clean, _ddl_ok),
+    Rule("index_scans", 2, index_scans, lambda m: bool(m.tables) and not m.sessions[0].in_txn),
+    Rule("vacuum", 6, vacuum, _ddl_ok),
+    Rule("truncate", 1, truncate, _ddl_ok),
+    Rule("cluster", 1, cluster, _ddl_ok),
+    Rule("reindex", 1, reindex, _ddl_ok),
+    Rule("alter_columns", 1, alter_columns, _ddl_ok),
+    Rule("sequence", 3, sequence_ops, lambda m: m.quiet),
+    Rule("checkpoint", 2, checkpoint, lambda m: bool(m.idle_sessions())),
+    # composite rules that reach rare record types
+    Rule("kill_and_refill", 2, kill_and_refill, lambda m: _ddl_ok(m) and any(t.indexes for t in m.tables)),
+    Rule("lock_chain", 2, lock_chain, lambda m: bool(m.tables) and len(m.idle_sessions()) >= 2),
+    Rule("btree_fastroot", 1, btree_fastroot, lambda m: _ddl_ok(m) and any(
+        ix.am == "btree" for t in m.tables for ix in t.indexes)),
+    Rule("gin_posting_tree", 1, gin_posting_tree, _ddl_ok),
+    Rule("brin_cycle", 1, brin_cycle, _ddl_ok),
+    # == selftest coverage rules (issue 9): each index AM's insert/split/vacuum redo, posting splits ==
+    Rule("index_am_workout", 6, index_am_workout, lambda m: m.quiet and len(m.tables) < 5),
+    Rule("btree_posting_split", 1, btree_posting_split, lambda m: m.quiet and len(m.tables) < 5),
+    Rule("spgist_radix_labels", 1, spgist_radix_labels, lambda m: m.quiet and len(m.tables) < 5),
+    # == end of selftest coverage rules ==
+)
+RULE_NAMES = tuple(r.name for r in RULES)
+
+
+def pick_rule(m: Model, ch: Chooser) -> Rule:
+    rules = [r for r in RULES if r.pre(m)]
+    total = sum(r.weight for r in rules)
+    x = ch.integer(0, total - 1)
+    for r in rules:
+        if x < r.weight:
+            return r
+        x -= r.weight
+    return rules[-1]
+
+@dataclass(frozen=True)
+class Profile:
+    """How big workloads get."""
+
+    name: str
+    min_steps: int
+    max_steps: int
+    max_rows: int
+    max_sessions: int = 4
+
+
+PROFILES = {
+    "ci": Profile("ci", 6, 18, 1500),
+    "nightly": Profile("nightly", 12, 45, 4000),
+    "tiny": Profile("tiny", 2, 5, 200, 2),  # resource-hygiene runs: many short iterations
+}
+
+
+def draw_settings(ch: Chooser) -> Settings:
+    return Settings(
+        full_page_writes=ch.boolean(0.7),
+        wal_compression=ch.choice(WAL_COMPRESSION),
+        data_checksums=ch.boolean(0.2),
+        wal_log_hints=ch.boolean(0.2),
+        fillfactor=ch.choice((100, 100, 90, 70, 50)),
+    )
+
+
+def build_workload(ch: Chooser, profile: Profile, seed: int | None = None,
+                   settings: Settings | None = None) -> Workload:
+    """Draw a whole workload: settings, sessions, steps."""
+    settings = settings or draw_settings(ch)
+    m = Model([Session() for _ in range(ch.integer(1, profile.max_sessions))], max_rows=profile.max_rows,
+              default_fillfactor=settings.fillfactor)
+    steps: StepList = create_table(m, ch)
+    for _ in range(ch.integer(profile.min_steps, profile.max_steps)):
+        steps += pick_rule(m, ch).fn(m, ch)
+    steps += finish(m)
+    return Workload(settings, tuple(steps), seed, len(m.sessions))

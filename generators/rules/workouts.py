@@ -1,0 +1,146 @@
+"""Selftest coverage rules (issue 9, mutation self-test).
+
+Rules that make one workload reach the redo paths the mutant catalog breaks:
+each index AM inserting, splitting, vacuuming and recycling pages the range
+itself creates (so redo routines run, not image restores), and btree
+posting-list splits. Registered at the end of RULES, in the matching block."""
+
+from __future__ import annotations
+
+from generators.choose import Chooser
+from generators.rules.model import (
+    Column,
+    Index,
+    Model,
+    StepList,
+    Table,
+    _step,
+)
+from generators.rules.tables import _insert_sql
+
+_AM_WORKOUT_KINDS: dict[str, tuple[str, ...]] = {
+    "hash": ("lowcard", "lowcard", "int4", "text"),  # few keys: long overflow chains to squeeze
+    "gin": ("jsonb", "jsonb", "jsonb", "tsv", "intarr"),  # jsonb_ops: every row shares 3 keys
+    "gist": ("point", "box", "range", "tsv", "inet"),
+    "spgist": ("prefixtext", "b64text", "b64text", "text", "kdpoint", "point", "inet", "range", "box"),
+    # numeric summaries grow when widened: they move to another page (BRIN/UPDATE)
+    "brin": ("numeric", "numeric", "numeric", "int8", "ts", "inet", "range"),
+    "bloom": ("int4", "lowcard", "text"),
+}
+
+
+def index_am_workout(m: Model, ch: Chooser) -> StepList:
+    """A fresh table with one column suited to one index AM, indexed while empty,
+    filled (inserts, page splits, hash bucket splits and overflow pages), mostly
+    deleted and vacuumed (index vacuum, page deletion, hash squeeze), sometimes
+    refilled (page reuse). Every AM gets redo records on pages the range creates.
+    GIN deletes a contiguous middle range (whole posting-tree leaves empty:
+    DELETE_PAGE); BRIN summarizes, widens summaries in place or onto another
+    page, and desummarizes (SAMEPAGE_UPDATE, UPDATE, DESUMMARIZE)."""
+    # weighted by how many record types each AM's redo has (hash: 13)
+    am = ch.choice(("hash", "hash", "hash", "gin", "gin", "gist", "gist", "spgist", "spgist", "brin", "brin",
+                    "bloom"))
+    col = Column("c0", ch.choice(_AM_WORKOUT_KINDS[am]), ch.boolean(0.2))
+    name = m.name("w")
+    # BRIN: sparse heap pages make many summaries, so BRIN pages fill up and a growing
+    # summary must move to another page (BRIN/UPDATE)
+    ff = 10 if am == "brin" else m.default_fillfactor
+    t = Table(name, [col], fillfactor=ff)
+    m.tables.append(t)
+    with_ff = f" WITH (fillfactor = {ff})" if ff != 100 else ""
+    steps = [_step(0, f"CREATE TABLE {name} (id int8 NOT NULL, c0 {col.type.name}){with_ff}", "create_table")]
+    if am == "bloom" and "bloom" not in m.extensions:
+        m.extensions.add("bloom")
+        steps.append(_step(0, "CREATE EXTENSION IF NOT EXISTS bloom", "create_extension"))
+    with_ = {
+        "gin": ch.choice((" WITH (fastupdate = off)", " WITH (fastupdate = on, gin_pending_list_limit = 64)")),
+        "brin": f" WITH (pages_per_range = {ch.choice((1, 1, 2))}, autosummarize = off)",
+        "hash": ch.choice(("", " WITH (fillfactor = 50)")),
+    }.get(am, "")
+    ix = Index(m.name(f"{name}_{am}"), am, ["c0"])
+    t.indexes.append(ix)
+    key = f"c0 {col.type.ams[am]}".strip()
+    steps.append(_step(0, f"CREATE INDEX {ix.name} ON {name} USING {am} ({key}){with_}", "create_index"))
+    # GIN: 15000 rows sharing keys make posting trees of several leaves; BRIN: 550-700
+    # summaries at one heap page per range fill BRIN pages, so a widened summary must
+    # move (measured: 3,000 rows never gave BRIN/UPDATE, 12,000 numeric rows did);
+    # hash: an index built on an empty table starts with buckets for ~2,500 tuples, so
+    # it takes more than that to split buckets (SPLIT_ALLOCATE_PAGE/SPLIT_PAGE/SPLIT_COMPLETE)
+    if am == "gin":
+        n = 15000
+    elif am == "brin":
+        n = ch.choice((12000, 15000))
+    elif am == "hash":
+        n = ch.choice((4000, 6000))
+    else:
+        n = ch.choice((1000, 3000))
+    t.next_id = n + 1
+    steps.append(_step(0, _insert_sql(t, 1, n, ch.choice(("asc", "shuffled", "desc"))), "insert"))
+    if am == "brin":
+        steps += [
+            _step(0, f"SELECT brin_summarize_new_values('{ix.name}')", "brin_summarize_new"),
+            _step(0, f"UPDATE {name} SET c0 = {col.value('(id * 1009 + 7)')} WHERE id % {ch.choice((3, 7))} = 0",
+                  "update_indexed"),
+        ]
+    if am == "gin" or ch.boolean(0.7):
+        if am == "gin":
+            where = f"id BETWEEN {n // 5} AND {n // 5 + 3 * n // 5}"
+        else:
+            where = f"id % {ch.choice((2, 10, 100))} <> 0"
+        steps.append(_step(0, f"DELETE FROM {name} WHERE {where}", "delete_most"))
+        steps.append(_step(0, f"VACUUM {name}", "vacuum"))
+        if ch.boolean(0.6):
+            lo, hi = t.next_id, t.next_id + n // 2
+            t.next_id = hi + 1
+            steps.append(_step(0, _insert_sql(t, lo, hi, "asc"), "insert"))
+    if am == "brin":  # last: a VACUUM (brinvacuumcleanup) would summarize the range again
+        steps.append(_step(0, f"SELECT brin_desummarize_range('{ix.name}', {ch.choice((0, 1, 2))})",
+                           "brin_desummarize"))
+    return steps
+
+
+def btree_posting_split(m: Model, ch: Chooser) -> StepList:
+    """Few key values in deduplicated posting lists; a third of the rows deleted and
+    vacuumed; then the same keys again: new heap TIDs land in freed heap slots,
+    inside posting lists' TID ranges (Btree/INSERT_POST, splits with postingoff)."""
+    col = Column("c0", ch.choice(("lowcard", "bool", "int4")), False)
+    name = m.name("p")
+    t = Table(name, [col], fillfactor=m.default_fillfactor)
+    m.tables.append(t)
+    ix = Index(m.name(f"{name}_btree"), "btree", ["c0"])
+    t.indexes.append(ix)
+    n = ch.choice((2000, 4000))
+    t.next_id = n + n // 2 + 1
+    return [
+        _step(0, f"CREATE TABLE {name} (id int8 NOT NULL, c0 {col.type.name})", "create_table"),
+        _step(0, f"CREATE INDEX {ix.name} ON {name} (c0)", "create_index"),
+        _step(0, _insert_sql(t, 1, n, "asc"), "insert_duplicates"),
+        _step(0, f"DELETE FROM {name} WHERE id % {ch.choice((2, 3))} = 0", "delete"),
+        _step(0, f"VACUUM {name}", "vacuum"),
+        _step(0, _insert_sql(t, n + 1, n + n // 2, ch.choice(("asc", "shuffled"))), "insert_duplicates"),
+    ]
+
+
+def spgist_radix_labels(m: Model, ch: Chooser) -> StepList:
+    """A three-level SP-GiST radix tree on text (4 x 4 x 3 labels), then keys with new
+    labels at the third level, then at the second: inner tuples that share their page
+    gain nodes (SPGist/ADD_NODE in place, and moved once the page is full). Random
+    text rarely does this: its first inner tuple is the only item on its page.
+    Later steps insert base64 keys (64 first characters: more ADD_NODE at the root)."""
+    col = Column("c0", "b64text", False)
+    name = m.name("r")
+    t = Table(name, [col], fillfactor=m.default_fillfactor)
+    m.tables.append(t)
+    ix = Index(m.name(f"{name}_spgist"), "spgist", ["c0"])
+    t.indexes.append(ix)
+    n = ch.choice((1600, 2400))  # phase 1: how full the third-level leaves get
+    t.next_id = n + 1500 + 1
+    ab, cd = "chr(65 + g % 4)", "chr(97 + g / 4 % 4)"
+    fill = f"INSERT INTO {name} (id, c0) SELECT g, {{}} FROM generate_series({{}}, {{}}) g"
+    return [
+        _step(0, f"CREATE TABLE {name} (id int8 NOT NULL, c0 text)", "create_table"),
+        _step(0, f"CREATE INDEX {ix.name} ON {name} USING spgist (c0)", "create_index"),
+        _step(0, fill.format(f"{ab} || {cd} || chr(48 + g / 16 % 3) || 'xyz' || g", 1, n), "insert"),
+        _step(0, fill.format(f"{ab} || {cd} || chr(51 + g / 16 % 75)", n + 1, n + 1200), "insert"),
+        _step(0, fill.format(f"{ab} || chr(51 + g / 4 % 75) || 'w'", n + 1201, n + 1500), "insert"),
+    ]
