@@ -9,9 +9,11 @@ import pytest
 
 from harness.campaign.bundle import is_bundle
 from harness.campaign.fuzz import FuzzConfig, run_campaign, write_outputs
-from harness.selftest.mutants import applied
 from harness.verify.check import Engine
+from harness.verify.engines import EngineSet
 from oracles.pgbin import SetupError
+from oracles.walredo import WalRedoError, WalRedoProcess
+from oracles.walredo_server import ensure_built
 
 MUTANT = "heap_insert_ctid_off_by_one"
 
@@ -21,8 +23,7 @@ def mutant_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A corpus whose bundles come from a one-iteration campaign under a mutant
     that breaks heap insert redo: real WAL, real divergences."""
     corpus = tmp_path_factory.mktemp("mutant-corpus")
-    with applied(MUTANT):
-        rep = run_campaign(FuzzConfig(seed=7, iterations=1, corpus=corpus))
+    rep = run_campaign(FuzzConfig(seed=7, iterations=1, corpus=corpus, engines=EngineSet(mutant=MUTANT)))
     assert rep.divergences, "the mutant produced no divergence"
     write_outputs(rep, corpus / "report.json", None, None)
     return corpus
@@ -39,18 +40,20 @@ def mutant_bundle(mutant_corpus: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def c_redo() -> Iterator[Engine | None]:
-    """PostgreSQL's C redo (oracles/pg_walredo) as a second engine, if it can be built;
-    None otherwise, and pyredo still runs against the primary."""
+def c_redo() -> Iterator[Engine]:
+    """PostgreSQL's C redo (oracles/pg_walredo, a running wal-redo server) as a second
+    engine. A test that needs it is skipped, with the reason, when the server cannot be
+    built or started here (CI has postgresql-server-dev, so it runs there)."""
     try:
-        from oracles.walredo import WalRedoProcess
-        from oracles.walredo_server import ensure_built
-
         ensure_built()
-    except (ImportError, SetupError):
-        yield None
-        return
-    proc = WalRedoProcess()
+        proc = WalRedoProcess()
+    except SetupError as e:
+        pytest.skip(f"the wal-redo server cannot be built: {e}")
+    try:
+        proc.start()
+    except WalRedoError as e:
+        proc.close()
+        pytest.skip(f"the wal-redo server cannot start: {e}")
     try:
         yield proc
     finally:

@@ -60,8 +60,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import factories
 import pytest
-from redocases import COMPRESS_BITS, divergences_of
+from factories import bt_page, bt_pivot, bt_posting, encoded, int4_tuple
+from redocases import COMPRESS_BITS, divergences_of, redo_both
 
 from harness.clusters.datadir import DataDirPages
 from harness.clusters.local import LocalCluster
@@ -72,12 +74,8 @@ from oracles.pgbin import server_user
 from pyredo import BLCKSZ
 from pyredo.engine import RedoEngine
 from pyredo.page.bufpage import (
-    MAXALIGN,
-    PageAddItem,
     PageGetItemId,
-    PageGetLSN,
     PageGetMaxOffsetNumber,
-    PageSetLSN,
 )
 from pyredo.page.nbtree import (
     BTP_DELETED,
@@ -91,14 +89,11 @@ from pyredo.page.nbtree import (
     BTPageGetMeta,
     BTPageGetOpaque,
     BTreeTupleGetTopParent,
-    BTreeTupleSetNAtts,
-    _bt_form_posting,
-    _bt_pageinit,
 )
-from pyredo.rmgr import RM_BTREE_ID, record_type
+from pyredo.rmgr import RM_BTREE_ID
 from pyredo.rmgr import btree as btrm
-from pyredo.wal.builder import BlockSpec, encode_record
-from pyredo.wal.decoder import decode_record
+from pyredo.rmgrlist import PG15
+from pyredo.wal.builder import BlockSpec
 from pyredo.wal.record import (
     BKPIMAGE_COMPRESSED_MASK,
     BufferTag,
@@ -357,7 +352,7 @@ def compare_with_recovery(kept: KeepPages, recovered: DataDirPages, rels: dict[i
         run.raw_compared[rels.get(tag.rel, "?")] += 1
         if got != want:
             diff = [str(x) for x in explain_diff(got, want, "Btree")[:6]]
-            run.raw_diffs.append(f"{tag} {record_type(records[-1])}: {diff}")
+            run.raw_diffs.append(f"{tag} {PG15.record_type(records[-1])}: {diff}")
             continue
         for rec in records:
             for blk in rec.blocks.values():
@@ -379,7 +374,7 @@ def horizon_held_back(cluster: LocalCluster) -> bool:
 
 @pytest.fixture(scope="module", params=list(MODES))
 def btree_run(request: pytest.FixtureRequest, cluster_factory: Any,
-              c_redo: Engine | None) -> Iterator[Run]:
+              c_redo: Engine) -> Iterator[Run]:
     fpw, compression = MODES[request.param]
     gucs = {} if fpw else {"full_page_writes": False}
     cluster: LocalCluster = cluster_factory(wal_segsize_mb=1, **gucs)
@@ -394,7 +389,7 @@ def btree_run(request: pytest.FixtureRequest, cluster_factory: Any,
     cap = capture(cluster, run_steps(WORKLOAD, compression, selects, recovered.take_base),
                   snapshot=not fpw)
     kept = KeepPages()
-    engines: list[Engine] = [kept] + ([c_redo] if c_redo is not None else [])
+    engines: list[Engine] = [kept, c_redo]
     try:
         report = verify(cap, engines)
         btree_records = [r for r in cap.records() if r.rmid == RM_BTREE_ID]
@@ -424,7 +419,7 @@ def test_every_btree_record_verified(btree_run: Run) -> None:
     """No btree record escaped: each one that names a block was checked on at
     least one of its pages, and no btree page lacked a base page."""
     rep = btree_run.report
-    in_wal = Counter(record_type(r) for r in btree_run.btree_records if r.blocks)
+    in_wal = Counter(PG15.record_type(r) for r in btree_run.btree_records if r.blocks)
     checked = Counter({t: n for t, n in rep.record_types.items() if t.startswith("Btree/")})
     assert checked == in_wal
     assert divergences_of(rep, "Btree") == []
@@ -490,8 +485,7 @@ def test_wal_compression_used(btree_run: Run) -> None:
 
 def test_c_redo_compared(btree_run: Run) -> None:
     """PostgreSQL's C redo (wal-redo server) took part and agreed with pyredo byte for byte."""
-    if "walredo" not in btree_run.engines:
-        pytest.skip("the oracles/pg_walredo server could not be built here")
+    assert "walredo" in btree_run.engines
     assert not [d for d in btree_run.report.divergences if d.kind == "engine_disagreement"]
 
 
@@ -503,54 +497,16 @@ RNODE = RelFileNode(1663, 5, 424242)
 LSN0 = 0x0100_0000  # where each synthetic record starts; base pages are older
 
 
-def _tid(blk: int, off: int) -> bytes:
-    return struct.pack("<HHH", blk >> 16, blk & 0xFFFF, off)
-
-
-def _int4_tuple(key: int, blk: int, off: int) -> bytes:
-    """A non-pivot int4 index tuple: t_tid, t_info (size 16), key, padding."""
-    return _tid(blk, off) + struct.pack("<Hi4x", 16, key)
-
-
-def _pivot(key: int, downlink: int = 0) -> bytes:
-    tup = bytearray(_int4_tuple(key, downlink, 0))
-    BTreeTupleSetNAtts(tup, 0, 1, False)
-    return bytes(tup)
-
-
-def _posting(key: int, tids: list[tuple[int, int]]) -> bytes:
-    return bytes(_bt_form_posting(_int4_tuple(key, *tids[0]), b"".join(_tid(*t) for t in tids), len(tids)))
-
-
-def _btpage(items: list[bytes], *, hikey: bytes | None = None, prev: int = P_NONE,
-            next_: int = P_NONE, level: int = 0, flags: int = BTP_LEAF) -> bytes:
-    page = bytearray(BLCKSZ)
-    _bt_pageinit(page)
-    op = BTPageGetOpaque(page)
-    op.btpo_prev, op.btpo_next, op.btpo_level, op.btpo_flags = prev, next_, level, flags
-    for item in ([hikey] if hikey is not None else []) + items:
-        assert PageAddItem(page, item, PageGetMaxOffsetNumber(page) + 1)
-    PageSetLSN(page, LSN0 - 0x100)
-    return bytes(page)
+def _btpage(items: list[bytes], **kw: Any) -> bytes:
+    return bytes(bt_page(items, lsn=LSN0 - 0x100, **kw))
 
 
 def _record(info: int, main: bytes, blocks: list[BlockSpec]) -> DecodedXLogRecord:
-    raw = encode_record(RM_BTREE_ID, info, blocks=blocks, main_data=main)
-    return decode_record(raw, LSN0, LSN0 + MAXALIGN(len(raw)))
+    return encoded(RM_BTREE_ID, info, main, blocks, lsn=LSN0)
 
 
-def _tag(blkno: int) -> BufferTag:
-    return BufferTag(RNODE.spc, RNODE.db, RNODE.rel, 0, blkno)
-
-
-def _redo_both(c_redo: Engine | None, blkno: int, base: bytes | None,
-               rec: DecodedXLogRecord) -> bytearray:
-    got = RedoEngine().reconstruct(_tag(blkno), base, [rec])
-    if c_redo is not None:
-        want = c_redo.reconstruct(_tag(blkno), base, [rec])
-        assert got == want, [str(d) for d in explain_diff(got, want, "Btree")[:8]]
-    assert PageGetLSN(got) == rec.end_lsn
-    return bytearray(got)
+def _redo_both(c_redo: Engine, blkno: int, base: bytes | None, rec: DecodedXLogRecord) -> bytearray:
+    return redo_both(c_redo, factories.tag(blkno, RNODE), base, rec, "Btree")
 
 
 def _items(page: bytes | bytearray) -> list[bytes]:
@@ -561,58 +517,58 @@ def _items(page: bytes | bytearray) -> list[bytes]:
     return out
 
 
-def test_synthetic_split_r_with_posting_split(c_redo: Engine | None) -> None:
+def test_synthetic_split_r_with_posting_split(c_redo: Engine) -> None:
     """SPLIT_R whose lastleft is the posting list being split: the left page gets
     the rebuilt posting list, the new item (firstright) goes right only."""
-    posting = _posting(5, [(1, 2), (2, 2), (3, 2), (4, 2)])
-    orig = _btpage([_int4_tuple(1, 1, 1), posting, _int4_tuple(9, 1, 3)])
-    orignewitem = _int4_tuple(5, 2, 5)
-    finalnewitem = _int4_tuple(5, 4, 2)
+    posting = bt_posting(5, [(1, 2), (2, 2), (3, 2), (4, 2)])
+    orig = _btpage([int4_tuple(1, 1, 1), posting, int4_tuple(9, 1, 3)])
+    orignewitem = int4_tuple(5, 2, 5)
+    finalnewitem = int4_tuple(5, 4, 2)
     rec = _record(btrm.XLOG_BTREE_SPLIT_R, struct.pack("<IHHH", 0, 3, 3, 2), [
-        BlockSpec(0, RNODE, 0, 10, data=orignewitem + _pivot(5)),
-        BlockSpec(1, RNODE, 0, 11, data=_int4_tuple(9, 1, 3) + finalnewitem, will_init=True),
+        BlockSpec(0, RNODE, 0, 10, data=orignewitem + bt_pivot(5)),
+        BlockSpec(1, RNODE, 0, 11, data=int4_tuple(9, 1, 3) + finalnewitem, will_init=True),
     ])
     left = _redo_both(c_redo, 10, orig, rec)
-    assert _items(left) == [_pivot(5), _int4_tuple(1, 1, 1),
-                            _posting(5, [(1, 2), (2, 2), (2, 5), (3, 2)])]
+    assert _items(left) == [bt_pivot(5), int4_tuple(1, 1, 1),
+                            bt_posting(5, [(1, 2), (2, 2), (2, 5), (3, 2)])]
     op = BTPageGetOpaque(left)
     assert (op.btpo_next, op.btpo_flags) == (11, BTP_LEAF | BTP_INCOMPLETE_SPLIT)
     right = _redo_both(c_redo, 11, None, rec)
-    assert _items(right) == [finalnewitem, _int4_tuple(9, 1, 3)]
+    assert _items(right) == [finalnewitem, int4_tuple(9, 1, 3)]
     assert BTPageGetOpaque(right).btpo_prev == 10
 
 
-def test_synthetic_vacuum_posting_to_plain_and_deletes(c_redo: Engine | None) -> None:
+def test_synthetic_vacuum_posting_to_plain_and_deletes(c_redo: Engine) -> None:
     """VACUUM updates (one posting list keeps a single TID and becomes a plain
     tuple, another keeps two), then deletes more than two items (compaction)."""
-    items = [_int4_tuple(k, 1, k) for k in range(1, 8)]
-    items[1] = _posting(2, [(1, 10), (2, 10), (3, 10)])
-    items[4] = _posting(5, [(1, 11), (2, 11), (3, 11), (4, 11)])
-    orig = _btpage(items, hikey=_pivot(100), next_=12, flags=BTP_LEAF | BTP_HAS_GARBAGE)
+    items = [int4_tuple(k, 1, k) for k in range(1, 8)]
+    items[1] = bt_posting(2, [(1, 10), (2, 10), (3, 10)])
+    items[4] = bt_posting(5, [(1, 11), (2, 11), (3, 11), (4, 11)])
+    orig = _btpage(items, hikey=bt_pivot(100), next_=12, flags=BTP_LEAF | BTP_HAS_GARBAGE)
     updates = struct.pack("<HHH", 2, 0, 2) + struct.pack("<HHH", 2, 1, 3)
     data = struct.pack("<3H", 2, 5, 7) + struct.pack("<2H", 3, 6) + updates
     rec = _record(btrm.XLOG_BTREE_VACUUM, struct.pack("<HH", 3, 2), [BlockSpec(0, RNODE, 0, 10, data=data)])
     page = _redo_both(c_redo, 10, orig, rec)
-    assert _items(page) == [_pivot(100), _int4_tuple(2, 2, 10), _int4_tuple(3, 1, 3),
-                            _posting(5, [(1, 11), (3, 11)]), _int4_tuple(7, 1, 7)]
+    assert _items(page) == [bt_pivot(100), int4_tuple(2, 2, 10), int4_tuple(3, 1, 3),
+                            bt_posting(5, [(1, 11), (3, 11)]), int4_tuple(7, 1, 7)]
     assert not BTPageGetOpaque(page).btpo_flags & BTP_HAS_GARBAGE
 
 
-def test_synthetic_dedup_with_posting_and_garbage(c_redo: Engine | None) -> None:
+def test_synthetic_dedup_with_posting_and_garbage(c_redo: Engine) -> None:
     """DEDUP of a non-rightmost page: an existing posting list absorbs plain
     duplicates, a lone tuple stays as it is, BTP_HAS_GARBAGE is cleared."""
-    items = [_posting(3, [(1, 1), (1, 2)]), _int4_tuple(3, 2, 1), _int4_tuple(3, 2, 2),
-             _int4_tuple(4, 1, 5), _int4_tuple(6, 1, 6), _int4_tuple(6, 1, 7)]
-    orig = _btpage(items, hikey=_pivot(50), next_=13, flags=BTP_LEAF | BTP_HAS_GARBAGE)
+    items = [bt_posting(3, [(1, 1), (1, 2)]), int4_tuple(3, 2, 1), int4_tuple(3, 2, 2),
+             int4_tuple(4, 1, 5), int4_tuple(6, 1, 6), int4_tuple(6, 1, 7)]
+    orig = _btpage(items, hikey=bt_pivot(50), next_=13, flags=BTP_LEAF | BTP_HAS_GARBAGE)
     intervals = struct.pack("<HHHH", 2, 3, 6, 2)  # (baseoff, nitems) of each posting list
     rec = _record(btrm.XLOG_BTREE_DEDUP, struct.pack("<H", 2), [BlockSpec(0, RNODE, 0, 10, data=intervals)])
     page = _redo_both(c_redo, 10, orig, rec)
-    assert _items(page) == [_pivot(50), _posting(3, [(1, 1), (1, 2), (2, 1), (2, 2)]),
-                            _int4_tuple(4, 1, 5), _posting(6, [(1, 6), (1, 7)])]
+    assert _items(page) == [bt_pivot(50), bt_posting(3, [(1, 1), (1, 2), (2, 1), (2, 2)]),
+                            int4_tuple(4, 1, 5), bt_posting(6, [(1, 6), (1, 7)])]
     assert BTPageGetOpaque(page).btpo_flags == BTP_LEAF
 
 
-def test_synthetic_unlink_leftmost_internal_with_meta(c_redo: Engine | None) -> None:
+def test_synthetic_unlink_leftmost_internal_with_meta(c_redo: Engine) -> None:
     """UNLINK_PAGE_META of a leftmost internal page: no left sibling to fix, the
     half-dead leaf (block 3) links to the next child down, the metapage is rebuilt."""
     main = struct.pack("<III4xQIII", P_NONE, 21, 2, (7 << 32) | 1234, P_NONE, 31, 22)
@@ -627,7 +583,7 @@ def test_synthetic_unlink_leftmost_internal_with_meta(c_redo: Engine | None) -> 
     op = BTPageGetOpaque(target)
     assert op.btpo_flags == BTP_DELETED | BTP_HAS_FULLXID and op.btpo_level == 2
     assert BTPageGetDeleteXid(target) == (7 << 32) | 1234
-    right = _redo_both(c_redo, 21, _btpage([_pivot(1, 99)], prev=20, level=2, flags=0), rec)
+    right = _redo_both(c_redo, 21, _btpage([bt_pivot(1, 99)], prev=20, level=2, flags=0), rec)
     assert BTPageGetOpaque(right).btpo_prev == P_NONE
     leaf = _redo_both(c_redo, 30, None, rec)
     assert BTreeTupleGetTopParent(_items(leaf)[0]) == 22
@@ -635,11 +591,11 @@ def test_synthetic_unlink_leftmost_internal_with_meta(c_redo: Engine | None) -> 
     assert BTPageGetMeta(metapage).btm_fastroot == 21
 
 
-def test_synthetic_newroot_over_an_applied_image(c_redo: Engine | None) -> None:
+def test_synthetic_newroot_over_an_applied_image(c_redo: Engine) -> None:
     """A WILL_INIT block that also carries an image to apply: C restores it,
     then rebuilds the page over it all the same."""
-    image = _btpage([_int4_tuple(1, 1, 1)])
-    children = _pivot(7, 12) + _pivot(0, 11)  # highest offset first: the -inf downlink is item 1
+    image = _btpage([int4_tuple(1, 1, 1)])
+    children = bt_pivot(7, 12) + bt_pivot(0, 11)  # highest offset first: the -inf downlink is item 1
     meta = struct.pack("<6IB3x", 4, 10, 1, 10, 1, 0, 1)
     rec = _record(btrm.XLOG_BTREE_NEWROOT, struct.pack("<II", 10, 1), [
         BlockSpec(0, RNODE, 0, 10, data=children, image=image, will_init=True),
@@ -647,7 +603,7 @@ def test_synthetic_newroot_over_an_applied_image(c_redo: Engine | None) -> None:
         BlockSpec(2, RNODE, 0, 0, data=meta, will_init=True),
     ])
     root = _redo_both(c_redo, 10, None, rec)
-    assert _items(root) == [_pivot(0, 11), _pivot(7, 12)]
+    assert _items(root) == [bt_pivot(0, 11), bt_pivot(7, 12)]
     assert BTPageGetOpaque(root).btpo_flags == BTP_ROOT
     child = _redo_both(c_redo, 11, _btpage([], next_=12, flags=BTP_LEAF | BTP_INCOMPLETE_SPLIT), rec)
     assert BTPageGetOpaque(child).btpo_flags == BTP_LEAF

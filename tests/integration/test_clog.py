@@ -45,6 +45,7 @@ import pytest
 from harness.clusters.local import LocalCluster
 from harness.verify.clogcheck import ClogReport, check_clog, take_pg_xact_snapshot
 from oracles.pgbin import as_server_user, program
+from pyredo.rmgr import RM_XACT_ID
 from pyredo.slru.clog import (
     CLOG_XACTS_PER_PAGE,
     TRANSACTION_STATUS_ABORTED,
@@ -74,7 +75,6 @@ from pyredo.wal.reader import WalReader
 from pyredo.wal.record import DecodedXLogRecord
 
 P = CLOG_XACTS_PER_PAGE
-RM_XACT_ID = 1
 BIG = 130  # subxacts of the big commit / abort: > 2 * PGPROC_MAX_CACHED_SUBXIDS
 ORIGIN_LSN = "0/ABCDEF"
 

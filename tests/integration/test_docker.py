@@ -29,23 +29,19 @@ import pytest
 from generators import generate
 from harness.campaign.fuzz import iteration_seed
 from harness.campaign.iteration import run_workload
-from harness.clusters import docker as docker_backend
-from harness.clusters.docker import (
-    LABEL_CLIENT,
-    LABEL_OWNER,
-    LABEL_ROLE,
-    DockerCluster,
-    DockerWalRedo,
-    DockerWalRedoServer,
-    docker_client,
-)
+from harness.clusters import docker_common as docker_backend
+from harness.clusters.docker_cluster import DockerCluster
+from harness.clusters.docker_common import LABEL_CLIENT, LABEL_OWNER, LABEL_ROLE, docker_client
 from harness.clusters.docker_images import PG_UID, ensure_hostpg_image
+from harness.clusters.docker_walredo import DockerWalRedo, DockerWalRedoServer
 from harness.clusters.local import ClusterSettings
 from harness.clusters.pool import ClusterPool
 from harness.verify.engines import EngineSet, is_infrastructure
 from oracles.pgbin import SetupError
 from oracles.walredo import WalRedoError
 from oracles.walredo_protocol import PING_PAYLOAD, ping_msg
+
+pytestmark = pytest.mark.slow  # whole campaigns: left out of the fast loop (-m "not slow")
 
 REPO = Path(__file__).resolve().parents[2]
 

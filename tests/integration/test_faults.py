@@ -1,4 +1,5 @@
-"""Infrastructure faults during fuzzing (harness/selftest/faults.py injects them).
+"""Infrastructure faults during fuzzing (harness/selftest/faults.py injects them, from a
+FaultPlan carried in the campaign's configuration).
 
 PostgreSQL killed mid-workload, a workload step that errors, the wal-redo
 server killed or hung mid-request, the bundle disk full or read-only: each
@@ -11,6 +12,7 @@ half-written bundle is left behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import os
@@ -19,14 +21,16 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.campaign.bundle import is_bundle, read_bundle
 from harness.campaign.fuzz import FuzzConfig, FuzzReport, run_campaign, write_outputs
 from harness.selftest import faults
-from harness.selftest.mutants import applied
 from harness.verify.engines import EngineSet
+
+pytestmark = pytest.mark.slow  # whole campaigns: left out of the fast loop (-m "not slow")
 
 MUTANT = "heap_insert_ctid_off_by_one"  # breaks heap insert redo: real divergences, real bundles
 
@@ -43,20 +47,36 @@ def test_fault_spec_parses() -> None:
             faults.FaultPlan.parse(bad)
 
 
-def test_hooks_are_no_ops_without_a_plan(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(faults.ENV, raising=False)
-    assert faults.active() is None
-    sentinel = object()
-    assert faults.before_step(None, 0, sentinel) is sentinel
-    engines = [object()]
-    assert faults.engines(engines) == engines
-    faults.before_bundle_write(Path("/nonexistent"))
-    monkeypatch.setenv(faults.ENV, "step_error=0")
-    plan = faults.active()
-    assert plan is not None and plan.faults[0].kind == "step_error"
+def test_hooks_are_no_ops_without_a_plan_or_a_matching_fault() -> None:
+    plan = faults.FaultPlan.parse("step_error=0@3")
+    for hooks in (faults.NO_FAULTS, faults.FaultPlan(()).at(0), plan.at(0)):
+        sentinel = object()
+        assert hooks.before_step(None, 0, sentinel) is sentinel
+        engines = [object()]
+        assert hooks.engines(engines) == engines
+        hooks.before_bundle_write(Path("/nonexistent"))
+    assert not plan.fired
+    failing = plan.at(3).before_step(None, 0, _Step("SELECT 1"))
+    assert "fault injection" in failing.sql and plan.fired["step_error"] == 1
+
+
+def test_the_cli_reads_the_fault_plan_from_the_environment() -> None:
+    """``REDODIFF_FAULTS`` is the envvar of fuzz's hidden --faults option: read by the
+    CLI and put in the FuzzConfig, never read (or written) by the harness itself."""
+    from harness.cli.campaign import fuzz
+
+    [opt] = [p for p in fuzz.params if p.name == "faults"]
+    assert opt.envvar == faults.ENV and getattr(opt, "hidden", False)
 
 
 # -- helpers -------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Step:
+    sql: str
+    copy_rows: list[Any] | None = None
+
+
+
 @pytest.fixture
 def cluster_dir() -> Iterator[Path]:
     """A base for this test's clusters that the server user can traverse."""
@@ -89,8 +109,8 @@ def _processes_under(path: Path) -> list[int]:
     return out
 
 
-def _infra(rep: FuzzReport) -> dict[int, str]:
-    return {e["iteration"]: e["error"] for e in rep.infrastructure_errors}
+def _infra(rep: FuzzReport) -> dict[int | None, str]:
+    return {e.iteration: e.error for e in rep.infrastructure_errors}
 
 
 # -- PostgreSQL and the wal-redo server --------------------------------------------------------
@@ -101,9 +121,10 @@ def test_cluster_and_walredo_faults_are_infrastructure_and_the_run_goes_on(
     Iteration 2: the server hangs (SIGSTOP) on its 2nd request. Iteration 3: clean."""
     before = _children()
     engines = EngineSet(names=("pyredo", "walredo"), walredo_timeout=3.0)
-    cfg = FuzzConfig(seed=41, iterations=4, engines=engines, cluster_dir=cluster_dir, corpus=tmp_path / "corpus")
-    with faults.injected("kill_postgres=2@0,step_error=1@1,walredo_kill=2@1,walredo_hang=2@2") as plan:
-        rep = run_campaign(cfg)
+    plan = faults.FaultPlan.parse("kill_postgres=2@0,step_error=1@1,walredo_kill=2@1,walredo_hang=2@2")
+    cfg = FuzzConfig(seed=41, iterations=4, engines=engines, cluster_dir=cluster_dir, corpus=tmp_path / "corpus",
+                     faults=plan)
+    rep = run_campaign(cfg)
     assert dict(plan.fired) == {"kill_postgres": 1, "step_error": 1, "walredo_kill": 1, "walredo_hang": 1}
     assert rep.iterations == 4 and not rep.interrupted
     assert rep.divergences == []  # infrastructure trouble is never a finding
@@ -112,9 +133,9 @@ def test_cluster_and_walredo_faults_are_infrastructure_and_the_run_goes_on(
     assert any(k in infra[0] for k in ("ClusterLost", "OperationalError")), infra[0]
     assert "SIGKILL" in infra[1] and "walredo" in infra[1], infra[1]
     assert "no answer from the wal-redo server within 3s" in infra[2], infra[2]
-    res = {r["index"]: r for r in rep.results}
-    assert res[1]["step_errors"] >= 1  # the failing step is counted, not fatal
-    assert res[3]["infrastructure_error"] is None and res[3]["pages_checked"] > 0
+    res = {r.index: r for r in rep.results}
+    assert res[1].step_errors >= 1  # the failing step is counted, not fatal
+    assert res[3].infrastructure_error is None and res[3].pages_checked > 0
     junit = rep.junit_xml()
     assert 'errors="3"' in junit and 'failures="0"' in junit
     # the killed cluster was thrown away, nothing of it runs; no wal-redo server is left
@@ -156,15 +177,16 @@ def test_bundle_write_failure_is_recorded_and_the_run_goes_on(tmp_path: Path) ->
     """An injected ENOSPC while writing iteration 0's bundles (no root needed)."""
     corpus = tmp_path / "corpus"
     old = _fake_bundle(corpus / "bundles")
-    with applied(MUTANT), faults.injected("bundle_errno=ENOSPC@0") as plan:
-        rep = run_campaign(FuzzConfig(seed=8, iterations=2, corpus=corpus))
+    plan = faults.FaultPlan.parse("bundle_errno=ENOSPC@0")
+    rep = run_campaign(FuzzConfig(seed=8, iterations=2, corpus=corpus, engines=EngineSet(mutant=MUTANT),
+                                  faults=plan))
     assert plan.fired["bundle_errno"] >= 1
     assert rep.iterations == 2
     infra = _infra(rep)
     assert set(infra) == {0} and "could not write bundle" in infra[0] and "No space left" in infra[0]
     by_it: dict[int, list[str | None]] = {}
     for d in rep.divergences:
-        by_it.setdefault(d["iteration"], []).append(d["bundle"])
+        by_it.setdefault(d.iteration, []).append(d.bundle)
     assert by_it[0] and all(b is None for b in by_it[0])  # found, reported, not saved
     # the next iteration saves bundles again (one per distinct divergence signature,
     # the rest are reported unbundled: harness.campaign.iteration.MAX_BUNDLES_PER_ITERATION)
@@ -228,15 +250,15 @@ def test_bundle_disk_full_then_read_only(small_disk: Path, tmp_path: Path) -> No
         elif rep.iterations == 2:
             subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
 
-    with applied(MUTANT):
-        rep = run_campaign(FuzzConfig(seed=8, iterations=3, corpus=corpus), progress=between)
+    rep = run_campaign(FuzzConfig(seed=8, iterations=3, corpus=corpus, engines=EngineSet(mutant=MUTANT)),
+                       progress=between)
     assert rep.iterations == 3
     infra = _infra(rep)
     assert set(infra) == {0, 1}, infra
     assert "No space left on device" in infra[0] and "Read-only file system" in infra[1]
     by_it: dict[int, list[str | None]] = {}
     for d in rep.divergences:
-        by_it.setdefault(d["iteration"], []).append(d["bundle"])
+        by_it.setdefault(d.iteration, []).append(d.bundle)
     assert set(by_it) == {0, 1, 2}
     assert all(b is None for b in by_it[0] + by_it[1]) and any(by_it[2])
     new = _check_bundle_dir(corpus / "bundles", old)

@@ -17,6 +17,8 @@ import pytest
 from harness.campaign.bundle import read_bundle
 from harness.campaign.fuzz import FuzzConfig, iteration_seed, run_campaign, write_outputs
 
+pytestmark = pytest.mark.slow  # whole campaigns: left out of the fast loop (-m "not slow")
+
 REPORT_KEYS = {"records", "pages_checked", "divergences", "unsupported", "record_types",
                "iterations", "seed", "settings_seen", "infrastructure_errors"}
 
@@ -51,8 +53,8 @@ def test_shards_partition_the_iterations() -> None:
 def test_same_seed_same_campaign(tmp_path: Path) -> None:
     a = run_campaign(FuzzConfig(seed=11, iterations=2))
     b = run_campaign(FuzzConfig(seed=11, iterations=2))
-    assert [r["seed"] for r in a.results] == [r["seed"] for r in b.results]
-    assert [r["settings"] for r in a.results] == [r["settings"] for r in b.results]
+    assert [r.seed for r in a.results] == [r.seed for r in b.results]
+    assert [r.settings for r in a.results] == [r.settings for r in b.results]
 
 
 def _redodiff(*args: str) -> list[str]:

@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from generators import generate
 from harness.cli import main
+
+pytestmark = pytest.mark.slow  # whole campaigns: left out of the fast loop (-m "not slow")
 
 MUTANT = "heap_insert_ctid_off_by_one"
 

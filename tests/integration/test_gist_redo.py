@@ -60,7 +60,7 @@ from pyredo.page.gist import (
     GistPageIsDeleted,
     GistPageIsLeaf,
 )
-from pyredo.rmgr import RM_GIST_ID, record_type
+from pyredo.rmgr import RM_GIST_ID
 from pyredo.rmgr.gist import (
     GISTXLOG_PAGE_DELETE,
     GISTXLOG_PAGE_REUSE,
@@ -70,6 +70,7 @@ from pyredo.rmgr.gist import (
     XLOG_GIST_PAGE_REUSE,
     XLOG_GIST_PAGE_SPLIT,
 )
+from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
     BufferTag,
     DecodedXLogRecord,
@@ -161,7 +162,7 @@ class Run:
     records: list[DecodedXLogRecord]  # the range's Gist records
 
     def wal_types(self) -> Counter[str]:
-        return Counter(record_type(r) for r in self.records)
+        return Counter(PG15.record_type(r) for r in self.records)
 
     @cached_property
     def plan(self) -> Plan:
@@ -286,7 +287,7 @@ def test_gist_deleted_pages(gist_run: Run) -> None:
 def test_gist_pages_from_build_images(gist_run: Run) -> None:
     """Index builds inside the range log their pages as XLOG/FPI; GiST records
     then change pages that redo first restored from those images."""
-    rebuilt = [bp for bp in gist_run.plan if bp.owner == "Gist" and record_type(bp.records[0]) == "XLOG/FPI"
+    rebuilt = [bp for bp in gist_run.plan if bp.owner == "Gist" and PG15.record_type(bp.records[0]) == "XLOG/FPI"
                and len(bp.records) > 1]
     assert len(rebuilt) >= 2
     assert divergences_of(gist_run.report, "Gist") == []
@@ -375,7 +376,7 @@ def test_gist_assign_lsn(cluster_factory: Any) -> None:
 
     with capture(cluster, steps) as cap:
         records = list(cap.records())
-        assign = [r for r in records if record_type(r) == "Gist/ASSIGN_LSN"]
+        assign = [r for r in records if PG15.record_type(r) == "Gist/ASSIGN_LSN"]
         assert assign and all(not r.blocks for r in assign)
         report = verify(cap, [RedoEngine(server_version_num=server_version_num(cluster))])
         assert divergences_of(report, "Gist") == []

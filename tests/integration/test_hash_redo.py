@@ -60,8 +60,9 @@ from pyredo.page.bufpage import (
     PageSetItemId,
 )
 from pyredo.page.hash import LH_PAGE_HAS_DEAD_TUPLES, HashPageGetOpaque
-from pyredo.rmgr import RM_HASH_ID, record_type
+from pyredo.rmgr import RM_HASH_ID
 from pyredo.rmgr import hash as hashrm
+from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
     BufferTag,
     DecodedXLogRecord,
@@ -261,7 +262,7 @@ def test_every_hash_record_verified(hash_run: Run) -> None:
     """No hash record escaped: each one was checked on at least one of its pages.
     From a snapshot, every hash page of the range can be rebuilt."""
     rep = hash_run.report
-    in_wal = Counter(record_type(r) for r in hash_run.hash_records)
+    in_wal = Counter(PG15.record_type(r) for r in hash_run.hash_records)
     checked = Counter({t: n for t, n in rep.record_types.items() if t.startswith("Hash/")})
     assert checked == in_wal
     base = hash_run.cap.base

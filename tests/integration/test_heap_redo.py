@@ -47,8 +47,8 @@ from pyredo.page.bufpage import ItemIdOffset, PageGetItemId, PageGetLSN, PageGet
 from pyredo.page.htup import T_INFOMASK
 from pyredo.rmgr import heap as heapmod
 from pyredo.rmgr import heap2 as heap2mod
-from pyredo.rmgr import record_type
 from pyredo.rmgr import seq as seqmod
+from pyredo.rmgrlist import PG15
 from pyredo.wal.lsn import format_lsn, parse_lsn
 from pyredo.wal.record import (
     FSM_FORKNUM,
@@ -458,7 +458,7 @@ def _flag_records(records: list[DecodedXLogRecord]) -> dict[str, list[int]]:
         out.setdefault(name, []).append(rec.lsn)
 
     for rec in records:
-        t, data = record_type(rec), rec.main_data
+        t, data = PG15.record_type(rec), rec.main_data
         if t.startswith("Heap/INSERT"):
             _off, flags = heapmod.XL_HEAP_INSERT.unpack_from(data)
             for bit, name in ((heapmod.XLH_INSERT_ALL_VISIBLE_CLEARED, "insert ALL_VISIBLE_CLEARED"),

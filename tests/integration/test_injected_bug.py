@@ -12,7 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.campaign.bundle import read_bundle
+
+pytestmark = pytest.mark.slow  # whole campaigns: left out of the fast loop (-m "not slow")
 
 MUTANT = "heap_insert_ctid_off_by_one"
 ROOT = Path(__file__).parents[2]

@@ -7,6 +7,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # whole campaigns: left out of the fast loop (-m "not slow")
+
 ROOT = Path(__file__).parents[2]
 
 

@@ -23,8 +23,10 @@ from harness.clusters.local import LocalCluster
 from oracles.masks import NoMask, guess_owner, mask_page
 from oracles.masks.bufmask import MaskError
 from oracles.pgbin import program
-from oracles.walredo import WalRedoProcess, first_record_problem, records_by_block, vm_pages_cleared
-from pyredo.rmgr import RM_XLOG_ID, record_type, rmgr_name
+from oracles.walredo import WalRedoProcess
+from oracles.walredo_routing import first_record_problem, records_by_block, vm_pages_cleared
+from pyredo.rmgr import RM_SMGR_ID, RM_XLOG_ID
+from pyredo.rmgrlist import PG15
 from pyredo.wal.reader import WalReader
 from pyredo.wal.record import (
     FSM_FORKNUM,
@@ -35,7 +37,6 @@ from pyredo.wal.record import (
     RelFileNode,
 )
 
-RM_SMGR_ID = 2
 XLOG_SMGR_TRUNCATE = 0x20
 
 
@@ -79,7 +80,7 @@ def _truncated(records: list[DecodedXLogRecord]) -> set[RelFileNode]:
 def _owner(records: list[DecodedXLogRecord], primary: bytes) -> str | None:
     for r in reversed(records):
         if r.rmid != RM_XLOG_ID:
-            return rmgr_name(r.rmid)
+            return PG15.rmgr_name(r.rmid)
     return guess_owner(primary)
 
 
@@ -92,7 +93,7 @@ def replay_and_compare(pg: LocalCluster, wr: WalRedoProcess, start: int, end: in
     """Rebuild every self-contained block of [start, end) and compare it with the primary."""
     pg.checkpoint()  # flush the WAL up to ``end`` and the primary's pages
     records = list(WalReader(pg.waldir, start, end))
-    out = Outcome(records=len(records), all_types=Counter(record_type(r) for r in records))
+    out = Outcome(records=len(records), all_types=Counter(PG15.record_type(r) for r in records))
     truncated = _truncated(records)
     for tag, recs in records_by_block(records).items():
         if tag.fork == INIT_FORKNUM:
@@ -103,7 +104,7 @@ def replay_and_compare(pg: LocalCluster, wr: WalRedoProcess, start: int, end: in
             continue
         page = wr.reconstruct(tag, None, recs)  # any WalRedoError fails the test
         out.requests += 1
-        out.sent_types.update(record_type(r) for r in recs)
+        out.sent_types.update(PG15.record_type(r) for r in recs)
         primary = pg.read_block(tag)
         if primary is None:
             out.gone += 1
@@ -131,7 +132,7 @@ def replay_and_compare(pg: LocalCluster, wr: WalRedoProcess, start: int, end: in
             out.equal += 1
             out.equal_by_owner["VM" if tag.fork == VISIBILITYMAP_FORKNUM else owner or "?"] += 1
         else:
-            types = ", ".join(record_type(r) for r in recs[-4:])
+            types = ", ".join(PG15.record_type(r) for r in recs[-4:])
             out.mismatches.append(f"{tag} ({owner}, {len(recs)} records, last: {types}): "
                                   f"{_first_diff(a, b)}")
     return out
@@ -230,8 +231,8 @@ def test_visibility_map_pages(pg: LocalCluster, walredo: WalRedoProcess) -> None
     routed = [r for r in recs if vm_tag in vm_pages_cleared(r)]
     named = [r for r in recs if any(b.tag == vm_tag for b in r.blocks.values())]
     assert first_record_problem(vm_tag, None, recs) is None  # first VISIBLE carries the VM image
-    routed_types = Counter(record_type(r) for r in routed)
-    print("VM page records:", Counter(record_type(r) for r in recs))
+    routed_types = Counter(PG15.record_type(r) for r in routed)
+    print("VM page records:", Counter(PG15.record_type(r) for r in recs))
     for t in ("Heap/UPDATE", "Heap/DELETE", "Heap/LOCK", "Heap/INSERT", "Heap2/MULTI_INSERT"):
         assert routed_types[t] > 0, (t, routed_types)
 

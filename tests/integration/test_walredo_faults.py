@@ -22,13 +22,7 @@ import pytest
 
 from harness.clusters.local import LocalCluster
 from oracles.masks import mask_page
-from oracles.walredo import (
-    WalRedoError,
-    WalRedoProcess,
-    WalRedoRequestError,
-    first_record_problem,
-    records_by_block,
-)
+from oracles.walredo import WalRedoError, WalRedoProcess, WalRedoRequestError
 from oracles.walredo_protocol import (
     apply_msg,
     begin_msg,
@@ -37,6 +31,7 @@ from oracles.walredo_protocol import (
     parse_request,
     push_page_msg,
 )
+from oracles.walredo_routing import first_record_problem, records_by_block
 from oracles.walredo_server import StockWalRedoServer
 from pyredo.wal.reader import WalReader
 from pyredo.wal.record import BufferTag, DecodedXLogRecord
