@@ -54,6 +54,9 @@ _LSN = struct.Struct("<II")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _ITEMID = struct.Struct("<I")
+_LOWER_UPPER_SPECIAL = struct.Struct("<HHH")  # at OFF_LOWER: three consecutive uint16
+_U16_PAIR = struct.Struct("<HH")  # pd_lower, pd_upper
+_LP_ARRAYS: dict[int, struct.Struct] = {}  # "<nI": the first n line pointers, by n
 
 OFF_LSN = 0
 OFF_CHECKSUM = 8
@@ -277,7 +280,7 @@ def PageInit(page: bytearray, pageSize: int = BLCKSZ, specialSize: int = 0) -> N
 
 
 def _check_pointers(page: bytes | bytearray | memoryview, *, special_aligned: bool = True) -> tuple[int, int, int]:
-    lower, upper, special = pd_lower(page), pd_upper(page), pd_special(page)
+    lower, upper, special = _LOWER_UPPER_SPECIAL.unpack_from(page, OFF_LOWER)
     if (
         lower < SizeOfPageHeaderData
         or lower > upper
@@ -295,11 +298,11 @@ def PageAddItemExtended(page: bytearray, item: bytes | bytearray | memoryview, o
     Returns the offset used, or InvalidOffsetNumber where C returns it
     (after its WARNING) — redo callers turn that into an error.
     """
-    lower, upper, special = pd_lower(page), pd_upper(page), pd_special(page)
+    lower, upper, special = _LOWER_UPPER_SPECIAL.unpack_from(page, OFF_LOWER)
     if lower < SizeOfPageHeaderData or lower > upper or upper > special or special > BLCKSZ:
         raise PageCorrupted(f"corrupted page pointers: lower = {lower}, upper = {upper}, special = {special}")
     size = len(item)
-    limit = PageGetMaxOffsetNumber(page) + 1
+    limit = (lower - SizeOfPageHeaderData) // SizeOfItemIdData + 1  # PageGetMaxOffsetNumber + 1
     needshuffle = False
     if OffsetNumberIsValid(offsetNumber):
         if flags & PAI_OVERWRITE:
@@ -335,10 +338,9 @@ def PageAddItemExtended(page: bytearray, item: bytes | bytearray | memoryview, o
     if needshuffle:
         n = (limit - offsetNumber) * SizeOfItemIdData
         page[lp_at + SizeOfItemIdData : lp_at + SizeOfItemIdData + n] = page[lp_at : lp_at + n]
-    ItemIdSetNormal(page, offsetNumber, new_upper, size)
+    _ITEMID.pack_into(page, lp_at, (new_upper & 0x7FFF) | (LP_NORMAL << 15) | (size << 17))  # ItemIdSetNormal
     page[new_upper : new_upper + size] = item
-    set_pd_lower(page, new_lower)
-    set_pd_upper(page, new_upper)
+    _U16_PAIR.pack_into(page, OFF_LOWER, new_lower, new_upper)
     return offsetNumber
 
 
@@ -488,6 +490,17 @@ def _checked_item(page: bytes | bytearray, offnum: int, upper: int, special: int
     return off, size
 
 
+def _move_line_pointers(page: bytearray, n: int, offset: int, delta: int, storage_only: bool) -> None:
+    """C's loop after moving tuples, on the whole line-pointer array at once:
+    ``lp_off += delta`` (a 15-bit bitfield: the sum wraps) for each of the first
+    ``n`` with lp_off <= ``offset`` (and lp_len != 0 if ``storage_only``)."""
+    st = _LP_ARRAYS.get(n) or _LP_ARRAYS.setdefault(n, struct.Struct(f"<{n}I"))
+    any_len = 0 if storage_only else 1 << 17
+    st.pack_into(page, SizeOfPageHeaderData, *[
+        (w & 0xFFFF8000) | ((w + delta) & 0x7FFF) if (w | any_len) >> 17 and w & 0x7FFF <= offset else w
+        for w in st.unpack_from(page, SizeOfPageHeaderData)])
+
+
 def PageIndexTupleDelete(page: bytearray, offnum: int) -> None:
     """Delete an index tuple and its line pointer, closing both gaps."""
     lower, upper, special = _check_pointers(page)
@@ -505,10 +518,7 @@ def PageIndexTupleDelete(page: bytearray, offnum: int) -> None:
     set_pd_upper(page, upper + size)
     set_pd_lower(page, lower - SizeOfItemIdData)
     if not PageIsEmpty(page):
-        for i in range(1, nline):
-            lp = PageGetItemId(page, i)
-            if lp[0] <= offset:
-                PageSetItemId(page, i, lp[0] + size, lp[1], lp[2])
+        _move_line_pointers(page, nline - 1, offset, size, storage_only=False)
 
 
 def PageIndexMultiDelete(page: bytearray, itemnos: Sequence[int]) -> None:
@@ -563,10 +573,7 @@ def PageIndexTupleDeleteNoCompact(page: bytearray, offnum: int) -> None:
         page[upper + size : offset + size] = page[upper:offset]
     set_pd_upper(page, upper + size)
     if not PageIsEmpty(page):
-        for i in range(1, nline + 1):
-            lp = PageGetItemId(page, i)
-            if ItemIdHasStorage(lp) and lp[0] <= offset:
-                PageSetItemId(page, i, lp[0] + size, lp[1], lp[2])
+        _move_line_pointers(page, nline, offset, size, storage_only=True)
 
 
 def PageIndexTupleOverwrite(page: bytearray, offnum: int, newtup: bytes | bytearray | memoryview) -> bool:
@@ -585,10 +592,7 @@ def PageIndexTupleOverwrite(page: bytearray, offnum: int, newtup: bytes | bytear
     if size_diff != 0:
         page[upper + size_diff : offset + size_diff] = page[upper:offset]
         set_pd_upper(page, upper + size_diff)
-        for i in range(FirstOffsetNumber, itemcount + 1):
-            lp = PageGetItemId(page, i)
-            if ItemIdHasStorage(lp) and lp[0] <= offset:
-                PageSetItemId(page, i, lp[0] + size_diff, lp[1], lp[2])
+        _move_line_pointers(page, itemcount, offset, size_diff, storage_only=True)
     _flags = PageGetItemId(page, offnum)[1]
     PageSetItemId(page, offnum, offset + size_diff, _flags, newsize)
     page[offset + size_diff : offset + size_diff + newsize] = newtup

@@ -14,9 +14,11 @@ where C would read garbage, raise ``GinFormatError`` instead.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import struct
 from collections.abc import Sequence
+from operator import and_, lshift, lt, or_, rshift, sub
 
 from pyredo import BLCKSZ
 from pyredo.errors import RedoError
@@ -198,7 +200,8 @@ def pack_itemptr(ip: ItemPointer) -> bytes:
 def unpack_itemptrs(buf: bytes | bytearray | memoryview, off: int, n: int) -> list[ItemPointer]:
     if n < 0 or off + n * SizeOfItemPointerData > len(buf):
         raise GinFormatError(f"{n} item pointers at {off} run past {len(buf)} bytes")
-    return [unpack_itemptr(buf, off + i * SizeOfItemPointerData) for i in range(n)]
+    return [((hi << 16) | lo, posid)
+            for hi, lo, posid in ITEM_POINTER.iter_unpack(buf[off : off + n * SizeOfItemPointerData])]
 
 
 def ginCompareItemPointers(a: ItemPointer, b: ItemPointer) -> int:
@@ -262,11 +265,52 @@ def ginCompressPostingList(
 
     The segment is SizeOfGinPostingList bytes, its odd padding byte zeroed,
     exactly what C's palloc'd result holds in the bytes a caller copies.
+
+    The item-by-item loop of C runs here only when the items do not all fit
+    or are not ascending; otherwise the deltas are computed and encoded a
+    list at a time (one-byte deltas as one ``bytes``), which gives the same
+    bytes: every item fits, so C's loop writes each delta's varbyte in turn.
     """
     if not ipd:
         raise GinFormatError("cannot compress an empty posting list")
     maxsize &= ~1  # SHORTALIGN_DOWN
     maxbytes = maxsize - GinPostingListHeaderSize
+    body = _encode_ascending(ipd, maxbytes)
+    if body is None:
+        return _compress_item_by_item(ipd, maxbytes)
+    nbytes = len(body)
+    return pack_itemptr(ipd[0]) + _U16.pack(nbytes) + body + bytes(nbytes & 1), len(ipd)
+
+
+def _encode_ascending(ipd: Sequence[ItemPointer], maxbytes: int) -> bytes | None:
+    """The varbyte deltas of all of ``ipd`` when they are ascending (no 64-bit
+    wraparound) and fit in ``maxbytes``; None otherwise."""
+    blks, posids = zip(*ipd, strict=True)
+    vals = list(map(or_, map(lshift, blks, itertools.repeat(MaxHeapTuplesPerPageBits)), posids))
+    deltas = list(map(sub, itertools.islice(vals, 1, None), vals))
+    if max(vals) > _U64 or (deltas and min(deltas) < 0):
+        return None
+    body = bytes(deltas) if not deltas or max(deltas) <= 0x7F else b"".join(map(_VARBYTES.__getitem__, deltas))
+    return body if len(body) <= maxbytes else None
+
+
+class _VarbyteCache(dict[int, bytes]):
+    """encode_varbyte(delta) by delta; deltas below 2^14 (one or two bytes:
+    within a heap page, or to a nearby one) are kept once computed."""
+
+    def __missing__(self, delta: int) -> bytes:
+        enc = encode_varbyte(delta)
+        if delta < 1 << 14:
+            self[delta] = enc
+        return enc
+
+
+_VARBYTES = _VarbyteCache()
+
+
+def _compress_item_by_item(ipd: Sequence[ItemPointer], maxbytes: int) -> tuple[bytes, int]:
+    """C's loop of ginCompressPostingList, item by item: stops when an item does
+    not fit, and wraps descending deltas around 2^64 as C's uint64 does."""
     out = bytearray()
     prev = itemptr_to_uint64(ipd[0])
     totalpacked = 1
@@ -274,14 +318,11 @@ def ginCompressPostingList(
         val = ((blk << MaxHeapTuplesPerPageBits) | posid) & _U64
         delta = (val - prev) & _U64
         room = maxbytes - len(out)
-        if delta <= 0x7F and room >= 1:
-            out.append(delta)  # the common one-byte case, spelled out for speed
-        else:
-            enc = encode_varbyte(delta)
-            # with fewer than MaxBytesPerInteger bytes left, C checks the item fits
-            if room < MaxBytesPerInteger and len(enc) > room:
-                break
-            out += enc
+        enc = encode_varbyte(delta)
+        # with fewer than MaxBytesPerInteger bytes left, C checks the item fits
+        if room < MaxBytesPerInteger and len(enc) > room:
+            break
+        out += enc
         prev = val
         totalpacked += 1
     nbytes = len(out)
@@ -299,32 +340,119 @@ def ginPostingListDecodeAllSegments(
     ``nbytes``; reading past ``buf`` itself raises GinFormatError."""
     end = off + length
     result: list[ItemPointer] = []
-    append = result.append
-    buflen = len(buf)
     seg = off
     while seg < end:
         size = SizeOfGinPostingList(buf, seg)
         first = unpack_itemptr(buf, seg)
-        append(first)
-        val = itemptr_to_uint64(first)
-        pos = seg + GinPostingListHeaderSize
-        endptr = pos + _U16.unpack_from(buf, seg + 6)[0]
-        while pos < endptr:
-            c = buf[pos] if pos < buflen else -1
-            if 0 <= c <= 0x7F:
-                pos += 1  # the common one-byte case, spelled out for speed
-                val = (val + c) & _U64
-            else:
-                delta, pos = decode_varbyte(buf, pos)
-                val = (val + delta) & _U64
-            append(((val >> MaxHeapTuplesPerPageBits) & 0xFFFFFFFF, val & 0x7FF))
+        result.append(first)
+        start = seg + GinPostingListHeaderSize
+        vals = _decode_deltas(buf, start, start + _U16.unpack_from(buf, seg + 6)[0],
+                              itemptr_to_uint64(first))
+        if vals and vals[-1] > _U64:  # wrapped around: C's uint64 arithmetic, item by item
+            vals = [v & _U64 for v in vals]
+        # uint64_to_itemptr of each value, a list at a time
+        blks = map(rshift, vals, itertools.repeat(MaxHeapTuplesPerPageBits))
+        if vals and vals[-1] >> (MaxHeapTuplesPerPageBits + 32):
+            blks = map(and_, blks, itertools.repeat(0xFFFFFFFF))
+        result.extend(zip(blks, map(and_, vals, itertools.repeat(0x7FF)), strict=True))
         seg += size
     return result
+
+
+# bytes with the varbyte continuation bit -> 1, others -> 0 (bytes.translate table)
+_CONTINUED = bytes(int(b > 0x7F) for b in range(256))
+
+
+def _decode_deltas(buf: bytes | bytearray | memoryview, pos: int, endptr: int, val: int) -> list[int]:
+    """The running sums (not yet wrapped to 64 bits: the caller does) of the
+    varbyte integers that start in ``buf[pos:endptr]``. Runs of one-byte
+    integers are summed a run at a time; a longer integer may run past
+    ``endptr``, as in C."""
+    if endptr > len(buf):  # C would read past the buffer
+        raise GinFormatError("varbyte integer runs past the end of its buffer")
+    vals: list[int] = []
+    continued = bytes(buf[pos:endptr]).translate(_CONTINUED)
+    base = pos
+    while pos < endptr:
+        multi = continued.find(1, pos - base)
+        run_end = endptr if multi < 0 else base + multi
+        if run_end > pos:
+            sums = itertools.accumulate(buf[pos:run_end], initial=val)
+            next(sums)
+            vals.extend(sums)
+            val = vals[-1]
+            pos = run_end
+        if pos < endptr:
+            delta, pos = decode_varbyte(buf, pos)
+            val += delta
+            vals.append(val)
+    return vals
 
 
 def ginPostingListDecode(buf: bytes | bytearray | memoryview, off: int) -> list[ItemPointer]:
     """Mirrors ginPostingListDecode: the items of the one segment at ``off``."""
     return ginPostingListDecodeAllSegments(buf, off, SizeOfGinPostingList(buf, off))
+
+
+def ginRecompressAppended(buf: bytes | bytearray | memoryview, off: int,
+                          items: Sequence[ItemPointer]) -> bytes | None:
+    """``ginCompressPostingList(ginMergeItemPointers(items, ginPostingListDecode(buf, off)),
+    BLCKSZ)`` (what ginRedoRecompress does for ADDITEMS) in time linear in
+    ``items`` when ``items`` come after the segment's last item, as new heap
+    tuples usually do; None when that shortcut does not apply.
+
+    Then C's merge puts ``items`` after the old ones unchanged, and its coder
+    re-encodes the old items into the bytes they came from, provided they
+    came from that coder: every varbyte integer in its shortest form, none
+    running past the segment, every value below 2^43 (so that an item pointer
+    maps back to it). The segment is checked for exactly that, a run of
+    one-byte integers at a time, and the new items are encoded after it.
+    """
+    if not items or off + GinPostingListHeaderSize > len(buf):
+        return None
+    nbytes = _U16.unpack_from(buf, off + 6)[0]
+    start = off + GinPostingListHeaderSize
+    first = unpack_itemptr(buf, off)
+    last = _last_value_if_shortest(buf, start, start + nbytes, itemptr_to_uint64(first))
+    if last is None or last >> (MaxHeapTuplesPerPageBits + 32):
+        return None
+    old_last = uint64_to_itemptr(last) if nbytes else first
+    # ginMergeItemPointers(items, old): its first shortcut puts ``items`` first
+    if ginCompareItemPointers(items[-1], first) < 0 or ginCompareItemPointers(old_last, items[0]) >= 0:
+        return None
+    maxbytes = (BLCKSZ & ~1) - GinPostingListHeaderSize
+    tail = _encode_ascending([old_last, *items], maxbytes - nbytes)
+    if tail is None:
+        return None
+    total = nbytes + len(tail)
+    return b"".join((bytes(buf[off : off + 6]), _U16.pack(total), bytes(buf[start : start + nbytes]),
+                     tail, bytes(total & 1)))
+
+
+def _last_value_if_shortest(buf: bytes | bytearray | memoryview, pos: int, endptr: int,
+                            val: int) -> int | None:
+    """The running sum of the varbyte integers in ``buf[pos:endptr]`` from
+    ``val``, or None unless each is in the form encode_varbyte gives it and
+    the last ends at ``endptr``."""
+    if endptr > len(buf):
+        return None
+    continued = bytes(buf[pos:endptr]).translate(_CONTINUED)
+    base = pos
+    while pos < endptr:
+        multi = continued.find(1, pos - base)
+        run_end = endptr if multi < 0 else base + multi
+        val += sum(buf[pos:run_end])  # one-byte integers are in their shortest form
+        pos = run_end
+        if pos < endptr:
+            try:
+                delta, end = decode_varbyte(buf, pos)
+            except GinFormatError:
+                return None
+            if end > endptr or buf[pos:end] != _VARBYTES[delta]:
+                return None
+            val += delta
+            pos = end
+    return val
 
 
 def ginMergeItemPointers(a: Sequence[ItemPointer], b: Sequence[ItemPointer]) -> list[ItemPointer]:
@@ -335,6 +463,8 @@ def ginMergeItemPointers(a: Sequence[ItemPointer], b: Sequence[ItemPointer]) -> 
         return [*a, *b]
     if ginCompareItemPointers(b[-1], a[0]) < 0:
         return [*b, *a]
+    if all(map(lt, a, itertools.islice(a, 1, None))) and all(map(lt, b, itertools.islice(b, 1, None))):
+        return _union_ascending(a, b) if len(a) <= len(b) else _union_ascending(b, a)
     dst: list[ItemPointer] = []
     i = j = 0
     while i < na and j < nb:
@@ -352,6 +482,21 @@ def ginMergeItemPointers(a: Sequence[ItemPointer], b: Sequence[ItemPointer]) -> 
     dst.extend(a[i:])
     dst.extend(b[j:])
     return dst
+
+
+def _union_ascending(small: Sequence[ItemPointer], big: Sequence[ItemPointer]) -> list[ItemPointer]:
+    """C's merge of two strictly ascending lists: their union in order (tuples
+    order as ginCompareItemPointers does). Each item of ``small`` is bisected
+    into ``big``, whose runs in between are copied a slice at a time."""
+    out: list[ItemPointer] = []
+    j = 0
+    for ip in small:
+        k = bisect.bisect_left(big, ip, j)
+        out.extend(big[j:k])
+        out.append(ip)
+        j = k + 1 if k < len(big) and big[k] == ip else k  # one copy of an item in both
+    out.extend(big[j:])
+    return out
 
 
 # -- data pages ----------------------------------------------------------------------------

@@ -104,20 +104,18 @@ def pack_item_pointer(blkno: int, offnum: int) -> bytes:
     return _ITEMPOINTER.pack((blkno >> 16) & 0xFFFF, blkno & 0xFFFF, offnum)
 
 
+# HeapTupleHeaderData as a whole: t_xmin, t_xmax, t_cid, t_ctid (bi_hi, bi_lo,
+# ip_posid), t_infomask2, t_infomask, t_hoff (offsets T_XMIN .. T_HOFF)
+_TUPLE_HEADER = struct.Struct("<IIIHHHHHB")
+
+
 def new_tuple_header(t_infomask2: int, t_infomask: int, t_hoff: int, xmin: int,
-                     ctid_blk: int, ctid_off: int, xmax: int = 0) -> bytearray:
+                     ctid_blk: int, ctid_off: int, xmax: int = 0) -> bytes:
     """The header redo builds for a tuple it re-inserts (heap_xlog_insert and
     friends): zeroed, then xmin set, t_cid = FirstCommandId (HeapTupleHeaderSetCmin,
     which also clears HEAP_COMBOCID), t_ctid pointing at the tuple's own slot."""
-    hdr = bytearray(SizeofHeapTupleHeader)
-    _U32.pack_into(hdr, T_XMIN, xmin)
-    _U32.pack_into(hdr, T_XMAX, xmax)
-    _U32.pack_into(hdr, T_CID, FirstCommandId)
-    hdr[T_CTID : T_CTID + 6] = pack_item_pointer(ctid_blk, ctid_off)
-    _U16.pack_into(hdr, T_INFOMASK2, t_infomask2)
-    _U16.pack_into(hdr, T_INFOMASK, t_infomask & ~HEAP_COMBOCID & 0xFFFF)
-    hdr[T_HOFF] = t_hoff
-    return hdr
+    return _TUPLE_HEADER.pack(xmin, xmax, FirstCommandId, (ctid_blk >> 16) & 0xFFFF, ctid_blk & 0xFFFF,
+                              ctid_off, t_infomask2, t_infomask & ~HEAP_COMBOCID & 0xFFFF, t_hoff)
 
 
 class HeapTupleHeader:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pyredo import BLCKSZ
+from pyredo.page import gin as gin_page
 from pyredo.page.bufpage import (
     SHORTALIGN,
     FirstOffsetNumber,
@@ -60,6 +61,7 @@ from pyredo.page.gin import (
     GinPageSetMaxoff,
     GinPageSetMeta,
     GinPageSetRightlink,
+    GinPostingListHeaderSize,
     InvalidBlockNumber,
     PostingItemSetBlockNumber,
     SizeOfGinMetaPageData,
@@ -68,6 +70,7 @@ from pyredo.page.gin import (
     ginCompressPostingList,
     ginMergeItemPointers,
     ginPostingListDecode,
+    ginRecompressAppended,
     unpack_itemptrs,
 )
 from pyredo.wal.record import XLR_RMGR_INFO_MASK, DecodedXLogRecord
@@ -288,7 +291,12 @@ def ginRedoRecompress(ctx: RedoContext, page: bytearray, data: RecordCursor, blo
         while segno < a_segno:
             if seg >= segend:
                 raise ctx.error(f"segment {a_segno} does not exist", block_id=block_id)
-            n = seg_size(seg)
+            # seg_size(seg), inline: this loop walks most of the page on every record
+            if seg + GinPostingListHeaderSize > len(src):
+                seg_size(seg)  # raises: the header runs past the data
+            n = GinPostingListHeaderSize + SHORTALIGN(_U16.unpack_from(src, seg + 6)[0])
+            if seg + n > segend:
+                seg_size(seg)  # raises: the segment runs past the end of the segments
             if tail_copied:
                 put(src[seg : seg + n])
             else:
@@ -301,8 +309,15 @@ def ginRedoRecompress(ctx: RedoContext, page: bytearray, data: RecordCursor, blo
             if seg >= segend:
                 raise ctx.error(f"ADDITEMS to nonexistent segment {a_segno}", block_id=block_id)
             seg_size(seg)
-            merged = ginMergeItemPointers(items, ginPostingListDecode(src, seg))
-            newseg, _npacked = ginCompressPostingList(merged, BLCKSZ)
+            # the same bytes without decoding and re-encoding the old items, when
+            # the new ones go after them (unless a mutant replaced the coder)
+            appended = (ginRecompressAppended(src, seg, items)
+                        if ginCompressPostingList is gin_page.ginCompressPostingList else None)
+            if appended is not None:
+                newseg = appended
+            else:
+                merged = ginMergeItemPointers(items, ginPostingListDecode(src, seg))
+                newseg, _npacked = ginCompressPostingList(merged, BLCKSZ)
             a_action = GIN_SEGMENT_REPLACE
 
         segptr = seg

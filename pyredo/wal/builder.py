@@ -110,6 +110,7 @@ class WalBuilder:
     tli: int = 1
     sysid: int = 7_000_000_000_000_000_001
     start_segno: int = 1
+    magic: int = XLOG_PAGE_MAGIC  # the WAL of another major: reader.MAJOR_PAGE_MAGIC[major]
     records: list[tuple[int, int, bytes]] = field(default_factory=list)  # lsn, end, bytes
     _buf: bytearray = field(default_factory=bytearray)
     _pos: int = 0  # next insert position (LSN)
@@ -132,7 +133,7 @@ class WalBuilder:
         assert self._pos % XLOG_BLCKSZ == 0
         long = self._pos % self.seg_size == 0
         info = (XLP_LONG_HEADER if long else 0) | (XLP_FIRST_IS_CONTRECORD if rem_len else 0)
-        hdr = XLOG_PAGE_HEADER.pack(XLOG_PAGE_MAGIC, info, self.tli, self._pos, rem_len) + bytes(4)
+        hdr = XLOG_PAGE_HEADER.pack(self.magic, info, self.tli, self._pos, rem_len) + bytes(4)
         if long:
             hdr += XLOG_LONG_PAGE_HEADER.pack(self.sysid, self.seg_size, XLOG_BLCKSZ)
         self._put(hdr)

@@ -32,6 +32,31 @@ _IMAGE_HDR = struct.Struct("<HHB")  # length, hole_offset, bimg_info
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _RNODE = struct.Struct("<III")
+_RNODE_BLKNO = struct.Struct("<IIII")  # RelFileNode, then the block number
+
+_unpack_header = XLOG_RECORD.unpack_from
+_unpack_block_hdr = _BLOCK_HDR.unpack_from
+_unpack_image_hdr = _IMAGE_HDR.unpack_from
+_unpack_u16 = _U16.unpack_from
+_unpack_u32 = _U32.unpack_from
+_unpack_rnode_blkno = _RNODE_BLKNO.unpack_from
+
+_SHORT = "record with invalid length: block headers run past the record"
+
+# Records name few relations: decoded records share one RelFileNode per
+# relation instead of holding a copy each (they are kept for a whole plan).
+_RNODES: dict[tuple[int, int, int], RelFileNode] = {}
+_MAX_RNODES = 4096
+
+
+def _rnode(spc: int, db: int, rel: int) -> RelFileNode:
+    key = (spc, db, rel)
+    rnode = _RNODES.get(key)
+    if rnode is None:
+        if len(_RNODES) >= _MAX_RNODES:
+            _RNODES.clear()
+        rnode = _RNODES[key] = RelFileNode(spc, db, rel)
+    return rnode
 
 
 def decode_record(
@@ -47,139 +72,171 @@ def decode_record(
     Mirrors DecodeXLogRecord, with the same cross-checks; a malformed record
     raises InvalidRecord naming the LSN (and the file/offset when given).
     """
-
-    def bad(msg: str) -> InvalidRecord:
-        return InvalidRecord(msg, lsn=lsn, segment=segment, offset=offset)
-
     if len(raw) < SizeOfXLogRecord:
-        raise bad(f"record shorter than its header ({len(raw)} bytes)")
-    tot_len, xid, prev, info, rmid, crc = XLOG_RECORD.unpack_from(raw, 0)
+        raise InvalidRecord(f"record shorter than its header ({len(raw)} bytes)",
+                            lsn=lsn, segment=segment, offset=offset)
+    tot_len, xid, prev, info, rmid, crc = _unpack_header(raw, 0)
     if tot_len != len(raw):
-        raise bad(f"xl_tot_len {tot_len} does not match the {len(raw)} bytes read")
+        raise InvalidRecord(f"xl_tot_len {tot_len} does not match the {len(raw)} bytes read",
+                            lsn=lsn, segment=segment, offset=offset)
+    try:
+        return _decode(raw, DecodedXLogRecord(lsn, end_lsn, tot_len, xid, prev, info, rmid, crc, raw))
+    except _Malformed as e:
+        raise InvalidRecord(e.args[0], lsn=lsn, segment=segment, offset=offset) from None
 
-    rec = DecodedXLogRecord(
-        lsn=lsn, end_lsn=end_lsn, tot_len=tot_len, xid=xid, prev=prev,
-        info=info, rmid=rmid, crc=crc, raw=raw,
-    )
-    blocks: list[tuple[DecodedBkpBlock, int]] = []  # with each block's data length
+
+class _Malformed(Exception):
+    """Raised inside _decode; decode_record turns it into a located InvalidRecord."""
+
+
+def _decode(raw: bytes, rec: DecodedXLogRecord) -> DecodedXLogRecord:
+    """The block headers, then the payloads (DecodeXLogRecord after the header).
+
+    ``pos`` advances through the headers as C's ``ptr`` does; every read is
+    checked against the record's length first (C's COPY_HEADER_FIELD).
+    """
+    tot_len = rec.tot_len
     pos = SizeOfXLogRecord
-    remaining = tot_len - SizeOfXLogRecord
     datatotal = 0
     main_data_len = 0
     last_rnode: RelFileNode | None = None
     max_block_id = -1
+    blocks = rec.blocks
+    data_lens: list[int] = []  # each block's data length, in block order
 
-    def take(n: int) -> int:
-        nonlocal pos, remaining
-        if remaining < n:
-            raise bad("record with invalid length: block headers run past the record")
-        start = pos
-        pos += n
-        remaining -= n
-        return start
-
-    while remaining > datatotal:
-        block_id = raw[take(1)]
+    while tot_len - pos > datatotal:
+        block_id = raw[pos]
+        pos += 1
         if block_id == XLR_BLOCK_ID_DATA_SHORT:
-            main_data_len = raw[take(1)]
+            if pos + 1 > tot_len:
+                raise _Malformed(_SHORT)
+            main_data_len = raw[pos]
+            pos += 1
             datatotal += main_data_len
             break  # by convention the main data header is last
         if block_id == XLR_BLOCK_ID_DATA_LONG:
-            main_data_len = _U32.unpack_from(raw, take(4))[0]
+            if pos + 4 > tot_len:
+                raise _Malformed(_SHORT)
+            main_data_len = _unpack_u32(raw, pos)[0]
+            pos += 4
             datatotal += main_data_len
             break
         if block_id == XLR_BLOCK_ID_ORIGIN:
-            rec.origin = _U16.unpack_from(raw, take(2))[0]
+            if pos + 2 > tot_len:
+                raise _Malformed(_SHORT)
+            rec.origin = _unpack_u16(raw, pos)[0]
+            pos += 2
             continue
         if block_id == XLR_BLOCK_ID_TOPLEVEL_XID:
-            rec.toplevel_xid = _U32.unpack_from(raw, take(4))[0]
+            if pos + 4 > tot_len:
+                raise _Malformed(_SHORT)
+            rec.toplevel_xid = _unpack_u32(raw, pos)[0]
+            pos += 4
             continue
         if block_id > XLR_MAX_BLOCK_ID:
-            raise bad(f"invalid block_id {block_id}")
+            raise _Malformed(f"invalid block_id {block_id}")
         if block_id <= max_block_id:
-            raise bad(f"out-of-order block_id {block_id}")
+            raise _Malformed(f"out-of-order block_id {block_id}")
         max_block_id = block_id
 
-        fork_flags, data_len = _BLOCK_HDR.unpack_from(raw, take(3))
-        has_image = bool(fork_flags & BKPBLOCK_HAS_IMAGE)
-        has_data = bool(fork_flags & BKPBLOCK_HAS_DATA)
+        if pos + 3 > tot_len:
+            raise _Malformed(_SHORT)
+        fork_flags, data_len = _unpack_block_hdr(raw, pos)
+        pos += 3
+        has_image = fork_flags & BKPBLOCK_HAS_IMAGE != 0
+        has_data = fork_flags & BKPBLOCK_HAS_DATA != 0
         if has_data and data_len == 0:
-            raise bad("BKPBLOCK_HAS_DATA set, but no data included")
+            raise _Malformed("BKPBLOCK_HAS_DATA set, but no data included")
         if not has_data and data_len != 0:
-            raise bad(f"BKPBLOCK_HAS_DATA not set, but data length is {data_len}")
+            raise _Malformed(f"BKPBLOCK_HAS_DATA not set, but data length is {data_len}")
         datatotal += data_len
 
         bimg_len = hole_offset = hole_length = bimg_info = 0
         if has_image:
-            bimg_len, hole_offset, bimg_info = _IMAGE_HDR.unpack_from(raw, take(5))
-            compressed = bool(bimg_info & BKPIMAGE_COMPRESSED_MASK)
-            if compressed:
-                if bimg_info & BKPIMAGE_HAS_HOLE:
-                    hole_length = _U16.unpack_from(raw, take(2))[0]
-            else:
-                hole_length = BLCKSZ - bimg_len
+            if pos + 5 > tot_len:
+                raise _Malformed(_SHORT)
+            bimg_len, hole_offset, bimg_info = _unpack_image_hdr(raw, pos)
+            pos += 5
+            hole_length = _check_image_header(raw, pos, tot_len, block_id, bimg_len, hole_offset,
+                                              bimg_info)
+            if bimg_info & BKPIMAGE_COMPRESSED_MASK and bimg_info & BKPIMAGE_HAS_HOLE:
+                pos += 2
             datatotal += bimg_len
-            has_hole = bool(bimg_info & BKPIMAGE_HAS_HOLE)
-            if has_hole and (hole_offset == 0 or hole_length == 0 or bimg_len == BLCKSZ):
-                raise bad(
-                    f"BKPIMAGE_HAS_HOLE set, but hole offset {hole_offset} length "
-                    f"{hole_length} block image length {bimg_len} (block {block_id})"
-                )
-            if not has_hole and (hole_offset != 0 or hole_length != 0):
-                raise bad(
-                    f"BKPIMAGE_HAS_HOLE not set, but hole offset {hole_offset} "
-                    f"length {hole_length} (block {block_id})"
-                )
-            if compressed and bimg_len == BLCKSZ:
-                raise bad(f"BKPIMAGE_COMPRESSED set, but block image length {bimg_len}")
-            if not has_hole and not compressed and bimg_len != BLCKSZ:
-                raise bad(
-                    "neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block "
-                    f"image length is {bimg_len} (block {block_id})"
-                )
-            # a hole must lie inside the page, or restoring it would misplace bytes
-            # (an uncompressed image longer than a page makes hole_length negative)
-            if hole_length < 0 or hole_offset + hole_length > BLCKSZ:
-                raise bad(f"block image hole {hole_offset}+{hole_length} exceeds the page")
 
-        if not fork_flags & BKPBLOCK_SAME_REL:
-            last_rnode = RelFileNode(*_RNODE.unpack_from(raw, take(12)))
-        elif last_rnode is None:
-            raise bad("BKPBLOCK_SAME_REL set but no previous rel")
-        blkno = _U32.unpack_from(raw, take(4))[0]
+        if fork_flags & BKPBLOCK_SAME_REL:
+            if last_rnode is None:
+                raise _Malformed("BKPBLOCK_SAME_REL set but no previous rel")
+            if pos + 4 > tot_len:
+                raise _Malformed(_SHORT)
+            blkno = _unpack_u32(raw, pos)[0]
+            pos += 4
+        else:
+            if pos + 16 > tot_len:
+                # C reads the RelFileNode, then finds the block number missing:
+                # either way the headers run past the record
+                raise _Malformed(_SHORT)
+            spc, db, rel, blkno = _unpack_rnode_blkno(raw, pos)
+            pos += 16
+            last_rnode = _RNODES.get((spc, db, rel)) or _rnode(spc, db, rel)
 
-        blocks.append((
-            DecodedBkpBlock(
-                block_id=block_id,
-                rnode=last_rnode,
-                forknum=fork_flags & BKPBLOCK_FORK_MASK,
-                blkno=blkno,
-                flags=fork_flags,
-                has_image=has_image,
-                apply_image=bool(has_image and bimg_info & BKPIMAGE_APPLY),
-                hole_offset=hole_offset,
-                hole_length=hole_length,
-                bimg_len=bimg_len,
-                bimg_info=bimg_info,
-                has_data=has_data,
-            ),
-            data_len,
-        ))
+        blocks[block_id] = DecodedBkpBlock(
+            block_id, last_rnode, fork_flags & BKPBLOCK_FORK_MASK, blkno, fork_flags,
+            has_image, has_image and bimg_info & BKPIMAGE_APPLY != 0, b"",
+            hole_offset, hole_length, bimg_len, bimg_info, has_data,
+        )
+        data_lens.append(data_len)
 
-    if remaining != datatotal:
-        raise bad(
-            f"record with invalid length: {remaining} payload bytes, headers announce {datatotal}"
+    if tot_len - pos != datatotal:
+        raise _Malformed(
+            f"record with invalid length: {tot_len - pos} payload bytes, headers announce {datatotal}"
         )
 
     # Payloads follow the headers in block order: image, then data; main data last.
-    for blk, data_len in blocks:
+    for blk, data_len in zip(blocks.values(), data_lens, strict=True):
         if blk.has_image:
             blk.bkp_image = raw[pos : pos + blk.bimg_len]
             pos += blk.bimg_len
         if data_len:
             blk.data = raw[pos : pos + data_len]
             pos += data_len
-        rec.blocks[blk.block_id] = blk
     if main_data_len:
         rec.main_data = raw[pos : pos + main_data_len]
     return rec
+
+
+def _check_image_header(raw: bytes, pos: int, tot_len: int, block_id: int, bimg_len: int,
+                        hole_offset: int, bimg_info: int) -> int:
+    """The cross-checks DecodeXLogRecord makes on a block image header; returns
+    the hole length (read at ``pos`` when the image is compressed with a hole)."""
+    compressed = bimg_info & BKPIMAGE_COMPRESSED_MASK != 0
+    has_hole = bimg_info & BKPIMAGE_HAS_HOLE != 0
+    if compressed:
+        hole_length = 0
+        if has_hole:
+            if pos + 2 > tot_len:
+                raise _Malformed(_SHORT)
+            hole_length = _unpack_u16(raw, pos)[0]
+    else:
+        hole_length = BLCKSZ - bimg_len
+    if has_hole and (hole_offset == 0 or hole_length == 0 or bimg_len == BLCKSZ):
+        raise _Malformed(
+            f"BKPIMAGE_HAS_HOLE set, but hole offset {hole_offset} length "
+            f"{hole_length} block image length {bimg_len} (block {block_id})"
+        )
+    if not has_hole and (hole_offset != 0 or hole_length != 0):
+        raise _Malformed(
+            f"BKPIMAGE_HAS_HOLE not set, but hole offset {hole_offset} "
+            f"length {hole_length} (block {block_id})"
+        )
+    if compressed and bimg_len == BLCKSZ:
+        raise _Malformed(f"BKPIMAGE_COMPRESSED set, but block image length {bimg_len}")
+    if not has_hole and not compressed and bimg_len != BLCKSZ:
+        raise _Malformed(
+            "neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block "
+            f"image length is {bimg_len} (block {block_id})"
+        )
+    # a hole must lie inside the page, or restoring it would misplace bytes
+    # (an uncompressed image longer than a page makes hole_length negative)
+    if hole_length < 0 or hole_offset + hole_length > BLCKSZ:
+        raise _Malformed(f"block image hole {hole_offset}+{hole_length} exceeds the page")
+    return hole_length

@@ -17,6 +17,7 @@ from pyredo.wal.record import (
 )
 
 _zstd = zstandard.ZstdDecompressor()
+_ZEROS = memoryview(bytes(BLCKSZ))  # the hole of an image, as a view
 
 
 def _decompress(blk: DecodedBkpBlock, rawsize: int) -> bytes:
@@ -80,4 +81,5 @@ def restore_block_image(
     if blk.hole_length == 0:
         return bytes(ptr)
     off = blk.hole_offset
-    return bytes(ptr[:off]) + bytes(blk.hole_length) + bytes(ptr[off:])
+    view = memoryview(ptr)  # one copy: the page is joined from views
+    return b"".join((view[:off], _ZEROS[: blk.hole_length], view[off:]))

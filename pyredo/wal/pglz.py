@@ -18,17 +18,20 @@ def pglz_decompress(source: bytes | memoryview, rawsize: int, check_complete: bo
 
     With ``check_complete`` the whole input must be consumed and exactly
     ``rawsize`` bytes produced, as RestoreBlockImage demands.
+
+    C handles one control bit at a time; here a run of literal bytes (clear
+    bits up to the next set one) is copied in one slice, stopping where C's
+    loop would stop: at the end of the control byte, the input or the output.
     """
     src = bytes(source)
     slen = len(src)
     dest = bytearray()
-    sp = 0
-    while sp < slen and len(dest) < rawsize:
+    sp = dp = 0
+    while sp < slen and dp < rawsize:
         ctrl = src[sp]
         sp += 1
-        for _ in range(8):
-            if sp >= slen or len(dest) >= rawsize:
-                break
+        bit = 0
+        while bit < 8 and sp < slen and dp < rawsize:
             if ctrl & 1:
                 if sp + 2 > slen:
                     raise PglzError(f"match tag truncated at input offset {sp}")
@@ -41,7 +44,6 @@ def pglz_decompress(source: bytes | memoryview, rawsize: int, check_complete: bo
                         raise PglzError(f"extended match length truncated at input offset {sp}")
                     length += src[sp]
                     sp += 1
-                dp = len(dest)
                 if off == 0 or off > dp:
                     raise PglzError(f"match offset {off} invalid at output offset {dp}")
                 length = min(length, rawsize - dp)
@@ -53,13 +55,21 @@ def pglz_decompress(source: bytes | memoryview, rawsize: int, check_complete: bo
                     chunk = dest[start:dp]
                     reps, rest = divmod(length, off)
                     dest += chunk * reps + chunk[:rest]
+                dp += length
+                ctrl >>= 1
+                bit += 1
             else:
-                dest.append(src[sp])
-                sp += 1
-            ctrl >>= 1
-    if check_complete and (len(dest) != rawsize or sp != slen):
+                # literals up to the next set control bit (trailing zeros of ctrl)
+                run = (ctrl & -ctrl).bit_length() - 1 if ctrl else 8 - bit
+                run = min(run, slen - sp, rawsize - dp)
+                dest += src[sp : sp + run]
+                sp += run
+                dp += run
+                ctrl >>= run
+                bit += run
+    if check_complete and (dp != rawsize or sp != slen):
         raise PglzError(
-            f"decompressed {len(dest)} of {rawsize} bytes using {sp} of {slen} input bytes"
+            f"decompressed {dp} of {rawsize} bytes using {sp} of {slen} input bytes"
         )
     return bytes(dest)
 

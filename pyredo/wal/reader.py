@@ -38,6 +38,9 @@ from pyredo.wal.record import XLR_RMGR_INFO_MASK, DecodedXLogRecord, SizeOfXLogR
 
 # xlog_internal.h ------------------------------------------------------------
 XLOG_PAGE_MAGIC = 0xD110  # PostgreSQL 15
+# the WAL version of each major (xlog_internal.h): a reader takes the first page's, then insists on it
+XLOG_PAGE_MAGICS: dict[int, int] = {0xD110: 15, 0xD113: 16, 0xD116: 17, 0xD118: 18}
+MAJOR_PAGE_MAGIC = {major: magic for magic, major in XLOG_PAGE_MAGICS.items()}
 XLOG_BLCKSZ = 8192
 XLP_FIRST_IS_CONTRECORD = 0x0001
 XLP_LONG_HEADER = 0x0002
@@ -99,13 +102,12 @@ def parse_page_header(page: bytes | memoryview) -> PageHeader:
 
 @dataclass(slots=True)
 class RawRecord:
-    """A whole record as in WAL: where it starts, where the next one starts, its bytes."""
+    """A whole record as in WAL: where it starts, where the next one starts, its bytes
+    (its file and offset, for errors only: ``RecordAssembler._where(lsn)``)."""
 
     lsn: int
     end_lsn: int
     data: bytes
-    segment: str
-    offset: int  # offset of the record's first byte in ``segment``
 
 
 class RecordAssembler:
@@ -123,8 +125,10 @@ class RecordAssembler:
         *,
         tli: int = 0,
         sysid: int = 0,
+        magic: int | None = None,
     ) -> None:
         self.seg_size = seg_size
+        self.magic = magic  # XLOG_PAGE_MAGIC of the WAL's major (None: the first page's)
         self.start = start
         self.next_page = start - start % XLOG_BLCKSZ
         self.next_rec = start  # where the next record begins (once synced)
@@ -139,8 +143,7 @@ class RecordAssembler:
         self._got = 0
         self._total = 0
         self._rec_lsn = 0
-        self._rec_seg = ""
-        self._rec_off = 0
+        self._rec_hdr = (0, 0, 0)  # xl_info, xl_rmid, xl_crc, once the header is checked
         self._have_header = False
         self.at_end: str | None = None
 
@@ -151,9 +154,18 @@ class RecordAssembler:
     def _where(self, lsn: int) -> tuple[str, int]:
         return self.seg_name(lsn), lsn % self.seg_size
 
+    def _record_error(self, msg: str, rec_lsn: int) -> InvalidRecord:
+        seg, off = self._where(rec_lsn)
+        return InvalidRecord(msg, lsn=rec_lsn, segment=seg, offset=off)
+
     def _page_error(self, msg: str, page_lsn: int) -> InvalidPageHeader:
         seg, off = self._where(page_lsn)
         return InvalidPageHeader(msg, lsn=page_lsn, segment=seg, offset=off)
+
+    @property
+    def major(self) -> int | None:
+        """The PostgreSQL major whose WAL this is (by its page magic), once a page was read."""
+        return XLOG_PAGE_MAGICS.get(self.magic) if self.magic is not None else None
 
     @property
     def in_record(self) -> bool:
@@ -163,8 +175,14 @@ class RecordAssembler:
         """XLogReaderValidatePageHeader."""
         hdr = parse_page_header(page)
         seg_off = page_lsn % self.seg_size
-        if hdr.magic != XLOG_PAGE_MAGIC:
-            raise self._page_error(f"invalid magic number {hdr.magic:04X}", page_lsn)
+        if hdr.magic != self.magic:
+            if self.magic is not None:
+                raise self._page_error(f"invalid magic number {hdr.magic:04X} (this WAL is PostgreSQL "
+                                       f"{self.major}'s: {self.magic:04X})", page_lsn)
+            if hdr.magic not in XLOG_PAGE_MAGICS:
+                raise self._page_error(f"invalid magic number {hdr.magic:04X} (not the WAL of "
+                                       f"PostgreSQL 15, 16, 17 or 18)", page_lsn)
+            self.magic = hdr.magic
         if hdr.info & ~XLP_ALL_FLAGS:
             raise self._page_error(f"invalid info bits {hdr.info:04X}", page_lsn)
         if hdr.info & XLP_LONG_HEADER:
@@ -201,55 +219,50 @@ class RecordAssembler:
             self.latest_tli = hdr.tli
         return hdr
 
-    def _check_header(self, rec_lsn: int, head: bytes | memoryview) -> None:
-        """ValidXLogRecordHeader (prev-link checked exactly once we are in sequence)."""
-        tot_len, _xid, prev, _info, rmid, _crc = XLOG_RECORD.unpack_from(head, 0)
-        seg, off = self._where(rec_lsn)
+    def _check_header(self, rec_lsn: int, buf: bytes | memoryview, at: int) -> None:
+        """ValidXLogRecordHeader of the header at ``buf[at:]`` (prev-link checked
+        exactly once we are in sequence); keeps xl_info, xl_rmid and xl_crc."""
+        tot_len, _xid, prev, info, rmid, crc = XLOG_RECORD.unpack_from(buf, at)
         if tot_len < SizeOfXLogRecord:
-            raise InvalidRecord(
-                f"invalid record length: wanted {SizeOfXLogRecord}, got {tot_len}",
-                lsn=rec_lsn, segment=seg, offset=off,
-            )
+            raise self._record_error(
+                f"invalid record length: wanted {SizeOfXLogRecord}, got {tot_len}", rec_lsn)
         if not rmgr_id_is_valid(rmid):
-            raise InvalidRecord(
-                f"invalid resource manager ID {rmid}", lsn=rec_lsn, segment=seg, offset=off
-            )
+            raise self._record_error(f"invalid resource manager ID {rmid}", rec_lsn)
         if self.prev_lsn is None:
             if not prev < rec_lsn:
-                raise InvalidRecord(
-                    f"record with incorrect prev-link {format_lsn(prev)}",
-                    lsn=rec_lsn, segment=seg, offset=off,
-                )
+                raise self._record_error(f"record with incorrect prev-link {format_lsn(prev)}", rec_lsn)
         elif prev != self.prev_lsn:
-            raise InvalidRecord(
+            raise self._record_error(
                 f"record with incorrect prev-link {format_lsn(prev)} "
-                f"(previous record at {format_lsn(self.prev_lsn)})",
-                lsn=rec_lsn, segment=seg, offset=off,
-            )
+                f"(previous record at {format_lsn(self.prev_lsn)})", rec_lsn)
+        self._rec_hdr = (info, rmid, crc)
 
-    def _finish(self, raw: bytes, end_pos: int) -> RawRecord:
-        """Verify the CRC, compute EndRecPtr, advance to the next record."""
+    def _finish(self, rec: bytes | memoryview, end_pos: int) -> RawRecord:
+        """Verify the CRC of the whole record ``rec`` (its header checked already),
+        compute EndRecPtr, advance to the next record."""
         lsn = self._rec_lsn
-        _tot_len, _xid, _prev, info, rmid, crc = XLOG_RECORD.unpack_from(raw, 0)
-        # CRC covers the payload first, then the header up to xl_crc
-        calc = crc32c.crc32c(raw[:20], crc32c.crc32c(raw[SizeOfXLogRecord:]))
+        info, rmid, crc = self._rec_hdr
+        # CRC covers the payload first, then the header up to xl_crc (read in place)
+        view = memoryview(rec)
+        calc = crc32c.crc32c(view[:20], crc32c.crc32c(view[SizeOfXLogRecord:]))
         if calc != crc:
+            seg, off = self._where(lsn)
             raise CrcMismatch(
                 f"incorrect resource manager data checksum in record: "
                 f"stored {crc:08X}, computed {calc:08X}",
-                lsn=lsn, segment=self._rec_seg, offset=self._rec_off,
+                lsn=lsn, segment=seg, offset=off,
             )
-        end = maxalign(end_pos)
+        end = (end_pos + 7) & ~7  # MAXALIGN
         if rmid == RM_XLOG_ID and info & XLR_RMGR_INFO_MASK == XLOG_SWITCH:
             # pretend the switch record extends to the end of its segment
             end += self.seg_size - 1
             end -= end % self.seg_size
         self.prev_lsn = lsn
         self.next_rec = end
-        self._parts = []
+        self._parts.clear()
         self._got = self._total = 0
         self._have_header = False
-        return RawRecord(lsn, end, raw, self._rec_seg, self._rec_off)
+        return RawRecord(lsn, end, bytes(rec))
 
     # -- the page loop ------------------------------------------------------
     def feed_page(self, page_lsn: int, page: bytes | memoryview) -> list[RawRecord]:
@@ -293,7 +306,7 @@ class RecordAssembler:
                 self._parts.append(bytes(page[pos : pos + n]))
                 self._got += n
                 if not self._have_header and self._got >= SizeOfXLogRecord:
-                    self._check_header(self._rec_lsn, b"".join(self._parts)[:SizeOfXLogRecord])
+                    self._check_header(self._rec_lsn, b"".join(self._parts), 0)
                     self._have_header = True
                 pos += n
                 if self._got == self._total:
@@ -315,39 +328,34 @@ class RecordAssembler:
             self.next_rec = page_lsn + pos
 
         # records that begin on this page
-        page_end = page_lsn + XLOG_BLCKSZ
+        page_end, hdr_size = page_lsn + XLOG_BLCKSZ, hdr.size
         while self.next_rec < page_end:
             pos = self.next_rec - page_lsn
-            if pos < hdr.size:  # the previous record ended exactly at the page end
-                pos = hdr.size
+            if pos < hdr_size:  # the previous record ended exactly at the page end
+                pos = hdr_size
                 self.next_rec = page_lsn + pos
             rec_lsn = self.next_rec
             tot_len = _U32.unpack_from(page, pos)[0]
             if tot_len == 0:
                 self.at_end = f"zero record length at {format_lsn(rec_lsn)}"
                 return out
-            seg, off = self._where(rec_lsn)
             if tot_len > MAX_RECORD_LEN:
-                raise InvalidRecord(
-                    f"record length {tot_len} too long", lsn=rec_lsn, segment=seg, offset=off
-                )
+                raise self._record_error(f"record length {tot_len} too long", rec_lsn)
             avail = XLOG_BLCKSZ - pos
-            self._rec_lsn, self._rec_seg, self._rec_off = rec_lsn, seg, off
+            self._rec_lsn = rec_lsn
             if avail >= SizeOfXLogRecord:
-                self._check_header(rec_lsn, page[pos : pos + SizeOfXLogRecord])
+                self._check_header(rec_lsn, page, pos)
                 self._have_header = True
             elif tot_len < SizeOfXLogRecord:
-                raise InvalidRecord(
-                    f"invalid record length: wanted {SizeOfXLogRecord}, got {tot_len}",
-                    lsn=rec_lsn, segment=seg, offset=off,
-                )
+                raise self._record_error(
+                    f"invalid record length: wanted {SizeOfXLogRecord}, got {tot_len}", rec_lsn)
             if tot_len > avail:  # continues on the next page
                 self._parts = [bytes(page[pos:])]
                 self._got = avail
                 self._total = tot_len
                 self.next_page = page_end
                 return out
-            rec = self._finish(bytes(page[pos : pos + tot_len]), rec_lsn + tot_len)
+            rec = self._finish(page[pos : pos + tot_len], rec_lsn + tot_len)
             if rec.lsn >= self.start:
                 out.append(rec)
 
@@ -424,7 +432,7 @@ def _detect_seg_size(path: Path, names: list[str], start: int | None = None) -> 
         if len(head) < SizeOfXLogLongPHD:
             continue
         hdr = parse_page_header(head)
-        if hdr.magic == XLOG_PAGE_MAGIC and hdr.info & XLP_LONG_HEADER and hdr.seg_size in VALID_SEG_SIZES:
+        if hdr.magic in XLOG_PAGE_MAGICS and hdr.info & XLP_LONG_HEADER and hdr.seg_size in VALID_SEG_SIZES:
             return hdr.seg_size
     # fall back to the file size, as pg_waldump does for a full file
     size = (path / names[0]).stat().st_size
@@ -454,20 +462,39 @@ class WalReader:
         end: int | None = None,
         *,
         tli: int | None = None,
+        major: int | None = None,
     ) -> None:
         self.dir = waldir if isinstance(waldir, WalDirectory) else WalDirectory.open(waldir, start=start, tli=tli)
         self.start = self.dir.first_lsn() if start is None else start
         self.end = end
         self.end_reason: str | None = None
         self.bytes_read = 0
-        self._asm = RecordAssembler(self.dir.seg_size, self.start, tli=self.dir.tli)
+        self._asm = RecordAssembler(self.dir.seg_size, self.start, tli=self.dir.tli,
+                                    magic=MAJOR_PAGE_MAGIC[major] if major is not None else None)
+
+    @property
+    def major(self) -> int | None:
+        """The PostgreSQL major of the WAL (its page magic), known once the first page is read."""
+        return self._asm.major
 
     def __iter__(self) -> Iterator[DecodedXLogRecord]:
-        for raw in self.raw_records():
-            yield decode_record(raw.data, raw.lsn, raw.end_lsn, segment=raw.segment, offset=raw.offset)
+        for batch in self._batches():
+            for raw in batch:
+                try:
+                    rec = decode_record(raw.data, raw.lsn, raw.end_lsn)
+                except InvalidRecord as e:  # say in which file, now that it is needed
+                    e.segment, e.offset = self._asm._where(raw.lsn)
+                    e.args = (str(e),)
+                    raise
+                yield rec
 
     def raw_records(self) -> Iterator[RawRecord]:
         """Whole records, CRC-checked, not yet decoded."""
+        for batch in self._batches():
+            yield from batch
+
+    def _batches(self) -> Iterator[list[RawRecord]]:
+        """The records completed on each page (a list per page), in order, up to ``end``."""
         asm = self._asm
         end = self.end
         pages = _PageSource(self)
@@ -488,11 +515,11 @@ class WalReader:
                         self.end_reason = f"recycled page at {format_lsn(page_lsn)}"
                         return
                     raise
-                for rec in records:
-                    if end is not None and rec.lsn >= end:
-                        self.end_reason = "end LSN reached"
-                        return
-                    yield rec
+                if end is not None and records and records[-1].lsn >= end:
+                    yield [rec for rec in records if rec.lsn < end]  # LSN order: a prefix
+                    self.end_reason = "end LSN reached"
+                    return
+                yield records
                 if asm.at_end is not None:
                     if end is not None and asm.next_rec < end:
                         seg, off = asm._where(asm.next_rec)

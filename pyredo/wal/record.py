@@ -93,11 +93,18 @@ class DecodedBkpBlock:
     bimg_info: int = 0
     has_data: bool = False
     data: bytes = b""
+    _tag: BufferTag | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def tag(self) -> BufferTag:
-        r = self.rnode
-        return BufferTag(r.spc, r.db, r.rel, self.forknum, self.blkno)
+        """The block this reference names. Made once, on first use: a decoded
+        block's fields are not changed afterwards (``dataclasses.replace``
+        makes a new block, with its own)."""
+        tag = self._tag
+        if tag is None:
+            r = self.rnode
+            tag = self._tag = BufferTag(r.spc, r.db, r.rel, self.forknum, self.blkno)
+        return tag
 
     @property
     def will_init(self) -> bool:
