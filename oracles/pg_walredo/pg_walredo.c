@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * pg_walredo.c
- *		Make stock PostgreSQL 15 serve the wal-redo protocol (as Neon's
+ *		Make stock PostgreSQL (15 to 18) serve the wal-redo protocol (as Neon's
  *		pageserver speaks it) over stdin/stdout.
  *
  * Started as
@@ -33,7 +33,8 @@
  *	  dirtied: XLogReadBufferForRedo answers BLK_DONE and the routine leaves
  *	  it alone.  Full-page images on those blocks still restore (XLOG_FPI
  *	  insists on BLK_RESTORED); init-fork blocks there are moved to the main
- *	  fork so nothing calls FlushOneBuffer.
+ *	  fork so nothing calls FlushOneBuffer.  So is an init-fork target, in
+ *	  the private database (same page, no write past our WAL).
  *	- visibility-map targets: heap records clear VM bits without naming the
  *	  VM block.  For a VM target, heap/heap2 block references to the main fork
  *	  of the target's relation go to the private database (with a maximal-LSN
@@ -82,6 +83,43 @@
 
 PG_MODULE_MAGIC;
 
+/*
+ * One source for PostgreSQL 15 to 18.  Where the server's internals were
+ * renamed, the names below pick the major's own:
+ *
+ *	16: RelFileNode became RelFileLocator (spcOid, dbOid, relNumber), the
+ *		decoded block reference's rnode became rlocator, and
+ *		DropRelFileNodeBuffers became DropRelationBuffers (commit b0a55e43).
+ *	17: backends are named by ProcNumber (INVALID_PROC_NUMBER) instead of
+ *		BackendId (commit 024c5211); CreateWaitEventSet takes a resource
+ *		owner instead of a memory context (commit 50c67c20).
+ *	18: pg_attribute_noreturn() gave way to pg_noreturn before the
+ *		declaration (commit 3691edfa).
+ */
+#if PG_VERSION_NUM >= 160000
+typedef RelFileLocator PgwrLocator;
+#define PGWR_SPC			spcOid
+#define PGWR_DB				dbOid
+#define PGWR_REL			relNumber
+#define PGWR_BLK_LOCATOR	rlocator
+#define PgwrLocatorEquals	RelFileLocatorEquals
+#define PgwrDropRelationBuffers DropRelationBuffers
+#else
+typedef RelFileNode PgwrLocator;
+#define PGWR_SPC			spcNode
+#define PGWR_DB				dbNode
+#define PGWR_REL			relNode
+#define PGWR_BLK_LOCATOR	rnode
+#define PgwrLocatorEquals	RelFileNodeEquals
+#define PgwrDropRelationBuffers DropRelFileNodeBuffers
+#endif
+
+#if PG_VERSION_NUM >= 170000
+#define PGWR_INVALID_BACKEND INVALID_PROC_NUMBER
+#else
+#define PGWR_INVALID_BACKEND InvalidBackendId
+#endif
+
 void		_PG_init(void);
 
 /* Private databases: far from any OID a scratch cluster hands out. */
@@ -110,14 +148,15 @@ static bool pgwr_trace = false;
 /* The target of the current request (as the client named it). */
 typedef struct PgwrTag
 {
-	RelFileNode rnode;
+	PgwrLocator rnode;
 	ForkNumber	forknum;
 	BlockNumber blkno;
 } PgwrTag;
 
 static bool in_request = false;
 static PgwrTag target;
-static RelFileNode target_rnode;	/* where the target lives here */
+static PgwrLocator target_rnode;	/* where the target lives here */
+static ForkNumber target_fork;	/* its fork here: main for an init-fork target */
 static bool target_ready = false;	/* has a base page or an image/init */
 static uint64 request_records = 0;
 
@@ -139,7 +178,11 @@ static RmgrId cur_rmid = 0;
 static uint8 cur_info = 0;
 static bool cur_in_record = false;
 
+#if PG_VERSION_NUM >= 180000
+static pg_noreturn void pgwr_serve_forever(void);
+#else
 static void pgwr_serve_forever(void) pg_attribute_noreturn();
+#endif
 
 /*
  * Module load.  Only takes over when pg_walredo.serve is on, which the
@@ -218,8 +261,8 @@ pgwr_error_callback(void *arg)
 				   LSN_FORMAT_ARGS(cur_end_lsn),
 				   RmgrIdExists(cur_rmid) ? GetRmgr(cur_rmid).rm_name : "?",
 				   id ? id : "UNKNOWN", cur_info,
-				   target.rnode.spcNode, target.rnode.dbNode,
-				   target.rnode.relNode, pgwr_fork_name(target.forknum),
+				   target.rnode.PGWR_SPC, target.rnode.PGWR_DB,
+				   target.rnode.PGWR_REL, pgwr_fork_name(target.forknum),
 				   target.blkno);
 	}
 	else if (cur_msg_type != 0)
@@ -349,16 +392,16 @@ pgwr_parse_tag(const char *p, Size len)
 	if (len == PGWR_TAG_NEON)
 	{
 		fork = (uint8) p[0];
-		tag.rnode.spcNode = pgwr_get_u32(p + 1);
-		tag.rnode.dbNode = pgwr_get_u32(p + 5);
-		tag.rnode.relNode = pgwr_get_u32(p + 9);
+		tag.rnode.PGWR_SPC = pgwr_get_u32(p + 1);
+		tag.rnode.PGWR_DB = pgwr_get_u32(p + 5);
+		tag.rnode.PGWR_REL = pgwr_get_u32(p + 9);
 		tag.blkno = pgwr_get_u32(p + 13);
 	}
 	else if (len == PGWR_TAG_OLD)
 	{
-		tag.rnode.spcNode = pgwr_get_u32(p);
-		tag.rnode.dbNode = pgwr_get_u32(p + 4);
-		tag.rnode.relNode = pgwr_get_u32(p + 8);
+		tag.rnode.PGWR_SPC = pgwr_get_u32(p);
+		tag.rnode.PGWR_DB = pgwr_get_u32(p + 4);
+		tag.rnode.PGWR_REL = pgwr_get_u32(p + 8);
 		fork = pgwr_get_u32(p + 12);
 		tag.blkno = pgwr_get_u32(p + 16);
 	}
@@ -383,7 +426,7 @@ pgwr_parse_tag(const char *p, Size len)
 static bool
 pgwr_tag_equal(const PgwrTag *a, const PgwrTag *b)
 {
-	return RelFileNodeEquals(a->rnode, b->rnode) &&
+	return PgwrLocatorEquals(a->rnode, b->rnode) &&
 		a->forknum == b->forknum && a->blkno == b->blkno;
 }
 
@@ -399,9 +442,9 @@ pgwr_require_target(const PgwrTag *tag, char msgtype)
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("'%c' names %u/%u/%u %s blk %u but the request began for %u/%u/%u %s blk %u",
 						msgtype,
-						tag->rnode.spcNode, tag->rnode.dbNode, tag->rnode.relNode,
+						tag->rnode.PGWR_SPC, tag->rnode.PGWR_DB, tag->rnode.PGWR_REL,
 						pgwr_fork_name(tag->forknum), tag->blkno,
-						target.rnode.spcNode, target.rnode.dbNode, target.rnode.relNode,
+						target.rnode.PGWR_SPC, target.rnode.PGWR_DB, target.rnode.PGWR_REL,
 						pgwr_fork_name(target.forknum), target.blkno)));
 }
 
@@ -410,14 +453,14 @@ pgwr_require_target(const PgwrTag *tag, char msgtype)
  * ---------------------------------------------------------------------
  */
 
-static RelFileNode
-pgwr_private_rnode(Oid db, const RelFileNode *orig)
+static PgwrLocator
+pgwr_private_rnode(Oid db, const PgwrLocator *orig)
 {
-	RelFileNode r;
+	PgwrLocator r;
 
-	r.spcNode = DEFAULTTABLESPACE_OID;
-	r.dbNode = db;
-	r.relNode = orig->relNode;
+	r.PGWR_SPC = DEFAULTTABLESPACE_OID;
+	r.PGWR_DB = db;
+	r.PGWR_REL = orig->PGWR_REL;
 	return r;
 }
 
@@ -427,9 +470,9 @@ pgwr_private_rnode(Oid db, const RelFileNode *orig)
  * With zero_it, also make the block read back as zeros.
  */
 static void
-pgwr_ensure_block(RelFileNode rnode, ForkNumber forknum, BlockNumber blkno, bool zero_it)
+pgwr_ensure_block(PgwrLocator rnode, ForkNumber forknum, BlockNumber blkno, bool zero_it)
 {
-	SMgrRelation smgr = smgropen(rnode, InvalidBackendId);
+	SMgrRelation smgr = smgropen(rnode, PGWR_INVALID_BACKEND);
 	BlockNumber nblocks;
 
 	smgrcreate(smgr, forknum, true);
@@ -446,7 +489,7 @@ pgwr_ensure_block(RelFileNode rnode, ForkNumber forknum, BlockNumber blkno, bool
  * zeroing read (RBM_ZERO_AND_LOCK) finds the buffer and does not zero it.
  */
 static Buffer
-pgwr_preload_done_page(RelFileNode rnode, ForkNumber forknum, BlockNumber blkno)
+pgwr_preload_done_page(PgwrLocator rnode, ForkNumber forknum, BlockNumber blkno)
 {
 	Buffer		buf;
 	Page		page;
@@ -471,20 +514,20 @@ pgwr_preload_done_page(RelFileNode rnode, ForkNumber forknum, BlockNumber blkno)
 static void
 pgwr_drop_side_buffers(void)
 {
-	SMgrRelation smgr = smgropen(target_rnode, InvalidBackendId);
+	SMgrRelation smgr = smgropen(target_rnode, PGWR_INVALID_BACKEND);
 	ForkNumber	forks[MAX_FORKNUM + 1];
 	BlockNumber firsts[MAX_FORKNUM + 1];
 	int			nforks = 0;
 
 	for (int f = 0; f <= MAX_FORKNUM; f++)
 	{
-		if (f == target.forknum)
+		if (f == target_fork)
 			continue;
 		forks[nforks] = (ForkNumber) f;
 		firsts[nforks] = 0;
 		nforks++;
 	}
-	DropRelFileNodeBuffers(smgr, forks, nforks, firsts);
+	PgwrDropRelationBuffers(smgr, forks, nforks, firsts);
 	DropDatabaseBuffers(PGWR_SCRATCH_DB);
 }
 
@@ -526,22 +569,25 @@ pgwr_handle_begin(const char *payload, Size len)
 {
 	PgwrTag		tag = pgwr_parse_tag(payload, len);
 
-	if (tag.forknum == INIT_FORKNUM)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("init-fork target %u/%u/%u blk %u is not supported",
-						tag.rnode.spcNode, tag.rnode.dbNode, tag.rnode.relNode,
-						tag.blkno)));
-
 	/* a request that never got its 'G': forget it */
 	pgwr_drop_all_buffers();
 
 	target = tag;
 	target_rnode = pgwr_private_rnode(PGWR_TARGET_DB, &tag.rnode);
+
+	/*
+	 * An init-fork target is redone in the main fork of its private copy.
+	 * Redo treats init-fork blocks like any other but for FlushOneBuffer
+	 * (XLogReadBufferForRedoExtended, hash_xlog_init_meta_page and
+	 * hash_xlog_init_bitmap_page), which keeps the file in step for
+	 * ResetUnloggedRelations and would write a buffer whose LSN is past our
+	 * WAL; the page it leaves is the same.
+	 */
+	target_fork = (tag.forknum == INIT_FORKNUM) ? MAIN_FORKNUM : tag.forknum;
 	target_ready = false;
 	request_records = 0;
 	in_request = true;
-	pgwr_ensure_block(target_rnode, target.forknum, target.blkno, true);
+	pgwr_ensure_block(target_rnode, target_fork, target.blkno, true);
 }
 
 static void
@@ -562,7 +608,7 @@ pgwr_handle_push_page(const char *payload, Size len)
 				 errmsg("'P' after %llu records of the request",
 						(unsigned long long) request_records)));
 
-	buf = ReadBufferWithoutRelcache(target_rnode, target.forknum, target.blkno,
+	buf = ReadBufferWithoutRelcache(target_rnode, target_fork, target.blkno,
 									RBM_ZERO_AND_LOCK, NULL, true);
 	memcpy(BufferGetPage(buf), payload + (len - BLCKSZ), BLCKSZ);
 	MarkBufferDirty(buf);
@@ -574,7 +620,7 @@ pgwr_handle_push_page(const char *payload, Size len)
 static bool
 pgwr_is_target(const DecodedBkpBlock *blk)
 {
-	return RelFileNodeEquals(blk->rnode, target.rnode) &&
+	return PgwrLocatorEquals(blk->PGWR_BLK_LOCATOR, target.rnode) &&
 		blk->forknum == target.forknum && blk->blkno == target.blkno;
 }
 
@@ -606,13 +652,14 @@ pgwr_route_blocks(DecodedXLogRecord *decoded)
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("record names the target block twice (block ids %d and %d)",
 								target_id, id)));
-			blk->rnode = target_rnode;
+			blk->PGWR_BLK_LOCATOR = target_rnode;
+			blk->forknum = target_fork;
 			target_id = id;
 			continue;
 		}
 
 		if (vm_target && heap_record && blk->forknum == MAIN_FORKNUM &&
-			RelFileNodeEquals(blk->rnode, target.rnode))
+			PgwrLocatorEquals(blk->PGWR_BLK_LOCATOR, target.rnode))
 		{
 			/*
 			 * A heap page of the VM target's relation: give it the private
@@ -620,10 +667,10 @@ pgwr_route_blocks(DecodedXLogRecord *decoded)
 			 * page, and a maximal-LSN page so the heap page itself is
 			 * skipped.  Its image, if any, is not restored.
 			 */
-			blk->rnode = target_rnode;
+			blk->PGWR_BLK_LOCATOR = target_rnode;
 			blk->apply_image = false;
-			pgwr_ensure_block(blk->rnode, MAIN_FORKNUM, blk->blkno, false);
-			blk->prefetch_buffer = pgwr_preload_done_page(blk->rnode, MAIN_FORKNUM, blk->blkno);
+			pgwr_ensure_block(blk->PGWR_BLK_LOCATOR, MAIN_FORKNUM, blk->blkno, false);
+			blk->prefetch_buffer = pgwr_preload_done_page(blk->PGWR_BLK_LOCATOR, MAIN_FORKNUM, blk->blkno);
 			if (target_id == -1 &&
 				PGWR_HEAPBLK_TO_MAPBLOCK(blk->blkno) == target.blkno)
 				target_id = -2;
@@ -631,12 +678,12 @@ pgwr_route_blocks(DecodedXLogRecord *decoded)
 		}
 
 		/* Any other block: the scratch database, where redo skips it. */
-		blk->rnode = pgwr_private_rnode(PGWR_SCRATCH_DB, &blk->rnode);
+		blk->PGWR_BLK_LOCATOR = pgwr_private_rnode(PGWR_SCRATCH_DB, &blk->PGWR_BLK_LOCATOR);
 		if (blk->forknum == INIT_FORKNUM)
 			blk->forknum = MAIN_FORKNUM;	/* no FlushOneBuffer for us */
-		pgwr_ensure_block(blk->rnode, blk->forknum, blk->blkno, false);
+		pgwr_ensure_block(blk->PGWR_BLK_LOCATOR, blk->forknum, blk->blkno, false);
 		if (!blk->apply_image)
-			blk->prefetch_buffer = pgwr_preload_done_page(blk->rnode, blk->forknum, blk->blkno);
+			blk->prefetch_buffer = pgwr_preload_done_page(blk->PGWR_BLK_LOCATOR, blk->forknum, blk->blkno);
 	}
 	return target_id;
 }
@@ -766,7 +813,7 @@ pgwr_handle_get_page(const char *payload, Size len)
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("'G' for a target that got neither a base page nor a record")));
 
-	buf = ReadBufferWithoutRelcache(target_rnode, target.forknum, target.blkno,
+	buf = ReadBufferWithoutRelcache(target_rnode, target_fork, target.blkno,
 									RBM_NORMAL, NULL, true);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	memcpy(page.data, BufferGetPage(buf), BLCKSZ);
@@ -856,7 +903,11 @@ pgwr_setup(void)
 		ereport(FATAL,
 				(errcode_for_file_access(),
 				 errmsg("could not make stdin non-blocking: %m")));
+#if PG_VERSION_NUM >= 170000
+	stdin_wes = CreateWaitEventSet(NULL, 2);	/* not tied to a resource owner */
+#else
 	stdin_wes = CreateWaitEventSet(TopMemoryContext, 2);
+#endif
 	AddWaitEventToSet(stdin_wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(stdin_wes, WL_SOCKET_READABLE, STDIN_FILENO, NULL, NULL);
 
