@@ -280,7 +280,8 @@ class WalRedoProcess:
     ``tag_layout``: ``"neon"`` or ``"old"`` BufferTags. ``ping``: the server
     answers ``H`` (checked after every spawn). ``respawn_every``: restart the
     server after that many requests. ``user``: run the server as this user
-    (default: the server user when we are root and ``cmd`` is None).
+    (default: the server user when we are root and ``cmd`` is None). ``pg``: the
+    ``oracles.pgbin.PgInstall`` whose postgres serves (default: the default one).
     """
 
     name = "walredo"
@@ -299,6 +300,7 @@ class WalRedoProcess:
         validate: bool = True,
         stderr_lines: int = 200,
         server: Any = None,
+        pg: Any = None,
     ) -> None:
         tag_size(tag_layout)  # validate early
         if respawn_every is not None and respawn_every < 1:
@@ -316,7 +318,7 @@ class WalRedoProcess:
         if self._cmd is None and self._server is None:
             from oracles.walredo_server import StockWalRedoServer
 
-            self._server = StockWalRedoServer()
+            self._server = StockWalRedoServer(pg=pg)
             self._own_server = True
         if user is None and self._cmd is None:
             user = self._server.user

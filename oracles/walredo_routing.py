@@ -7,8 +7,9 @@ without naming the VM block, so a VM page's records are the ones naming it
 plus the heap records whose VM-clearing flags land on it.
 
 ``first_record_problem`` says why a request cannot be answered (no starting
-point for the page, an init-fork target): ``WalRedoProcess`` refuses such a
-request with ``WalRedoRequestError`` instead of sending it.
+point for the page): ``WalRedoProcess`` refuses such a request with
+``WalRedoRequestError`` instead of sending it. Init-fork targets are answered
+(the server redoes them in the main fork of its private copy: the same page).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pyredo.rmgr import RM_HEAP2_ID
 from pyredo.rmgr.heap2 import XLOG_HEAP2_VISIBLE, XLOG_HEAP_OPMASK
 from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
-    INIT_FORKNUM,
     VISIBILITYMAP_FORKNUM,
     BufferTag,
     DecodedXLogRecord,
@@ -76,8 +76,6 @@ def first_record_problem(
     be a heap2 VISIBLE record naming it as its VM block (redo reads that
     page with RBM_ZERO_ON_ERROR and initializes it).
     """
-    if tag.fork == INIT_FORKNUM:
-        return f"init-fork target {tag} is not supported"
     if base_page is not None:
         if len(base_page) != BLCKSZ:
             return f"base page for {tag} is {len(base_page)} bytes, not {BLCKSZ}"

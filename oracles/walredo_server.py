@@ -1,8 +1,11 @@
-"""Build ``oracles/pg_walredo`` and prepare a stock PostgreSQL 15 to serve the
-wal-redo protocol with it.
+"""Build ``oracles/pg_walredo`` and prepare a stock PostgreSQL (15 to 18) to serve
+the wal-redo protocol with it.
 
 * ``ensure_built()`` runs ``make`` (PGXS) in the source directory when the
-  library is missing or older than its sources, and returns the ``.so``.
+  library is missing or older than its sources, and returns the ``.so``; for
+  another installation than the default (``pg=``, an ``oracles.pgbin.PgInstall``)
+  it builds a copy of the sources in ``build/pg<VERSION_NUM>-<id>/`` against
+  that major's PGXS and headers.
 * ``StockWalRedoServer`` owns a scratch data directory (initdb'd once per
   Python process into a template, then copied: checksums off, wal_log_hints
   off, owned by the server user) and returns the command line that
@@ -26,7 +29,17 @@ import tempfile
 import threading
 from pathlib import Path
 
-from oracles.pgbin import SetupError, as_server_user, bindir, program, server_user
+from oracles.pgbin import (
+    SUPPORTED_MAJORS,
+    PgInstall,
+    SetupError,
+    as_server_user,
+    bindir,
+    default_install,
+    install_hint,
+    program,
+    server_user,
+)
 
 __all__ = [
     "SOURCE_DIR",
@@ -39,7 +52,7 @@ SOURCE_DIR = Path(__file__).resolve().parent / "pg_walredo"
 LIBRARY_NAME = "pg_walredo.so"
 _SOURCES = ("pg_walredo.c", "Makefile")
 SERVER_DEV_PACKAGE = "postgresql-server-dev-15"
-SUPPORTED_MAJOR = 15
+SUPPORTED_MAJOR = 15  # of the default installation (Debian 12's); others: SUPPORTED_MAJORS
 
 # Settings of the scratch cluster. Checksums are off by initdb's default;
 # wal_log_hints must stay off (the library refuses to serve otherwise).
@@ -94,12 +107,35 @@ def _needs_build(so: Path, src_dir: Path) -> bool:
 _build_lock = threading.Lock()
 
 
-def ensure_built(*, pg_config: str | None = None, source_dir: Path = SOURCE_DIR) -> Path:
+def _build_dir(pg: PgInstall, source_dir: Path) -> Path:
+    """Where the library for ``pg`` is built: a copy of the sources per installation."""
+    import hashlib
+
+    ident = hashlib.sha256(str(pg.bindir).encode()).hexdigest()[:8]
+    d = source_dir / "build" / f"pg{pg.version_num}-{ident}"
+    d.mkdir(parents=True, exist_ok=True)
+    for s in _SOURCES:
+        src, dst = source_dir / s, d / s
+        if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
+            shutil.copy2(src, dst)
+    return d
+
+
+def ensure_built(*, pg_config: str | None = None, source_dir: Path = SOURCE_DIR,
+                 pg: PgInstall | None = None) -> Path:
     """Build the library if it is missing or older than a source; return its path.
+    ``pg``: build against that installation (its pg_config and PGXS, its
+    ``includedir_server`` when the headers come from elsewhere).
 
     Raises SetupError (naming the package to install) when the server headers
     or the build tools are missing, or when the build fails.
     """
+    make_vars: list[str] = []
+    if pg is not None and pg_config is None and pg.bindir != _default_bindir():
+        source_dir = _build_dir(pg, source_dir)
+        pg_config = pg.program("pg_config")
+        if pg.includedir_server is not None:
+            make_vars.append(f"includedir_server={pg.includedir_server}")
     so = source_dir / LIBRARY_NAME
     if not _needs_build(so, source_dir):
         return so
@@ -107,16 +143,21 @@ def ensure_built(*, pg_config: str | None = None, source_dir: Path = SOURCE_DIR)
         pg_config = pg_config or find_pg_config()
         version = _pg_config(pg_config, "--version")
         m = re.search(r"(\d+)", version)
-        if not m or int(m.group(1)) != SUPPORTED_MAJOR:
+        if not m or int(m.group(1)) < min(SUPPORTED_MAJORS):
             raise SetupError(
-                f"pg_walredo is written for PostgreSQL {SUPPORTED_MAJOR}; {pg_config} is {version!r}"
+                f"pg_walredo is written for PostgreSQL {min(SUPPORTED_MAJORS)} to {max(SUPPORTED_MAJORS)}; "
+                f"{pg_config} is {version!r}"
             )
-        incdir = Path(_pg_config(pg_config, "--includedir-server"))
+        major = int(m.group(1))
+        incdir = (pg.includedir_server if pg is not None and pg.includedir_server is not None
+                  else Path(_pg_config(pg_config, "--includedir-server")))
         pgxs = Path(_pg_config(pg_config, "--pgxs"))
         if not (incdir / "postgres.h").exists() or not pgxs.exists():
+            how = (f"apt-get install {SERVER_DEV_PACKAGE}" if major == SUPPORTED_MAJOR
+                   else f"{install_hint(major)} --force")
             raise SetupError(
-                f"PostgreSQL server headers not found ({incdir}/postgres.h, {pgxs}): "
-                f"install them (Debian/Ubuntu: apt-get install {SERVER_DEV_PACKAGE})"
+                f"PostgreSQL {major} server headers not found ({incdir}/postgres.h, {pgxs}): "
+                f"install them ({how})"
             )
         for tool in ("make", "cc"):
             if shutil.which(tool) is None:
@@ -127,7 +168,7 @@ def ensure_built(*, pg_config: str | None = None, source_dir: Path = SOURCE_DIR)
             try:
                 if _needs_build(so, source_dir):
                     res = subprocess.run(
-                        ["make", "-C", str(source_dir), f"PG_CONFIG={pg_config}"],
+                        ["make", "-C", str(source_dir), f"PG_CONFIG={pg_config}", *make_vars],
                         capture_output=True, text=True, check=False,
                     )
                     if res.returncode != 0:
@@ -142,14 +183,21 @@ def ensure_built(*, pg_config: str | None = None, source_dir: Path = SOURCE_DIR)
     return so
 
 
+def _default_bindir() -> Path | None:
+    try:
+        return default_install().bindir
+    except SetupError:
+        return None
+
+
 # -- scratch data directories -------------------------------------------------------
 # One initdb per Python process makes a template; each server gets a copy
 # (``cp -a``: a few MB with 1 MB WAL segments). A stopped server's directory
 # goes back to a small pool for the next one (the library wipes its private
 # databases at start-up), and everything is deleted at exit.
 _dirs_lock = threading.Lock()
-_template: Path | None = None
-_spares: list[Path] = []
+_templates: dict[Path, Path] = {}  # per installation (its bindir): the template's root
+_spares: list[tuple[Path, Path]] = []  # (bindir, root)
 _MAX_SPARES = 4
 _exiting = False
 
@@ -159,7 +207,7 @@ def _remove_scratch_dirs() -> None:
     global _exiting
     with _dirs_lock:
         _exiting = True
-        for root in [*_spares, *([_template] if _template is not None else [])]:
+        for root in [*(r for _, r in _spares), *_templates.values()]:
             shutil.rmtree(root, ignore_errors=True)
         _spares.clear()
 
@@ -175,11 +223,14 @@ def _chown_tree(path: Path) -> None:
             os.lchown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
 
 
-def _initdb(datadir: Path) -> None:
-    argv = as_server_user([
-        program("initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust",
-        "--no-sync", "-E", "UTF8", "--locale=C", "--wal-segsize=1",
-    ])
+def _initdb(datadir: Path, pg: PgInstall | None = None) -> None:
+    argv = [
+        pg.program("initdb") if pg is not None else program("initdb"), "-D", str(datadir), "-U", "postgres",
+        "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C", "--wal-segsize=1",
+    ]
+    if pg is not None and pg.major >= 18:
+        argv.append("--no-data-checksums")  # on by default from 18; the library refuses them
+    argv = as_server_user(argv)
     res = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
     if res.returncode != 0:
         raise SetupError(f"initdb of the wal-redo scratch cluster failed (exit {res.returncode}):\n"
@@ -197,30 +248,32 @@ def _new_root(prefix: str) -> Path:
     return root
 
 
-def _template_datadir() -> Path:
-    """A freshly initdb'd scratch data directory, made once per Python process.
-    Call with ``_dirs_lock`` held."""
-    global _template
-    if _template is None or not (_template / "data" / "PG_VERSION").exists():
+def _template_datadir(pg: PgInstall) -> Path:
+    """A freshly initdb'd scratch data directory, made once per Python process and
+    installation. Call with ``_dirs_lock`` held."""
+    root = _templates.get(pg.bindir)
+    if root is None or not (root / "data" / "PG_VERSION").exists():
         root = _new_root("redodiff-walredo-template-")
         try:
-            _initdb(root / "data")
+            _initdb(root / "data", pg)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
-        _template = root
-    return _template / "data"
+        _templates[pg.bindir] = root
+    return root / "data"
 
 
-def _take_root() -> Path:
+def _take_root(pg: PgInstall) -> Path:
     """A scratch root with an initialized ``data/``: a spare one, or a new copy."""
     with _dirs_lock:
-        while _spares:
-            root = _spares.pop()
+        for i in range(len(_spares) - 1, -1, -1):
+            if _spares[i][0] != pg.bindir:
+                continue
+            _, root = _spares.pop(i)
             if (root / "data" / "PG_VERSION").exists():
                 return root
             shutil.rmtree(root, ignore_errors=True)
-        template = _template_datadir()
+        template = _template_datadir(pg)
     root = _new_root("redodiff-walredo-")
     res = subprocess.run(["cp", "-a", str(template), str(root / "data")],
                          capture_output=True, text=True, check=False)
@@ -230,10 +283,10 @@ def _take_root() -> Path:
     return root
 
 
-def _give_back_root(root: Path) -> None:
+def _give_back_root(pg: PgInstall, root: Path) -> None:
     with _dirs_lock:
-        if not _exiting and len(_spares) < _MAX_SPARES and root not in _spares:
-            _spares.append(root)
+        if not _exiting and len(_spares) < _MAX_SPARES and all(r != root for _, r in _spares):
+            _spares.append((pg.bindir, root))
             return
     shutil.rmtree(root, ignore_errors=True)
 
@@ -254,7 +307,9 @@ class StockWalRedoServer:
         shared_buffers: str = "2MB",
         extra_gucs: dict[str, str] | None = None,
         keep: bool = False,
+        pg: PgInstall | None = None,
     ) -> None:
+        self._pg = pg  # which PostgreSQL serves (None: the default installation)
         self._given_root = Path(root) if root is not None else None
         self.root: Path | None = self._given_root
         self.shared_buffers = shared_buffers
@@ -269,20 +324,25 @@ class StockWalRedoServer:
         return self.root / "data"
 
     @property
+    def pg(self) -> PgInstall:
+        """The installation whose postgres serves (the default one unless given)."""
+        return self._pg if self._pg is not None else default_install()
+
+    @property
     def user(self) -> str | None:
         """The user the server must run as (None: as ourselves)."""
         return server_user()
 
     def prepare(self) -> None:
         """Build the library, make/reuse the data directory, copy the library in."""
-        built = ensure_built()
+        built = ensure_built(pg=self._pg)
         if self.root is None:
-            self.root = _take_root()
+            self.root = _take_root(self.pg)
         self.root.mkdir(parents=True, exist_ok=True)
         data = self.root / "data"
         if not (data / "PG_VERSION").exists():
             _chown_tree(self.root)
-            _initdb(data)
+            _initdb(data, self.pg)
         lib = self.root / LIBRARY_NAME
         if not lib.exists() or lib.stat().st_mtime < built.stat().st_mtime:
             tmp = self.root / (LIBRARY_NAME + ".tmp")
@@ -304,7 +364,7 @@ class StockWalRedoServer:
             "fsync": "off",
             **self.extra_gucs,
         }
-        argv = [program("postgres"), "--single", "-D", str(self.datadir)]
+        argv = [self.pg.program("postgres"), "--single", "-D", str(self.datadir)]
         for k, v in gucs.items():
             argv += ["-c", f"{k}={v}"]
         argv.append("postgres")
@@ -314,7 +374,7 @@ class StockWalRedoServer:
         """Give up the scratch directory (not one the caller gave, nor with keep).
         Call it only once no server runs on it any more."""
         if self.root is not None and not self.keep:
-            _give_back_root(self.root)
+            _give_back_root(self.pg, self.root)
             self.root = None
             self.library = None
 

@@ -16,7 +16,7 @@ from pyredo import BLCKSZ
 from pyredo.errors import PyredoError, RedoError
 from pyredo.page import bufpage
 from pyredo.rmgrlist import PG15, RmgrTable
-from pyredo.wal.record import INIT_FORKNUM, BufferTag, DecodedXLogRecord
+from pyredo.wal.record import BufferTag, DecodedXLogRecord
 from pyredo.xlogutils import BlkAction, RedoContext, RedoFn
 
 __all__ = ["RedoEngine"]
@@ -59,9 +59,14 @@ class RedoEngine:
         base_page: bytes | None,
         records: Iterable[DecodedXLogRecord],
     ) -> bytes:
-        """What PostgreSQL's redo leaves on block ``tag`` after ``records`` (in LSN order)."""
-        if tag.fork == INIT_FORKNUM:
-            raise RedoError(f"init-fork target {tag} is not supported")
+        """What PostgreSQL's redo leaves on block ``tag`` after ``records`` (in LSN order).
+
+        Init-fork blocks (``INIT_FORKNUM``, the empty image of an unlogged relation)
+        are redone like any other: XLogReadBufferForRedoExtended, hash_xlog_init_meta_page
+        and hash_xlog_init_bitmap_page only add FlushOneBuffer for them, so that the
+        file on disk matches the buffer when ResetUnloggedRelations (reinit.c) copies
+        the init fork over the main fork at the end of recovery; the page is the same.
+        """
         if base_page is not None and len(base_page) != BLCKSZ:
             raise RedoError(f"base page for {tag} is {len(base_page)} bytes, not {BLCKSZ}")
         page = bytearray(base_page) if base_page is not None else bytearray(BLCKSZ)

@@ -131,7 +131,10 @@ def _copy_wal(waldir: Path, dest: Path, wal_range: tuple[int, int], seg_size: in
 
 
 def render_diff(div: Divergence) -> str:
-    lines = [
+    lines = [f"verdict: {div.verdict}"] if div.verdict else []
+    if div.known:
+        lines.append(f"known PostgreSQL issue: {div.known} (oracles/known_issues.toml)")
+    lines += [
         f"{div.kind}: {div.tag}",
         f"engines: {', '.join(div.engines)}   page owner: {div.owner}",
         f"record type: {div.record_type}   first diverging record: "

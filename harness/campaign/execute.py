@@ -16,6 +16,7 @@ import psycopg
 
 from generators.workload import Step, Workload
 from harness.clusters.local import LocalCluster
+from harness.interrupts import Interrupts
 from harness.selftest.faults import NO_FAULTS, IterationFaults
 
 LOCK_TIMEOUT = "300ms"
@@ -63,17 +64,20 @@ def run_step(conn: psycopg.Connection[Any], step: Step) -> None:
 
 
 def execute(cluster: LocalCluster, workload: Workload, schema: str, *,
-            faults: IterationFaults = NO_FAULTS) -> Execution:
+            faults: IterationFaults = NO_FAULTS, interrupts: Interrupts | None = None) -> Execution:
     """Run every step in order on its session; the schema must exist. ``faults``:
-    the iteration's injected faults (none by default)."""
+    the iteration's injected faults (none by default). A stop request cancels the
+    running statement and raises ``Interrupted`` before the next step."""
+    interrupts = interrupts if interrupts is not None else Interrupts()
     ex = Execution()
     conns = open_sessions(cluster, max(1, workload.sessions), schema)
     try:
         for i, step in enumerate(workload.steps):
+            interrupts.check()
             step = faults.before_step(cluster, i, step)  # returns the step unless a fault is planned
             conn = conns[step.session % len(conns)]
             try:
-                run_step(conn, step)
+                _run_cancellable(conn, step, interrupts)
             except psycopg.OperationalError as e:
                 if conn.closed or conn.broken:
                     raise ClusterLost(f"connection lost at step {i} ({step.sql[:80]}): {e}") from e
@@ -91,6 +95,16 @@ def execute(cluster: LocalCluster, workload: Workload, schema: str, *,
             with contextlib.suppress(Exception):
                 c.close()
     return ex
+
+
+def _run_cancellable(conn: psycopg.Connection[Any], step: Step, interrupts: Interrupts) -> None:
+    """Run a step; a stop request cancels it (statement_timeout bounds it otherwise)."""
+    try:
+        with interrupts.cancelling(conn.cancel_safe):
+            run_step(conn, step)
+    except psycopg.Error:
+        interrupts.check()  # cancelled for a stop request: not a step error
+        raise
 
 
 def _recover(conn: psycopg.Connection[Any]) -> None:

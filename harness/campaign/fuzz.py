@@ -4,8 +4,10 @@ Iteration ``i`` of a campaign with seed ``S`` runs the workload of seed
 ``iteration_seed(S, i)``, so any iteration replays alone (``redodiff replay
 --seed``). ``--shard K/N`` takes the iterations with ``i % N == K-1``; several
 ``--workers`` (processes, each with its own clusters) pull iterations from a
-shared counter. A run ends at its budget or iteration count, or on Ctrl-C —
-then every bundle written so far, and the report, are kept.
+shared counter (harness.campaign.workers). A run ends at its budget or iteration
+count, or on a stop request (``FuzzConfig.interrupts``: Ctrl-C or SIGTERM, see
+harness.interrupts) — the iteration in progress stops part-way, every bundle
+written so far and the report are kept, every cluster and wal-redo server is stopped.
 """
 
 from __future__ import annotations
@@ -13,25 +15,25 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import multiprocessing as mp
 import os
-import signal
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from generators import generate
+from generators.capabilities import fit_workload
 from harness.campaign.iteration import IterationResult, run_workload
+from harness.campaign.workers import run_parallel
 from harness.clusters.pool import ClusterPool, parse_cluster_spec
+from harness.interrupts import Interrupts
 from harness.reports.coverage import corpus_counts_json, read_corpus_counts
 from harness.reports.schema import FuzzReport as FuzzReport  # the report's schema; re-exported
-from harness.reports.schema import InfrastructureError, IterationSummary
+from harness.reports.schema import IterationSummary
 from harness.selftest.faults import FaultPlan
 from harness.verify.engines import EngineSet
-from oracles.pgbin import server_version
+from oracles.pgbin import PgInstall, default_install
 
 ITERATION_BITS = 20
 
@@ -54,6 +56,7 @@ class FuzzConfig:
     cluster_dir: Path | None = None
     cluster: str | None = None  # where clusters run: local | docker:IMAGE (None: local)
     faults: FaultPlan | None = None  # infrastructure faults to inject (harness.selftest.faults); None: none
+    interrupts: Interrupts = field(default_factory=Interrupts)  # the run's stop request (shared with workers)
 
     def __post_init__(self) -> None:
         k, n = self.shard
@@ -63,6 +66,11 @@ class FuzzConfig:
             raise ValueError("give a budget (seconds) or a number of iterations")
         if self.cluster is not None:
             parse_cluster_spec(self.cluster)  # ValueError on a bad spec
+
+    @property
+    def pg(self) -> PgInstall:
+        """The PostgreSQL the campaign runs (``EngineSet.pg``; None there: the default one)."""
+        return self.engines.pg if self.engines.pg is not None else default_install()
 
     @property
     def mutant(self) -> str | None:
@@ -78,13 +86,23 @@ class FuzzConfig:
     def bundle_dir(self) -> Path | None:
         return self.corpus / "bundles" if self.corpus else None
 
+    def more(self, j: int, deadline: float | None) -> bool:
+        """Start the j-th iteration of this shard? Not past the count, the budget, or a stop request."""
+        return (not self.interrupts.pending and (self.iterations is None or j < self.iterations)
+                and (deadline is None or time.monotonic() < deadline))
+
+    def pool(self, base_dir: Path | None = None) -> ClusterPool:
+        """The clusters of this campaign (of one worker: under ``base_dir``)."""
+        return ClusterPool(base_dir=base_dir or self.cluster_dir, cluster_spec=self.cluster, pg=self.engines.pg,
+                           interrupts=self.interrupts)
+
 
 ProgressFn = Callable[[FuzzReport], None]
 
 
 def _run_one(pool: ClusterPool, cfg: FuzzConfig, gi: int, pg_version: str) -> IterationSummary:
     seed = iteration_seed(cfg.seed, gi)
-    wl = generate(seed, cfg.profile)
+    wl = fit_workload(generate(seed, cfg.profile), cfg.pg.capabilities)
     res: IterationResult = run_workload(pool, wl, cfg.engines, index=gi, bundle_dir=cfg.bundle_dir,
                                         pg_version=pg_version, faults=cfg.faults)
     out = res.summary()
@@ -112,7 +130,7 @@ def _atomic_write(path: Path, text: str) -> None:
 def run_campaign(cfg: FuzzConfig, progress: ProgressFn | None = None) -> FuzzReport:
     """Run the campaign; returns the report (also on Ctrl-C, with ``interrupted``)."""
     rep = FuzzReport(seed=cfg.seed, shard=f"{cfg.shard[0]}/{cfg.shard[1]}", engines=list(cfg.engines.names),
-                     profile=cfg.profile)
+                     profile=cfg.profile, pg_version=cfg.pg.server_version)
     if cfg.bundle_dir:
         cfg.bundle_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -121,90 +139,26 @@ def run_campaign(cfg: FuzzConfig, progress: ProgressFn | None = None) -> FuzzRep
         if cfg.workers <= 1:
             _serial(cfg, rep, deadline, progress)
         else:
-            _parallel(cfg, rep, deadline, progress)
-    except KeyboardInterrupt:
+            run_parallel(cfg, rep, deadline, progress, _run_one)
+    except KeyboardInterrupt:  # Interrupted (immediate), or Ctrl-C where no handler of ours is installed
         rep.interrupted = True
     finally:
+        rep.interrupted |= cfg.interrupts.pending
         rep.seconds = time.monotonic() - t0
-        cfg.engines.close()
+        with cfg.interrupts.holding():
+            cfg.engines.close()
     return rep
 
 
 def _serial(cfg: FuzzConfig, rep: FuzzReport, deadline: float | None, progress: ProgressFn | None) -> None:
-    pg_version = server_version()
-    with ClusterPool(base_dir=cfg.cluster_dir, cluster_spec=cfg.cluster) as pool:
+    pg_version = cfg.pg.server_version
+    with cfg.pool() as pool:
         j = 0
-        while (cfg.iterations is None or j < cfg.iterations) and (deadline is None or time.monotonic() < deadline):
+        while cfg.more(j, deadline):
             rep.add(_run_one(pool, cfg, cfg.global_index(j), pg_version))
             j += 1
             if progress:
                 progress(rep)
-
-
-def _worker(cfg: FuzzConfig, counter: Any, stop: Any, deadline: float | None, queue: Any) -> None:
-    signal.signal(signal.SIGINT, lambda *_: stop.set())  # finish the current iteration, then leave
-    pg_version = server_version()
-    try:
-        with ClusterPool(base_dir=cfg.cluster_dir, cluster_spec=cfg.cluster) as pool:
-            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                with counter.get_lock():
-                    j = counter.value
-                    if cfg.iterations is not None and j >= cfg.iterations:
-                        break
-                    counter.value += 1
-                queue.put(("result", _run_one(pool, cfg, cfg.global_index(j), pg_version)))
-    except Exception as e:  # a worker that dies says why
-        queue.put(("error", f"{type(e).__name__}: {e}"))
-    finally:
-        cfg.engines.close()
-        queue.put(("done", os.getpid()))
-
-
-def _parallel(cfg: FuzzConfig, rep: FuzzReport, deadline: float | None, progress: ProgressFn | None) -> None:
-    ctx = mp.get_context("spawn")
-    counter = ctx.Value("i", 0)
-    stop = ctx.Event()
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(cfg, counter, stop, deadline, queue), daemon=False)
-             for _ in range(cfg.workers)]
-    for p in procs:
-        p.start()
-    running = len(procs)
-    try:
-        while running:
-            kind, payload = queue.get()
-            if kind == "result":
-                rep.add(payload)
-                if progress:
-                    progress(rep)
-            elif kind == "error":
-                rep.infrastructure_errors.append(InfrastructureError(f"worker: {payload}"))
-            else:
-                running -= 1
-    except KeyboardInterrupt:
-        rep.interrupted = True
-        stop.set()
-        for p in procs:
-            if p.is_alive() and p.pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p.pid, signal.SIGINT)
-        # drain what the workers still send while they clean up
-        end = time.monotonic() + 120
-        while running and time.monotonic() < end:
-            try:
-                kind, payload = queue.get(timeout=1)
-            except Exception:
-                continue
-            if kind == "result":
-                rep.add(payload)
-            elif kind == "done":
-                running -= 1
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=10)
 
 
 def write_outputs(rep: FuzzReport, report_path: Path | None, junit_path: Path | None, corpus: Path | None) -> None:

@@ -16,6 +16,7 @@ from generators.workload import Workload
 from harness.campaign.bundle import is_bundle, read_bundle
 from harness.campaign.fuzz import FuzzConfig, FuzzReport, run_campaign
 from harness.campaign.replay import replay_bundle, rerun_workload
+from harness.interrupts import Interrupted, Interrupts
 from harness.verify.engines import EngineSet
 
 
@@ -40,6 +41,7 @@ class CaseOutcome:
 class GateResult:
     cases: list[CaseOutcome] = field(default_factory=list)
     fuzz: FuzzReport | None = None
+    interrupted: bool = False  # a stop request ended it: it neither passed nor failed
 
     @property
     def failures(self) -> list[str]:
@@ -51,7 +53,7 @@ class GateResult:
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.interrupted
 
 
 def saved_cases(corpus: Path) -> Iterator[SavedCase]:
@@ -66,9 +68,11 @@ def saved_cases(corpus: Path) -> Iterator[SavedCase]:
             yield SavedCase("seed", p)
 
 
-def run_case(case: SavedCase, engines: EngineSet, cluster: str | None = None) -> CaseOutcome:
+def run_case(case: SavedCase, engines: EngineSet, cluster: str | None = None,
+             interrupts: Interrupts | None = None) -> CaseOutcome:
     """Does this saved case agree now? Bundles replay at engine level; seeds rerun their
-    workload (on a ``cluster`` of that spec; None: local)."""
+    workload (on a ``cluster`` of that spec; None: local). ``Interrupted`` when a stop
+    request ended the rerun (it then says neither yes nor no)."""
     if case.kind == "bundle":
         b = read_bundle(case.path)
         names = engines.names if engines.names else tuple(b.meta.get("engines", ["pyredo"]))
@@ -77,7 +81,10 @@ def run_case(case: SavedCase, engines: EngineSet, cluster: str | None = None) ->
         return CaseOutcome(case, not res.diverges, res.summary())
     wl = Workload.loads(case.path.read_text())
     r = rerun_workload(wl, EngineSet(names=engines.names, walredo_cmd=engines.walredo_cmd,
-                                     tag_layout=engines.tag_layout, mutant=engines.mutant), cluster=cluster)
+                                     tag_layout=engines.tag_layout, mutant=engines.mutant), cluster=cluster,
+                       interrupts=interrupts)
+    if r.interrupted:
+        raise Interrupted(f"stopped while rerunning {case.name}")
     if r.infrastructure_error:
         return CaseOutcome(case, False, f"infrastructure error: {r.infrastructure_error}")
     divs = r.report.divergences if r.report else []
@@ -86,16 +93,26 @@ def run_case(case: SavedCase, engines: EngineSet, cluster: str | None = None) ->
 
 
 def run_gate(corpus: Path, engines: EngineSet, *, budget: float, seed: int = 0, profile: str = "ci",
-             progress: Callable[[str], None] = lambda s: None, cluster: str | None = None) -> GateResult:
-    """``cluster``: where workloads run (local | docker:IMAGE; None: local)."""
+             progress: Callable[[str], None] = lambda s: None, cluster: str | None = None,
+             interrupts: Interrupts | None = None) -> GateResult:
+    """``cluster``: where workloads run (local | docker:IMAGE; None: local). A stop
+    request (``interrupts``) ends the gate after the case or fuzz iteration in progress."""
+    interrupts = interrupts if interrupts is not None else Interrupts()
     res = GateResult()
-    for case in saved_cases(corpus):
-        outcome = run_case(case, engines, cluster)
-        progress(f"{'ok  ' if outcome.passed else 'FAIL'} {case.name}: {outcome.detail}")
-        res.cases.append(outcome)
-    if budget > 0:
-        cfg = FuzzConfig(seed=seed, budget=budget, engines=engines, profile=profile, corpus=corpus, cluster=cluster)
+    try:
+        for case in saved_cases(corpus):
+            interrupts.check()
+            outcome = run_case(case, engines, cluster, interrupts)
+            progress(f"{'ok  ' if outcome.passed else 'FAIL'} {case.name}: {outcome.detail}")
+            res.cases.append(outcome)
+    except Interrupted:
+        res.interrupted = True
+        return res
+    if budget > 0 and not interrupts.pending:
+        cfg = FuzzConfig(seed=seed, budget=budget, engines=engines, profile=profile, corpus=corpus, cluster=cluster,
+                         interrupts=interrupts)
         res.fuzz = run_campaign(cfg)
+        res.interrupted = res.fuzz.interrupted
         progress(f"fuzz: {res.fuzz.iterations} iterations, {res.fuzz.pages_checked} pages, "
                  f"{len(res.fuzz.divergences)} divergences")
     return res

@@ -16,6 +16,7 @@ from harness.campaign.bundle import write_bundle
 from harness.campaign.execute import ClusterLost, Execution, execute
 from harness.clusters.datadir import DataDirPages
 from harness.clusters.pool import ClusterPool
+from harness.interrupts import Interrupted, Interrupts
 from harness.reports.schema import DivergenceEntry, IterationSummary
 from harness.selftest.faults import NO_FAULTS, FaultPlan, IterationFaults
 from harness.verify.capture import capture
@@ -43,13 +44,14 @@ class IterationResult:
     bundles: list[str | None] = field(default_factory=list)  # None: not written (see bundles_skipped)
     bundles_skipped: int = 0  # divergences left unbundled: a repeat signature, or over the cap
     rules: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False  # a stop request ended it part-way (what it found is kept)
 
     def summary(self) -> IterationSummary:
         """What the campaign's report takes from this iteration (harness.reports.schema)."""
         s = IterationSummary(self.index, self.seed, self.settings, round(self.seconds, 3),
                              step_errors=self.step_errors, infrastructure_error=self.infrastructure_error,
                              bundles=list(self.bundles), bundles_skipped=self.bundles_skipped,
-                             rules=dict(self.rules))
+                             rules=dict(self.rules), interrupted=self.interrupted)
         r = self.report
         if r is not None:
             s.records, s.pages_checked, s.pages_skipped_no_base = r.records, r.pages_checked, r.pages_skipped_no_base
@@ -76,37 +78,48 @@ def run_workload(
 ) -> IterationResult:
     """Run one workload end to end. Never raises for infrastructure trouble: it
     is recorded in ``infrastructure_error`` (and the cluster discarded).
-    ``faults``: a fault plan to inject from (iteration ``index`` of it)."""
+    ``faults``: a fault plan to inject from (iteration ``index`` of it).
+    A stop request (``pool.interrupts``) ends it part-way, ``interrupted``: a check
+    in progress keeps what it found, and its divergences are bundled (at the fast
+    level, without copying WAL; not at all at the immediate level)."""
     t0 = time.monotonic()
     res = IterationResult(index, workload.seed, workload.settings.label(), rules=workload.rules_used())
     injected = faults.at(index) if faults is not None else NO_FAULTS
+    interrupts = pool.interrupts
     cluster = None
     try:
         cluster = pool.get(workload.settings)
         cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
         cluster.execute(f"CREATE SCHEMA {SCHEMA}")
         holder: list[Execution] = []
-        cap = capture(cluster, lambda c: holder.append(execute(c, workload, SCHEMA, faults=injected)),
+        cap = capture(cluster, lambda c: holder.append(execute(c, workload, SCHEMA, faults=injected,
+                                                               interrupts=interrupts)),
                       snapshot=not workload.settings.full_page_writes)
         res.step_errors = len(holder[0].errors) if holder else 0
         try:
             checker = Checker(injected.engines(engines.for_settings(workload.settings)),
-                              DataDirPages(cluster.pgdata), cap.base,
-                              end_lsn=cap.end, base_is_snapshot=cap.base is not None)
-            report = checker.check_records(cap.records(), start=cap.start, end=cap.end)
-            if cap.pg_xact_dir is not None:
-                report.add_clog(check_clog(cap.records(), cap.pg_xact_dir, cluster.pgdata))
+                              DataDirPages(cluster.pgdata), cap.base, end_lsn=cap.end,
+                              base_is_snapshot=cap.base is not None, interrupts=interrupts)
+            report = res.report = checker.check_records(cap.records(), start=cap.start, end=cap.end)
+            if cap.pg_xact_dir is not None and not report.interrupted:
+                _check_clog(report, cap, cluster, interrupts)
         finally:
             cap.cleanup()
-        res.report = report
+        res.interrupted = report.interrupted
         if report.infrastructure:
             res.infrastructure_error = report.infrastructure[0]
         if bundle_dir is not None:
             _write_bundles(res, report, workload, engines, cap, cluster, bundle_dir, pg_version,
-                           len(holder[0].errors) if holder else 0, max_bundles, injected)
+                           len(holder[0].errors) if holder else 0, max_bundles, injected, interrupts)
+        interrupts.check()  # a stopping run leaves the schema to the cluster's shutdown
         cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    except Interrupted:
+        res.interrupted = True
     except (ClusterLost, SetupError, psycopg.OperationalError, OSError) as e:
-        res.infrastructure_error = f"{type(e).__name__}: {e}"
+        if interrupts.pending:  # e.g. initdb or pg_ctl, in our process group, got the terminal's Ctrl-C
+            res.interrupted = True
+        else:
+            res.infrastructure_error = f"{type(e).__name__}: {e}"
         pool.discard(workload.settings)
     except Exception as e:
         if is_infrastructure(e):
@@ -117,16 +130,28 @@ def run_workload(
     return res
 
 
+def _check_clog(report: CheckReport, cap: Any, cluster: Any, interrupts: Interrupts) -> None:
+    """Fold the commit-log check into ``report``; a stop request leaves it out."""
+    try:
+        report.add_clog(check_clog(interrupts.each(cap.records()), cap.pg_xact_dir, cluster.pgdata))
+    except Interrupted:
+        report.interrupted = True
+
+
 def _write_bundles(res: IterationResult, report: CheckReport, workload: Workload, engines: EngineSet,
                    cap: Any, cluster: Any, bundle_dir: Path, pg_version: str | None, step_errors: int,
-                   max_bundles: int, faults: IterationFaults = NO_FAULTS) -> None:
+                   max_bundles: int, faults: IterationFaults = NO_FAULTS,
+                   interrupts: Interrupts | None = None) -> None:
     """Bundle the iteration's divergences; ``res.bundles[i]`` is the bundle of
-    ``report.divergences[i]`` (None when not bundled)."""
+    ``report.divergences[i]`` (None when not bundled). Once a stop is requested the
+    WAL range is no longer copied (records.bin replays the page without it); at the
+    immediate level no more bundles are written."""
+    interrupts = interrupts if interrupts is not None else Interrupts()
     seen: set[tuple[str, str, str | None]] = set()
     wal_holder: str | None = None
     for div in report.divergences:
         sig = (div.kind, div.record_type, div.owner)
-        if sig in seen or len([b for b in res.bundles if b]) >= max_bundles:
+        if sig in seen or len([b for b in res.bundles if b]) >= max_bundles or interrupts.immediate:
             res.bundles.append(None)
             res.bundles_skipped += 1
             continue
@@ -135,15 +160,17 @@ def _write_bundles(res: IterationResult, report: CheckReport, workload: Workload
                                  "step_errors": step_errors}
         if wal_holder is not None:
             extra["wal_in_bundle"] = wal_holder  # the WAL range is copied once per iteration
+        waldir = cluster.waldir if wal_holder is None and not interrupts.pending else None
         try:
             path = write_bundle(
                 bundle_dir, div, workload=workload, seed=workload.seed,
                 settings_label=workload.settings.label(), pg_version=pg_version,
-                wal_range=(cap.start, cap.end), waldir=cluster.waldir if wal_holder is None else None,
+                wal_range=(cap.start, cap.end), waldir=waldir,
                 seg_size=cluster.wal_segsize, extra=extra, faults=faults,
             )
             res.bundles.append(str(path))
-            wal_holder = wal_holder or path.name
+            if waldir is not None:
+                wal_holder = path.name
         except OSError as e:  # disk full, read-only: keep going, say so
             res.bundles.append(None)  # bundles[i] stays the bundle of divergences[i]
             res.infrastructure_error = f"could not write bundle: {e}"

@@ -14,6 +14,7 @@ from generators.workload import Step, Workload
 from harness.campaign.bundle import Bundle, write_bundle
 from harness.campaign.iteration import IterationResult, run_workload
 from harness.clusters.pool import ClusterPool
+from harness.interrupts import Interrupted, Interrupts
 from harness.verify.check import Divergence
 from harness.verify.engines import EngineSet
 
@@ -95,17 +96,21 @@ class WorkloadOracle:
     """Runs candidate workloads on one reused cluster pool; remembers the last hit."""
 
     def __init__(self, engines: EngineSet, signature: Signature, log: Callable[[str], None],
-                 cluster: str | None = None) -> None:
+                 cluster: str | None = None, interrupts: Interrupts | None = None) -> None:
         self.engines = engines
         self.signature = signature
-        self.pool = ClusterPool(cluster_spec=cluster)
+        self.interrupts = interrupts if interrupts is not None else Interrupts()
+        self.pool = ClusterPool(cluster_spec=cluster, interrupts=self.interrupts)
         self.trials = 0
         self.last: tuple[Workload, IterationResult, Divergence] | None = None
         self.log = log
 
     def __call__(self, wl: Workload) -> bool:
+        self.interrupts.check()
         self.trials += 1
         res = run_workload(self.pool, wl, self.engines)
+        if res.interrupted:  # the trial did not finish: it says neither yes nor no
+            raise Interrupted(f"stopped during trial {self.trials}")
         hit = next((d for d in (res.report.divergences if res.report else []) if self.signature.matches(d)), None)
         self.log(f"trial {self.trials}: {len(wl.steps)} steps -> {'diverges' if hit else 'clean'}"
                  + (f" (infrastructure: {res.infrastructure_error})" if res.infrastructure_error else ""))
@@ -114,17 +119,20 @@ class WorkloadOracle:
         return hit is not None
 
     def close(self) -> None:
-        self.pool.close()
-        self.engines.close()
+        with self.interrupts.holding():
+            self.pool.close()
+            self.engines.close()
 
 
 def minimize_bundle(bundle: Bundle, engines: EngineSet, *, out_dir: Path, max_trials: int = 120,
-                    log: Callable[[str], None] = lambda s: None, cluster: str | None = None) -> MinimizeResult:
-    """``cluster``: where the candidate workloads run (local | docker:IMAGE; None: local)."""
+                    log: Callable[[str], None] = lambda s: None, cluster: str | None = None,
+                    interrupts: Interrupts | None = None) -> MinimizeResult:
+    """``cluster``: where the candidate workloads run (local | docker:IMAGE; None: local).
+    A stop request (``interrupts``) raises ``Interrupted`` (no bundle is written)."""
     if bundle.workload is None:
         raise ValueError(f"{bundle.path} has no workload.json to minimize")
     sig = Signature.of(bundle.meta)
-    oracle = WorkloadOracle(engines, sig, log, cluster)
+    oracle = WorkloadOracle(engines, sig, log, cluster, interrupts)
     wl0 = bundle.workload
     try:
         if not oracle(wl0):

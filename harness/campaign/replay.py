@@ -10,6 +10,7 @@ from generators.workload import Workload
 from harness.campaign.bundle import Bundle
 from harness.campaign.iteration import IterationResult, run_workload
 from harness.clusters.pool import ClusterPool
+from harness.interrupts import Interrupts
 from harness.verify.check import (
     ENGINE_DISAGREEMENT,
     ENGINE_ERROR,
@@ -38,7 +39,8 @@ class ReplayResult:
         first = d.first_diverging_lsn
         where = f" first diverging record {first:X}" if first is not None else ""
         same = " (same kind as recorded)" if self.same_kind else f" (recorded: {self.original_kind})"
-        return f"still diverges: {d.kind} on {d.tag}, {d.record_type}{where}{same}"
+        verdict = f"\nverdict: {d.verdict}" if d.verdict else ""
+        return f"still diverges: {d.kind} on {d.tag}, {d.record_type}{where}{same}{verdict}"
 
 
 def replay_bundle(bundle: Bundle, engines: EngineSet | None = None, *, mutant: str | None = None) -> ReplayResult:
@@ -71,14 +73,17 @@ def replay_bundle(bundle: Bundle, engines: EngineSet | None = None, *, mutant: s
 
 
 def rerun_workload(workload: Workload, engines: EngineSet, *, bundle_dir: Path | None = None,
-                   cluster: str | None = None) -> IterationResult:
+                   cluster: str | None = None, interrupts: Interrupts | None = None) -> IterationResult:
     """Run a workload end to end on a fresh cluster (the slow, faithful replay);
-    ``cluster``: where it runs (local | docker:IMAGE; None: local)."""
-    with ClusterPool(cluster_spec=cluster) as pool:
+    ``cluster``: where it runs (local | docker:IMAGE; None: local). A stop request
+    (``interrupts``) ends it part-way: the result says ``interrupted``."""
+    interrupts = interrupts if interrupts is not None else Interrupts()
+    with ClusterPool(cluster_spec=cluster, interrupts=interrupts, pg=engines.pg) as pool:
         try:
             return run_workload(pool, workload, engines, bundle_dir=bundle_dir)
         finally:
-            engines.close()
+            with interrupts.holding():
+                engines.close()
 
 
 __all__ = ["ENGINE_DISAGREEMENT", "ENGINE_ERROR", "ENGINE_VS_PRIMARY", "ReplayResult", "replay_bundle",

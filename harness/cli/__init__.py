@@ -8,6 +8,7 @@ import click
 
 from harness.cli import bench as _bench
 from harness.cli import campaign as _campaign
+from harness.cli import pg as _pg
 from harness.cli import reports as _reports
 from harness.cli import selftest as _selftest
 from harness.cli import verify as _verify
@@ -33,6 +34,7 @@ def main() -> None:
       redodiff replay BUNDLE             does a saved divergence still diverge?
       redodiff minimize BUNDLE           shrink it to the fewest workload steps
       redodiff coverage REPORT.json      which record types have been verified
+      redodiff pg install all            PostgreSQL 16, 17 and 18 next to the system's 15 (--pg N)
     """
 
 
@@ -51,3 +53,4 @@ main.add_command(_selftest.selftest)
 main.add_command(_reports.coverage)
 main.add_command(_reports.merge)
 main.add_command(_reports.report)
+main.add_command(_pg.pg)

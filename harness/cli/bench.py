@@ -194,6 +194,55 @@ def bench_hostile_cmd(cases: int, seed: int, modes: tuple[str, ...], categories:
     sys.exit(EXIT_DIVERGENCE if bad else EXIT_OK)
 
 
+@bench.command("interrupt")
+@click.option("--trials", default=10, show_default=True, help="Campaigns per point.")
+@click.option("--point", "points", multiple=True, type=click.Choice(["workload", "check", "bundle"]),
+              help="Where the signal comes (default: all three).")
+@click.option("--seed", default=1, show_default=True, help="Trial i runs campaign seed SEED+i.")
+@click.option("--workers", default=1, show_default=True, help="Worker processes of each campaign.")
+@click.option("--sigterm", is_flag=True, help="Send SIGTERM instead of SIGINT.")
+@click.option("--no-hog", is_flag=True, help="Without the CPU hog on every core.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_interrupt_cmd(trials: int, points: tuple[str, ...], seed: int, workers: int, sigterm: bool,
+                        no_hog: bool, as_json: bool) -> None:
+    """Time from Ctrl-C to exit, under a CPU hog on every core: fuzz campaigns with both
+    engines get SIGINT during a workload statement, during the check of a large
+    iteration, and while a bundle is written; median and max per point, and whether
+    anything (a server, a worker, a redodiff-* directory) was left. Exit 1 unless every
+    trial exited within 10 s and left nothing."""
+    import signal
+
+    from harness.bench.interrupt import run_bench
+
+    def progress(point: str, i: int, r: Any) -> None:
+        left = f", [bold red]left {len(r.left_processes)} processes {r.left_dirs}[/]" if r.left else ""
+        took = f"{r.exit_seconds:.2f} s" if r.exit_seconds is not None else "[bold red]no exit[/]"
+        err.print(f"[dim]{point} #{i + 1}: {took if r.reached else 'not reached'}"
+                  f"{'' if r.landed or not r.reached else ' (landed elsewhere)'}{left} {r.note[:200]}[/]")
+
+    result = run_bench(list(points or ("workload", "check", "bundle")), trials, hog=not no_hog, seed=seed,
+                       workers=workers, signum=signal.SIGTERM if sigterm else signal.SIGINT, progress=progress)
+    if as_json:
+        out.print_json(json.dumps(result))
+        sys.exit(EXIT_OK if result["passed"] else EXIT_DIVERGENCE)
+    table = Table(title=f"{result['signal']} to exit, {'CPU hog on ' + str(result['cores']) + ' cores' if result['hog'] else 'no hog'}"
+                        f", both engines, {workers} worker(s)")
+    for col in ("point", "trials", "reached", "landed there", "median s", "max s", "no exit", "left something"):
+        table.add_column(col, justify="left" if col == "point" else "right")
+    for name, p in result["points"].items():
+        table.add_row(name, str(p["trials"]), str(p["reached"]), str(p["landed"]),
+                      str(p["median_s"]), str(p["max_s"]), str(p["not_exited"]), str(p["left_behind"]))
+    out.print(table)
+    for name, p in result["points"].items():
+        out.print(f"  {name}: the signal comes when {p['what']}")
+    for name, p in result["points"].items():
+        for x in p["leftovers"]:
+            err.print(f"[bold red]left[/] {name}: {x}")
+    out.print(f"goal: max <= {result['goal_max_s']:g} s, nothing left: "
+              + ("[green]met[/]" if result["passed"] else "[bold red]not met[/]"))
+    sys.exit(EXIT_OK if result["passed"] else EXIT_DIVERGENCE)
+
+
 @bench.command("hygiene")
 @click.option("--iterations", default=1000, show_default=True, help="Fuzz iterations to run.")
 @click.option("--every", default=50, show_default=True, help="Sample every K iterations.")

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from harness.cli.common import (
     EXIT_DIVERGENCE,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     _engine_set,
     _parse_shard,
@@ -21,10 +23,14 @@ from harness.cli.common import (
     hidden_cluster_option,
     mutant_option,
     out,
+    pg_install,
+    pg_options,
+    stop_requests,
     tag_layout_option,
     walredo_cmd_option,
     walredo_docker_option,
 )
+from harness.interrupts import Interrupted
 from oracles.pgbin import SetupError
 
 
@@ -48,10 +54,12 @@ from oracles.pgbin import SetupError
 @mutant_option
 @click.option("--faults", metavar="SPEC", envvar="REDODIFF_FAULTS", hidden=True,
               help="Testing aid: inject infrastructure faults (harness.selftest.faults), e.g. kill_postgres=3@0.")
+@pg_options
 def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, shard: str | None,
          engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, profile: str, corpus: Path | None,
          report_path: Path | None, junit_path: Path | None, mutant: str | None,
-         walredo_docker: str | None = None, cluster: str | None = None, faults: str | None = None) -> None:
+         walredo_docker: str | None = None, cluster: str | None = None, faults: str | None = None,
+         pg_major: str | None = None, pg_bindir: Path | None = None) -> None:
     """Fuzz: generate workloads, run them on throwaway clusters, redo every page with
     every engine, compare, and bundle each divergence.
 
@@ -61,6 +69,7 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
       redodiff fuzz --budget 600 --profile nightly --engine pyredo --engine walredo --corpus corpus/
       redodiff fuzz --iterations 50 --shard 3/8 --report shard3.json --junit shard3.xml
       redodiff fuzz --budget 60 --cluster docker:postgres:15.19-bookworm --engine pyredo --engine walredo
+      redodiff fuzz --budget 600 --pg 17 --engine walredo --profile nightly
 
     Exit 0 when clean, 1 when a divergence was found, 2 on a usage or setup error.
     """
@@ -69,13 +78,17 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
 
     if budget is None and iterations is None:
         raise click.UsageError("give --budget SECONDS or --iterations N")
+    pg = pg_install(pg_major, pg_bindir)
+    if pg is not None and cluster not in (None, "local"):
+        raise click.UsageError("--pg/--pg-bindir choose the binaries of local clusters; "
+                               "with --cluster docker:IMAGE the image's PostgreSQL runs")
     try:
-        # the mutant, the cluster spec and the fault plan travel in the config (to workers too)
+        # the mutant, the cluster spec, the fault plan and the PostgreSQL travel in the config (to workers too)
         cfg = FuzzConfig(seed=seed, budget=budget, iterations=iterations, workers=workers,
                          shard=_parse_shard(shard),
-                         engines=_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant),
+                         engines=_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg),
                          profile=profile, corpus=corpus, cluster=cluster,
-                         faults=FaultPlan.parse(faults) if faults else None)
+                         faults=FaultPlan.parse(faults) if faults else None, interrupts=stop_requests())
     except ValueError as e:
         fail_setup(str(e))
     from rich.live import Live
@@ -96,19 +109,24 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
         with Live(console=err, refresh_per_second=4, transient=False) as live:
             rep = run_campaign(cfg, progress=lambda r: live.update(render(r)))
             live.update(render(rep))
+        if not err.is_terminal:
+            err.line()  # off a terminal, Live leaves its last frame without a line end
     except SetupError as e:
         fail_setup(str(e))
-    write_outputs(rep, report_path, junit_path, corpus)
+    with cfg.interrupts.holding():  # a further signal does not cut the report short
+        write_outputs(rep, report_path, junit_path, corpus)
     if rep.interrupted:
         err.print("[yellow]interrupted[/]: report and bundles written so far are kept")
     cov = rep.coverage()
     err.print(f"{rep.iterations} iterations in {rep.seconds:.0f}s: {rep.pages_checked:,} pages verified, "
               f"{len(rep.record_types)} record types, coverage {cov.covered}/{cov.total} page-modifying types")
-    for d in rep.divergences[:20]:
-        err.print(f"[bold red]{d.kind}[/] {d.tag} {d.record_type} seed={d.seed} bundle={d.bundle}")
+    for d in rep.divergences[:20]:  # the verdict first; a known PostgreSQL issue is no finding
+        mark = f"[yellow]known ({d.known})[/]" if d.known else f"[bold red]{d.kind}[/]"
+        err.print(f"{mark} {d.tag}: {escape(d.verdict or d.kind)}", soft_wrap=True, highlight=False)
+        err.print(f"    {d.kind} {d.record_type} seed={d.seed} bundle={d.bundle}")
     for ie in rep.infrastructure_errors[:10]:
         err.print(f"[yellow]infrastructure[/] iteration {ie.iteration}: {ie.error}")
-    sys.exit(EXIT_DIVERGENCE if rep.divergences else EXIT_OK)
+    sys.exit(EXIT_DIVERGENCE if any(d.known is None for d in rep.divergences) else EXIT_OK)
 
 
 # -- replay -------------------------------------------------------------------------
@@ -123,14 +141,18 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
 @tag_layout_option
 @cluster_option
 @mutant_option
+@pg_options
 def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, engines: tuple[str, ...],
            walredo_cmd: str | None, tag_layout: str, mutant: str | None,
-           walredo_docker: str | None = None, cluster: str | None = None) -> None:
+           walredo_docker: str | None = None, cluster: str | None = None,
+           pg_major: str | None = None, pg_bindir: Path | None = None) -> None:
     """Reproduce a divergence and say whether it still diverges.
 
     With a BUNDLE: rebuild its page from the saved records and base page with the
     bundle's engines (or --engine), compare byte for byte and with the saved primary
     page under masks. With --workload or --seed: rerun the workload on a fresh cluster.
+    A bundle runs on the PostgreSQL major it was made with (its pg_version; --pg or
+    --pg-bindir to choose another build).
     Exit 1 if it (still) diverges, 0 if not.
     """
     from generators import generate
@@ -139,11 +161,16 @@ def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, eng
 
     if bundle is None and seed is None:
         raise click.UsageError("give a BUNDLE directory or --seed N")
+    pg = pg_install(pg_major, pg_bindir)
     try:
+        if pg is None and bundle is not None:
+            pg = _bundle_pg(read_bundle(bundle).meta.get("pg_version"))
         if bundle is not None and not rerun:
             b = read_bundle(bundle)
-            es = (_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant)
-                  if engines or walredo_docker else None)
+            if pg is not None and not engines:
+                engines = tuple(n for n in b.meta.get("engines", []) if n in ("pyredo", "walredo"))
+            es = (_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg)
+                  if engines or walredo_docker or pg is not None else None)
             try:
                 result = replay_bundle(b, es, mutant=mutant)
             except ValueError as e:  # an unknown mutant
@@ -156,13 +183,20 @@ def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, eng
         wl = read_bundle(bundle).workload if bundle is not None else generate(seed or 0, profile)
         if wl is None:
             fail_setup(f"{bundle} has no workload.json")
-        res = rerun_workload(wl, _engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant),
-                             cluster=cluster)
+        if pg is not None:
+            from generators.capabilities import fit_workload
+
+            wl = fit_workload(wl, pg.capabilities)
+        res = rerun_workload(wl, _engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg),
+                             cluster=cluster, interrupts=stop_requests())
     except (BundleError, KeyError) as e:
         fail_setup(str(e))
     except SetupError as e:
         fail_setup(str(e))
     r = res.report
+    if res.interrupted:
+        err.print("[yellow]interrupted[/]: the workload's rerun was stopped; clusters are shut down")
+        sys.exit(EXIT_INTERRUPTED)
     if res.infrastructure_error:
         fail_setup(f"infrastructure error: {res.infrastructure_error}")
     assert r is not None
@@ -173,6 +207,19 @@ def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, eng
         for line in d.diff[:10]:
             out.print(f"      {line}")
     sys.exit(EXIT_DIVERGENCE if r.divergences else EXIT_OK)
+
+
+def _bundle_pg(pg_version: object) -> Any:
+    """The installation of the major a bundle was made with (None: the default one's major,
+    or a bundle that does not say)."""
+    import re
+
+    from oracles.pgbin import default_install, installed
+
+    m = re.search(r"PostgreSQL\)? (\d+)", str(pg_version or ""))
+    if m is None or int(m.group(1)) == default_install().major:
+        return None
+    return installed(int(m.group(1)))
 
 
 # -- minimize -----------------------------------------------------------------------
@@ -198,7 +245,10 @@ def minimize(bundle: Path, out_dir: Path | None, max_trials: int, engines: tuple
         names = engines or tuple(n for n in b.meta.get("engines", ["pyredo"]) if n in ("pyredo", "walredo"))
         es = _engine_set(names, walredo_cmd, tag_layout, mutant=mutant)
         res = minimize_bundle(b, es, out_dir=out_dir or bundle.parent, max_trials=max_trials,
-                              log=lambda s: err.print(f"[dim]{s}[/]"), cluster=cluster)
+                              log=lambda s: err.print(f"[dim]{s}[/]"), cluster=cluster, interrupts=stop_requests())
+    except Interrupted:
+        err.print("[yellow]interrupted[/]: minimization stopped, no bundle written")
+        sys.exit(EXIT_INTERRUPTED)
     except (BundleError, KeyError, ValueError) as e:
         fail_setup(str(e))
     except SetupError as e:
@@ -234,9 +284,15 @@ def gate(corpus: Path, budget: float, seed: int, engines: tuple[str, ...], walre
 
     try:
         res = run_gate(corpus, _engine_set(engines, walredo_cmd, tag_layout, mutant=mutant), budget=budget,
-                       seed=seed, progress=lambda s: err.print(s), cluster=cluster)
+                       seed=seed, progress=lambda s: err.print(s), cluster=cluster, interrupts=stop_requests())
     except (KeyError, SetupError) as e:
         fail_setup(str(e))
+    if res.interrupted:
+        out.print(f"[yellow]gate interrupted[/]: {len(res.cases)} saved cases run, "
+                  f"{len(res.failures)} failure(s) so far")
+        for f in res.failures:
+            out.print(f"  {f}")
+        sys.exit(EXIT_INTERRUPTED)
     if res.passed:
         out.print(f"[green]gate passed[/]: {len(res.cases)} saved cases agree"
                   + (f", {res.fuzz.iterations} fuzz iterations clean" if res.fuzz else ""))

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pyredo.wal.lsn import format_lsn, parse_lsn
 
 if TYPE_CHECKING:
+    from harness.interrupts import Interrupts
     from harness.reports.schema import CheckResult
+    from oracles.pgbin import PgInstall
 
 EXIT_OK, EXIT_DIVERGENCE, EXIT_SETUP = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command that Ctrl-C ended
 
 err = Console(stderr=True)
 out = Console()
@@ -42,18 +47,58 @@ def fail_setup(message: str) -> NoReturn:
     sys.exit(EXIT_SETUP)
 
 
-def _engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str,
-                walredo_docker: str | None = None, mutant: str | None = None) -> Any:
-    from harness.verify.engines import EngineSet
+def stop_requests() -> Interrupts:
+    """The command's stop request, with SIGINT and SIGTERM routed to it until the command
+    ends (harness.interrupts): the first stops the run fast, a second immediately."""
+    from harness.interrupts import Interrupts, stop_signals
 
-    names = engines or ("pyredo",)
+    return click.get_current_context().with_resource(stop_signals(Interrupts()))
+
+
+def pg_install(pg: str | None, pg_bindir: Path | None) -> PgInstall | None:
+    """What ``--pg``/``--pg-bindir`` name (None: neither given, the default installation);
+    a missing major exits with the command that installs it."""
+    from oracles.pgbin import SetupError, select
+
+    if pg is None and pg_bindir is None:
+        return None
+    try:
+        return select(pg, pg_bindir)
+    except SetupError as e:
+        fail_setup(str(e))
+
+
+def _engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str,
+                walredo_docker: str | None = None, mutant: str | None = None,
+                pg: PgInstall | None = None) -> Any:
+    from harness.verify.engines import EngineSet
+    from pyredo.rmgrlist import PG15
+
+    later = pg is not None and pg.major != PG15.major
+    # pyredo redoes PostgreSQL 15 only (16+ is issue 20): on another major the wal-redo
+    # server alone is the default, and pyredo, when asked for, reports its records unsupported
+    names = engines or (("walredo",) if later else ("pyredo",))
+    if later and "pyredo" in names:
+        assert pg is not None
+        err.print(f"[yellow]note:[/] pyredo has no redo for PostgreSQL {pg.major} yet: its records count "
+                  "as unsupported (use --engine walredo)", soft_wrap=True, highlight=False)
     if walredo_docker and "walredo" not in names:
         fail_setup("--walredo-docker runs the wal-redo engine in a container: add --engine walredo")
     try:
         return EngineSet(names=names, walredo_cmd=walredo_cmd, tag_layout=tag_layout,
-                         walredo_docker=walredo_docker, mutant=mutant)
+                         walredo_docker=walredo_docker, mutant=mutant, pg=pg)
     except ValueError as e:
         fail_setup(str(e))
+
+
+def pg_options(f: Any) -> Any:
+    """``--pg MAJOR`` and ``--pg-bindir DIR``: which PostgreSQL starts the clusters and servers."""
+    f = click.option("--pg-bindir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                     help="Run the PostgreSQL in this bin directory (any build, e.g. of master); "
+                          "its major is read off `postgres --version`.")(f)
+    return click.option("--pg", "pg_major", type=click.Choice(["15", "16", "17", "18"]),
+                        help="PostgreSQL major to run (default: the system's, 15). 16-18 come from "
+                             "`redodiff pg install`; see `redodiff pg list`.")(f)
 
 
 engine_option = click.option(
@@ -108,7 +153,15 @@ def print_report_summary(report: CheckResult, title: str = "redodiff check") -> 
     table.add_row("pages skipped (no base page)", str(report.pages_skipped_no_base))
     for reason, n in sorted(report.pages_skipped.items()):
         table.add_row(f"pages skipped ({reason})", str(n))
-    table.add_row("divergences", f"[bold red]{len(report.divergences)}[/]" if report.divergences else "0")
+    unknown = report.unknown_divergences
+    known = len(report.divergences) - len(unknown)
+    table.add_row("divergences", (f"[bold red]{len(unknown)}[/]" if unknown else "0")
+                  + (f" (+ {known} known PostgreSQL issue{'s' if known != 1 else ''})" if known else ""))
+    for verdict, n in sorted((report.verdicts or {}).items()):
+        table.add_row(f"pages: {verdict}", str(n))
+    eor = report.end_of_recovery
+    if eor:
+        table.add_row("end of recovery", str(eor.get("summary", "")))
     table.add_row("unsupported records",
                   ", ".join(f"{k}: {v}" for k, v in sorted(report.unsupported.items())) or "0")
     err.print(table)
@@ -119,12 +172,25 @@ def print_report_summary(report: CheckResult, title: str = "redodiff check") -> 
         for k, v in sorted(report.record_types.items()):
             types.add_row(k, str(v))
         err.print(types)
-    for d in report.divergences[:20]:
+    # the verdict first: the findings, then each known PostgreSQL issue once with its pages
+    for d in unknown[:20]:
         lsn = format_lsn(d.first_diverging_lsn) if d.first_diverging_lsn is not None else None
-        err.print(f"[bold red]{d.kind}[/] {d.tag} engines={d.engines} "
-                  f"record={d.record_type} first diverging LSN={lsn}")
+        err.print(f"[bold red]divergence[/] {d.tag}: {escape(d.verdict or d.kind)}", soft_wrap=True,
+                  highlight=False)
+        err.print(f"    {d.kind} engines={d.engines} record={d.record_type} first diverging LSN={lsn}")
         for line in d.diff[:10]:
             err.print(f"    {line}")
+    by_issue: dict[str, list[Any]] = {}
+    for d in report.divergences:
+        if d.known is not None:
+            by_issue.setdefault(d.known, []).append(d)
+    for issue, divs in sorted(by_issue.items()):
+        err.print(f"[yellow]known PostgreSQL issue {issue}[/] on {len(divs)} page{'s' if len(divs) != 1 else ''} "
+                  f"({', '.join(d.tag for d in divs[:3])}{', ...' if len(divs) > 3 else ''}): "
+                  f"{escape(divs[0].verdict or divs[0].kind)}", soft_wrap=True, highlight=False)
+    if known and not unknown:
+        err.print(f"every divergence ({known}) is a known PostgreSQL issue: not a finding "
+                  f"(--strict-known makes them fail)", highlight=False)
 
 
 

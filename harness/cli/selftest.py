@@ -18,6 +18,7 @@ from harness.cli.common import (
     fail_setup,
     hidden_cluster_option,
     out,
+    stop_requests,
     tag_layout_option,
     walredo_cmd_option,
 )
@@ -125,7 +126,7 @@ def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, lis
             es = _engine_set(("pyredo",), None, tag_layout)
     cfg = SelftestConfig(budget=budget, names=names, engines=es, seed=seed, profile=profile,
                          minimize_trials=minimize_trials, control=not no_control, workdir=workdir,
-                         min_score=min_score, cluster=cluster)
+                         min_score=min_score, cluster=cluster, interrupts=stop_requests())
 
     def progress(event: str, data: Any) -> None:
         if event == "control":
@@ -156,7 +157,8 @@ def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, lis
         fail_setup(str(e))
     rep.walredo_note = note
     if report_path:
-        report_path.write_text(json.dumps(rep.to_json(), indent=2) + "\n")
+        with cfg.interrupts.holding():
+            report_path.write_text(json.dumps(rep.to_json(), indent=2) + "\n")
     out.print(_selftest_results_table(rep))
     survivors = [r for r in rep.results if not r.caught]
     for r in survivors:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from harness.cli.common import (
     EXIT_DIVERGENCE,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     LSN,
     _engine_set,
@@ -19,11 +20,15 @@ from harness.cli.common import (
     err,
     fail_setup,
     out,
+    pg_install,
+    pg_options,
     print_report_summary,
+    stop_requests,
     tag_layout_option,
     walredo_cmd_option,
     walredo_docker_option,
 )
+from harness.interrupts import Interrupted
 from oracles.pgbin import SetupError
 from pyredo.errors import WalError
 from pyredo.wal.lsn import format_lsn
@@ -38,8 +43,10 @@ from pyredo.wal.lsn import format_lsn
 @click.option("--details", "-b", is_flag=True, help="text format: block references one per line with image details.")
 @click.option("--timeline", type=int, help="Timeline to read (default: the newest holding --start).")
 @click.option("--limit", "-n", type=int, help="Stop after this many records.")
+@click.option("--pg", "pg_major", type=click.Choice(["15", "16", "17", "18"]),
+              help="Read the WAL as this major's (default: the major its page magic names).")
 def decode(waldir: Path, start: int | None, end: int | None, fmt: str, details: bool,
-           timeline: int | None, limit: int | None) -> None:
+           timeline: int | None, limit: int | None, pg_major: str | None) -> None:
     """Decode the WAL in WALDIR (a pg_wal directory or a copy of segment files).
 
     \b
@@ -47,22 +54,30 @@ def decode(waldir: Path, start: int | None, end: int | None, fmt: str, details: 
     rec_len, main_data_len, blocks [{id, spc, db, rel, fork, blk, has_image,
     apply_image, will_init, data_len, image?}], desc. LSNs print as X/X.
 
+    PostgreSQL 15 to 18: the WAL page magic says which major wrote it, and record
+    and resource-manager names are that major's (custom resource managers, ids
+    128-255, print as customNNN with their records undecoded, as pg_waldump does).
+
     Exit 1 on corrupt WAL, after printing every record read before it; the
     error names the LSN, segment file and offset.
     """
     from harness.reports.recordfmt import record_json, record_text
+    from pyredo.rmgrlist import table_for
     from pyredo.wal.reader import WalDirectory, WalReader
 
     try:
         wd = WalDirectory.open(waldir, start=start, tli=timeline)
-        reader = WalReader(wd, start, end)
+        reader = WalReader(wd, start, end, major=int(pg_major) if pg_major else None)
         n = 0
         write = sys.stdout.write
+        table = None
         for rec in reader:
+            if table is None:
+                table = table_for(reader.major or 15)
             if fmt == "jsonl":
-                write(json.dumps(record_json(rec), separators=(",", ":")) + "\n")
+                write(json.dumps(record_json(rec, table), separators=(",", ":")) + "\n")
             else:
-                write(record_text(rec, details) + "\n")
+                write(record_text(rec, details, table) + "\n")
             n += 1
             if limit is not None and n >= limit:
                 break
@@ -94,9 +109,14 @@ def decode(waldir: Path, start: int | None, end: int | None, fmt: str, details: 
 @tag_layout_option
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as JSON here.")
+@click.option("--strict-known", is_flag=True,
+              help="Fail (exit 1) also on divergences that match a known PostgreSQL issue "
+                   "(oracles/known_issues.toml); by default they are reported as known and pass.")
+@pg_options
 def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | None, end: int | None,
           engines: tuple[str, ...], base_backup: Path | None, walredo_cmd: str | None, tag_layout: str,
-          report_path: Path | None, walredo_docker: str | None = None) -> None:
+          report_path: Path | None, walredo_docker: str | None = None, strict_known: bool = False,
+          pg_major: str | None = None, pg_bindir: Path | None = None) -> None:
     """Verify a WAL range of a cluster, page by page.
 
     Every block referenced in the range whose first record there carries a
@@ -112,15 +132,30 @@ def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | N
     pg_wal/), EXECUTE on pg_read_binary_file (pages) and pg_checkpoint; a missing right
     is named with the GRANT that fixes it.
 
-    Exit 0 when clean, 1 on a divergence, 2 on a usage or setup error.
+    With two engines every page gets a verdict: verified (engines and primary
+    agree), primary_differs (the engines agree, the primary differs: the WAL
+    does not carry what the primary has), engine_disagreement or engine_error
+    (naming the engine at fault where the primary can tell).
+
+    The cluster's major (its PG_VERSION, or the server's version) picks the
+    PostgreSQL whose wal-redo server and programs are used (`redodiff pg install`
+    for 16-18); --pg / --pg-bindir name it explicitly.
+
+    Exit 0 when clean or when every divergence is a known PostgreSQL issue
+    (with --strict-known: only when clean), 1 on any other divergence, 2 on a
+    usage or setup error.
     """
     from generators.workload import Settings
     from harness.clusters.datadir import DataDirPages, hint_bits_logged
     from harness.verify.check import Checker
+    from oracles.known_issues import KnownIssues
+    from oracles.pgbin import default_install, installed
     from pyredo.wal.reader import WalReader
 
     if (pgdata is None) == (dsn is None):
         raise click.UsageError("give exactly one of --pgdata DIR or --dsn DSN")
+    pg = pg_install(pg_major, pg_bindir)
+    interrupts = stop_requests()
     workdir = None
     remote = None
     try:
@@ -133,29 +168,43 @@ def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | N
             primary = remote.read_block
             hints = bool(remote.scalar("SELECT current_setting('wal_log_hints')::bool OR "
                                        "current_setting('data_checksums')::bool"))
+            version = int(remote.scalar("SELECT current_setting('server_version_num')::int"))
+            pg_version = str(remote.scalar("SELECT 'postgres (PostgreSQL) ' || current_setting('server_version')"))
+            if pg is None and version // 10000 != default_install().major:
+                pg = installed(version // 10000)  # the wal-redo server must be the cluster's major
         else:
             assert pgdata is not None
             if start is None:
                 raise click.UsageError("--start is required with --pgdata")
-            waldir, primary, hints = pgdata / "pg_wal", DataDirPages(pgdata), hint_bits_logged(pgdata)
-        es = _engine_set(engines, walredo_cmd, tag_layout, walredo_docker)
+            if pg is None:
+                major = int((pgdata / "PG_VERSION").read_text().strip())
+                pg = installed(major) if major != default_install().major else None
+            inst = pg if pg is not None else default_install()
+            waldir, primary, hints = pgdata / "pg_wal", DataDirPages(pgdata), hint_bits_logged(pgdata, inst)
+            version, pg_version = inst.version_num, inst.server_version
+        es = _engine_set(engines, walredo_cmd, tag_layout, walredo_docker, pg=pg)
         engine_objs = es.for_settings(Settings(wal_log_hints=hints))
         try:
-            records = list(WalReader(waldir, start, end))
+            records = list(interrupts.each(WalReader(waldir, start, end)))
         except WalError as e:
             fail_setup(f"cannot read the WAL range: {e}")
         real_end = end if end is not None else (records[-1].end_lsn if records else start)
         checker = Checker(engine_objs, primary, DataDirPages(base_backup) if base_backup else None,
-                          end_lsn=real_end, base_is_snapshot=base_backup is not None)
+                          end_lsn=real_end, base_is_snapshot=base_backup is not None,
+                          known_issues=KnownIssues.load(version), interrupts=interrupts)
         with _progress() as progress:
             task = progress.add_task("redo", total=None)
             report = checker.check_records(
                 records, start=start, end=real_end,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
-        es.close()
+        with interrupts.holding():
+            es.close()
     except SetupError as e:
         fail_setup(str(e))
+    except Interrupted:
+        err.print("[yellow]interrupted[/] while reading the WAL range: nothing was checked")
+        sys.exit(EXIT_INTERRUPTED)
     finally:
         if remote is not None:
             remote.close()
@@ -164,10 +213,14 @@ def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | N
 
             remove(workdir)
     result = report.result()
+    result.pg_version = pg_version
     if report_path:
-        report_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        with interrupts.holding():
+            report_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
     print_report_summary(result)
-    sys.exit(EXIT_DIVERGENCE if result.divergences else EXIT_OK)
+    if report.interrupted:
+        err.print("[yellow]interrupted[/]: the report holds the pages checked before the stop request")
+    sys.exit(EXIT_DIVERGENCE if result.unknown_divergences or (strict_known and result.divergences) else EXIT_OK)
 
 
 @click.group()
@@ -214,35 +267,50 @@ def slot_drop(dsn: str, name: str) -> None:
 @click.option("--keep", is_flag=True, help="Keep the throwaway cluster's directory.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the verification report as JSON here.")
-def demo(keep: bool, report_path: Path | None) -> None:
-    """Run the built-in mixed workload on a throwaway cluster, decode and verify its WAL."""
+@pg_options
+def demo(keep: bool, report_path: Path | None, pg_major: str | None = None, pg_bindir: Path | None = None) -> None:
+    """Run the built-in mixed workload on a throwaway cluster, decode and verify its WAL.
+
+    With --pg 16/17/18 the wal-redo server of that major verifies (pyredo redoes 15)."""
     from collections import Counter
 
+    from generators.capabilities import fit_steps
+    from generators.workload import Settings
     from harness.campaign.demo import DEMO_STEPS
     from harness.clusters.local import ClusterSettings, LocalCluster
     from harness.verify.capture import capture, verify
+    from oracles.pgbin import default_install
     from pyredo.engine import RedoEngine
-    from pyredo.rmgrlist import PG15
+    from pyredo.rmgrlist import PG15, table_for
 
+    inst = pg_install(pg_major, pg_bindir)
+    es = _engine_set((), None, "neon", pg=inst) if inst is not None and inst.major != PG15.major else None
     try:
-        with LocalCluster(ClusterSettings(wal_segsize_mb=1), keep=keep) as pg:
-            err.print(f"cluster: {pg.pgdata} on port {pg.port}")
-            with capture(pg, DEMO_STEPS) as cap:
+        inst = inst or default_install()
+        rmgrs = table_for(inst.major)
+        with LocalCluster(ClusterSettings(wal_segsize_mb=1, pg=inst), keep=keep) as pg:
+            err.print(f"cluster: {pg.pgdata} on port {pg.port} ({inst.server_version}, {inst.source})")
+            with capture(pg, fit_steps(DEMO_STEPS, inst.capabilities)) as cap:
                 for e in cap.errors:
                     err.print(f"[yellow]step failed:[/] {e}")
-                counts = Counter(PG15.record_type(r) for r in cap.records())
+                counts = Counter(rmgrs.record_type(r) for r in cap.records())
                 table = Table(title=f"WAL {format_lsn(cap.start)} .. {format_lsn(cap.end)}")
                 table.add_column("record type")
                 table.add_column("count", justify="right")
                 for k, v in sorted(counts.items()):
                     table.add_row(k, str(v))
                 out.print(table)
-                result = verify(cap, [RedoEngine()]).result()
+                engines = es.for_settings(Settings()) if es is not None else [RedoEngine()]
+                result = verify(cap, engines).result()
+                result.pg_version = inst.server_version
             if report_path:
                 report_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
-            print_report_summary(result, "pyredo vs the primary")
+            print_report_summary(result, f"{' and '.join(result.engines) or 'pyredo'} vs the primary")
     except SetupError as e:
         fail_setup(str(e))
+    finally:
+        if es is not None:
+            es.close()
     sys.exit(EXIT_DIVERGENCE if result.divergences else EXIT_OK)
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyredo import BLCKSZ
 from pyredo.wal.record import FORK_NAMES, BufferTag
+
+if TYPE_CHECKING:
+    from oracles.pgbin import PgInstall
 
 GLOBALTABLESPACE_OID = 1664
 DEFAULTTABLESPACE_OID = 1663
@@ -67,13 +71,14 @@ def snapshot_relation_files(pgdata: str | os.PathLike[str], dest: str | os.PathL
     return DataDirPages(dst)
 
 
-def hint_bits_logged(pgdata: str | os.PathLike[str]) -> bool:
-    """XLogHintBitIsNeeded() of a cluster: data checksums or wal_log_hints, per pg_controldata."""
+def hint_bits_logged(pgdata: str | os.PathLike[str], pg: PgInstall | None = None) -> bool:
+    """XLogHintBitIsNeeded() of a cluster: data checksums or wal_log_hints, per pg_controldata
+    (of ``pg``, the cluster's major; None: the default installation's)."""
     import subprocess
 
     from oracles.pgbin import program
 
-    res = subprocess.run([program("pg_controldata"), str(pgdata)], capture_output=True, text=True, check=False,
+    res = subprocess.run([pg.program("pg_controldata") if pg is not None else program("pg_controldata"), str(pgdata)], capture_output=True, text=True, check=False,
                          env={**os.environ, "LC_ALL": "C"})
     checksums = logged = False
     for line in res.stdout.splitlines():

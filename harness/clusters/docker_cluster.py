@@ -206,20 +206,20 @@ class DockerCluster(LocalCluster):
             self._save_logs()
             self._remove_container()
 
-    def destroy(self) -> None:
-        """Stop and remove the container, then delete the directory (unless keep)."""
+    def destroy(self, mode: str = "fast") -> None:
+        """Stop (in ``mode``) and remove the container, then delete the directory (unless keep)."""
         if self._destroyed:
             return
         try:
             if self.container is not None:
-                self._stop_container("fast")
+                self._stop_container(mode)
         except Exception as e:
             log.warning("stopping container %s: %s", self.name, e)
         finally:
             self._remove_container()
             self.running = False
             _live.discard(self)
-            super().destroy()
+            super().destroy(mode)
 
     def _remove_container(self) -> None:
         """Remove the server container — by name, so also one whose creation was

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -20,7 +22,13 @@ from typing import Any
 import psycopg
 
 from harness.clusters.datadir import DataDirPages
-from oracles.pgbin import SetupError, as_server_user, give_to_server_user, program
+from oracles.pgbin import (
+    PgInstall,
+    SetupError,
+    as_server_user,
+    default_install,
+    give_to_server_user,
+)
 from pyredo.wal.lsn import format_lsn, parse_lsn
 from pyredo.wal.record import BufferTag
 
@@ -36,11 +44,13 @@ def free_port() -> int:
 
 @dataclass
 class ClusterSettings:
-    """How to initdb and configure a cluster. ``gucs`` go to postgresql.conf."""
+    """How to initdb and configure a cluster. ``gucs`` go to postgresql.conf; ``pg`` is
+    the PostgreSQL whose programs make and run it (None: the default installation)."""
 
     wal_segsize_mb: int = 16
     data_checksums: bool = False
     gucs: dict[str, Any] = field(default_factory=dict)
+    pg: PgInstall | None = None
 
     def conf_lines(self) -> list[str]:
         lines = []
@@ -86,6 +96,38 @@ def _remove_tree(path: Path, attempts: int = 5) -> None:
         time.sleep(0.1 * (i + 1))
 
 
+def stop_orphans(base_dir: Path, wait: float = 10.0) -> None:
+    """Shut down, immediately, every server of a cluster under ``base_dir`` that its
+    owner could not stop (a process killed before its cleanup ran), and remove the
+    clusters. A postmaster counts only if it runs in that data directory."""
+    for pidfile in base_dir.glob("redodiff-pg-*/data/postmaster.pid"):
+        pid = _postmaster_in(pidfile.parent)
+        if pid is None:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGQUIT)  # what pg_ctl -m immediate sends
+        deadline = time.monotonic() + wait
+        while _postmaster_in(pidfile.parent) == pid and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if _postmaster_in(pidfile.parent) == pid:
+                os.kill(pid, signal.SIGKILL)
+    for root in base_dir.glob("redodiff-pg-*"):
+        _remove_tree(root)
+
+
+def _postmaster_in(pgdata: Path) -> int | None:
+    """The pid of the postmaster running in ``pgdata`` (postmaster.pid, checked against
+    the process's working directory), None when there is none."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+        if Path(os.readlink(f"/proc/{pid}/cwd")) == pgdata.resolve():
+            return pid
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 @atexit.register
 def _cleanup_live() -> None:  # pragma: no cover - safety net for abnormal exits
     for c in list(_live):
@@ -123,6 +165,11 @@ class LocalCluster:
         self.running = False
         self._destroyed = False
         _live.add(self)
+
+    @property
+    def pg(self) -> PgInstall:
+        """The PostgreSQL installation this cluster runs."""
+        return self.settings.pg if self.settings.pg is not None else default_install()
 
     # -- lifecycle ---------------------------------------------------------------
     def __enter__(self) -> LocalCluster:
@@ -166,12 +213,14 @@ class LocalCluster:
     def init(self) -> None:
         """initdb with the chosen WAL segment size and checksums, then write the GUCs."""
         argv = [
-            program("initdb"), "-D", str(self.pgdata), "-U", "postgres", "-A", "trust",
+            self.pg.program("initdb"), "-D", str(self.pgdata), "-U", "postgres", "-A", "trust",
             "--no-sync", "-E", "UTF8", "--locale=C",
             f"--wal-segsize={self.settings.wal_segsize_mb}",
         ]
         if self.settings.data_checksums:
             argv.append("--data-checksums")
+        elif self.pg.major >= 18:
+            argv.append("--no-data-checksums")  # initdb's default from 18 on
         self._run(argv, "initdb")
         gucs = {**BASE_GUCS, **self.settings.gucs}
         lines = ClusterSettings(gucs=gucs).conf_lines()
@@ -184,7 +233,7 @@ class LocalCluster:
         for _ in range(attempts):
             self.port = free_port()
             argv = [
-                program("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile), "-w",
+                self.pg.program("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logfile), "-w",
                 "-t", "60", "-o", f"-p {self.port} -k {self.sockdir}", "start",
             ]
             try:
@@ -205,22 +254,22 @@ class LocalCluster:
         if not self.running:
             return
         # running stays True when pg_ctl fails, so destroy() goes on to immediate / SIGKILL
-        self._run([program("pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "stop"], "pg_ctl stop")
+        self._run([self.pg.program("pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "stop"], "pg_ctl stop")
         self.running = False
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
-    def destroy(self) -> None:
-        """Stop (immediate if need be) and delete the directory (unless keep). Marked
-        done only at the end: a destroy cut short (Ctrl-C) is finished by the next call
-        (the atexit safety net)."""
+    def destroy(self, mode: str = "fast") -> None:
+        """Stop (in ``mode``, immediate if need be) and delete the directory (unless keep).
+        Marked done only at the end: a destroy cut short (Ctrl-C) is finished by the next
+        call (the atexit safety net)."""
         if self._destroyed:
             return
         if self.running:
             try:
-                self.stop("fast")
+                self.stop(mode)
             except SetupError:
                 try:
                     self.stop("immediate")

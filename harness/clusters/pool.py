@@ -20,7 +20,8 @@ from pathlib import Path
 
 from generators.workload import Settings
 from harness.clusters.local import ClusterSettings, LocalCluster
-from oracles.pgbin import SetupError
+from harness.interrupts import Interrupts
+from oracles.pgbin import PgInstall, SetupError
 
 FUZZ_WAL_SEGSIZE_MB = 1  # small segments: bundles copy only a few MB of WAL
 
@@ -61,9 +62,14 @@ class ClusterPool:
     recycle_after: int = 150
     keep: bool = False
     cluster_spec: str | None = None  # local | docker:IMAGE (None: local)
+    pg: PgInstall | None = None  # which PostgreSQL local clusters run (None: the default installation)
     slots: dict[tuple[bool, bool], _Slot] = field(default_factory=dict)
+    # the run's stop request: no cluster is started once it is pending, and close()
+    # shuts the clusters down in its mode (fast, or immediate after a second signal)
+    interrupts: Interrupts = field(default_factory=Interrupts)
 
     def get(self, settings: Settings) -> LocalCluster:
+        self.interrupts.check()
         key = settings.initdb_key
         slot = self.slots.get(key)
         if slot is not None and (slot.uses >= self.recycle_after or not slot.cluster.running):
@@ -74,6 +80,7 @@ class ClusterPool:
                 wal_segsize_mb=FUZZ_WAL_SEGSIZE_MB,
                 data_checksums=settings.data_checksums,
                 gucs={"wal_log_hints": settings.wal_log_hints},
+                pg=self.pg,
             )
             cluster = new_cluster(self.cluster_spec, cs, base_dir=self.base_dir, keep=self.keep)
             cluster.__enter__()
@@ -105,9 +112,10 @@ class ClusterPool:
             slot.cluster.destroy()
 
     def close(self) -> None:
-        for slot in self.slots.values():
-            slot.cluster.destroy()
-        self.slots.clear()
+        with self.interrupts.holding():
+            for slot in self.slots.values():
+                slot.cluster.destroy(self.interrupts.shutdown_mode)
+            self.slots.clear()
 
     def __enter__(self) -> ClusterPool:
         return self

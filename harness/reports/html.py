@@ -33,7 +33,8 @@ th{background:#eef1f4}.num{text-align:right}.ok{color:#1a7f37}.bad{color:#cf222e
 .first{background:#fff3b0;font-weight:700}code{background:#eef1f4;padding:1px 4px;border-radius:3px}
 details summary{cursor:pointer;color:#0969da}
 .cov table{column-count:3}.cov{columns:3 280px}.cov tr{break-inside:avoid}
-.toc li{margin:2px 0}
+.toc li{margin:2px 0}.known{color:#9a6700;font-weight:600}
+.verdict{font-size:15px;background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px}
 """
 
 
@@ -144,8 +145,9 @@ def render_bundle_section(b: Bundle) -> str:
     diffs += "".join(f"<li><code>{_e(d)}</code> <span class=muted>masked (may legitimately differ)</span></li>"
                      for d in raw if d not in sig_fields)
     return f"""
-<h2 id="{_e(m.get('id', b.path.name))}"><span class=bad>{_e(m.get('kind'))}</span> {_e(m.get('tag'))}</h2>
-<p>engines: <b>{_e(', '.join(m.get('engines', [])))}</b> &middot; page owner: <b>{_e(owner)}</b> &middot;
+<h2 id="{_e(m.get('id', b.path.name))}">{_verdict_badge(m)} {_e(m.get('tag'))}</h2>
+{_verdict_line(m)}
+<p>kind: <b>{_e(m.get('kind'))}</b> &middot; engines: <b>{_e(', '.join(m.get('engines', [])))}</b> &middot; page owner: <b>{_e(owner)}</b> &middot;
 record type: <b>{_e(m.get('record_type'))}</b> &middot; seed: {_e(m.get('seed'))} &middot; settings: {_e(m.get('settings'))}
 &middot; {_e(m.get('pg_version'))}</p>
 <p>replay: <code>{_e(m.get('replay', f'redodiff replay {b.path}'))}</code></p>
@@ -167,6 +169,19 @@ record type: <b>{_e(m.get('record_type'))}</b> &middot; seed: {_e(m.get('seed'))
 """
 
 
+def _verdict_badge(m: dict[str, Any]) -> str:
+    """A known PostgreSQL issue is shown as known, anything else as a finding."""
+    if m.get("known"):
+        return f"<span class=known>known: {_e(m['known'])}</span>"
+    return f"<span class=bad>{_e(m.get('kind'))}</span>"
+
+
+def _verdict_line(m: dict[str, Any]) -> str:
+    """The verdict first: what the vote of the engines and the primary says."""
+    verdict = m.get("verdict")
+    return f"<p class=verdict><b>verdict:</b> {_e(verdict)}</p>" if verdict else ""
+
+
 def _coverage_table(report: MergedReport) -> str:
     cov = compute_coverage(report.record_types)
     cells = "".join(
@@ -181,8 +196,11 @@ def _summary(report: MergedReport) -> str:
     counts = [(report.iterations, "iterations"), (report.records, "records"), (report.pages_checked, "pages verified"),
               (report.pages_skipped_no_base, "pages skipped (no base)"), (report.step_errors, "step errors (recorded)")]
     rows = "".join(f"<tr><td>{label}</td><td class=num>{_e(n)}</td></tr>" for n, label in counts)
-    nd = len(report.divergences)
+    nd = sum(1 for d in report.divergences if d.known is None)
     rows += f"<tr><td>divergences</td><td class='num {'bad' if nd else 'ok'}'>{nd}</td></tr>"
+    nk = len(report.divergences) - nd
+    if nk:
+        rows += f"<tr><td>known PostgreSQL issues (not findings)</td><td class='num known'>{nk}</td></tr>"
     rows += f"<tr><td>infrastructure errors</td><td class=num>{len(report.infrastructure_errors)}</td></tr>"
     rows += f"<tr><td>engines</td><td>{_e(', '.join(report.engines))}</td></tr>"
     settings = ", ".join(f"{k}: {v}" for k, v in sorted(report.settings_seen.items()))

@@ -1,10 +1,13 @@
-"""Render decoded records: pg_waldump-style text lines and JSON objects."""
+"""Render decoded records: pg_waldump-style text lines and JSON objects.
+
+Names come from a major's rmgr table (``table``, default PG15): ``redodiff decode``
+passes the one of the WAL it reads (``pyredo.rmgrlist.table_for(reader.major)``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pyredo.rmgrlist import PG15
+from pyredo.rmgrlist import PG15, RmgrTable
 from pyredo.wal.lsn import format_lsn
 from pyredo.wal.record import (
     BKPIMAGE_COMPRESS_LZ4,
@@ -22,15 +25,15 @@ def fpi_len(rec: DecodedXLogRecord) -> int:
     return sum(b.bimg_len for b in rec.blocks.values() if b.has_image)
 
 
-def identify(rec: DecodedXLogRecord) -> str:
-    r = PG15.get(rec.rmid)
+def identify(rec: DecodedXLogRecord, table: RmgrTable = PG15) -> str:
+    r = table.get(rec.rmid)
     ident = r.identify(rec.info) if r is not None else None
     return ident if ident is not None else f"UNKNOWN ({rec.info & XLR_RMGR_INFO_MASK:x})"
 
 
-def describe(rec: DecodedXLogRecord) -> str | None:
+def describe(rec: DecodedXLogRecord, table: RmgrTable = PG15) -> str | None:
     """The rmgr's description (pg_waldump's rm_desc) where pyredo has one."""
-    r = PG15.get(rec.rmid)
+    r = table.get(rec.rmid)
     if r is None:
         return None
     try:
@@ -75,14 +78,14 @@ def block_json(blk: DecodedBkpBlock) -> dict[str, Any]:
     return out
 
 
-def record_json(rec: DecodedXLogRecord) -> dict[str, Any]:
-    ident = identify(rec)
-    extra = describe(rec)
+def record_json(rec: DecodedXLogRecord, table: RmgrTable = PG15) -> dict[str, Any]:
+    ident = identify(rec, table)
+    extra = describe(rec, table)
     return {
         "lsn": format_lsn(rec.lsn),
         "end_lsn": format_lsn(rec.end_lsn),
         "prev": format_lsn(rec.prev),
-        "rmgr": PG15.rmgr_name(rec.rmid),
+        "rmgr": table.rmgr_name(rec.rmid),
         "info": rec.info,
         "xid": rec.xid,
         "total_len": rec.tot_len,
@@ -97,14 +100,14 @@ def _lsn08(lsn: int) -> str:
     return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:08X}"
 
 
-def record_text(rec: DecodedXLogRecord, details: bool = False) -> str:
+def record_text(rec: DecodedXLogRecord, details: bool = False, table: RmgrTable = PG15) -> str:
     """One line in pg_waldump's format (block references in its short form,
     or one per line with image details when ``details``)."""
     tot = rec.tot_len
     line = (
-        f"rmgr: {PG15.rmgr_name(rec.rmid):<11} len (rec/tot): {tot - fpi_len(rec):6d}/{tot:6d}, "
+        f"rmgr: {table.rmgr_name(rec.rmid):<11} len (rec/tot): {tot - fpi_len(rec):6d}/{tot:6d}, "
         f"tx: {rec.xid:10d}, lsn: {_lsn08(rec.lsn)}, prev {_lsn08(rec.prev)}, "
-        f"desc: {identify(rec)} {describe(rec) or ''}"
+        f"desc: {identify(rec, table)} {describe(rec, table) or ''}"
     )
     parts = [line]
     for blk in rec.blocks.values():

@@ -40,12 +40,13 @@ class DivergenceKind(enum.StrEnum):
     ENGINE_VS_PRIMARY = "engine_vs_primary"  # an engine's page vs the primary's, under masks
     ENGINE_ERROR = "engine_error"  # an engine failed on a record (not infrastructure)
     CLOG_VS_PRIMARY = "clog_vs_primary"  # pg_xact rebuilt by pyredo vs the primary's
+    PRIMARY_DIFFERS = "primary_differs"  # every engine agrees, the primary differs: the WAL lacks it
 
     @property
     def bundle_prefix(self) -> str:
         """The first word of a bundle's directory name."""
         return {"engine_disagreement": "engines", "engine_vs_primary": "primary",
-                "engine_error": "error"}.get(self.value, self.value)
+                "engine_error": "error", "primary_differs": "wal"}.get(self.value, self.value)
 
 
 class EngineErrorKind(enum.StrEnum):
@@ -88,11 +89,20 @@ def _sorted(c: Mapping[str, int]) -> dict[str, int]:
     return dict(sorted(c.items()))
 
 
+def _interrupted_key(interrupted: bool) -> JSONDict:
+    """``{"interrupted": true}`` for a part done before a stop request, else no key:
+    reports of whole runs keep the keys they always had."""
+    return {"interrupted": True} if interrupted else {}
+
+
 # -- divergences ----------------------------------------------------------------------------
 @dataclass
 class DivergenceEntry:
     """One divergence as a report lists it. A commit-log divergence has no page:
-    its JSON omits ``tag_fields``, ``records``, ``owner`` and ``error``."""
+    its JSON omits ``tag_fields``, ``records``, ``owner`` and ``error``.
+    ``verdict``: the vote in one readable line; ``known``: the id of the known
+    PostgreSQL issue it matches (oracles/known_issues.toml). Both keys are
+    written when there is a verdict (reports written before it read back unchanged)."""
 
     kind: DivergenceKind
     tag: str  # "spc/db/rel.fork blk N", or "pg_xact"
@@ -104,6 +114,8 @@ class DivergenceEntry:
     owner: str | None = None
     diff: list[str] = field(default_factory=list)
     error: str | None = None
+    verdict: str | None = None
+    known: str | None = None
 
     @property
     def is_clog(self) -> bool:
@@ -130,6 +142,7 @@ class DivergenceEntry:
             "owner": self.owner,
             "diff": list(self.diff),
             "error": self.error,
+            **({"verdict": self.verdict, "known": self.known} if self.verdict is not None else {}),
         }
 
     @classmethod
@@ -146,6 +159,8 @@ class DivergenceEntry:
             "owner": d.get("owner"),
             "diff": [str(x) for x in d.get("diff", [])],
             "error": d.get("error"),
+            "verdict": d.get("verdict"),
+            "known": d.get("known"),
         }
 
     @classmethod
@@ -165,7 +180,8 @@ class CampaignDivergence(DivergenceEntry):
     def found(cls, d: DivergenceEntry, *, seed: int | None, iteration: int | None,
               bundle: str | None) -> CampaignDivergence:
         return cls(d.kind, d.tag, list(d.engines), d.record_type, d.first_diverging_lsn, d.tag_fields,
-                   list(d.records), d.owner, list(d.diff), d.error, seed, iteration, bundle)
+                   list(d.records), d.owner, list(d.diff), d.error, d.verdict, d.known,
+                   seed=seed, iteration=iteration, bundle=bundle)
 
     def to_json(self) -> JSONDict:
         return {**super().to_json(), "seed": self.seed, "iteration": self.iteration, "bundle": self.bundle}
@@ -208,17 +224,19 @@ class IterationEntry:
     step_errors: int
     infrastructure_error: str | None
     bundles: list[str | None]
+    interrupted: bool = False  # stopped part-way by Ctrl-C / SIGTERM (the key only when true)
 
     def to_json(self) -> JSONDict:
         return {"index": self.index, "seed": self.seed, "settings": self.settings, "seconds": self.seconds,
                 "records": self.records, "pages_checked": self.pages_checked, "step_errors": self.step_errors,
-                "infrastructure_error": self.infrastructure_error, "bundles": list(self.bundles)}
+                "infrastructure_error": self.infrastructure_error, "bundles": list(self.bundles),
+                **_interrupted_key(self.interrupted)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> IterationEntry:
         return cls(int(d["index"]), d.get("seed"), str(d.get("settings", "")), float(d.get("seconds", 0.0)),
                    int(d.get("records", 0)), int(d.get("pages_checked", 0)), int(d.get("step_errors", 0)),
-                   d.get("infrastructure_error"), list(d.get("bundles", [])))
+                   d.get("infrastructure_error"), list(d.get("bundles", [])), bool(d.get("interrupted")))
 
 
 @dataclass
@@ -245,10 +263,11 @@ class IterationSummary:
     bundles: list[str | None] = field(default_factory=list)
     bundles_skipped: int = 0
     rules: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False  # stopped part-way: pages not reached are not counted
 
     def entry(self) -> IterationEntry:
         return IterationEntry(self.index, self.seed, self.settings, self.seconds, self.records, self.pages_checked,
-                              self.step_errors, self.infrastructure_error, list(self.bundles))
+                              self.step_errors, self.infrastructure_error, list(self.bundles), self.interrupted)
 
     def add_infrastructure_error(self, why: str) -> None:
         self.infrastructure_error = f"{self.infrastructure_error}; {why}" if self.infrastructure_error else why
@@ -264,6 +283,7 @@ class IterationSummary:
             "pages_skipped": dict(self.pages_skipped), "step_errors": self.step_errors,
             "infrastructure_error": self.infrastructure_error, "bundles": list(self.bundles),
             "bundles_skipped": self.bundles_skipped, "rules": dict(self.rules),
+            **_interrupted_key(self.interrupted),
         }
 
     @classmethod
@@ -275,7 +295,7 @@ class IterationSummary:
             int(d.get("clog_pages_checked", 0)), int(d.get("clog_xids_verified", 0)),
             _counts(d.get("unsupported")), _counts(d.get("record_types")), _counts(d.get("pages_skipped")),
             int(d.get("step_errors", 0)), d.get("infrastructure_error"), list(d.get("bundles", [])),
-            int(d.get("bundles_skipped", 0)), dict(d.get("rules", {})),
+            int(d.get("bundles_skipped", 0)), dict(d.get("rules", {})), bool(d.get("interrupted")),
         )
 
 
@@ -359,6 +379,7 @@ class FuzzReport(RunTotals):
     profile: str | None = None
     clog_pages_checked: int = 0
     clog_xids_verified: int = 0
+    pg_version: str | None = None  # `postgres --version` of the clusters (the key only when known)
 
     def add(self, r: IterationSummary) -> None:
         """Fold one iteration in."""
@@ -378,6 +399,7 @@ class FuzzReport(RunTotals):
             self.divergences.append(CampaignDivergence.found(d, seed=r.seed, iteration=r.index, bundle=b))
         if r.infrastructure_error:
             self.infrastructure_errors.append(InfrastructureError(r.infrastructure_error, r.index, r.seed))
+        self.interrupted |= r.interrupted
         self.results.append(r.entry())
 
     def to_json(self) -> JSONDict:
@@ -404,12 +426,13 @@ class FuzzReport(RunTotals):
             "seconds": round(self.seconds, 1),
             "interrupted": self.interrupted,
             "iteration_results": results,
+            **({"pg_version": self.pg_version} if self.pg_version is not None else {}),
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> FuzzReport:
         """Read a fuzz report; keys it lacks (a check report read as one) count as zero."""
-        rep = cls(seed=d.get("seed"), shard=d.get("shard"), profile=d.get("profile"))
+        rep = cls(seed=d.get("seed"), shard=d.get("shard"), profile=d.get("profile"), pg_version=d.get("pg_version"))
         rep._load_totals(d)
         clog = d.get("clog") or {}
         rep.clog_pages_checked = int(clog.get("pages_checked", 0))
@@ -515,9 +538,20 @@ class CheckResult:
     clog_divergences: list[str] = field(default_factory=list)
     start: int | None = None
     end: int | None = None
+    interrupted: bool = False  # stopped before its last page (the key only when true)
+    # pages by verdict ("verified", "primary_differs", ...) and what the end of recovery does
+    # with the range's unlogged relations; None in reports written before them (no key)
+    verdicts: Counter[str] | None = None
+    end_of_recovery: JSONDict | None = None
+    pg_version: str | None = None  # `postgres --version` of the cluster checked (the key only when known)
 
     def coverage(self) -> CoverageSummary:
         return compute_coverage(self.record_types).summary()
+
+    @property
+    def unknown_divergences(self) -> list[DivergenceEntry]:
+        """The divergences that are findings: those matching no known PostgreSQL issue."""
+        return [d for d in self.divergences if d.known is None]
 
     def to_json(self) -> JSONDict:
         return {
@@ -534,6 +568,10 @@ class CheckResult:
                      "divergences": list(self.clog_divergences)},
             "start": _lsn(self.start),
             "end": _lsn(self.end),
+            **_interrupted_key(self.interrupted),
+            **({"verdicts": _sorted(self.verdicts)} if self.verdicts is not None else {}),
+            **({"end_of_recovery": self.end_of_recovery} if self.end_of_recovery is not None else {}),
+            **({"pg_version": self.pg_version} if self.pg_version is not None else {}),
         }
 
     @classmethod
@@ -545,5 +583,7 @@ class CheckResult:
             _counts(d.get("unsupported")), _counts(d.get("record_types")), [str(e) for e in d.get("engines", [])],
             [str(e) for e in d.get("infrastructure_errors", [])], int(clog.get("pages_checked", 0)),
             int(clog.get("xids_verified", 0)), [str(x) for x in clog.get("divergences", [])],
-            _parse_lsn(d.get("start")), _parse_lsn(d.get("end")),
+            _parse_lsn(d.get("start")), _parse_lsn(d.get("end")), bool(d.get("interrupted")),
+            _counts(d["verdicts"]) if "verdicts" in d else None, d.get("end_of_recovery"),
+            d.get("pg_version"),
         )

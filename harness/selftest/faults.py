@@ -22,6 +22,10 @@ those iteration indices; without it the fault fires in every iteration):
                       iteration goes out, then SIGKILL it (a crash mid-request)
 ``walredo_hang=N``    SIGSTOP it instead: the client's timeout must fire
 ``bundle_errno=E``    writing a bundle fails with errno E (ENOSPC, EROFS, EIO or a number)
+``step_sleep=S``      run ``SELECT pg_sleep(3600)`` instead of step S: a statement only a
+                      cancel ends (Ctrl-C must cancel it, harness.interrupts)
+``bundle_delay=MS``   writing a bundle takes MS milliseconds longer (a slow disk), with its
+                      temporary directory in place: a window to interrupt it in
 
 e.g. ``--faults "kill_postgres=3@0,walredo_hang=1@2"``. ``FaultPlan.fired`` keeps
 what actually fired in this process, for tests and reports.
@@ -42,8 +46,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ENV = "REDODIFF_FAULTS"  # read by the CLI only (click envvar of the hidden --faults option)
-KINDS = ("kill_postgres", "step_error", "walredo_kill", "walredo_hang", "bundle_errno")
+KINDS = ("kill_postgres", "step_error", "walredo_kill", "walredo_hang", "bundle_errno", "step_sleep",
+         "bundle_delay")
 FAILING_SQL = "DO $$BEGIN RAISE EXCEPTION 'redodiff fault injection: step % fails', {i}; END$$"
+SLEEPING_SQL = "SELECT pg_sleep(3600) /* redodiff fault injection: step {i} sleeps */"
 
 
 @dataclass(frozen=True)
@@ -113,10 +119,11 @@ class IterationFaults:
                     os.kill(pid, signal.SIGKILL)
                 _wait_gone(pid)
                 self.plan.fired["kill_postgres"] += 1
-        f = self._find("step_error")
-        if f is not None and f.value == index:
-            self.plan.fired["step_error"] += 1
-            return dataclasses.replace(step, sql=FAILING_SQL.format(i=index), copy_rows=None)
+        for kind, sql in (("step_error", FAILING_SQL), ("step_sleep", SLEEPING_SQL)):
+            f = self._find(kind)
+            if f is not None and f.value == index:
+                self.plan.fired[kind] += 1
+                return dataclasses.replace(step, sql=sql.format(i=index), copy_rows=None)
         return step
 
     def engines(self, engine_list: Iterable[Any]) -> list[Any]:
@@ -131,6 +138,10 @@ class IterationFaults:
 
     def before_bundle_write(self, path: Any) -> None:
         """Called by write_bundle inside its temporary directory, before the files."""
+        f = self._find("bundle_delay")
+        if f is not None and self.plan is not None:
+            self.plan.fired["bundle_delay"] += 1
+            time.sleep(f.value / 1000)
         f = self._find("bundle_errno")
         if f is not None and self.plan is not None:
             self.plan.fired["bundle_errno"] += 1

@@ -24,9 +24,10 @@ reached (no workload produced a record the mutated path redoes), reached but
 never fired (the mutated condition never arose), or fired but unseen (the
 comparisons missed a real change).
 
-Ctrl-C stops the run (there is nothing to undo: the mutated table belongs
-to that mutant's engines only); the report then holds the mutants finished
-so far and says it was interrupted.
+Ctrl-C or SIGTERM (``SelftestConfig.interrupts``, harness.interrupts) stops the
+run within the campaign or minimization in progress (there is nothing to undo:
+the mutated table belongs to that mutant's engines only); the report then holds
+the mutants finished so far and says it was interrupted.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.campaign.fuzz import FuzzConfig, FuzzReport, run_campaign
+from harness.interrupts import Interrupts
 from harness.reports.schema import CampaignDivergence
 from harness.selftest.catalog import CATALOG, get
 from harness.selftest.mutants import Mutant, MutantStats
@@ -85,6 +87,7 @@ class SelftestConfig:
     workdir: Path | None = None  # bundles and minimized bundles (default: a temp dir, removed)
     min_score: float = 0.9
     cluster: str | None = None  # where workload clusters run: local | docker:IMAGE (None: local)
+    interrupts: Interrupts = field(default_factory=Interrupts)  # the run's stop request
 
     def mutants(self) -> list[Mutant]:
         if self.names is None:
@@ -262,7 +265,7 @@ def run_mutant(m: Mutant, cfg: SelftestConfig, workdir: Path,
     stats: MutantStats | None = es.mutant_stats
     assert stats is not None
     fcfg = FuzzConfig(seed=seed, budget=cfg.budget, engines=es, profile=cfg.profile, corpus=corpus,
-                      cluster=cfg.cluster)
+                      cluster=cfg.cluster, interrupts=cfg.interrupts)
     seen = {"n": 0}
     state: dict[str, Any] = {}
     t0 = time.monotonic()
@@ -332,7 +335,7 @@ def _minimize(res: MutantResult, bundle_path: str, cfg: SelftestConfig, es: Engi
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         mr = minimize_bundle(b, clone_engines(es), out_dir=out_dir, max_trials=cfg.minimize_trials,
-                             cluster=cfg.cluster)
+                             cluster=cfg.cluster, interrupts=cfg.interrupts)
     except Exception as e:
         res.minimize_note = f"minimization failed: {type(e).__name__}: {e}"
         return
@@ -349,7 +352,8 @@ def run_control(cfg: SelftestConfig, workdir: Path) -> dict[str, Any]:
     """The same campaign with no mutant: every divergence here is a false alarm."""
     seed = mutant_seed("control", cfg.seed)
     rep = run_campaign(FuzzConfig(seed=seed, budget=cfg.budget, engines=clone_engines(cfg.engines, mutant=None),
-                                  profile=cfg.profile, corpus=workdir / "control", cluster=cfg.cluster))
+                                  profile=cfg.profile, corpus=workdir / "control", cluster=cfg.cluster,
+                                  interrupts=cfg.interrupts))
     cov = rep.coverage()
     return {
         "seed": seed,
@@ -387,7 +391,8 @@ def run_selftest(cfg: SelftestConfig, progress: ProgressFn | None = None,
                 progress("control_done", report.control)
             _write(report, report_path, t0)
         for i, m in enumerate(mutants):
-            if report.interrupted:
+            if report.interrupted or cfg.interrupts.pending:
+                report.interrupted = True
                 break
             if progress:
                 progress("start", (i, len(mutants), m))
@@ -404,11 +409,12 @@ def run_selftest(cfg: SelftestConfig, progress: ProgressFn | None = None,
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
-        report.seconds = time.monotonic() - t0
-        _write(report, report_path, t0)
-        cfg.engines.close()
-        if own_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+        with cfg.interrupts.holding():
+            report.seconds = time.monotonic() - t0
+            _write(report, report_path, t0)
+            cfg.engines.close()
+            if own_workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
     return report
 
 

@@ -8,21 +8,32 @@ whose JSON keys the CLI and the fuzzer share.
 
 from __future__ import annotations
 
+import functools
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.interrupts import Interrupted, Interrupts
 from harness.reports.schema import CheckResult, DivergenceEntry, DivergenceKind, EngineErrorKind
 from harness.verify.engines import Engine
 from harness.verify.plan import BlockPlan, Plan, build_plan
+from harness.verify.unlogged import end_of_recovery
+from harness.verify.verdict import BLOCK_ABSENT, Verdict, Witnessed, judge
 from oracles.compare import explain_diff
+from oracles.known_issues import KnownIssues
 from oracles.masks import MaskError, guess_owner, mask_page
 from pyredo.errors import UnsupportedRecord
 from pyredo.page.bufpage import PageGetLSN
 from pyredo.rmgrlist import PG15
-from pyredo.wal.record import FSM_FORKNUM, XLR_RMGR_INFO_MASK, BufferTag, DecodedXLogRecord
+from pyredo.wal.record import (
+    FSM_FORKNUM,
+    INIT_FORKNUM,
+    XLR_RMGR_INFO_MASK,
+    BufferTag,
+    DecodedXLogRecord,
+)
 
 PageSource = Callable[[BufferTag], "bytes | None"]
 
@@ -30,11 +41,14 @@ PageSource = Callable[[BufferTag], "bytes | None"]
 ENGINE_DISAGREEMENT = DivergenceKind.ENGINE_DISAGREEMENT
 ENGINE_VS_PRIMARY = DivergenceKind.ENGINE_VS_PRIMARY
 ENGINE_ERROR = DivergenceKind.ENGINE_ERROR
+PRIMARY_DIFFERS = DivergenceKind.PRIMARY_DIFFERS
 
 
 @dataclass
 class Divergence:
-    """One page where engines disagree, an engine disagrees with the primary, or an engine failed."""
+    """One page where engines disagree, the primary differs from them, or an engine failed.
+    ``verdict``: the vote in one line (harness.verify.verdict); ``known``: the id of
+    the known PostgreSQL issue it matches (oracles/known_issues.toml), if any."""
 
     kind: DivergenceKind
     tag: BufferTag
@@ -47,12 +61,14 @@ class Divergence:
     owner: str | None
     diff: list[str] = field(default_factory=list)
     error: str | None = None
+    verdict: str | None = None
+    known: str | None = None
 
     def entry(self) -> DivergenceEntry:
         """What a report says of it (harness.reports.schema)."""
         return DivergenceEntry(self.kind, str(self.tag), list(self.engines), self.record_type,
                                self.first_diverging_lsn, list(self.tag), [r.lsn for r in self.records],
-                               self.owner, list(self.diff), self.error)
+                               self.owner, list(self.diff), self.error, self.verdict, self.known)
 
     def to_json(self) -> dict[str, Any]:
         return self.entry().to_json()
@@ -74,12 +90,21 @@ class CheckReport:
     clog_divergences: list[str] = field(default_factory=list)
     start: int | None = None
     end: int | None = None
+    interrupted: bool = False  # a stop request ended the check before its last page
+    verdicts: Counter[str] = field(default_factory=Counter)  # pages by verdict (harness.verify.verdict)
+    end_of_recovery: dict[str, Any] | None = None  # what crash recovery does with unlogged relations
     _verified: set[int] = field(default_factory=set, repr=False)
+    _init_pages: dict[BufferTag, tuple[bytes, str | None]] = field(default_factory=dict, repr=False)
     _unsupported_seen: set[int] = field(default_factory=set, repr=False)
 
     @property
     def clean(self) -> bool:
         return not self.divergences and not self.clog_divergences
+
+    @property
+    def unknown_divergences(self) -> list[Divergence]:
+        """The findings: divergences that match no known PostgreSQL issue."""
+        return [d for d in self.divergences if d.known is None]
 
     def add_clog(self, clog: Any) -> None:
         """Fold in a commit-log check (harness.verify.clogcheck.ClogReport)."""
@@ -98,6 +123,8 @@ class CheckReport:
         self.clog_pages_checked += other.clog_pages_checked
         self.clog_xids_verified += other.clog_xids_verified
         self.clog_divergences += other.clog_divergences
+        self.interrupted |= other.interrupted
+        self.verdicts.update(other.verdicts)
         for e in other.engines:
             if e not in self.engines:
                 self.engines.append(e)
@@ -108,7 +135,8 @@ class CheckReport:
             self.records, self.pages_checked, self.pages_skipped_no_base, Counter(self.pages_skipped),
             [d.entry() for d in self.divergences], Counter(self.unsupported), Counter(self.record_types),
             list(self.engines), list(self.infrastructure), self.clog_pages_checked, self.clog_xids_verified,
-            list(self.clog_divergences), self.start, self.end,
+            list(self.clog_divergences), self.start, self.end, interrupted=self.interrupted,
+            verdicts=Counter(self.verdicts), end_of_recovery=self.end_of_recovery,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -139,8 +167,15 @@ def bisect_first_divergence(
     return lo - 1
 
 
+@functools.cache
+def default_known_issues() -> KnownIssues:
+    """oracles/known_issues.toml, read once, for any PostgreSQL release."""
+    return KnownIssues.load()
+
+
 class Checker:
-    """Runs the redo-twice-and-witness comparison over a plan."""
+    """Runs the redo-and-witness vote over a plan: every engine on every page
+    (harness.verify.verdict says what their answers and the primary's mean)."""
 
     def __init__(
         self,
@@ -151,6 +186,8 @@ class Checker:
         end_lsn: int | None = None,
         owner_of: Callable[[BufferTag], str | None] | None = None,
         base_is_snapshot: bool = False,
+        interrupts: Interrupts | None = None,
+        known_issues: KnownIssues | None = None,
     ) -> None:
         if not engines:
             raise ValueError("at least one engine is needed")
@@ -163,11 +200,17 @@ class Checker:
         # lacks did not exist then, and redo starts from a zero page (as a
         # wal-redo server given no page does)
         self.base_is_snapshot = base_is_snapshot
+        self.interrupts = interrupts if interrupts is not None else Interrupts()
+        # known PostgreSQL issues (oracles/known_issues.toml); default: for any release
+        self.known_issues = known_issues if known_issues is not None else default_known_issues()
 
     def check_records(self, records: Iterable[DecodedXLogRecord], *,
                       progress: Callable[[int, int], None] | None = None,
                       start: int | None = None, end: int | None = None) -> CheckReport:
-        plan = build_plan(records, start, end)
+        try:
+            plan = build_plan(self.interrupts.each(records), start, end)
+        except Interrupted:  # stopped while decoding: no page was reached
+            return CheckReport(engines=[e.name for e in self.engines], start=start, end=end, interrupted=True)
         return self.check_plan(plan, progress=progress)
 
     def check_plan(self, plan: Plan, *, progress: Callable[[int, int], None] | None = None) -> CheckReport:
@@ -178,11 +221,19 @@ class Checker:
         if plan.retired:
             report.pages_skipped["cut off by a relation truncation"] += len(plan.retired)
         total = len(plan.blocks)
-        for i, bp in enumerate(plan.blocks.values()):
-            if bp.records:
-                self.check_block(bp, report)
-            if progress is not None:
-                progress(i + 1, total)
+        done = 0
+        try:
+            for bp in plan.blocks.values():
+                self.interrupts.check()  # between pages: what was found so far is kept
+                if bp.records:
+                    self.check_block(bp, report)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        except Interrupted:
+            report.interrupted = True
+            report.pages_skipped["not reached: interrupted"] += total - done
+        report.end_of_recovery = end_of_recovery(plan.unlogged, report._init_pages, self.primary)
         return report
 
     def check_block(self, bp: BlockPlan, report: CheckReport) -> None:
@@ -198,89 +249,108 @@ class Checker:
                 return
 
         pages: dict[str, bytes] = {}
-        for engine in self.engines:
+        failures: dict[str, Exception] = {}
+        abstained: list[str] = []
+        for engine in self.engines:  # every engine runs, whatever the others did
             try:
                 pages[engine.name] = engine.reconstruct(tag, base, bp.records)
-            except UnsupportedRecord as e:
+            except UnsupportedRecord as e:  # abstains: a record it does not implement
                 self._count_unsupported(report, bp, e)
-                return
+                abstained.append(engine.name)
             except Exception as e:  # an engine failure is a finding, not a crash
                 error_kind = EngineErrorKind.of(e)
                 if error_kind is EngineErrorKind.REFUSAL:
                     report.pages_skipped[f"{engine.name} refused the request"] += 1
-                    return
-                if error_kind is EngineErrorKind.INFRASTRUCTURE:
+                    abstained.append(engine.name)
+                elif error_kind is EngineErrorKind.INFRASTRUCTURE:
                     report.infrastructure.append(f"{engine.name} on {tag}: {type(e).__name__}: {e}")
-                    return
-                report.divergences.append(Divergence(
-                    ENGINE_ERROR, tag, [engine.name], self._type_at(bp, e), getattr(e, "lsn", None),
-                    bp.records, base, pages, bp.owner, error=f"{type(e).__name__}: {e}",
-                    diff=traceback.format_exception_only(type(e), e),
-                ))
-                return
+                    abstained.append(engine.name)
+                else:
+                    failures[engine.name] = e
+        if not pages and not failures:
+            return
+        witness = self._witness(bp, pages, report) if pages else Witnessed("no engine answered")
+        verdict = judge(pages, failures, witness, abstained)
+        if verdict.kind is None:
+            if tag.fork == INIT_FORKNUM and pages:  # what the main fork becomes at recovery's end
+                report._init_pages[tag] = (next(iter(pages.values())), witness.owner or bp.owner)
+            if verdict.compared:
+                report.verdicts[verdict.label] += 1
+                report.pages_checked += 1
+                for rec in bp.records:
+                    if rec.lsn not in report._verified:
+                        report._verified.add(rec.lsn)
+                        report.record_types[PG15.record_type(rec)] += 1
+            return
+        div = self._divergence(bp, base, pages, failures, witness, verdict)
+        report.divergences.append(div)
+        report.verdicts[verdict.label + (f" (known: {div.known})" if div.known else "")] += 1
 
-        compared = False
-        names = list(pages)
-        ref = names[0]
-        for other in names[1:]:
-            compared = True
-            if pages[other] != pages[ref]:
-                ea = next(e for e in self.engines if e.name == ref)
-                eb = next(e for e in self.engines if e.name == other)
-                k = bisect_first_divergence(ea, eb, tag, base, bp.records)
-                rec = bp.records[k] if k is not None else bp.records[-1]
-                report.divergences.append(Divergence(
-                    ENGINE_DISAGREEMENT, tag, [ref, other], PG15.record_type(rec),
-                    rec.lsn if k is not None else None, bp.records, base, pages, bp.owner,
-                    diff=[str(d) for d in explain_diff(pages[ref], pages[other], bp.owner)],
-                ))
-                return
+    def _divergence(self, bp: BlockPlan, base: bytes | None, pages: dict[str, bytes],
+                    failures: dict[str, Exception], w: Witnessed, verdict: Verdict) -> Divergence:
+        """The divergence a verdict names, with what a bundle needs to replay it."""
+        tag = bp.tag
+        owner = w.owner or bp.owner
+        shown = {**pages, "primary": w.primary} if w.primary is not None else dict(pages)
+        last = PG15.record_type(bp.records[-1])
+        if verdict.kind is ENGINE_ERROR:
+            e = next(iter(failures.values()))
+            diff = [line for err in failures.values() for line in traceback.format_exception_only(type(err), err)]
+            for name in pages:
+                if w.present and not w.agrees(name):
+                    diff += [f"{name} vs primary: {d}" for d in explain_diff(w.masked[name], w.want or b"", owner)]
+            return Divergence(ENGINE_ERROR, tag, verdict.engines, self._type_at(bp, e), getattr(e, "lsn", None),
+                              bp.records, base, shown, owner, diff=diff, verdict=verdict.line,
+                              error="; ".join(f"{type(x).__name__}: {x}" for x in failures.values()))
+        if verdict.kind is ENGINE_DISAGREEMENT:
+            ref, other = verdict.groups[0][0], verdict.groups[1][0]
+            ea = next(e for e in self.engines if e.name == ref)
+            eb = next(e for e in self.engines if e.name == other)
+            k = bisect_first_divergence(ea, eb, tag, base, bp.records)
+            rec = bp.records[k] if k is not None else bp.records[-1]
+            return Divergence(ENGINE_DISAGREEMENT, tag, verdict.engines, PG15.record_type(rec),
+                              rec.lsn if k is not None else None, bp.records, base, shown, bp.owner,
+                              diff=[str(d) for d in explain_diff(pages[ref], pages[other], bp.owner)],
+                              verdict=verdict.line)
+        # every engine that answered agrees, the primary differs
+        assert verdict.kind is not None and w.want is not None
+        name = verdict.engines[0]
+        div = Divergence(verdict.kind, tag, verdict.engines, last, None, bp.records, base, shown, owner,
+                         diff=[str(d) for d in explain_diff(w.masked[name], w.want, owner)],
+                         verdict=verdict.line)
+        # one engine alone cannot tell an engine bug from WAL that lacks the change; a page
+        # that carries a known issue's exact signature is still reported as that issue
+        issue = self.known_issues.match(PRIMARY_DIFFERS.value, tag, owner, bp.records, w.differing_offsets(name))
+        if issue is not None:
+            div.known = issue.id
+            div.verdict = f"{verdict.line}; known PostgreSQL issue {issue.id}: {issue.title} ({issue.reference})"
+        return div
 
-        witnessed = self._witness(bp, pages, base, report)
-        if witnessed is None:
-            return  # a divergence was recorded
-        compared = compared or witnessed
-        if compared:
-            report.pages_checked += 1
-            for rec in bp.records:
-                if rec.lsn not in report._verified:
-                    report._verified.add(rec.lsn)
-                    report.record_types[PG15.record_type(rec)] += 1
-
-    def _witness(self, bp: BlockPlan, pages: dict[str, bytes], base: bytes | None,
-                 report: CheckReport) -> bool | None:
-        """Compare each engine's page with the primary's under masks. True when
-        compared and equal, False when no comparison was possible, None on divergence."""
+    def _witness(self, bp: BlockPlan, pages: dict[str, bytes], report: CheckReport) -> Witnessed:
+        """What the primary says of each engine's page, under its masks (or why it cannot say)."""
         tag = bp.tag
         if self.primary is None:
-            return False
+            return Witnessed("no primary")
         if tag.fork == FSM_FORKNUM:
-            report.pages_skipped["witness: free-space map is not WAL-logged"] += 1
-            return False
+            return self._no_witness(report, "witness: free-space map is not WAL-logged")
         primary = self.primary(tag)
         if primary is None:
-            report.pages_skipped["witness: block absent on the primary"] += 1
-            return False
+            return self._no_witness(report, BLOCK_ABSENT)
         if self.end_lsn is not None and PageGetLSN(primary) > self.end_lsn:
-            report.pages_skipped["witness: primary page changed after the range"] += 1
-            return False
+            return self._no_witness(report, "witness: primary page changed after the range")
         owner = bp.owner or (self.owner_of(tag) if self.owner_of else None) or guess_owner(primary)
         try:
             want = mask_page(primary, owner or "Heap", tag.blk, tag.fork, final_state=True)
             got = {name: mask_page(p, owner or "Heap", tag.blk, tag.fork, final_state=True)
                    for name, p in pages.items()}
         except MaskError as e:
-            report.pages_skipped[f"witness: {e}"] += 1
-            return False
-        for name, masked in got.items():
-            if masked != want:
-                diff = [str(d) for d in explain_diff(masked, want, owner)]
-                report.divergences.append(Divergence(
-                    ENGINE_VS_PRIMARY, tag, [name], PG15.record_type(bp.records[-1]), None,
-                    bp.records, base, {**pages, "primary": primary}, owner, diff=diff,
-                ))
-                return None
-        return True
+            return self._no_witness(report, f"witness: {e}")
+        return Witnessed(None, primary, owner, want, got)
+
+    @staticmethod
+    def _no_witness(report: CheckReport, reason: str) -> Witnessed:
+        report.pages_skipped[reason] += 1
+        return Witnessed(reason.removeprefix("witness: "))
 
     @staticmethod
     def _type_at(bp: BlockPlan, e: Exception) -> str:

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from generators.workload import Settings
 from harness.reports.schema import EngineErrorKind
 from pyredo.engine import RedoEngine
-from pyredo.rmgrlist import PG15, RmgrTable
+from pyredo.rmgrlist import PG15, RmgrTable, table_for
 from pyredo.wal.record import BufferTag, DecodedXLogRecord
 
 if TYPE_CHECKING:
     from harness.selftest.mutants import MutantStats
+    from oracles.pgbin import PgInstall
 
 ENGINE_NAMES = ("pyredo", "walredo")
 
@@ -42,6 +43,7 @@ class EngineSet:
     walredo_timeout: float = 20.0
     _walredo: Any = field(default=None, repr=False)
     mutant: str | None = None  # pyredo runs with this mutant's table (None: the clean PG15 table)
+    pg: PgInstall | None = None  # the PostgreSQL the engines mirror and the wal-redo server runs (None: default)
     _table: RmgrTable | None = field(default=None, init=False, repr=False, compare=False)
     _mutant_stats: MutantStats | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -51,6 +53,8 @@ class EngineSet:
                 raise ValueError(f"unknown engine {n!r} (choose from {', '.join(ENGINE_NAMES)})")
         if not self.names:
             raise ValueError("at least one engine is needed")
+        if self.mutant is not None and self.pg is not None and self.pg.major != PG15.major:
+            raise ValueError(f"mutants are PostgreSQL 15 redo tables; this run is PostgreSQL {self.pg.major}")
         if self.mutant is not None:
             from harness.selftest.catalog import get
 
@@ -70,7 +74,7 @@ class EngineSet:
         """The table pyredo redoes with: PG15, or PG15 with the mutant's routine
         (built once per EngineSet; its probe counts into ``mutant_stats``)."""
         if self.mutant is None:
-            return PG15
+            return PG15 if self.pg is None else table_for(self.pg.major)
         if self._table is None:
             from harness.selftest.catalog import get
             from harness.selftest.mutants import MutantStats
@@ -99,6 +103,8 @@ class EngineSet:
             kwargs: dict[str, Any] = {"tag_layout": self.tag_layout, "timeout": self.walredo_timeout}
             if self.walredo_cmd:
                 kwargs["cmd"] = shlex.split(self.walredo_cmd)
+            elif self.pg is not None and not self.walredo_docker:
+                kwargs["pg"] = self.pg
             if self.walredo_docker:
                 from harness.clusters.docker_walredo import DockerWalRedo
 
@@ -114,7 +120,7 @@ class EngineSet:
         from oracles.pgbin import server_version_num
 
         hints = settings.hint_bits_logged and not self.uses_walredo
-        version = server_version_num()
+        version = self.pg.version_num if self.pg is not None else server_version_num()
         out: list[Engine] = []
         for n in self.names:
             out.append(RedoEngine(self.pyredo_table(), hint_bits_logged=hints, server_version_num=version)

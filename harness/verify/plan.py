@@ -20,6 +20,7 @@ from pyredo.rmgr import RM_SMGR_ID, RM_XLOG_ID
 from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
     FSM_FORKNUM,
+    INIT_FORKNUM,
     MAIN_FORKNUM,
     VISIBILITYMAP_FORKNUM,
     XLR_RMGR_INFO_MASK,
@@ -28,11 +29,13 @@ from pyredo.wal.record import (
     RelFileNode,
 )
 
+XLOG_SMGR_CREATE = 0x10
 XLOG_SMGR_TRUNCATE = 0x20
 SMGR_TRUNCATE_HEAP = 0x0001
 SMGR_TRUNCATE_VM = 0x0002
 SMGR_TRUNCATE_FSM = 0x0004
 _SMGR_TRUNCATE = struct.Struct("<I III I")  # blkno, rnode, flags
+_SMGR_CREATE = struct.Struct("<III i")  # xl_smgr_create: rnode, forkNum
 
 
 @dataclass
@@ -79,6 +82,9 @@ class Plan:
     start: int | None
     end: int | None
     retired: list[BlockPlan] = field(default_factory=list)  # pages a truncation cut off
+    # unlogged relations: those whose init fork the range creates (Storage/CREATE of INIT_FORKNUM)
+    # or writes; crash recovery ends by copying it over their main fork (ResetUnloggedRelations)
+    unlogged: set[RelFileNode] = field(default_factory=set)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.blocks.values())
@@ -96,11 +102,22 @@ def _truncation(rec: DecodedXLogRecord) -> tuple[RelFileNode, int, int] | None:
     return RelFileNode(spc, db, rel), blkno, flags
 
 
+def _init_fork_created(rec: DecodedXLogRecord) -> RelFileNode | None:
+    """The relation of a Storage/CREATE record that creates an init fork."""
+    if rec.rmid != RM_SMGR_ID or rec.info & XLR_RMGR_INFO_MASK != XLOG_SMGR_CREATE:
+        return None
+    if len(rec.main_data) < _SMGR_CREATE.size:
+        return None
+    spc, db, rel, fork = _SMGR_CREATE.unpack_from(rec.main_data)
+    return RelFileNode(spc, db, rel) if fork == INIT_FORKNUM else None
+
+
 def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
                end: int | None = None) -> Plan:
     """Group records by block in LSN order (records must come in LSN order)."""
     blocks: dict[BufferTag, BlockPlan] = {}
     retired: list[BlockPlan] = []
+    unlogged: set[RelFileNode] = set()
     truncations: list[tuple[RelFileNode, int, int, int]] = []  # rnode, blkno, flags, lsn
     n = 0
     for rec in records:
@@ -110,17 +127,22 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
         if rmgr is not None and rmgr.implicit_tags is not None:
             tags.extend(t for t in rmgr.implicit_tags(rec) if t not in tags)
         for tag in tags:
+            if tag.fork == INIT_FORKNUM:
+                unlogged.add(tag.rnode)
             bp = blocks.get(tag)
             if bp is None:
                 bp = blocks[tag] = _new_plan(tag, truncations)
             bp.records.append(rec)
             if rec.rmid != RM_XLOG_ID:
                 bp.owner = PG15.rmgr_name(rec.rmid)
+        created = _init_fork_created(rec)
+        if created is not None:
+            unlogged.add(created)
         trunc = _truncation(rec)
         if trunc is not None:
             _apply_truncation(blocks, retired, rec, *trunc)
             truncations.append((*trunc, rec.lsn))
-    return Plan(blocks, n, start, end, retired)
+    return Plan(blocks, n, start, end, retired, unlogged)
 
 
 def _new_plan(tag: BufferTag, truncations: list[tuple[RelFileNode, int, int, int]]) -> BlockPlan:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from majors import pg_of
 
 from harness.campaign.bundle import is_bundle
 from harness.campaign.fuzz import FuzzConfig, run_campaign, write_outputs
+from harness.clusters.local import ClusterSettings, LocalCluster
 from harness.verify.check import Engine
 from harness.verify.engines import EngineSet
 from oracles.pgbin import SetupError
@@ -58,3 +61,22 @@ def c_redo() -> Iterator[Engine]:
         yield proc
     finally:
         proc.close()
+
+
+@pytest.fixture(scope="session")
+def major_cluster() -> Iterator[Callable[..., LocalCluster]]:
+    """``major_cluster(major, wal_segsize_mb=16, **gucs)``: a cluster of that major (skipped
+    when it is not installed), one per arguments for the session, destroyed at the end."""
+    made: dict[str, LocalCluster] = {}
+
+    def make(major: int, *, wal_segsize_mb: int = 16, **gucs: Any) -> LocalCluster:
+        key = repr((major, wal_segsize_mb, sorted(gucs.items())))
+        if key not in made:
+            c = LocalCluster(ClusterSettings(wal_segsize_mb=wal_segsize_mb, gucs=dict(gucs), pg=pg_of(major)))
+            c.__enter__()
+            made[key] = c
+        return made[key]
+
+    yield make
+    for c in made.values():
+        c.destroy()

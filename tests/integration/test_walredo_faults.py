@@ -200,8 +200,8 @@ def test_client_refuses_a_target_without_a_starting_point(walredo: WalRedoProces
     failures = walredo.failures
     with pytest.raises(WalRedoRequestError, match="neither restores a full-page image"):
         walredo.reconstruct(sample.tag, None, sample.records[1:])
-    with pytest.raises(WalRedoRequestError, match="init-fork target"):
-        walredo.reconstruct(sample.tag._replace(fork=3), bytes(8192), [])
+    with pytest.raises(WalRedoRequestError, match="no records"):
+        walredo.reconstruct(sample.tag._replace(fork=3), None, [])
     assert walredo.pid == pid and walredo.failures == failures  # nothing was sent
     # with the base page it can: the rest of the records on the page after the first
     base = walredo.reconstruct(sample.tag, None, sample.records[:1])

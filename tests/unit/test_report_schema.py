@@ -140,7 +140,8 @@ def test_engine_error_kinds(exc: BaseException, want: EngineErrorKind) -> None:
 
 def test_divergence_kinds_keep_their_strings() -> None:
     assert [k.value for k in DivergenceKind] == ["engine_disagreement", "engine_vs_primary", "engine_error",
-                                                 "clog_vs_primary"]
+                                                 "clog_vs_primary", "primary_differs"]
     assert DivergenceKind.ENGINE_VS_PRIMARY.bundle_prefix == "primary"
+    assert DivergenceKind.PRIMARY_DIFFERS.bundle_prefix == "wal"
     with pytest.raises(ValueError):
         DivergenceKind("engine_vs_engine")
