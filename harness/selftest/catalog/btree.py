@@ -38,16 +38,20 @@ MUTANTS.append(mutant(
 ))
 
 
-def _left_loses_leaf(ctx: RedoContext) -> None:
-    if redone(ctx, 0):
-        op = BTPageGetOpaque(ctx.page)
-        op.btpo_flags = op.btpo_flags & ~BTP_LEAF
+def _flag_cleared(block_id: int, flag: int) -> Callable[[RedoContext], None]:
+    """After the routine: ``flag`` is missing from btpo_flags of ``block_id`` (when redone)."""
+    def clear(ctx: RedoContext) -> None:
+        if redone(ctx, block_id):
+            op = BTPageGetOpaque(ctx.page)
+            op.btpo_flags = op.btpo_flags & ~flag
+
+    return clear
 
 
 MUTANTS.append(mutant(
     "btree_split_l_loses_leaf_flag", "btree", 0x30, "flag",
     "btree_xlog_split (SPLIT_L) rebuilds the left half without BTP_LEAF in btpo_flags",
-    after(_left_loses_leaf),
+    after(_flag_cleared(0, BTP_LEAF)),
 ))
 
 
@@ -118,17 +122,11 @@ MUTANTS.append(mutant(
 ))
 
 
-def _target_loses_leaf(ctx: RedoContext) -> None:
-    if redone(ctx, 0):
-        op = BTPageGetOpaque(ctx.page)
-        op.btpo_flags = op.btpo_flags & ~BTP_LEAF
-
-
 MUTANTS.append(mutant(
     "btree_unlink_page_meta_loses_leaf", "btree", 0x90, "flag",
     "btree_xlog_unlink_page (UNLINK_PAGE_META) marks the deleted leaf BTP_DELETED only, "
     "without BTP_LEAF",
-    after(_target_loses_leaf),
+    after(_flag_cleared(0, BTP_LEAF)),
     history="The first inconsistency wal_consistency_checking reported while it was being "
             "written (Kuntal Ghosh, pgsql-hackers \"WAL consistency check facility\", "
             "2016-09-07): \"For Btree/UNLINK_PAGE_META, btpo_flags are different. In backup "
@@ -137,16 +135,10 @@ MUTANTS.append(mutant(
 ))
 
 
-def _newroot_not_root(ctx: RedoContext) -> None:
-    if redone(ctx, 0):
-        op = BTPageGetOpaque(ctx.page)
-        op.btpo_flags = op.btpo_flags & ~BTP_ROOT
-
-
 MUTANTS.append(mutant(
     "btree_newroot_no_root_flag", "btree", 0xA0, "flag",
     "btree_xlog_newroot builds the new root without BTP_ROOT in btpo_flags",
-    after(_newroot_not_root),
+    after(_flag_cleared(0, BTP_ROOT)),
 ))
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from harness.selftest.catalog.pageutil import init_without
 from harness.selftest.mutants import Mutant, after, helper, mutant, no_page_lsn_on_block0
 from pyredo.page.gist import F_LEAF
 
@@ -24,17 +23,10 @@ MUTANTS.append(mutant(
 ))
 
 
-def _init_without_leaf(orig: Callable[..., None]) -> Callable[..., None]:
-    def GISTInitBuffer(page: bytearray, f: int) -> None:
-        orig(page, f & ~F_LEAF)
-
-    return GISTInitBuffer
-
-
 MUTANTS.append(mutant(
     "gist_split_pages_lose_leaf_flag", "gist", 0x30, "flag",
     "gistRedoPageSplitRecord re-initializes the split pages without F_LEAF",
-    helper("GISTInitBuffer", _init_without_leaf),
+    helper("GISTInitBuffer", init_without(F_LEAF)),
 ))
 MUTANTS.append(mutant(
     "gist_page_delete_keeps_downlink", "gist", 0x60, "link",

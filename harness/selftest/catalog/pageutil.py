@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from pyredo import BLCKSZ
 from pyredo.page import bufpage
@@ -39,3 +40,15 @@ def tuple_off(page: bytearray, offnum: int, need: int = 24) -> int | None:
     if flags != bufpage.LP_NORMAL or length < need or off + length > BLCKSZ:
         return None
     return int(off)
+
+
+def init_without(flag: int) -> Callable[[Callable[[bytearray, int], None]], Callable[[bytearray, int], None]]:
+    """A page-init helper (GISTInitBuffer, SpGistInitPage ...) that drops ``flag`` from
+    the flags it is given: pages come out without it."""
+    def make(orig: Callable[[bytearray, int], None]) -> Callable[[bytearray, int], None]:
+        def init(page: bytearray, f: int) -> None:
+            orig(page, f & ~flag)
+
+        return init
+
+    return make

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from harness.selftest.catalog.pageutil import init_without
 from harness.selftest.mutants import Mutant, helper, mutant
 from pyredo.page import bufpage
 from pyredo.page.spgist import SPGIST_LEAF
@@ -50,15 +51,8 @@ MUTANTS.append(mutant(
 ))
 
 
-def _init_without_spg_leaf(orig: Callable[..., None]) -> Callable[..., None]:
-    def SpGistInitPage(page: bytearray, f: int) -> None:
-        orig(page, f & ~SPGIST_LEAF)
-
-    return SpGistInitPage
-
-
 MUTANTS.append(mutant(
     "spgist_picksplit_leaf_flag_lost", "spgist", 0x50, "flag",
     "spgRedoPickSplit initializes new leaf pages without SPGIST_LEAF",
-    helper("SpGistInitPage", _init_without_spg_leaf),
+    helper("SpGistInitPage", init_without(SPGIST_LEAF)),
 ))
