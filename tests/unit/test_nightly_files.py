@@ -14,9 +14,11 @@ def test_nightly_workflow_has_the_expected_jobs() -> None:
     assert set(wf["jobs"]) == {"fuzz", "summary"}
     fuzz = wf["jobs"]["fuzz"]
     assert fuzz["strategy"]["matrix"]["shard"] == [1, 2, 3, 4]
+    assert fuzz["strategy"]["matrix"]["pg"] == [15, 16, 17, 18]  # every supported major, nightly
     assert set(fuzz["strategy"]["matrix"]["profile"]) == {"ci", "nightly"}
     run = "\n".join(s.get("run", "") for s in fuzz["steps"])
     assert "redodiff fuzz" in run and "--shard" in run and "--junit" in run and "--engine walredo" in run
+    assert '--pg "${{ matrix.pg }}"' in run
     uploads = [s for s in fuzz["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     assert uploads and uploads[0]["if"] == "always()"
     summary = wf["jobs"]["summary"]
