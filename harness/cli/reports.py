@@ -22,15 +22,33 @@ from harness.cli.common import (
 @click.option("--corpus", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Include the corpus's running coverage (corpus/coverage.json).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the table as JSON.")
-def coverage(reports: tuple[Path, ...], corpus: Path | None, report_path: Path | None) -> None:
-    """Every page-modifying record type of PostgreSQL 15, how many times it was verified
-    (summed over fuzz/check REPORTS and the corpus), and the share covered."""
-    from harness.reports.coverage import compute_coverage, load_counts
+@click.option("--pg", "pg_major", type=click.Choice(["15", "16", "17", "18"]),
+              help="Whose universe of page-modifying record types to measure against "
+                   "(default: the major the REPORTS name, else 15).")
+def coverage(reports: tuple[Path, ...], corpus: Path | None, report_path: Path | None,
+             pg_major: str | None) -> None:
+    """Every page-modifying record type of one PostgreSQL major, how many times it was
+    verified (summed over fuzz/check REPORTS and the corpus), and the share covered.
 
-    cov = compute_coverage(load_counts(list(reports), corpus))
+    \b
+      redodiff coverage out/report.json            the major the report was run on
+      redodiff coverage --pg 17 --corpus corpus/   PostgreSQL 17's record types
+    """
+    from harness.reports.coverage import compute_coverage, load_counts, table_of
+    from pyredo.rmgrlist import table_for
+
+    if pg_major is not None:
+        table = table_for(int(pg_major))
+    else:
+        versions = {json.loads(p.read_text()).get("pg_version") for p in reports}
+        if len(versions) > 1:
+            fail_setup(f"the reports were run on different PostgreSQL versions ({', '.join(sorted(map(str, versions)))}); "
+                       "choose the universe with --pg")
+        table = table_of(versions.pop() if versions else None)
+    cov = compute_coverage(load_counts(list(reports), corpus), table)
     if report_path:
         report_path.write_text(json.dumps(cov.to_json(), indent=2) + "\n")
-    t = Table(title=f"coverage: {cov.covered}/{cov.total} page-modifying types verified "
+    t = Table(title=f"coverage (PostgreSQL {table.major}): {cov.covered}/{cov.total} page-modifying types verified "
                     f"({cov.share:.0%}); of pyredo's {cov.implemented}: "
                     f"{cov.implemented_share:.0%}")
     t.add_column("record type")

@@ -8,13 +8,14 @@ times it was verified (from fuzz/check reports and a corpus's running total).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyredo.rmgrlist import PG15, RmgrTable
+from pyredo.rmgrlist import PG15, RmgrTable, table_for
 
 # the rmgr table coverage is measured against (the universe of page-modifying types)
 TABLE: RmgrTable = PG15
@@ -114,6 +115,13 @@ class Coverage:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Coverage:
         return cls([CoverageRow.from_json(r) for r in d.get("types", [])])
+
+
+def table_of(pg_version: str | None) -> RmgrTable:
+    """The rmgr table of the major a report's ``pg_version`` names ("postgres (PostgreSQL)
+    16.14"); PostgreSQL 15's when the report does not say."""
+    m = re.search(r"(\d+)(?:\.\d+|devel|beta|rc)", pg_version or "")
+    return table_for(int(m.group(1))) if m else TABLE
 
 
 def compute_coverage(counts: Mapping[str, int], table: RmgrTable = TABLE) -> Coverage:

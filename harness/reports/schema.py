@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from harness.reports.coverage import CoverageSummary, compute_coverage
+from harness.reports.coverage import CoverageSummary, compute_coverage, table_of
 from pyredo.wal.lsn import format_lsn, parse_lsn
 
 JSONDict = dict[str, Any]
@@ -320,9 +320,10 @@ class RunTotals:
     seconds: float = 0.0
     interrupted: bool = False
     results: list[IterationEntry] = field(default_factory=list)
+    pg_version: str | None = None  # `postgres --version` of the clusters (the key only when known)
 
     def coverage(self) -> CoverageSummary:
-        return compute_coverage(self.record_types).summary()
+        return compute_coverage(self.record_types, table_of(self.pg_version)).summary()
 
     @staticmethod
     def merged(reports: Sequence[RunTotals], sources: Iterable[str] = ()) -> MergedReport:
@@ -351,6 +352,8 @@ class RunTotals:
             m.interrupted |= r.interrupted
         m.seeds = sorted(seeds)
         m.engines = sorted(engines)
+        versions = {r.pg_version for r in reports}
+        m.pg_version = versions.pop() if len(versions) == 1 else None  # one major: its coverage universe
         return m
 
     def _load_totals(self, d: Mapping[str, Any]) -> None:
@@ -379,7 +382,6 @@ class FuzzReport(RunTotals):
     profile: str | None = None
     clog_pages_checked: int = 0
     clog_xids_verified: int = 0
-    pg_version: str | None = None  # `postgres --version` of the clusters (the key only when known)
 
     def add(self, r: IterationSummary) -> None:
         """Fold one iteration in."""
@@ -495,12 +497,13 @@ class MergedReport(RunTotals):
             "seconds": self.seconds,
             "interrupted": self.interrupted,
             "merged_from": list(self.merged_from),
+            **({"pg_version": self.pg_version} if self.pg_version is not None else {}),
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> MergedReport:
         rep = cls(shards=list(d.get("shards", [])), seeds=[int(s) for s in d.get("seed", [])],
-                  merged_from=[str(p) for p in d.get("merged_from", [])])
+                  merged_from=[str(p) for p in d.get("merged_from", [])], pg_version=d.get("pg_version"))
         rep._load_totals(d)
         return rep
 
@@ -546,7 +549,7 @@ class CheckResult:
     pg_version: str | None = None  # `postgres --version` of the cluster checked (the key only when known)
 
     def coverage(self) -> CoverageSummary:
-        return compute_coverage(self.record_types).summary()
+        return compute_coverage(self.record_types, table_of(self.pg_version)).summary()
 
     @property
     def unknown_divergences(self) -> list[DivergenceEntry]:
