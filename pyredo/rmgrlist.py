@@ -2,7 +2,9 @@
 
 The decoder's callers, the engine, coverage, reports and the consistency masks
 all read a table built here; nobody keeps a second list. A table is one
-PostgreSQL major's redo: ``PG15`` is PostgreSQL 15's. A ``RedoEngine`` is
+PostgreSQL major's redo: ``PG15`` is PostgreSQL 15's, ``PG16``, ``PG17`` and
+``PG18`` are built from the same modules with each one's ``*_SINCE`` columns
+(see the comment above ``_RMGRLIST``; pyredo/VERSIONS.md says what changed). A ``RedoEngine`` is
 given its table (``RedoEngine(PG15)``) and looks routines up in it, never in a
 module global, so a table changed with ``with_routine`` (a mutant, a patched
 routine) and the clean one run side by side in one process.
@@ -16,8 +18,9 @@ defaulting to the module's function (``def heap_xlog_prune(ctx, *,
 heap_page_prune_execute=heap_page_prune_execute)``), so a mutant is
 ``functools.partial(routine, heap_page_prune_execute=broken)`` installed with
 ``PG15.with_routine(rmid, info, mutant)`` — nothing is monkey-patched. The
-table's ``injectable`` column lists them as (rmgr module, info, helper);
-a unit test checks every one against the routine's signature.
+table's ``injectable`` column lists them as (rmgr module, info, helper), per
+table (``INJECTABLE_SINCE`` for routines new in a later major); a unit test checks
+every one of every table against the routine's signature.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pyredo.errors import UnsupportedRecord
 from pyredo.rmgr import (
@@ -196,50 +199,108 @@ class RmgrTable:
         return replace(self, rows=rows)
 
 
-def _row(rmid: int, name: str, module: str, mask: str | None) -> RmgrEntry:
-    """A row built from the module that mirrors the rmgr's C file (its ``REDO``,
-    ``identify``, ``OPMASK``, ``PAGE_MODIFYING``, ``desc``, ``implicit_tags``),
-    copied: the table never reads the module again."""
-    mod: ModuleType = importlib.import_module(f"pyredo.rmgr.{module}")
+def _since(mod: ModuleType, attr: str, major: int) -> list[Any]:
+    """The values of the module's ``<attr>`` (``{first major: value}``) for the majors
+    up to ``major``, oldest first."""
+    return [v for m, v in sorted(getattr(mod, attr, {}).items()) if m <= major]
+
+
+def _row(rmid: int, name: str, module: str, mask: str | None, major: int = 15,
+         mod: ModuleType | None = None) -> RmgrEntry:
+    """PostgreSQL ``major``'s row, built from ``mod`` (default: the module
+    pyredo.rmgr.<module> that mirrors the rmgr's C file): its 15 ``REDO``,
+    ``identify``, ``OPMASK``, ``PAGE_MODIFYING``, ``desc``, ``implicit_tags``, then its
+    ``*_SINCE`` changes up to ``major`` (see the comment above ``_RMGRLIST``), copied:
+    the table never reads the module again."""
+    if mod is None:
+        mod = importlib.import_module(f"pyredo.rmgr.{module}")
+    redo: dict[int, RedoFn] = dict(getattr(mod, "REDO", {}))
+    names: dict[int, str] = {}
+    page_modifying = tuple(getattr(mod, "PAGE_MODIFYING", ()))
+    desc: DescFn | None = getattr(mod, "desc", None)
+    if major > 15 and not hasattr(mod, "DESC_SINCE"):
+        desc = None
+    implicit: ImplicitTagsFn | None = getattr(mod, "implicit_tags", None)
+    for changes in _since(mod, "REDO_SINCE", major):
+        for info, fn in changes.items():
+            if fn is None:
+                redo.pop(info, None)
+            else:
+                redo[info] = fn
+    for renamed in _since(mod, "NAMES_SINCE", major):
+        names.update(renamed)
+    for pm in _since(mod, "PAGE_MODIFYING_SINCE", major):
+        page_modifying = tuple(pm)
+    desc = ([desc, *_since(mod, "DESC_SINCE", major)])[-1]
+    mask = ([mask, *_since(mod, "MASK_SINCE", major)])[-1]
+    implicit = ([implicit, *_since(mod, "IMPLICIT_TAGS_SINCE", major)])[-1]
+    if major not in getattr(mod, "MAJORS", (15,)):
+        # redo not read off this major's C: only the full-page-image records, laid out
+        # alike in every major, are restored; every other record raises, naming the major
+        redo = {i: fn for i, fn in getattr(mod, "REDO", {}).items()
+                if module == "xlog" and i in mod.PAGE_MODIFYING}
+        desc = None
+    identify = mod.identify if not names else _renamed(mod.identify, names)
     return RmgrEntry(
         id=rmid,
         name=name,
         module=module,
-        redo=MappingProxyType(dict(getattr(mod, "REDO", {}))),
-        identify=mod.identify,
+        redo=MappingProxyType(redo),
+        identify=identify,
         mask=mask,
-        desc=getattr(mod, "desc", None),
-        implicit_tags=getattr(mod, "implicit_tags", None),
+        desc=desc,
+        implicit_tags=implicit,
         opmask=int(getattr(mod, "OPMASK", XLR_RMGR_INFO_MASK)),
-        page_modifying=tuple(getattr(mod, "PAGE_MODIFYING", ())),
+        page_modifying=page_modifying,
     )
 
 
-# rmgrlist.h order: PG_RMGR(id, name, module, mask)
-_PG15_ROWS = (
-    _row(RM_XLOG_ID, "XLOG", "xlog", None),
-    _row(RM_XACT_ID, "Transaction", "xact", None),
-    _row(RM_SMGR_ID, "Storage", "smgr", None),
-    _row(RM_CLOG_ID, "CLOG", "clog", None),
-    _row(RM_DBASE_ID, "Database", "dbase", None),
-    _row(RM_TBLSPC_ID, "Tablespace", "tblspc", None),
-    _row(RM_MULTIXACT_ID, "MultiXact", "multixact", None),
-    _row(RM_RELMAP_ID, "RelMap", "relmap", None),
-    _row(RM_STANDBY_ID, "Standby", "standby", None),
-    _row(RM_HEAP2_ID, "Heap2", "heap2", "heap_mask"),
-    _row(RM_HEAP_ID, "Heap", "heap", "heap_mask"),
-    _row(RM_BTREE_ID, "Btree", "btree", "btree_mask"),
-    _row(RM_HASH_ID, "Hash", "hash", "hash_mask"),
-    _row(RM_GIN_ID, "Gin", "gin", "gin_mask"),
-    _row(RM_GIST_ID, "Gist", "gist", "gist_mask"),
-    _row(RM_SEQ_ID, "Sequence", "seq", "seq_mask"),
-    _row(RM_SPGIST_ID, "SPGist", "spgist", "spg_mask"),
-    _row(RM_BRIN_ID, "BRIN", "brin", "brin_mask"),
-    _row(RM_COMMIT_TS_ID, "CommitTs", "committs", None),
-    _row(RM_REPLORIGIN_ID, "ReplicationOrigin", "replorigin", None),
-    _row(RM_GENERIC_ID, "Generic", "generic", "generic_mask"),
-    _row(RM_LOGICALMSG_ID, "LogicalMessage", "logicalmsg", None),
+def _renamed(identify: Callable[[int], str | None], names: Mapping[int, str]) -> Callable[[int], str | None]:
+    """``identify`` with the names of ``names`` (by ``info & XLR_RMGR_INFO_MASK``) put first."""
+    def ident(info: int) -> str | None:
+        name = names.get(info & XLR_RMGR_INFO_MASK)
+        return name if name is not None else identify(info)
+    return ident
+
+
+# One row per rmgr, from its pyredo.rmgr module. The module holds PostgreSQL 15's
+# redo (``REDO``, ``identify``, ``PAGE_MODIFYING``, ``OPMASK``, ``desc``,
+# ``implicit_tags``) and may add, for later majors:
+#   MAJORS                majors whose redo it mirrors byte for byte (absent: (15,)); for
+#                         any other major the row keeps only XLOG's full-page-image
+#                         routines and no desc: its records raise UnsupportedRecord
+#   REDO_SINCE[m]         {info: routine | None} replacing (None: deleting) keys from m on
+#   NAMES_SINCE[m]        {info & XLR_RMGR_INFO_MASK: name} identify names from m on
+#   PAGE_MODIFYING_SINCE[m], DESC_SINCE[m], MASK_SINCE[m], IMPLICIT_TAGS_SINCE[m]
+#                         the whole column from m on (absent DESC_SINCE: desc only for 15)
+# Major N's row is the 15 one with every ``*_SINCE[m]`` for m <= N applied, oldest first.
+_RMGRLIST: tuple[tuple[int, str, str, str | None], ...] = (  # PG_RMGR(id, name, module, mask)
+    (RM_XLOG_ID, "XLOG", "xlog", None),
+    (RM_XACT_ID, "Transaction", "xact", None),
+    (RM_SMGR_ID, "Storage", "smgr", None),
+    (RM_CLOG_ID, "CLOG", "clog", None),
+    (RM_DBASE_ID, "Database", "dbase", None),
+    (RM_TBLSPC_ID, "Tablespace", "tblspc", None),
+    (RM_MULTIXACT_ID, "MultiXact", "multixact", None),
+    (RM_RELMAP_ID, "RelMap", "relmap", None),
+    (RM_STANDBY_ID, "Standby", "standby", None),
+    (RM_HEAP2_ID, "Heap2", "heap2", "heap_mask"),
+    (RM_HEAP_ID, "Heap", "heap", "heap_mask"),
+    (RM_BTREE_ID, "Btree", "btree", "btree_mask"),
+    (RM_HASH_ID, "Hash", "hash", "hash_mask"),
+    (RM_GIN_ID, "Gin", "gin", "gin_mask"),
+    (RM_GIST_ID, "Gist", "gist", "gist_mask"),
+    (RM_SEQ_ID, "Sequence", "seq", "seq_mask"),
+    (RM_SPGIST_ID, "SPGist", "spgist", "spg_mask"),
+    (RM_BRIN_ID, "BRIN", "brin", "brin_mask"),
+    (RM_COMMIT_TS_ID, "CommitTs", "committs", None),
+    (RM_REPLORIGIN_ID, "ReplicationOrigin", "replorigin", None),
+    (RM_GENERIC_ID, "Generic", "generic", "generic_mask"),
+    (RM_LOGICALMSG_ID, "LogicalMessage", "logicalmsg", None),
 )
+
+_PG15_ROWS = tuple(_row(*r) for r in _RMGRLIST)
+
 
 # (rmgr module, info key of the routine, keyword-only helper): see the module doc
 INJECTABLE_HELPERS: tuple[InjectableHelper, ...] = tuple(InjectableHelper(*t) for t in (
@@ -272,57 +333,39 @@ INJECTABLE_HELPERS: tuple[InjectableHelper, ...] = tuple(InjectableHelper(*t) fo
     ("generic", 0x00, "applyPageRedo"),
 ))
 
-PG15 = RmgrTable(
-    major=15,
-    rows=MappingProxyType({r.id: r for r in _PG15_ROWS}),
-    injectable=INJECTABLE_HELPERS,
-)
+# Helpers of routines that are new in a later major, {first major: entries}. Major N's
+# table lists an entry of INJECTABLE_HELPERS while its routine there is still 15's, and
+# an entry of INJECTABLE_SINCE[m <= N] while that routine is in its table.
+INJECTABLE_SINCE: dict[int, tuple[InjectableHelper, ...]] = {m: tuple(InjectableHelper(*t) for t in ts) for m, ts in {
+    16: (("heap2", 0x30, "heap_execute_freeze_tuple"),
+         ("heap2", 0x40, "PageSetAllVisible"), ("heap2", 0x40, "visibilitymap_set"),
+         ("gist", 0x00, "GistClearFollowRight")),
+    17: (*(("heap2", info, helper) for info in (0x10, 0x20, 0x30)
+           for helper in ("heap_page_prune_execute", "heap_execute_freeze_tuple")),
+         ("hash", 0x80, "CLRBIT")),
+    18: (("btree", 0xC0, "PageIndexMultiDelete"),),
+}.items()}
 
 
-# -- PostgreSQL 16, 17 and 18 ------------------------------------------------------------------
-# The same 22 resource managers with the same ids in every major (rmgrlist.h), and the same
-# XLogRecord and block-header layout (xlogrecord.h); what differs is read off each major's
-# rmgrdesc/*.c and *_xlog.h:
-#   17: Heap2 0x10/0x20/0x30 are PRUNE_ON_ACCESS, PRUNE_VACUUM_SCAN, PRUNE_VACUUM_CLEANUP
-#       (one xl_heap_prune for PRUNE, VACUUM and FREEZE_PAGE); XLOG gains CHECKPOINT_REDO (0xE0).
-# Redo is issue 20's: many main-data layouts changed in 16 (isCatalogRel in the delete and
-# prune records of heap, btree, hash, gist, spgist, ...), so these tables keep only the
-# routines whose records are laid out as in 15 and known to redo alike — the full-page-image
-# records — and every other record raises UnsupportedRecord naming the major, never a page
-# built from a misread record. pg_waldump's descriptions (``desc``) parse main data laid out
-# as in 15, so they are left out too: the decoder prints record names, never a misread
-# field. The VM pages heap records clear without naming them (``implicit_tags``) read
-# xl_heap_insert/delete/update/multi_insert/lock(_updated) flags, unchanged in 16-18.
+def _table(major: int) -> RmgrTable:
+    """PostgreSQL ``major``'s table: every row of ``_RMGRLIST`` for that major."""
+    rows = {r[0]: _row(*r, major=major) for r in _RMGRLIST}
 
-_HEAP2_17_NAMES = {0x10: "PRUNE_ON_ACCESS", 0x20: "PRUNE_VACUUM_SCAN", 0x30: "PRUNE_VACUUM_CLEANUP"}
-XLOG_CHECKPOINT_REDO = 0xE0  # 17+
+    def fn(module: str, info: int, table_rows: Mapping[int, RmgrEntry]) -> RedoFn | None:
+        return next((r.redo.get(info) for r in table_rows.values() if r.module == module), None)
+
+    pg15 = {r.id: r for r in _PG15_ROWS}
+    inj = [h for h in INJECTABLE_HELPERS
+           if fn(h.module, h.info, rows) is fn(h.module, h.info, pg15) is not None]
+    inj += [h for m, hs in sorted(INJECTABLE_SINCE.items()) if m <= major for h in hs
+            if fn(h.module, h.info, rows) is not None]
+    return RmgrTable(major=major, rows=MappingProxyType(rows), injectable=tuple(dict.fromkeys(inj)))
 
 
-def _renamed(identify: Callable[[int], str | None], names: Mapping[int, str]) -> Callable[[int], str | None]:
-    """``identify`` with the names of ``names`` (by ``info & XLR_RMGR_INFO_MASK``) put first."""
-    def ident(info: int) -> str | None:
-        name = names.get(info & XLR_RMGR_INFO_MASK)
-        return name if name is not None else identify(info)
-    return ident
-
-
-def _later_major(major: int) -> RmgrTable:
-    """PostgreSQL ``major``'s table (16, 17 or 18): see the comment above."""
-    rows: dict[int, RmgrEntry] = {}
-    for r in _PG15_ROWS:
-        keep = {i: fn for i, fn in r.redo.items() if r.module == "xlog" and i in r.page_modifying}
-        row = replace(r, redo=MappingProxyType(keep), desc=None)
-        if major >= 17 and r.module == "heap2":
-            row = replace(row, identify=_renamed(r.identify, _HEAP2_17_NAMES))
-        if major >= 17 and r.module == "xlog":
-            row = replace(row, identify=_renamed(r.identify, {XLOG_CHECKPOINT_REDO: "CHECKPOINT_REDO"}))
-        rows[r.id] = row
-    return RmgrTable(major=major, rows=MappingProxyType(rows))
-
-
-PG16 = _later_major(16)
-PG17 = _later_major(17)
-PG18 = _later_major(18)
+PG15 = _table(15)
+PG16 = _table(16)
+PG17 = _table(17)
+PG18 = _table(18)
 TABLES: Mapping[int, RmgrTable] = MappingProxyType({15: PG15, 16: PG16, 17: PG17, 18: PG18})
 
 

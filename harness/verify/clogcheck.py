@@ -187,6 +187,14 @@ def _compare_page(
                     report.undetermined_examples.append((xid, e, g))
 
 
+def pg_major_of(pgdata: str | os.PathLike[str]) -> int:
+    """The major of the data directory (its PG_VERSION); 15 when it has none."""
+    try:
+        return int(Path(pgdata, "PG_VERSION").read_text().split(".")[0])
+    except (OSError, ValueError):
+        return 15
+
+
 def check_clog(
     records: Iterable[DecodedXLogRecord],
     base: str | os.PathLike[str] | Mapping[int, bytes] | None,
@@ -211,8 +219,9 @@ def check_clog(
     # records with their page images need not stay in memory)
     records = [r for r in records if r.rmid in (RM_XACT_ID, RM_CLOG_ID)]
     base_pages = load_base_pages(base)
-    determined = completed_xids(records)
-    result = engine(records, base_pages, latest_page=latest_page, on_missing="report")
+    major = pg_major_of(primary_pgdata)  # the xact/clog record layouts differ (XactLayout)
+    determined = completed_xids(records, major=major)
+    result = engine(records, base_pages, latest_page=latest_page, on_missing="report", major=major)
     primary = read_slru_pages(primary_pgdata)
     removed = result.removed_pages
     report = ClogReport(

@@ -1,12 +1,13 @@
 """PostgreSQL's consistency masks (bufmask.c and each AM's ``*_mask``).
 
-``mask_page(page, rmgr_name, blkno, fork)`` returns a masked copy, choosing
-the AM's mask by the resource manager whose records own the page. Which mask
-an rmgr has is the ``mask`` column of pyredo's rmgr table (rmgrlist.h's
-rm_mask): its C name (``heap_mask``, ``spg_mask`` ...), found here in the
-module named after the C file's prefix (``heap.py`` holds heap_mask,
-``btree.py`` btree_mask, ``spgist.py`` spg_mask, ...), each built from the
-primitives in ``bufmask.py``.
+``mask_page(page, rmgr_name, blkno, fork, table=PG17)`` returns a masked copy,
+choosing the AM's mask by the resource manager whose records own the page.
+Which mask an rmgr has is the ``mask`` column of the checked WAL's major's
+rmgr table (rmgrlist.h's rm_mask; ``MASK_SINCE`` changes it per major): its
+C name (``heap_mask``, ``spg_mask`` ...), found here in the module named
+after the C file's prefix (``heap.py`` holds heap_mask, ``btree.py``
+btree_mask, ``spgist.py`` spg_mask, ...), each built from the primitives in
+``bufmask.py``.
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ def get_mask(rmgr_name: str, table: RmgrTable = PG15) -> MaskFn:
     return fn
 
 
-def mask_page(page: bytes, rmgr_name: str, blkno: int, fork: int = 0, *, final_state: bool = False) -> bytes:
-    """A masked copy of ``page``: VM pages by vm_mask, others by their AM's mask.
+def mask_page(page: bytes, rmgr_name: str, blkno: int, fork: int = 0, *, final_state: bool = False,
+              table: RmgrTable = PG15) -> bytes:
+    """A masked copy of ``page``: VM pages by vm_mask, others by their AM's mask
+    as ``table`` (the major of the WAL that wrote the page) names it.
 
     ``final_state``: the page is compared with the primary's page at the END of
     a range (not at one record's time, as wal_consistency_checking does), so
@@ -63,7 +66,7 @@ def mask_page(page: bytes, rmgr_name: str, blkno: int, fork: int = 0, *, final_s
     elif fork == FSM_FORKNUM:
         raise NoMask("free-space-map pages are not WAL-logged; they have no mask")
     else:
-        get_mask(rmgr_name)(buf, blkno)
+        get_mask(rmgr_name, table)(buf, blkno)
         if final_state:
             from oracles.masks.unlogged import mask_unlogged
 

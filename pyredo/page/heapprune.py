@@ -17,6 +17,7 @@ from pyredo.page.bufpage import (
     PageCorrupted,
     PageGetMaxOffsetNumber,
     PageRepairFragmentation,
+    PageTruncateLinePointerArray,
 )
 
 
@@ -34,9 +35,13 @@ def heap_page_prune_execute(
     redirected: Sequence[tuple[int, int]],
     nowdead: Sequence[int],
     nowunused: Sequence[int],
+    *,
+    lp_truncate_only: bool = False,
 ) -> None:
     """Mirrors heap_page_prune_execute (pruneheap.c): set redirects (from, to),
-    mark items dead, mark items unused, then PageRepairFragmentation."""
+    mark items dead, mark items unused, then PageRepairFragmentation. 17 and 18 add
+    ``lp_truncate_only`` (a record replayed without a cleanup lock: VACUUM's second
+    pass): PageTruncateLinePointerArray instead, no tuple data moves."""
     _check_offsets(page, [f for f, _t in redirected], "redirect")
     _check_offsets(page, nowdead, "dead")
     _check_offsets(page, nowunused, "unused")
@@ -46,4 +51,7 @@ def heap_page_prune_execute(
         ItemIdSetDead(page, off)
     for off in nowunused:
         ItemIdSetUnused(page, off)
-    PageRepairFragmentation(page)
+    if lp_truncate_only:
+        PageTruncateLinePointerArray(page)
+    else:
+        PageRepairFragmentation(page)

@@ -248,3 +248,9 @@ REDO: dict[int, RedoFn] = {
     XLOG_BRIN_REVMAP_EXTEND: brin_xlog_revmap_extend,
     XLOG_BRIN_DESUMMARIZE: brin_xlog_desummarize_page,
 }
+
+# brin_xlog.c, brin_xlog.h, brindesc.c and brin_mask differ only in copyright lines
+# across 15, 16, 17 and 18 (brin_page_init, brin_metapage_init and
+# brinSetHeapBlockItemptr, which redo calls, are unchanged too)
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)
+DESC_SINCE: dict[int, Callable[[DecodedXLogRecord], str] | None] = {16: desc}

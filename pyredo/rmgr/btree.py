@@ -643,19 +643,33 @@ def btree_xlog_vacuum(
     ctx: RedoContext, *,
     PageIndexMultiDelete: MultiDelete = PageIndexMultiDelete,
 ) -> None:
-    """Mirrors btree_xlog_vacuum (nbtxlog.c)."""
+    """Mirrors btree_xlog_vacuum (nbtxlog.c) of 15, 16 and 17: btpo_cycleid is kept."""
     ndeleted, nupdated = ctx.main_data().unpack(_XL_VACUUM, "xl_btree_vacuum")
     page = ctx.read_buffer_for_redo(0, get_cleanup_lock=True)
     if page is not None:
         _delete_items(ctx, page, ndeleted, nupdated, PageIndexMultiDelete=PageIndexMultiDelete)
 
 
+def btree_xlog_vacuum_18(
+    ctx: RedoContext, *,
+    PageIndexMultiDelete: MultiDelete = PageIndexMultiDelete,
+) -> None:
+    """Mirrors btree_xlog_vacuum (nbtxlog.c) of 18: as before, and the vacuum cycle ID
+    is cleared too (18's _bt_delitems_vacuum clears it on the primary)."""
+    ndeleted, nupdated = ctx.main_data().unpack(_XL_VACUUM, "xl_btree_vacuum")
+    page = ctx.read_buffer_for_redo(0, get_cleanup_lock=True)
+    if page is not None:
+        _delete_items(ctx, page, ndeleted, nupdated, PageIndexMultiDelete=PageIndexMultiDelete)
+        BTPageGetOpaque(page).btpo_cycleid = 0
+
+
 def btree_xlog_delete(
     ctx: RedoContext, *,
     PageIndexMultiDelete: MultiDelete = PageIndexMultiDelete,
 ) -> None:
-    """Mirrors btree_xlog_delete (nbtxlog.c). latestRemovedXid only matters to
-    hot standby conflicts."""
+    """Mirrors btree_xlog_delete (nbtxlog.c) of 15-18. 16 renames latestRemovedXid to
+    snapshotConflictHorizon and appends isCatalogRel (SizeOfBtreeDelete 8 -> 9): both
+    only matter to hot standby conflicts, and ndeleted/nupdated keep their offsets."""
     _xid, ndeleted, nupdated = ctx.main_data().unpack(_XL_DELETE, "xl_btree_delete")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
@@ -770,8 +784,8 @@ def btree_xlog_newroot(ctx: RedoContext) -> None:
 
 
 def btree_xlog_reuse_page(ctx: RedoContext) -> None:
-    """Mirrors btree_xlog_reuse_page (nbtxlog.c): only a recovery-conflict point
-    for hot standby; it names no block and changes no page."""
+    """Mirrors btree_xlog_reuse_page (nbtxlog.c) of 15-18: only a recovery-conflict point
+    for hot standby (16 appends isCatalogRel); it names no block and changes no page."""
 
 
 def btree_xlog_meta_cleanup(ctx: RedoContext) -> None:
@@ -848,4 +862,11 @@ REDO: dict[int, RedoFn] = {
     XLOG_BTREE_VACUUM: btree_xlog_vacuum,
     XLOG_BTREE_REUSE_PAGE: btree_xlog_reuse_page,
     XLOG_BTREE_META_CLEANUP: btree_xlog_meta_cleanup,
+}
+
+# nbtxlog.c of 16 and 17 changes only hot-standby conflict arguments (isCatalogRel) and
+# btree_mask is the same in 15-18; 18's btree_xlog_vacuum also clears btpo_cycleid
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)
+REDO_SINCE: dict[int, dict[int, RedoFn | None]] = {
+    18: {XLOG_BTREE_VACUUM: btree_xlog_vacuum_18},
 }

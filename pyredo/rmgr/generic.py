@@ -85,3 +85,7 @@ def generic_redo(ctx: RedoContext, *,
 
 
 REDO: dict[int, RedoFn] = {0x00: generic_redo}
+
+# generic_redo, applyPageRedo and generic_mask are the same in 15, 16, 17 and 18
+# (16 I/O-aligns GenericXLogState and 18 renames PageData: the delta format is unchanged)
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)

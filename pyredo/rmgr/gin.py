@@ -612,3 +612,9 @@ REDO: dict[int, RedoFn] = {
         (XLOG_GIN_DELETE_LISTPAGE, ginRedoDeleteListPages),
     )
 }
+
+# ginxlog.c, gindesc.c and gin_mask read the same records in 15, 16, 17 and 18 (16 renames
+# RelFileNode to RelFileLocator, same 12 bytes); the posting-list code redo calls
+# (ginpostinglist.c, GinInitPage/GinInitMetabuffer, GinDataPageAddPostingItem) is unchanged
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)
+DESC_SINCE: dict[int, Callable[[DecodedXLogRecord], str] | None] = {16: desc}

@@ -115,6 +115,14 @@ def _mark_tuples_deleted(ctx: RedoContext, page: bytearray) -> None:
         GistMarkTuplesDeleted(page)
 
 
+def _mark_tuples_deleted_16(ctx: RedoContext, page: bytearray) -> None:
+    """GistMarkTuplesDeleted, as gistxlog.c of 16, 17 and 18 (16.15, 17.11, 18.6) does."""
+    GistMarkTuplesDeleted(page)
+
+
+MarkTuplesDeleted = Callable[["RedoContext", bytearray], None]
+
+
 def _init_buffer(ctx: RedoContext, block_id: int) -> bytearray | None:
     """XLogInitBufferForRedo as its C callers use it: they rebuild the page even when
     an image was restored (WILL_INIT blocks never carry an image to apply in real WAL)."""
@@ -146,23 +154,37 @@ def gistRedoClearFollowRight(ctx: RedoContext, block_id: int, *,
 def gistRedoPageUpdateRecord(ctx: RedoContext, *,
                              GistClearFollowRight: Callable[[bytearray], None] = GistClearFollowRight,
                              ) -> None:
-    """Mirrors gistRedoPageUpdateRecord (gistxlog.c).
+    """Mirrors gistRedoPageUpdateRecord (gistxlog.c) of 15.
 
     Block 0's data: ``ntodelete`` OffsetNumbers, then the tuples to add. One
     deleted and one added tuple replace each other in place
     (PageIndexTupleOverwrite, as gistplacetopage did); otherwise delete, then
     append after the last item.
     """
+    _redo_page_update(ctx, _mark_tuples_deleted, GistClearFollowRight)
+
+
+def gistRedoPageUpdateRecord_16(ctx: RedoContext, *,
+                                GistClearFollowRight: Callable[[bytearray], None] = GistClearFollowRight,
+                                ) -> None:
+    """Mirrors gistRedoPageUpdateRecord (gistxlog.c) of 16, 17 and 18: as 15's, and a
+    leaf that loses tuples always gets F_TUPLES_DELETED."""
+    _redo_page_update(ctx, _mark_tuples_deleted_16, GistClearFollowRight)
+
+
+def _redo_page_update(ctx: RedoContext, mark: MarkTuplesDeleted,
+                      GistClearFollowRight: Callable[[bytearray], None]) -> None:
     ntodelete, ntoinsert = ctx.main_data().unpack(GISTXLOG_PAGE_UPDATE, "PAGE_UPDATE")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
-        _page_update(ctx, page, ntodelete, ntoinsert)
+        _page_update(ctx, page, ntodelete, ntoinsert, mark)
     # the downlink completes a split: the left child's follow-right goes away
     if ctx.record.has_block_ref(1):
         gistRedoClearFollowRight(ctx, 1, GistClearFollowRight=GistClearFollowRight)
 
 
-def _page_update(ctx: RedoContext, page: bytearray, ntodelete: int, ntoinsert: int) -> None:
+def _page_update(ctx: RedoContext, page: bytearray, ntodelete: int, ntoinsert: int,
+                 mark: MarkTuplesDeleted) -> None:
     data = ctx.block_data(0)
     ninserted = 0
     if ntodelete == 1 and ntoinsert == 1:
@@ -177,7 +199,7 @@ def _page_update(ctx: RedoContext, page: bytearray, ntodelete: int, ntoinsert: i
         todelete = data.u16_array(ntodelete, f"{ntodelete} offsets")
         PageIndexMultiDelete(page, todelete)
         if GistPageIsLeaf(page):
-            _mark_tuples_deleted(ctx, page)
+            mark(ctx, page)
 
     if not data.at_end:
         off = FirstOffsetNumber if PageIsEmpty(page) else PageGetMaxOffsetNumber(page) + 1
@@ -193,7 +215,7 @@ def _page_update(ctx: RedoContext, page: bytearray, ntodelete: int, ntoinsert: i
 
 
 def gistRedoDeleteRecord(ctx: RedoContext) -> None:
-    """Mirrors gistRedoDeleteRecord (gistxlog.c): drop the LP_DEAD tuples that
+    """Mirrors gistRedoDeleteRecord (gistxlog.c) of 15: drop the LP_DEAD tuples that
     gistprunepage removed; the offsets follow gistxlogDelete in the main data.
     F_HAS_GARBAGE is cleared, as gistprunepage did.
     """
@@ -207,6 +229,25 @@ def gistRedoDeleteRecord(ctx: RedoContext) -> None:
         PageIndexMultiDelete(page, todelete)
     GistClearPageHasGarbage(page)
     _mark_tuples_deleted(ctx, page)
+
+
+# 16: snapshotConflictHorizon, ntodelete, isCatalogRel, then offsets[] at
+# offsetof(gistxlogDelete, offsets) = 8
+GISTXLOG_DELETE_16 = struct.Struct("<IH?x")
+
+
+def gistRedoDeleteRecord_16(ctx: RedoContext) -> None:
+    """Mirrors gistRedoDeleteRecord (gistxlog.c) of 16, 17 and 18: gistxlogDelete
+    gains isCatalogRel, so the offsets start at byte 8, and are always read; the page
+    always gets F_TUPLES_DELETED."""
+    _horizon, ntodelete, _catalog = ctx.main_data().unpack(GISTXLOG_DELETE_16, "DELETE")
+    page = ctx.read_buffer_for_redo(0)
+    if page is None:
+        return
+    main = ctx.main_data().seek(GISTXLOG_DELETE_16.size)
+    PageIndexMultiDelete(page, main.u16_array(ntodelete, f"{ntodelete} offsets"))
+    GistClearPageHasGarbage(page)
+    _mark_tuples_deleted_16(ctx, page)
 
 
 def gistRedoPageSplitRecord(ctx: RedoContext, *,
@@ -321,3 +362,47 @@ REDO: dict[int, RedoFn] = {
     XLOG_GIST_PAGE_DELETE: gistRedoPageDelete,
     XLOG_GIST_ASSIGN_LSN: gistRedoAssignLSN,
 }
+
+# gistxlog.c of 16 lays gistxlogDelete out anew (isCatalogRel; gistxlogPageReuse gains it
+# too, but redo reads no page from it); 16-18 redo still sets F_TUPLES_DELETED, which 15.20
+# stopped doing (module doc); 17 and 18 change no redo; gist_mask and the helpers
+# redo calls (gistinitpage, GISTInitBuffer) are the same in 15-18
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)
+REDO_SINCE: dict[int, dict[int, RedoFn | None]] = {
+    16: {XLOG_GIST_PAGE_UPDATE: gistRedoPageUpdateRecord_16, XLOG_GIST_DELETE: gistRedoDeleteRecord_16},
+}
+
+
+def _desc_16(rec: DecodedXLogRecord, is_catalog_rel: bool) -> str:
+    """gist_desc of 16 and on: PAGE_REUSE and DELETE gain isCatalogRel (printed from 17)
+    and say snapshotConflictHorizon; every other record prints as in 15."""
+    info = rec.info & XLR_RMGR_INFO_MASK
+    data = rec.main_data
+    try:
+        if info == XLOG_GIST_PAGE_REUSE:
+            spc, db, rel, blk, xid, catalog = GISTXLOG_PAGE_REUSE_16.unpack_from(data)
+            cat = f", isCatalogRel {'T' if catalog else 'F'}" if is_catalog_rel else ""
+            return (f"rel {spc}/{db}/{rel}; blk {blk}; "
+                    f"snapshotConflictHorizon {xid >> 32}:{xid & 0xFFFFFFFF}{cat}")
+        if info == XLOG_GIST_DELETE:
+            xid, n, catalog = GISTXLOG_DELETE_16.unpack_from(data)
+            cat = f", isCatalogRel {'T' if catalog else 'F'}" if is_catalog_rel else ""
+            return f"delete: snapshotConflictHorizon {xid}, nitems: {n}{cat}"
+    except struct.error:
+        return f"<{len(data)} bytes of main data: too short>"
+    return desc(rec)
+
+
+def desc_16(rec: DecodedXLogRecord) -> str:
+    """Mirrors gist_desc (gistdesc.c) of 16."""
+    return _desc_16(rec, False)
+
+
+def desc_17(rec: DecodedXLogRecord) -> str:
+    """Mirrors gist_desc (gistdesc.c) of 17 and 18."""
+    return _desc_16(rec, True)
+
+
+# 16: gistxlogPageReuse gains isCatalogRel; SizeOfGistxlogPageReuse = 25 (padding not logged)
+GISTXLOG_PAGE_REUSE_16 = struct.Struct("<IIIIQ?")
+DESC_SINCE: dict[int, Callable[[DecodedXLogRecord], str] | None] = {16: desc_16, 17: desc_17}

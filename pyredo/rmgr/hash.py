@@ -353,7 +353,8 @@ def hash_xlog_move_page_contents(ctx: RedoContext) -> None:
 
 def hash_xlog_squeeze_page(ctx: RedoContext, *,
                            CLRBIT: Callable[[bytearray, int], None] = CLRBIT) -> None:
-    """Mirrors hash_xlog_squeeze_page (hash_xlog.c)."""
+    """Mirrors hash_xlog_squeeze_page (hash_xlog.c) of 15 and 16: the write page
+    (block 1) is always read, and stamped with the LSN even when no tuple moved."""
     prevblkno, nextblkno, ntups, is_prim, is_prev = ctx.main_data().unpack(XL_HASH_SQUEEZE_PAGE, "xl_hash_squeeze_page")
 
     page = _read_write_page(ctx, is_prim != 0)
@@ -362,7 +363,35 @@ def hash_xlog_squeeze_page(ctx: RedoContext, *,
         # the write page precedes the freed page: it takes over the forward link
         if is_prev:
             HashPageGetOpaque(page).hasho_nextblkno = nextblkno
+    _squeeze_free_ovflpage(ctx, prevblkno, nextblkno, is_prev != 0, CLRBIT=CLRBIT)
 
+
+def hash_xlog_squeeze_page_17(ctx: RedoContext, *,
+                              CLRBIT: Callable[[bytearray, int], None] = CLRBIT) -> None:
+    """Mirrors hash_xlog_squeeze_page (hash_xlog.c) of 17 and 18: with no tuple to move
+    and a write page that is not the freed page's predecessor, 17's _hash_freeovflpage
+    registers block 1 only for the primary bucket's cleanup lock (or not at all), and
+    redo reads it only then; the write page gets the LSN only when it changed."""
+    prevblkno, nextblkno, ntups, is_prim, is_prev = ctx.main_data().unpack(XL_HASH_SQUEEZE_PAGE, "xl_hash_squeeze_page")
+
+    if is_prim:
+        page = ctx.read_buffer_for_redo(1, RBM_NORMAL, get_cleanup_lock=True)
+    else:
+        _lock_primary_bucket(ctx, 0)
+        page = ctx.read_buffer_for_redo(1) if ntups > 0 or is_prev else None
+    if page is not None:
+        _add_moved_tuples(ctx, page, ntups, 1, "hash_xlog_squeeze_page")
+        if is_prev:
+            HashPageGetOpaque(page).hasho_nextblkno = nextblkno
+        if ntups == 0 and not is_prev:  # mod_wbuf stays false
+            ctx.keep_page_lsn()
+    _squeeze_free_ovflpage(ctx, prevblkno, nextblkno, is_prev != 0, CLRBIT=CLRBIT)
+
+
+def _squeeze_free_ovflpage(ctx: RedoContext, prevblkno: int, nextblkno: int, is_prev: bool, *,
+                           CLRBIT: Callable[[bytearray, int], None]) -> None:
+    """Blocks 2-6 of SQUEEZE_PAGE, alike in 15-18: the freed overflow page, its
+    neighbours' links, its bitmap bit and the metapage's hashm_firstfree."""
     # the freed overflow page becomes an unused page
     page = ctx.read_buffer_for_redo(2)
     if page is not None:
@@ -432,7 +461,7 @@ def hash_xlog_update_meta_page(ctx: RedoContext) -> None:
 
 
 def hash_xlog_vacuum_one_page(ctx: RedoContext) -> None:
-    """Mirrors hash_xlog_vacuum_one_page (hash_xlog.c). The standby conflict
+    """Mirrors hash_xlog_vacuum_one_page (hash_xlog.c) of 15. The standby conflict
     (latestRemovedXid) changes no page."""
     _xid, ntuples = ctx.main_data().unpack(XL_HASH_VACUUM_ONE_PAGE, "xl_hash_vacuum_one_page")
 
@@ -443,12 +472,39 @@ def hash_xlog_vacuum_one_page(ctx: RedoContext) -> None:
         if data.remaining > 0 and ntuples > 0:
             unused = data.u16_array(ntuples, "deleted offsets")
             _multi_delete(ctx, page, unused, 0)
-        op = HashPageGetOpaque(page)
-        op.hasho_flag = op.hasho_flag & ~LH_PAGE_HAS_DEAD_TUPLES
+        _clear_has_dead_tuples(page)
+    _meta_ntuples_minus(ctx, ntuples)
 
-    page = ctx.read_buffer_for_redo(1)
+
+# 16: snapshotConflictHorizon, uint16 ntuples, isCatalogRel, then offsets[] at
+# offsetof(xl_hash_vacuum_one_page, offsets) = 8
+XL_HASH_VACUUM_ONE_PAGE_16 = struct.Struct("<IH?x")
+
+
+def hash_xlog_vacuum_one_page_16(ctx: RedoContext) -> None:
+    """Mirrors hash_xlog_vacuum_one_page (hash_xlog.c) of 16, 17 and 18: ntuples is a
+    uint16 (followed by isCatalogRel) and the offsets always follow in the main data."""
+    _horizon, ntuples, _catalog = ctx.main_data().unpack(XL_HASH_VACUUM_ONE_PAGE_16, "xl_hash_vacuum_one_page")
+
+    page = ctx.read_buffer_for_redo(0, RBM_NORMAL, get_cleanup_lock=True)
     if page is not None:
-        metap = HashPageGetMeta(page)
+        data = ctx.main_data().seek(XL_HASH_VACUUM_ONE_PAGE_16.size)
+        _multi_delete(ctx, page, data.u16_array(ntuples, "deleted offsets"), 0)
+        _clear_has_dead_tuples(page)
+    _meta_ntuples_minus(ctx, ntuples)
+
+
+def _clear_has_dead_tuples(page: bytearray) -> None:
+    """VACUUM_ONE_PAGE: the bucket page has no LP_DEAD items left."""
+    op = HashPageGetOpaque(page)
+    op.hasho_flag = op.hasho_flag & ~LH_PAGE_HAS_DEAD_TUPLES
+
+
+def _meta_ntuples_minus(ctx: RedoContext, ntuples: int) -> None:
+    """VACUUM_ONE_PAGE: the metapage (block 1) counts ``ntuples`` fewer tuples."""
+    meta = ctx.read_buffer_for_redo(1)
+    if meta is not None:
+        metap = HashPageGetMeta(meta)
         metap.hashm_ntuples -= ntuples
 
 
@@ -466,6 +522,16 @@ REDO: dict[int, RedoFn] = {
     XLOG_HASH_SPLIT_CLEANUP: hash_xlog_split_cleanup,
     XLOG_HASH_UPDATE_META_PAGE: hash_xlog_update_meta_page,
     XLOG_HASH_VACUUM_ONE_PAGE: hash_xlog_vacuum_one_page,
+}
+
+
+# 16 lays xl_hash_vacuum_one_page out anew (isCatalogRel); 17 reads SQUEEZE_PAGE's write
+# page only when it changes; hash_mask and the page helpers redo calls (_hash_pageinit,
+# _hash_init_metabuffer, _hash_initbitmapbuffer) are the same in 15-18
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)
+REDO_SINCE: dict[int, dict[int, RedoFn | None]] = {
+    16: {XLOG_HASH_VACUUM_ONE_PAGE: hash_xlog_vacuum_one_page_16},
+    17: {XLOG_HASH_SQUEEZE_PAGE: hash_xlog_squeeze_page_17},
 }
 
 
@@ -516,3 +582,28 @@ def desc(rec: DecodedXLogRecord) -> str:
         return _desc_fields(rec.info & XLR_RMGR_INFO_MASK, rec.main_data)
     except struct.error:
         return f"<main data of {len(rec.main_data)} bytes is too short>"
+
+
+def _desc_16(rec: DecodedXLogRecord, is_catalog_rel: bool) -> str:
+    """hash_desc of 16 and on: VACUUM_ONE_PAGE has 16's layout (and from 17 prints
+    isCatalogRel); every other record prints as in 15."""
+    if rec.info & XLR_RMGR_INFO_MASK != XLOG_HASH_VACUUM_ONE_PAGE:
+        return desc(rec)
+    if len(rec.main_data) < XL_HASH_VACUUM_ONE_PAGE_16.size:
+        return f"<main data of {len(rec.main_data)} bytes is too short>"
+    horizon, ntuples, catalog = XL_HASH_VACUUM_ONE_PAGE_16.unpack_from(rec.main_data)
+    out = f"ntuples {ntuples}, snapshotConflictHorizon {horizon}"
+    return out + (f", isCatalogRel {_tf(catalog)}" if is_catalog_rel else "")
+
+
+def desc_16(rec: DecodedXLogRecord) -> str:
+    """Mirrors hash_desc (hashdesc.c) of 16."""
+    return _desc_16(rec, False)
+
+
+def desc_17(rec: DecodedXLogRecord) -> str:
+    """Mirrors hash_desc (hashdesc.c) of 17 and 18."""
+    return _desc_16(rec, True)
+
+
+DESC_SINCE: dict[int, Callable[[DecodedXLogRecord], str] | None] = {16: desc_16, 17: desc_17}

@@ -1,6 +1,7 @@
 """Heap resource manager: redo of its page-modifying records.
 
-Mirrors heap_redo (heapam.c), heap_identify and heap_desc (heapdesc.c).
+Mirrors heap_redo (heapam.c), heap_identify and, through heapdesc.py, heap_desc
+(heapdesc.c); the record layouts (heapam_xlog.h) are in heapam_xlog.py.
 One routine per record type, named after its C twin. TRUNCATE changes no
 page (its work is logged as Storage records) and names no block, so it is not
 in ``REDO``.
@@ -51,6 +52,61 @@ from pyredo.page.visibilitymap import (
     VISIBILITYMAP_ALL_FROZEN,
     VISIBILITYMAP_VALID_BITS,
 )
+from pyredo.rmgr.heapam_xlog import (
+    HEAP_UPDATE_BLKREF_VM_NEW,
+    HEAP_UPDATE_BLKREF_VM_OLD,
+    HEAP_VM_BLKREF,
+    XL_HEAP_CONFIRM,
+    XL_HEAP_DELETE,
+    XL_HEAP_HEADER,
+    XL_HEAP_INPLACE,
+    XL_HEAP_INSERT,
+    XL_HEAP_LOCK,
+    XL_HEAP_UPDATE,
+    XLH_DELETE_ALL_VISIBLE_CLEARED,
+    XLH_DELETE_IS_PARTITION_MOVE,
+    XLH_DELETE_IS_SUPER,
+    XLH_INSERT_ALL_VISIBLE_CLEARED,
+    XLH_LOCK_ALL_FROZEN_CLEARED,
+    XLH_UPDATE_NEW_ALL_VISIBLE_CLEARED,
+    XLH_UPDATE_OLD_ALL_VISIBLE_CLEARED,
+    XLH_UPDATE_PREFIX_FROM_OLD,
+    XLH_UPDATE_SUFFIX_FROM_OLD,
+    XLHL_KEYS_UPDATED,
+    XLHL_XMAX_EXCL_LOCK,
+    XLHL_XMAX_IS_MULTI,
+    XLHL_XMAX_KEYSHR_LOCK,
+    XLHL_XMAX_LOCK_ONLY,
+    XLOG_HEAP_CONFIRM,
+    XLOG_HEAP_DELETE,
+    XLOG_HEAP_HOT_UPDATE,
+    XLOG_HEAP_INIT_PAGE,
+    XLOG_HEAP_INPLACE,
+    XLOG_HEAP_INSERT,
+    XLOG_HEAP_LOCK,
+    XLOG_HEAP_OPMASK,
+    XLOG_HEAP_TRUNCATE,
+    XLOG_HEAP_UPDATE,
+    SizeOfHeapHeader,
+    heap_xlog_update_vm_clear,
+    heap_xlog_vm_clear,
+)
+
+# heapam_xlog.h names this module does not use itself, read as heap.X by heap2 and the tests;
+# OPMASK is the rmgr table's column (pyredo.rmgrlist reads it here)
+from pyredo.rmgr.heapam_xlog import OPMASK as OPMASK
+from pyredo.rmgr.heapam_xlog import XL_HEAP_TRUNCATE as XL_HEAP_TRUNCATE
+from pyredo.rmgr.heapam_xlog import XLH_DELETE_CONTAINS_OLD_KEY as XLH_DELETE_CONTAINS_OLD_KEY
+from pyredo.rmgr.heapam_xlog import XLH_DELETE_CONTAINS_OLD_TUPLE as XLH_DELETE_CONTAINS_OLD_TUPLE
+from pyredo.rmgr.heapam_xlog import XLH_INSERT_ALL_FROZEN_SET as XLH_INSERT_ALL_FROZEN_SET
+from pyredo.rmgr.heapam_xlog import XLH_INSERT_CONTAINS_NEW_TUPLE as XLH_INSERT_CONTAINS_NEW_TUPLE
+from pyredo.rmgr.heapam_xlog import XLH_INSERT_IS_SPECULATIVE as XLH_INSERT_IS_SPECULATIVE
+from pyredo.rmgr.heapam_xlog import XLH_INSERT_LAST_IN_MULTI as XLH_INSERT_LAST_IN_MULTI
+from pyredo.rmgr.heapam_xlog import XLH_INSERT_ON_TOAST_RELATION as XLH_INSERT_ON_TOAST_RELATION
+from pyredo.rmgr.heapam_xlog import XLH_UPDATE_CONTAINS_NEW_TUPLE as XLH_UPDATE_CONTAINS_NEW_TUPLE
+from pyredo.rmgr.heapam_xlog import XLH_UPDATE_CONTAINS_OLD_KEY as XLH_UPDATE_CONTAINS_OLD_KEY
+from pyredo.rmgr.heapam_xlog import XLH_UPDATE_CONTAINS_OLD_TUPLE as XLH_UPDATE_CONTAINS_OLD_TUPLE
+from pyredo.rmgr.heapdesc import heap_desc, heap_desc_16, heap_desc_18
 from pyredo.wal.record import (
     VISIBILITYMAP_FORKNUM,
     XLR_RMGR_INFO_MASK,
@@ -61,64 +117,6 @@ from pyredo.wal.record import (
 if TYPE_CHECKING:
     from pyredo.xlogutils import RedoContext, RedoFn
 
-# xl_info values (C header names)
-XLOG_HEAP_INSERT = 0x00
-XLOG_HEAP_DELETE = 0x10
-XLOG_HEAP_UPDATE = 0x20
-XLOG_HEAP_TRUNCATE = 0x30
-XLOG_HEAP_HOT_UPDATE = 0x40
-XLOG_HEAP_CONFIRM = 0x50
-XLOG_HEAP_LOCK = 0x60
-XLOG_HEAP_INPLACE = 0x70
-XLOG_HEAP_OPMASK = 0x70
-XLOG_HEAP_INIT_PAGE = 0x80
-
-OPMASK = 0x70
-
-# xl_heap_insert / xl_heap_multi_insert flags
-XLH_INSERT_ALL_VISIBLE_CLEARED = 1 << 0
-XLH_INSERT_LAST_IN_MULTI = 1 << 1
-XLH_INSERT_IS_SPECULATIVE = 1 << 2
-XLH_INSERT_CONTAINS_NEW_TUPLE = 1 << 3
-XLH_INSERT_ON_TOAST_RELATION = 1 << 4
-XLH_INSERT_ALL_FROZEN_SET = 1 << 5
-
-# xl_heap_update flags
-XLH_UPDATE_OLD_ALL_VISIBLE_CLEARED = 1 << 0
-XLH_UPDATE_NEW_ALL_VISIBLE_CLEARED = 1 << 1
-XLH_UPDATE_CONTAINS_OLD_TUPLE = 1 << 2
-XLH_UPDATE_CONTAINS_OLD_KEY = 1 << 3
-XLH_UPDATE_CONTAINS_NEW_TUPLE = 1 << 4
-XLH_UPDATE_PREFIX_FROM_OLD = 1 << 5
-XLH_UPDATE_SUFFIX_FROM_OLD = 1 << 6
-
-# xl_heap_delete flags
-XLH_DELETE_ALL_VISIBLE_CLEARED = 1 << 0
-XLH_DELETE_CONTAINS_OLD_TUPLE = 1 << 1
-XLH_DELETE_CONTAINS_OLD_KEY = 1 << 2
-XLH_DELETE_IS_SUPER = 1 << 3
-XLH_DELETE_IS_PARTITION_MOVE = 1 << 4
-
-# infobits_set of delete / update / lock records
-XLHL_XMAX_IS_MULTI = 0x01
-XLHL_XMAX_LOCK_ONLY = 0x02
-XLHL_XMAX_EXCL_LOCK = 0x04
-XLHL_XMAX_KEYSHR_LOCK = 0x08
-XLHL_KEYS_UPDATED = 0x10
-
-# xl_heap_lock / xl_heap_lock_updated flags
-XLH_LOCK_ALL_FROZEN_CLEARED = 0x01
-
-# heapam_xlog.h structs (little-endian, C padding spelled out)
-XL_HEAP_INSERT = struct.Struct("<HB")  # offnum, flags
-XL_HEAP_DELETE = struct.Struct("<IHBB")  # xmax, offnum, infobits_set, flags
-XL_HEAP_UPDATE = struct.Struct("<IHBBIH")  # old_xmax, old_offnum, old_infobits_set, flags, new_xmax, new_offnum
-XL_HEAP_LOCK = struct.Struct("<IHBB")  # locking_xid, offnum, infobits_set, flags
-XL_HEAP_CONFIRM = struct.Struct("<H")  # offnum
-XL_HEAP_INPLACE = struct.Struct("<H")  # offnum
-XL_HEAP_HEADER = struct.Struct("<HHB")  # t_infomask2, t_infomask, t_hoff
-XL_HEAP_TRUNCATE = struct.Struct("<IIB")  # dbId, nrelids, flags (relids follow, 4-aligned)
-SizeOfHeapHeader = XL_HEAP_HEADER.size
 _U16 = struct.Struct("<H")
 
 _MAX_TUPLE = MaxHeapTupleSize(BLCKSZ)
@@ -241,14 +239,14 @@ def read_init_or_normal(ctx: RedoContext, block_id: int, init: bool) -> bytearra
 
 
 # -- redo routines ----------------------------------------------------------------------
-def heap_xlog_insert(ctx: RedoContext) -> None:
-    """Mirrors heap_xlog_insert (heapam.c)."""
+def heap_xlog_insert(ctx: RedoContext, *, vm_block_id: int | None = None) -> None:
+    """Mirrors heap_xlog_insert (heapam.c 15, 16; ``vm_block_id``: see heapam_xlog.py)."""
     offnum, flags = ctx.main_data().unpack(XL_HEAP_INSERT, "xl_heap_insert")
     tag = ctx.block_tag(0)
 
     # the visibility map may need fixing even if the heap page is up to date
     if flags & XLH_INSERT_ALL_VISIBLE_CLEARED:
-        ctx.visibilitymap_clear(tag.rnode, tag.blk, VISIBILITYMAP_VALID_BITS)
+        heap_xlog_vm_clear(ctx, tag.blk, vm_block_id, VISIBILITYMAP_VALID_BITS)
 
     page = read_init_or_normal(ctx, 0, bool(ctx.info & XLOG_HEAP_INIT_PAGE))
     if page is None:
@@ -264,13 +262,13 @@ def heap_xlog_insert(ctx: RedoContext) -> None:
         PageClearAllVisible(page)
 
 
-def heap_xlog_delete(ctx: RedoContext) -> None:
-    """Mirrors heap_xlog_delete (heapam.c)."""
+def heap_xlog_delete(ctx: RedoContext, *, vm_block_id: int | None = None) -> None:
+    """Mirrors heap_xlog_delete (heapam.c 15, 16; ``vm_block_id``: see heapam_xlog.py)."""
     xmax, offnum, infobits, flags = ctx.main_data().unpack(XL_HEAP_DELETE, "xl_heap_delete")
     tag = ctx.block_tag(0)
 
     if flags & XLH_DELETE_ALL_VISIBLE_CLEARED:
-        ctx.visibilitymap_clear(tag.rnode, tag.blk, VISIBILITYMAP_VALID_BITS)
+        heap_xlog_vm_clear(ctx, tag.blk, vm_block_id, VISIBILITYMAP_VALID_BITS)
 
     page = ctx.read_buffer_for_redo(0)
     if page is None:
@@ -295,8 +293,9 @@ def heap_xlog_delete(ctx: RedoContext) -> None:
         htup.set_ctid(tag.blk, offnum)
 
 
-def _heap_xlog_update(ctx: RedoContext, hot_update: bool) -> None:
-    """Mirrors heap_xlog_update (heapam.c) for UPDATE and HOT_UPDATE."""
+def _heap_xlog_update(ctx: RedoContext, hot_update: bool, vm_refs: bool = False) -> None:
+    """Mirrors heap_xlog_update (heapam.c) for UPDATE and HOT_UPDATE; ``vm_refs``:
+    17 and 18 clear the VM pages first, through their own block references."""
     (old_xmax, old_offnum, old_infobits, flags, new_xmax,
      new_offnum) = ctx.main_data().unpack(XL_HEAP_UPDATE, "xl_heap_update")
     newtag = ctx.block_tag(0)
@@ -305,7 +304,10 @@ def _heap_xlog_update(ctx: RedoContext, hot_update: bool) -> None:
     oldblk = oldblock.blkno if oldblock is not None else newblk
     rnode = newtag.rnode
 
-    if flags & XLH_UPDATE_OLD_ALL_VISIBLE_CLEARED:
+    if vm_refs:
+        heap_xlog_update_vm_clear(ctx, oldblk, newblk, bool(flags & XLH_UPDATE_OLD_ALL_VISIBLE_CLEARED),
+                                  bool(flags & XLH_UPDATE_NEW_ALL_VISIBLE_CLEARED))
+    elif flags & XLH_UPDATE_OLD_ALL_VISIBLE_CLEARED:
         ctx.visibilitymap_clear(rnode, oldblk, VISIBILITYMAP_VALID_BITS)
 
     # the old tuple version
@@ -334,7 +336,7 @@ def _heap_xlog_update(ctx: RedoContext, hot_update: bool) -> None:
     else:
         newpage = read_init_or_normal(ctx, 0, bool(ctx.info & XLOG_HEAP_INIT_PAGE))
 
-    if flags & XLH_UPDATE_NEW_ALL_VISIBLE_CLEARED:
+    if flags & XLH_UPDATE_NEW_ALL_VISIBLE_CLEARED and not vm_refs:
         ctx.visibilitymap_clear(rnode, newblk, VISIBILITYMAP_VALID_BITS)
 
     if newpage is None:
@@ -408,13 +410,13 @@ def heap_xlog_confirm(ctx: RedoContext) -> None:
     htup.set_ctid(ctx.block_tag(0).blk, offnum)
 
 
-def heap_xlog_lock(ctx: RedoContext) -> None:
-    """Mirrors heap_xlog_lock (heapam.c)."""
+def heap_xlog_lock(ctx: RedoContext, *, vm_block_id: int | None = None) -> None:
+    """Mirrors heap_xlog_lock (heapam.c 15, 16; ``vm_block_id``: see heapam_xlog.py)."""
     locking_xid, offnum, infobits, flags = ctx.main_data().unpack(XL_HEAP_LOCK, "xl_heap_lock")
     tag = ctx.block_tag(0)
 
     if flags & XLH_LOCK_ALL_FROZEN_CLEARED:
-        ctx.visibilitymap_clear(tag.rnode, tag.blk, VISIBILITYMAP_ALL_FROZEN)
+        heap_xlog_vm_clear(ctx, tag.blk, vm_block_id, VISIBILITYMAP_ALL_FROZEN)
 
     page = ctx.read_buffer_for_redo(0)
     if page is None:
@@ -431,7 +433,9 @@ def heap_xlog_lock(ctx: RedoContext) -> None:
 
 
 def heap_xlog_inplace(ctx: RedoContext) -> None:
-    """Mirrors heap_xlog_inplace (heapam.c): overwrite the tuple's data, same length."""
+    """Mirrors heap_xlog_inplace (heapam.c 15-17, heapam_xlog.c 18): overwrite the
+    tuple's data, same length. 18 appends dbId, tsId, relcacheInitFileInval, nmsgs and
+    the invalidation messages to xl_heap_inplace, after offnum: the page reads only offnum."""
     (offnum,) = ctx.main_data().unpack(XL_HEAP_INPLACE, "xl_heap_inplace")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
@@ -483,42 +487,7 @@ def implicit_tags(rec: DecodedXLogRecord) -> list[BufferTag]:
 
 
 # -- pg_waldump's description (heapdesc.c) --------------------------------------------
-def out_infobits(infobits: int) -> str:
-    names = ((XLHL_XMAX_IS_MULTI, "IS_MULTI "), (XLHL_XMAX_LOCK_ONLY, "LOCK_ONLY "),
-             (XLHL_XMAX_EXCL_LOCK, "EXCL_LOCK "), (XLHL_XMAX_KEYSHR_LOCK, "KEYSHR_LOCK "),
-             (XLHL_KEYS_UPDATED, "KEYS_UPDATED "))
-    return "".join(name for bit, name in names if infobits & bit)
-
-
-def desc(rec: DecodedXLogRecord) -> str:
-    """Mirrors heap_desc (heapdesc.c)."""
-    data = rec.main_data
-    op = rec.info & XLOG_HEAP_OPMASK
-    try:
-        if op == XLOG_HEAP_INSERT:
-            offnum, flags = XL_HEAP_INSERT.unpack_from(data)
-            return f"off {offnum} flags 0x{flags:02X}"
-        if op == XLOG_HEAP_DELETE:
-            _xmax, offnum, infobits, flags = XL_HEAP_DELETE.unpack_from(data)
-            return f"off {offnum} flags 0x{flags:02X} " + out_infobits(infobits)
-        if op in (XLOG_HEAP_UPDATE, XLOG_HEAP_HOT_UPDATE):
-            old_xmax, old_off, infobits, flags, new_xmax, new_off = XL_HEAP_UPDATE.unpack_from(data)
-            return (f"off {old_off} xmax {old_xmax} flags 0x{flags:02X} " + out_infobits(infobits)
-                    + f"; new off {new_off} xmax {new_xmax}")
-        if op == XLOG_HEAP_TRUNCATE:
-            _db, nrelids, flags = XL_HEAP_TRUNCATE.unpack_from(data)
-            relids = struct.unpack_from(f"<{nrelids}I", data, 12)
-            out = ("cascade " if flags & 1 else "") + ("restart_seqs " if flags & 2 else "")
-            return out + f"nrelids {nrelids} relids" + "".join(f" {r}" for r in relids)
-        if op in (XLOG_HEAP_CONFIRM, XLOG_HEAP_INPLACE):
-            return f"off {XL_HEAP_CONFIRM.unpack_from(data)[0]}"
-        if op == XLOG_HEAP_LOCK:
-            xid, offnum, infobits, flags = XL_HEAP_LOCK.unpack_from(data)
-            return f"off {offnum}: xid {xid}: flags 0x{flags:02X} " + out_infobits(infobits)
-    except struct.error:
-        return f"<malformed: {len(data)} bytes of main data>"
-    return ""
-
+desc = heap_desc  # rm_desc (heapdesc.c); DESC_SINCE below for 16+
 
 REDO: dict[int, RedoFn] = {
     XLOG_HEAP_INSERT: heap_xlog_insert,
@@ -529,3 +498,53 @@ REDO: dict[int, RedoFn] = {
     XLOG_HEAP_LOCK: heap_xlog_lock,
     XLOG_HEAP_INPLACE: heap_xlog_inplace,
 }
+
+
+# -- PostgreSQL 16, 17 and 18 (see pyredo/VERSIONS.md) ------------------------------------
+# 16 changes no Heap record's page part. 17 (17.11+ sources) and 18 name the VM page a
+# record clears as a block reference of its own (heapam_xlog.py).
+def heap_xlog_insert_17(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_insert (heapam.c 17, heapam_xlog.c 18): HEAP_INSERT_BLKREF_VM."""
+    heap_xlog_insert(ctx, vm_block_id=HEAP_VM_BLKREF)
+
+
+def heap_xlog_delete_17(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_delete (heapam.c 17, heapam_xlog.c 18): HEAP_DELETE_BLKREF_VM."""
+    heap_xlog_delete(ctx, vm_block_id=HEAP_VM_BLKREF)
+
+
+def heap_xlog_update_17(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_update(record, false) (heapam.c 17, heapam_xlog.c 18)."""
+    _heap_xlog_update(ctx, hot_update=False, vm_refs=True)
+
+
+def heap_xlog_hot_update_17(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_update(record, true) (heapam.c 17, heapam_xlog.c 18)."""
+    _heap_xlog_update(ctx, hot_update=True, vm_refs=True)
+
+
+def heap_xlog_lock_17(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_lock (heapam.c 17, heapam_xlog.c 18): HEAP_LOCK_BLKREF_VM."""
+    heap_xlog_lock(ctx, vm_block_id=HEAP_VM_BLKREF)
+
+
+def implicit_tags_17(rec: DecodedXLogRecord) -> list[BufferTag]:
+    """``implicit_tags`` of 17 and 18: none when the record names its VM page(s)."""
+    vm_refs = ((HEAP_UPDATE_BLKREF_VM_NEW, HEAP_UPDATE_BLKREF_VM_OLD)
+               if rec.info & XLOG_HEAP_OPMASK in (XLOG_HEAP_UPDATE, XLOG_HEAP_HOT_UPDATE)
+               else (HEAP_VM_BLKREF,))
+    return [] if any(b in rec.blocks for b in vm_refs) else implicit_tags(rec)
+
+
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)
+REDO_SINCE: dict[int, dict[int, RedoFn | None]] = {
+    17: {
+        XLOG_HEAP_INSERT: heap_xlog_insert_17,
+        XLOG_HEAP_DELETE: heap_xlog_delete_17,
+        XLOG_HEAP_UPDATE: heap_xlog_update_17,
+        XLOG_HEAP_HOT_UPDATE: heap_xlog_hot_update_17,
+        XLOG_HEAP_LOCK: heap_xlog_lock_17,
+    },
+}
+IMPLICIT_TAGS_SINCE = {17: implicit_tags_17}
+DESC_SINCE = {16: heap_desc_16, 18: heap_desc_18}

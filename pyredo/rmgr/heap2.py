@@ -48,12 +48,13 @@ from pyredo.rmgr.heap import (
     clear_xmax_bits,
     fix_infomask_from_infobits,
     get_normal_tuple,
-    out_infobits,
     read_init_or_normal,
     vm_tag,
 )
+from pyredo.rmgr.heapam_xlog import HEAP_VM_BLKREF, heap_xlog_vm_clear
+from pyredo.rmgr.heapdesc import out_infobits
 from pyredo.wal.record import XLR_RMGR_INFO_MASK, BufferTag, DecodedXLogRecord
-from pyredo.xlogutils import RBM_ZERO_ON_ERROR
+from pyredo.xlogutils import RBM_ZERO_ON_ERROR, RecordCursor
 
 if TYPE_CHECKING:
     from pyredo.xlogutils import RedoContext, RedoFn
@@ -102,6 +103,12 @@ _NAMES = {
 
 def identify(info: int) -> str | None:
     return _NAMES.get(info & XLR_RMGR_INFO_MASK)
+
+
+# 17 folds PRUNE, VACUUM and FREEZE_PAGE into one xl_heap_prune record (heapdesc.c)
+NAMES_SINCE: dict[int, dict[int, str]] = {
+    17: {0x10: "PRUNE_ON_ACCESS", 0x20: "PRUNE_VACUUM_SCAN", 0x30: "PRUNE_VACUUM_CLEANUP"},
+}
 
 # record types whose redo changes a relation page (coverage counts these)
 PAGE_MODIFYING: tuple[int, ...] = (
@@ -185,15 +192,21 @@ def heap_xlog_freeze_page(
     for _ in range(ntuples):
         xmax, offset, infomask2, infomask, frzflags = data.unpack(XL_HEAP_FREEZE_TUPLE,
                                                                   "xl_heap_freeze_tuple")
-        # C takes PageGetItem of the offset unchecked; a tuple must be there
-        if not 1 <= offset <= maxoff:
-            raise ctx.error(f"freeze plan for offset {offset} on a page with {maxoff} items",
-                            block_id=0)
-        lp_off, _flags, lp_len = PageGetItemId(page, offset)
-        if lp_len < SizeofHeapTupleHeader or lp_off + lp_len > BLCKSZ:
-            raise ctx.error(f"freeze plan for offset {offset}, which holds no tuple", block_id=0)
-        heap_execute_freeze_tuple(HeapTupleHeader(page, lp_off), xmax, infomask2, infomask,
-                                  frzflags)
+        freeze_tuple_at(ctx, page, maxoff, offset, (xmax, infomask2, infomask, frzflags),
+                        heap_execute_freeze_tuple)
+
+
+def freeze_tuple_at(ctx: RedoContext, page: bytearray, maxoff: int, offset: int,
+                    plan: tuple[int, int, int, int],
+                    heap_execute_freeze_tuple: Callable[[HeapTupleHeader, int, int, int, int], None]) -> None:
+    """heap_execute_freeze_tuple(PageGetItem(page, PageGetItemId(page, offset)), plan):
+    C takes the item unchecked; here a tuple must be there."""
+    if not 1 <= offset <= maxoff:
+        raise ctx.error(f"freeze plan for offset {offset} on a page with {maxoff} items", block_id=0)
+    lp_off, _flags, lp_len = PageGetItemId(page, offset)
+    if lp_len < SizeofHeapTupleHeader or lp_off + lp_len > BLCKSZ:
+        raise ctx.error(f"freeze plan for offset {offset}, which holds no tuple", block_id=0)
+    heap_execute_freeze_tuple(HeapTupleHeader(page, lp_off), *plan)
 
 
 def heap_xlog_visible(
@@ -201,10 +214,28 @@ def heap_xlog_visible(
     PageSetAllVisible: Callable[[bytearray], None] = PageSetAllVisible,
     visibilitymap_set: Callable[[bytearray, int, int, int], bool] = visibilitymap_set,
 ) -> None:
-    """Mirrors heap_xlog_visible (heapam.c): PD_ALL_VISIBLE on the heap page
+    """Mirrors heap_xlog_visible (heapam.c 15): PD_ALL_VISIBLE on the heap page
     (block 1; its LSN is set only when XLogHintBitIsNeeded()), then the VM bits
     (block 0; visibilitymap_set stamps the VM page's LSN only if bits change)."""
     _cutoff, flags = ctx.main_data().unpack(XL_HEAP_VISIBLE, "xl_heap_visible")
+    _heap_xlog_visible(ctx, flags, PageSetAllVisible, visibilitymap_set)
+
+
+def heap_xlog_visible_16(
+    ctx: RedoContext, *,
+    PageSetAllVisible: Callable[[bytearray], None] = PageSetAllVisible,
+    visibilitymap_set: Callable[[bytearray, int, int, int], bool] = visibilitymap_set,
+) -> None:
+    """Mirrors heap_xlog_visible (heapam.c 16, 17; heapam_xlog.c 18): the flags may
+    carry VISIBILITYMAP_XLOG_CATALOG_REL, which never reaches the VM page (vmbits =
+    flags & VISIBILITYMAP_VALID_BITS); 16 drops 15's ``lsn > PageGetLSN(vmpage)``
+    test, which BLK_NEEDS_REDO already implies."""
+    _horizon, flags = ctx.main_data().unpack(XL_HEAP_VISIBLE, "xl_heap_visible")
+    _heap_xlog_visible(ctx, flags & VISIBILITYMAP_VALID_BITS, PageSetAllVisible, visibilitymap_set)
+
+
+def _heap_xlog_visible(ctx: RedoContext, flags: int, PageSetAllVisible: Callable[[bytearray], None],
+                       visibilitymap_set: Callable[[bytearray, int, int, int], bool]) -> None:
     heapblk = ctx.block_tag(1).blk
 
     page = ctx.read_buffer_for_redo(1)
@@ -228,14 +259,14 @@ def heap_xlog_visible(
         visibilitymap_set(vmpage, heapblk, flags, ctx.lsn)
 
 
-def heap_xlog_multi_insert(ctx: RedoContext) -> None:
-    """Mirrors heap_xlog_multi_insert (heapam.c)."""
+def heap_xlog_multi_insert(ctx: RedoContext, *, vm_block_id: int | None = None) -> None:
+    """Mirrors heap_xlog_multi_insert (heapam.c 15, 16; ``vm_block_id``: heapam_xlog.py)."""
     flags, ntuples = ctx.main_data().unpack(XL_HEAP_MULTI_INSERT, "xl_heap_multi_insert")
     isinit = bool(ctx.info & XLOG_HEAP_INIT_PAGE)
     tag = ctx.block_tag(0)
 
     if flags & XLH_INSERT_ALL_VISIBLE_CLEARED:
-        ctx.visibilitymap_clear(tag.rnode, tag.blk, VISIBILITYMAP_VALID_BITS)
+        heap_xlog_vm_clear(ctx, tag.blk, vm_block_id, VISIBILITYMAP_VALID_BITS)
 
     page = read_init_or_normal(ctx, 0, isinit)
     if page is None:
@@ -263,14 +294,14 @@ def heap_xlog_multi_insert(ctx: RedoContext) -> None:
         PageSetAllVisible(page)
 
 
-def heap_xlog_lock_updated(ctx: RedoContext) -> None:
-    """Mirrors heap_xlog_lock_updated (heapam.c): lock a tuple version that an
-    update made (SELECT ... FOR UPDATE walking an update chain)."""
+def heap_xlog_lock_updated(ctx: RedoContext, *, vm_block_id: int | None = None) -> None:
+    """Mirrors heap_xlog_lock_updated (heapam.c 15, 16; ``vm_block_id``: heapam_xlog.py):
+    lock a tuple version that an update made (SELECT ... FOR UPDATE walking a chain)."""
     xmax, offnum, infobits, flags = ctx.main_data().unpack(XL_HEAP_LOCK_UPDATED, "xl_heap_lock_updated")
     tag = ctx.block_tag(0)
 
     if flags & XLH_LOCK_ALL_FROZEN_CLEARED:
-        ctx.visibilitymap_clear(tag.rnode, tag.blk, VISIBILITYMAP_ALL_FROZEN)
+        heap_xlog_vm_clear(ctx, tag.blk, vm_block_id, VISIBILITYMAP_ALL_FROZEN)
 
     page = ctx.read_buffer_for_redo(0)
     if page is None:
@@ -341,3 +372,126 @@ REDO: dict[int, RedoFn] = {
     XLOG_HEAP2_MULTI_INSERT: heap_xlog_multi_insert,
     XLOG_HEAP2_LOCK_UPDATED: heap_xlog_lock_updated,
 }
+
+
+# -- PostgreSQL 16, 17 and 18 (see pyredo/VERSIONS.md) ------------------------------------
+# 16: xl_heap_prune gains isCatalogRel after ndead (redo reads the 15 prefix: shared
+# routine); xl_heap_freeze_page becomes freeze plans; VISIBLE flags gain CATALOG_REL.
+XL_HEAP_FREEZE_PAGE_16 = struct.Struct("<IH?")  # snapshotConflictHorizon, nplans, isCatalogRel
+XL_HEAP_FREEZE_PLAN = struct.Struct("<IHHBxH")  # xmax, t_infomask2, t_infomask, frzflags, ntuples
+
+
+def _read_freeze_plans(data: RecordCursor, nplans: int) -> list[tuple[tuple[int, int, int, int], int]]:
+    """``nplans`` xl_heap_freeze_plan (16) / xlhp_freeze_plan (17, 18): ((xmax,
+    t_infomask2, t_infomask, frzflags), ntuples) each."""
+    data.need(nplans * XL_HEAP_FREEZE_PLAN.size, f"{nplans} freeze plans")
+    out = []
+    for _ in range(nplans):
+        xmax, infomask2, infomask, frzflags, ntuples = data.unpack(XL_HEAP_FREEZE_PLAN, "freeze plan")
+        out.append(((xmax, infomask2, infomask, frzflags), ntuples))
+    return out
+
+
+def _execute_freeze_plans(ctx: RedoContext, page: bytearray, data: RecordCursor,
+                          plans: list[tuple[tuple[int, int, int, int], int]],
+                          heap_execute_freeze_tuple: Callable[[HeapTupleHeader, int, int, int, int], None]) -> None:
+    """Each plan applied to its ntuples offsets, which follow in ``data`` in plan order."""
+    maxoff = PageGetMaxOffsetNumber(page)
+    for plan, ntuples in plans:
+        for offset in data.u16_array(ntuples, "freeze plan offsets"):
+            freeze_tuple_at(ctx, page, maxoff, offset, plan, heap_execute_freeze_tuple)
+
+
+def heap_xlog_freeze_page_16(
+    ctx: RedoContext, *,
+    heap_execute_freeze_tuple: Callable[[HeapTupleHeader, int, int, int, int], None]
+    = heap_execute_freeze_tuple,
+) -> None:
+    """Mirrors heap_xlog_freeze_page (heapam.c 16): block 0 holds nplans
+    xl_heap_freeze_plan, then each plan's page offsets."""
+    _horizon, nplans, _catalog = ctx.main_data().unpack(XL_HEAP_FREEZE_PAGE_16, "xl_heap_freeze_page")
+    page = ctx.read_buffer_for_redo(0)
+    if page is None:
+        return
+    data = ctx.block_data(0)
+    _execute_freeze_plans(ctx, page, data, _read_freeze_plans(data, nplans), heap_execute_freeze_tuple)
+
+
+# 17: XLOG_HEAP2_PRUNE_ON_ACCESS / PRUNE_VACUUM_SCAN / PRUNE_VACUUM_CLEANUP, one
+# xl_heap_prune for what were PRUNE, VACUUM and FREEZE_PAGE
+XL_HEAP_PRUNE_17 = struct.Struct("<BB")  # reason, flags (conflict horizon follows, unaligned)
+XLHP_IS_CATALOG_REL = 1 << 1
+XLHP_CLEANUP_LOCK = 1 << 2
+XLHP_HAS_CONFLICT_HORIZON = 1 << 3
+XLHP_HAS_FREEZE_PLANS = 1 << 4
+XLHP_HAS_REDIRECTIONS = 1 << 5
+XLHP_HAS_DEAD_ITEMS = 1 << 6
+XLHP_HAS_NOW_UNUSED_ITEMS = 1 << 7
+
+
+def _prune_items(data: RecordCursor, flags: int, flag: int, per: int, what: str) -> list[int]:
+    """An xlhp_prune_items sub-record (uint16 ntargets, then ``per`` * ntargets offsets)
+    when ``flag`` is set, else none."""
+    if not flags & flag:
+        return []
+    return data.u16_array(per * data.u16(f"n{what}"), f"{what} offsets")
+
+
+def heap_xlog_prune_freeze(
+    ctx: RedoContext, *,
+    heap_page_prune_execute: Callable[..., None] = heap_page_prune_execute,
+    heap_execute_freeze_tuple: Callable[[HeapTupleHeader, int, int, int, int], None]
+    = heap_execute_freeze_tuple,
+) -> None:
+    """Mirrors heap_xlog_prune_freeze (heapam.c 17, heapam_xlog.c 18) with
+    heap_xlog_deserialize_prune_and_freeze (heapdesc.c 17, 18): block 0 holds the
+    freeze plans (uint16 nplans, 2 bytes padding, plans), redirected pairs, dead and
+    unused offsets, then the frozen tuples' offsets; prune first (line pointers only,
+    PageTruncateLinePointerArray, without XLHP_CLEANUP_LOCK), then freeze."""
+    _reason, flags = ctx.main_data().unpack(XL_HEAP_PRUNE_17, "xl_heap_prune")
+    page = ctx.read_buffer_for_redo(0, get_cleanup_lock=bool(flags & XLHP_CLEANUP_LOCK))
+    if page is None:
+        return
+    data = ctx.block_data(0)
+    plans: list[tuple[tuple[int, int, int, int], int]] = []
+    if flags & XLHP_HAS_FREEZE_PLANS:
+        nplans = data.u16("nplans")
+        data.skip(2, "xlhp_freeze_plans padding")
+        plans = _read_freeze_plans(data, nplans)
+    redirected = _prune_items(data, flags, XLHP_HAS_REDIRECTIONS, 2, "redirected")
+    nowdead = _prune_items(data, flags, XLHP_HAS_DEAD_ITEMS, 1, "dead")
+    nowunused = _prune_items(data, flags, XLHP_HAS_NOW_UNUSED_ITEMS, 1, "unused")
+    if redirected or nowdead or nowunused:
+        pairs = list(zip(redirected[0::2], redirected[1::2], strict=True))
+        heap_page_prune_execute(page, pairs, nowdead, nowunused,
+                                lp_truncate_only=not flags & XLHP_CLEANUP_LOCK)
+    _execute_freeze_plans(ctx, page, data, plans, heap_execute_freeze_tuple)
+
+
+def heap_xlog_multi_insert_17(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_multi_insert (heapam.c 17, heapam_xlog.c 18): HEAP_MULTI_INSERT_BLKREF_VM."""
+    heap_xlog_multi_insert(ctx, vm_block_id=HEAP_VM_BLKREF)
+
+
+def heap_xlog_lock_updated_17(ctx: RedoContext) -> None:
+    """Mirrors heap_xlog_lock_updated (heapam.c 17, heapam_xlog.c 18): HEAP_LOCK_BLKREF_VM."""
+    heap_xlog_lock_updated(ctx, vm_block_id=HEAP_VM_BLKREF)
+
+
+def implicit_tags_17(rec: DecodedXLogRecord) -> list[BufferTag]:
+    """``implicit_tags`` of 17 and 18: none when the record names its VM page."""
+    return [] if HEAP_VM_BLKREF in rec.blocks else implicit_tags(rec)
+
+
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)
+REDO_SINCE: dict[int, dict[int, RedoFn | None]] = {
+    16: {XLOG_HEAP2_FREEZE_PAGE: heap_xlog_freeze_page_16, XLOG_HEAP2_VISIBLE: heap_xlog_visible_16},
+    17: {
+        0x10: heap_xlog_prune_freeze,  # XLOG_HEAP2_PRUNE_ON_ACCESS
+        0x20: heap_xlog_prune_freeze,  # XLOG_HEAP2_PRUNE_VACUUM_SCAN
+        0x30: heap_xlog_prune_freeze,  # XLOG_HEAP2_PRUNE_VACUUM_CLEANUP
+        XLOG_HEAP2_MULTI_INSERT: heap_xlog_multi_insert_17,
+        XLOG_HEAP2_LOCK_UPDATED: heap_xlog_lock_updated_17,
+    },
+}
+IMPLICIT_TAGS_SINCE = {17: implicit_tags_17}

@@ -13,5 +13,9 @@ _NAMES = {
 }
 
 
+# no page redo in any major; the names (logicalmsgdesc.c's identify) are the same in 15, 16, 17, 18
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)
+
+
 def identify(info: int) -> str | None:
     return _NAMES.get(info & XLR_RMGR_INFO_MASK)

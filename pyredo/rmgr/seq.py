@@ -14,6 +14,8 @@ from pyredo.page.bufpage import InvalidOffsetNumber, PageAddItem, PageInit, Page
 from pyredo.wal.record import XLR_RMGR_INFO_MASK
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pyredo.wal.record import DecodedXLogRecord
     from pyredo.xlogutils import RedoContext, RedoFn
 
@@ -66,3 +68,9 @@ def desc(rec: DecodedXLogRecord) -> str:
 
 
 REDO: dict[int, RedoFn] = {XLOG_SEQ_LOG: seq_redo}
+
+# seq_redo, seq_mask and seq_desc read the same xl_seq_rec in 15, 16, 17 and 18 (16 renames
+# RelFileNode to RelFileLocator, same 12 bytes, and adds XLogFlushBufferForRedoIfInit: an
+# init-fork flush, no page change)
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)
+DESC_SINCE: dict[int, Callable[[DecodedXLogRecord], str] | None] = {16: desc}

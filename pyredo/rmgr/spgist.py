@@ -589,12 +589,30 @@ def spgRedoVacuumRoot(ctx: RedoContext) -> None:
 
 
 def spgRedoVacuumRedirect(ctx: RedoContext) -> None:
-    """Mirrors spgRedoVacuumRedirect (spgxlog.c). The Hot Standby conflict it
+    """Mirrors spgRedoVacuumRedirect (spgxlog.c) of 15. The Hot Standby conflict it
     resolves first does not change the page."""
     md = ctx.main_data()
     xl = spgxlogVacuumRedirect._make(md.unpack(SPGXLOG_VACUUM_REDIRECT, "spgxlogVacuumRedirect"))
-    itemToPlaceholder = md.u16_array(xl.nToPlaceholder, "offsets")
+    _vacuum_redirect(ctx, xl, md.u16_array(xl.nToPlaceholder, "offsets"))
 
+
+# 16: nToPlaceholder, firstPlaceholder, snapshotConflictHorizon, isCatalogRel, then
+# offsets[] at offsetof(spgxlogVacuumRedirect, offsets) = 10
+SPGXLOG_VACUUM_REDIRECT_16 = struct.Struct("<HHI?x")
+
+
+def spgRedoVacuumRedirect_16(ctx: RedoContext) -> None:
+    """Mirrors spgRedoVacuumRedirect (spgxlog.c) of 16, 17 and 18: the record gains
+    isCatalogRel after the conflict horizon, so the offsets start at byte 10."""
+    md = ctx.main_data()
+    nToPlaceholder, firstPlaceholder, horizon, _catalog = md.unpack(
+        SPGXLOG_VACUUM_REDIRECT_16, "spgxlogVacuumRedirect")
+    xl = spgxlogVacuumRedirect(nToPlaceholder, firstPlaceholder, horizon)
+    _vacuum_redirect(ctx, xl, md.u16_array(nToPlaceholder, "offsets"))
+
+
+def _vacuum_redirect(ctx: RedoContext, xl: spgxlogVacuumRedirect, itemToPlaceholder: list[int]) -> None:
+    """The page change of spgRedoVacuumRedirect, alike in 15-18."""
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
@@ -672,3 +690,36 @@ REDO: dict[int, RedoFn] = {
     XLOG_SPGIST_VACUUM_ROOT: spgRedoVacuumRoot,
     XLOG_SPGIST_VACUUM_REDIRECT: spgRedoVacuumRedirect,
 }
+
+# spgxlog.c of 16 lays spgxlogVacuumRedirect out anew (isCatalogRel); 17 renames
+# spgxlogState.myXid to redirectXid (same field, same use by spgFormDeadTuple); spg_mask
+# and the helpers redo calls (SpGistInitPage/Buffer, spgUpdateNodeLink) are the same in 15-18
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)
+REDO_SINCE: dict[int, dict[int, RedoFn | None]] = {
+    16: {XLOG_SPGIST_VACUUM_REDIRECT: spgRedoVacuumRedirect_16},
+}
+
+
+def _desc_16(rec: DecodedXLogRecord, is_catalog_rel: bool) -> str:
+    """spg_desc of 16 and on: VACUUM_REDIRECT has 16's layout (and from 17 prints
+    isCatalogRel); every other record prints as in 15."""
+    if rec.info & XLR_RMGR_INFO_MASK != XLOG_SPGIST_VACUUM_REDIRECT:
+        return desc(rec)
+    if len(rec.main_data) < SPGXLOG_VACUUM_REDIRECT_16.size:
+        return f"<malformed: {len(rec.main_data)} bytes of main data>"
+    n, first, horizon, catalog = SPGXLOG_VACUUM_REDIRECT_16.unpack_from(rec.main_data)
+    out = f"ntoplaceholder: {n}, firstplaceholder: {first}, snapshotConflictHorizon: {horizon}"
+    return out + (f", isCatalogRel: {'T' if catalog else 'F'}" if is_catalog_rel else "")
+
+
+def desc_16(rec: DecodedXLogRecord) -> str:
+    """Mirrors spg_desc (spgdesc.c) of 16."""
+    return _desc_16(rec, False)
+
+
+def desc_17(rec: DecodedXLogRecord) -> str:
+    """Mirrors spg_desc (spgdesc.c) of 17 and 18."""
+    return _desc_16(rec, True)
+
+
+DESC_SINCE: dict[int, Callable[[DecodedXLogRecord], str] | None] = {16: desc_16, 17: desc_17}

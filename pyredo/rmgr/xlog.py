@@ -28,6 +28,7 @@ XLOG_END_OF_RECOVERY = 0x90
 XLOG_FPI_FOR_HINT = 0xA0
 XLOG_FPI = 0xB0
 XLOG_OVERWRITE_CONTRECORD = 0xD0
+XLOG_CHECKPOINT_REDO = 0xE0  # 17+ (pg_control.h): informational, xlog_redo does nothing
 
 _NAMES = {
     XLOG_CHECKPOINT_SHUTDOWN: "CHECKPOINT_SHUTDOWN",
@@ -49,6 +50,12 @@ _NAMES = {
 def identify(info: int) -> str | None:
     return _NAMES.get(info & XLR_RMGR_INFO_MASK)
 
+
+# xlog_redo's FPI / FPI_FOR_HINT branch (and XLogReadBufferForRedoExtended under it) is
+# the same in 15, 16, 17 and 18; 17 adds CHECKPOINT_REDO (xlogdesc.c), which changes no page
+MAJORS: tuple[int, ...] = (15, 16, 17, 18)
+NAMES_SINCE: dict[int, dict[int, str]] = {17: {XLOG_CHECKPOINT_REDO: "CHECKPOINT_REDO"}}
+
 # record types whose redo changes a relation page (coverage counts these)
 PAGE_MODIFYING: tuple[int, ...] = (
     XLOG_FPI_FOR_HINT,
@@ -58,7 +65,7 @@ PAGE_MODIFYING: tuple[int, ...] = (
 
 def xlog_redo_fpi(ctx: RedoContext, *,
                   restore_block_image: RestoreBlockImage = restore_block_image) -> None:
-    """Mirrors the XLOG_FPI / XLOG_FPI_FOR_HINT branch of xlog_redo (xlog.c).
+    """Mirrors the XLOG_FPI / XLOG_FPI_FOR_HINT branch of xlog_redo (xlog.c), 15-18.
 
     Every block reference carries a full-page image to restore. FPI_FOR_HINT
     blocks without an image are skipped; an FPI block without one is an error,

@@ -168,6 +168,7 @@ __all__ = [
     "TransactionIdToPage",
     "TransactionIdToPgIndex",
     "Truncation",
+    "XactLayout",
     "XactParsed",
     "XactPrepareXidOffset",
     "XidChange",
@@ -236,6 +237,26 @@ _DBINFO = struct.Struct("<II")
 _RELFILENODE = struct.Struct("<III")
 _STATS_ITEM = struct.Struct("<iII")
 _CLOG_TRUNCATE = struct.Struct("<iII")
+# 17: SLRU page numbers are int64 (clog.h xl_clog_truncate, CLOG_ZEROPAGE's pageno)
+_CLOG_TRUNCATE_17 = struct.Struct("<qII")
+# 18: xl_xact_stats_item stores PgStat_HashKey.objid as objid_lo, objid_hi (xact.h)
+_STATS_ITEM_18 = struct.Struct("<iIII")
+
+
+@dataclass(frozen=True)
+class XactLayout:
+    """The xact and clog record parts whose layout changed across majors."""
+
+    stats_item: struct.Struct  # xl_xact_stats_item
+    clog_pageno: struct.Struct  # CLOG_ZEROPAGE's main data
+    clog_truncate: struct.Struct  # xl_clog_truncate
+
+    @classmethod
+    def of(cls, major: int) -> XactLayout:
+        """The layout of PostgreSQL ``major`` (15 to 18, and newer as 18)."""
+        return cls(_STATS_ITEM_18 if major >= 18 else _STATS_ITEM,
+                   _I64 if major >= 17 else _I32,
+                   _CLOG_TRUNCATE_17 if major >= 17 else _CLOG_TRUNCATE)
 _ORIGIN = struct.Struct("<Qq")
 
 
@@ -265,7 +286,7 @@ class XactParsed:
 
 
 def _parse_xact_completion(
-    info: int, data: bytes, *, with_invals: bool, what: str, where: Where
+    info: int, data: bytes, *, with_invals: bool, what: str, where: Where, major: int = 15
 ) -> XactParsed:
     """The body shared by ParseCommitRecord and ParseAbortRecord: the optional
     parts in the order XactLogCommitRecord / XactLogAbortRecord write them."""
@@ -283,8 +304,11 @@ def _parse_xact_completion(
         n = cur.count("nrels", SizeOfRelFileNode)
         p.xnodes = tuple(_RELFILENODE.iter_unpack(cur.take(n * SizeOfRelFileNode, "xnodes")))
     if p.xinfo & XACT_XINFO_HAS_DROPPED_STATS:
-        n = cur.count("nitems", SizeOfXactStatsItem)
-        p.stats = tuple(_STATS_ITEM.iter_unpack(cur.take(n * SizeOfXactStatsItem, "stats items")))
+        item = XactLayout.of(major).stats_item
+        n = cur.count("nitems", item.size)
+        raw = tuple(item.iter_unpack(cur.take(n * item.size, "stats items")))
+        # kind, dboid, objid (18: objid_lo | objid_hi << 32)
+        p.stats = tuple((t[0], t[1], t[2] | (t[3] << 32 if len(t) > 3 else 0)) for t in raw)
     # An abort record has no invalidation messages (xact.h: "No invalidation
     # messages needed"), so ParseAbortRecord never looks for them.
     if with_invals and p.xinfo & XACT_XINFO_HAS_INVALS:
@@ -309,16 +333,20 @@ def _parse_xact_completion(
     return p
 
 
-def ParseCommitRecord(info: int, data: bytes, rec: DecodedXLogRecord | None = None) -> XactParsed:
+def ParseCommitRecord(info: int, data: bytes, rec: DecodedXLogRecord | None = None, *,
+                      major: int = 15) -> XactParsed:
     """ParseCommitRecord (xactdesc.c): xl_xact_commit and the parts that its
     xinfo announces — dbinfo, subxacts, relfilenodes, dropped stats, invals,
-    twophase (+ gid), origin."""
-    return _parse_xact_completion(info, data, with_invals=True, what="commit record", where=Where.of(rec, RM_XACT_NAME))
+    twophase (+ gid), origin. ``major``: 18 widens xl_xact_stats_item to 16 bytes."""
+    return _parse_xact_completion(info, data, with_invals=True, what="commit record",
+                                  where=Where.of(rec, RM_XACT_NAME), major=major)
 
 
-def ParseAbortRecord(info: int, data: bytes, rec: DecodedXLogRecord | None = None) -> XactParsed:
+def ParseAbortRecord(info: int, data: bytes, rec: DecodedXLogRecord | None = None, *,
+                     major: int = 15) -> XactParsed:
     """ParseAbortRecord (xactdesc.c): like a commit record without invals."""
-    return _parse_xact_completion(info, data, with_invals=False, what="abort record", where=Where.of(rec, RM_XACT_NAME))
+    return _parse_xact_completion(info, data, with_invals=False, what="abort record",
+                                  where=Where.of(rec, RM_XACT_NAME), major=major)
 
 # -- redo routines ----------------------------------------------------------------
 @dataclass
@@ -356,20 +384,20 @@ def xact_redo_abort(clog: ClogPages, stats: _Stats, parsed: XactParsed, xid: int
     stats.subxacts += parsed.nsubxacts
 
 
-def xact_redo(clog: ClogPages, stats: _Stats, rec: DecodedXLogRecord) -> None:
+def xact_redo(clog: ClogPages, stats: _Stats, rec: DecodedXLogRecord, *, major: int = 15) -> None:
     """xact_redo (xact.c): dispatch on ``info & XLOG_XACT_OPMASK``."""
     _check_no_blocks(clog, rec, RM_XACT_NAME)
     info = rec.info & XLOG_XACT_OPMASK
     data = rec.main_data
     if info == XLOG_XACT_COMMIT:
-        xact_redo_commit(clog, stats, ParseCommitRecord(rec.info, data, rec), rec.xid)
+        xact_redo_commit(clog, stats, ParseCommitRecord(rec.info, data, rec, major=major), rec.xid)
     elif info == XLOG_XACT_COMMIT_PREPARED:
-        parsed = ParseCommitRecord(rec.info, data, rec)
+        parsed = ParseCommitRecord(rec.info, data, rec, major=major)
         xact_redo_commit(clog, stats, parsed, parsed.twophase_xid)
     elif info == XLOG_XACT_ABORT:
-        xact_redo_abort(clog, stats, ParseAbortRecord(rec.info, data, rec), rec.xid)
+        xact_redo_abort(clog, stats, ParseAbortRecord(rec.info, data, rec, major=major), rec.xid)
     elif info == XLOG_XACT_ABORT_PREPARED:
-        parsed = ParseAbortRecord(rec.info, data, rec)
+        parsed = ParseAbortRecord(rec.info, data, rec, major=major)
         xact_redo_abort(clog, stats, parsed, parsed.twophase_xid)
     elif info == XLOG_XACT_PREPARE:
         # No clog bit: PrepareRedoAdd only records the gxact in TwoPhaseState;
@@ -391,20 +419,21 @@ def xact_redo(clog: ClogPages, stats: _Stats, rec: DecodedXLogRecord) -> None:
         raise UnsupportedRecord(RM_XACT_NAME, rec.info, rec.lsn)
 
 
-def clog_redo(clog: ClogPages, rec: DecodedXLogRecord) -> None:
-    """clog_redo (clog.c): ZEROPAGE and TRUNCATE."""
+def clog_redo(clog: ClogPages, rec: DecodedXLogRecord, *, major: int = 15) -> None:
+    """clog_redo (clog.c): ZEROPAGE and TRUNCATE (their pageno is an int64 from 17 on)."""
+    layout = XactLayout.of(major)
     _check_no_blocks(clog, rec, RM_CLOG_NAME)
     info = rec.info & XLR_RMGR_INFO_MASK
     where = clog.where(RM_CLOG_NAME)
     if info == CLOG_ZEROPAGE:
         cur = RecordCursor(rec.main_data, "ZEROPAGE record: main data", error=where.error)
-        (pageno,) = cur.unpack(_I32, "pageno")
+        (pageno,) = cur.unpack(layout.clog_pageno, "pageno")
         if not 0 <= pageno <= MAX_CLOG_PAGE:
             raise where.error(f"ZEROPAGE of page {pageno}, not a clog page")
         clog.SimpleLruZeroPage(pageno)
     elif info == CLOG_TRUNCATE:
         cur = RecordCursor(rec.main_data, "TRUNCATE record: main data", error=where.error)
-        pageno, oldest_xact, oldest_db = cur.unpack(_CLOG_TRUNCATE, "xl_clog_truncate")
+        pageno, oldest_xact, oldest_db = cur.unpack(layout.clog_truncate, "xl_clog_truncate")
         if not 0 <= pageno <= MAX_CLOG_PAGE:
             raise where.error(f"TRUNCATE before page {pageno}, not a clog page")
         clog.oldest_clog_xid = oldest_xact  # AdvanceOldestClogXid
@@ -442,12 +471,14 @@ def replay_clog(
     latest_page: int | None = None,
     on_missing: MissingMode = "raise",
     strict: bool = True,
+    major: int = 15,
 ) -> ClogResult:
     """Replay the pg_xact part of a WAL range.
 
     ``records`` in LSN order (records of other resource managers are passed
     over: none of them writes pg_xact); ``base`` the pg_xact pages at the
-    range's start. Pure: the base mapping is not modified.
+    range's start; ``major`` the PostgreSQL major that wrote them (XactLayout).
+    Pure: the base mapping is not modified.
     """
     clog = ClogPages(base, latest_page=latest_page, on_missing=on_missing, strict=strict)
     stats = _Stats()
@@ -456,12 +487,12 @@ def replay_clog(
             kind = record_kind(rec)
             stats.counts[kind] += 1
             clog.begin_record(rec, kind)
-            xact_redo(clog, stats, rec)
+            xact_redo(clog, stats, rec, major=major)
         elif rec.rmid == RM_CLOG_ID:
             kind = record_kind(rec)
             stats.counts[kind] += 1
             clog.begin_record(rec, kind)
-            clog_redo(clog, rec)
+            clog_redo(clog, rec, major=major)
     return ClogResult(
         pages={p: bytes(b) for p, b in sorted(clog.pages.items())},
         touched=clog.touched & set(clog.pages),  # (a page truncated after it was written is gone)
@@ -478,7 +509,7 @@ def replay_clog(
     )
 
 
-def completed_xids(records: Iterable[DecodedXLogRecord]) -> dict[int, XidChange]:
+def completed_xids(records: Iterable[DecodedXLogRecord], *, major: int = 15) -> dict[int, XidChange]:
     """The final status that the commit and abort records of a range give
     each xid (the top xid and its subxacts; last record wins), read from the
     records alone, without pages: what the range determines, independent of
@@ -489,10 +520,10 @@ def completed_xids(records: Iterable[DecodedXLogRecord]) -> dict[int, XidChange]
             continue
         op = rec.info & XLOG_XACT_OPMASK
         if op in (XLOG_XACT_COMMIT, XLOG_XACT_COMMIT_PREPARED):
-            parsed = ParseCommitRecord(rec.info, rec.main_data, rec)
+            parsed = ParseCommitRecord(rec.info, rec.main_data, rec, major=major)
             status = TRANSACTION_STATUS_COMMITTED
         elif op in (XLOG_XACT_ABORT, XLOG_XACT_ABORT_PREPARED):
-            parsed = ParseAbortRecord(rec.info, rec.main_data, rec)
+            parsed = ParseAbortRecord(rec.info, rec.main_data, rec, major=major)
             status = TRANSACTION_STATUS_ABORTED
         else:
             continue

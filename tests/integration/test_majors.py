@@ -97,10 +97,12 @@ def test_check_pgdata_picks_the_cluster_s_major(major_cluster, tmp_path: Path, m
     pg.checkpoint()
     report = tmp_path / "check.json"
     res = CliRunner().invoke(main, ["check", "--pgdata", str(pg.pgdata), "--start", format_lsn(start),
-                                    "--end", format_lsn(end), "--report", str(report)])
+                                    "--end", format_lsn(end), "--report", str(report),
+                                    "--engine", "pyredo", "--engine", "walredo"])
     assert res.exit_code == 0, res.output
     data = json.loads(report.read_text())
-    assert data["pg_version"] == inst.server_version and data["engines"] == ["walredo"]
+    assert data["pg_version"] == inst.server_version and data["engines"] == ["pyredo", "walredo"]
+    assert data["unsupported"] == {}, data["unsupported"]  # pyredo knows every record of this major
     assert data["divergences"] == [] and data["pages_checked"] > 50, data
 
 

@@ -577,3 +577,26 @@ def test_bad_base_pages_are_rejected() -> None:
         replay_clog([], {0: b"\0" * 100})
     with pytest.raises(ValueError, match="on_missing"):
         replay_clog([], {}, on_missing="skip")  # type: ignore[arg-type]
+
+
+# -- PostgreSQL 17 and 18 layouts -------------------------------------------------------------
+def test_18_stats_items_are_16_bytes() -> None:
+    """18's xl_xact_stats_item splits objid into objid_lo, objid_hi: what follows the
+    items (invals, twophase) is read at the right place only with major=18."""
+    head = struct.pack("<qI", XACT_TIME, C.XACT_XINFO_HAS_DROPPED_STATS | C.XACT_XINFO_HAS_INVALS
+                       | C.XACT_XINFO_HAS_TWOPHASE)
+    data = (head + struct.pack("<i", 1) + struct.pack("<iIII", 1, 5, 16384, 2)
+            + struct.pack("<i", 1) + MSGS[0] + struct.pack("<I", 999))
+    p = ParseCommitRecord(XLOG_XACT_COMMIT_PREPARED | XLOG_XACT_HAS_INFO, data, major=18)
+    assert p.stats == ((1, 5, 16384 | 2 << 32),) and p.msgs == (MSGS[0],) and p.twophase_xid == 999
+    with pytest.raises(RedoError):  # read as 15-17's 12-byte items, the counts go astray
+        ParseCommitRecord(XLOG_XACT_COMMIT_PREPARED | XLOG_XACT_HAS_INFO, data, major=17)
+
+
+def test_17_clog_pagenos_are_int64() -> None:
+    """17's CLOG_ZEROPAGE and xl_clog_truncate carry an int64 pageno."""
+    zp = decoded(RM_CLOG_ID, CLOG_ZEROPAGE, struct.pack("<q", 2))
+    assert set(replay_clog([zp], {}, major=17).zeroed) == {2}
+    tr = decoded(RM_CLOG_ID, CLOG_TRUNCATE, struct.pack("<qII", 33, 33 * P + 5, 5))
+    res = replay_clog([tr], zero_pages(*range(0, 41)), major=17)
+    assert res.oldest_clog_xid == 33 * P + 5 and sorted(res.pages) == list(range(32, 41))

@@ -44,6 +44,7 @@ from pyredo.page.gist import (
 )
 from pyredo.rmgr import RM_GIST_ID
 from pyredo.rmgr.gist import (
+    GISTXLOG_DELETE_16,
     XLOG_GIST_ASSIGN_LSN,
     XLOG_GIST_DELETE,
     XLOG_GIST_PAGE_DELETE,
@@ -53,7 +54,7 @@ from pyredo.rmgr.gist import (
     desc,
     gistRedoPageUpdateRecord,
 )
-from pyredo.rmgrlist import PG15
+from pyredo.rmgrlist import PG15, PG16, PG17, PG18, RmgrTable
 from pyredo.wal.builder import BlockSpec
 from pyredo.wal.record import DecodedXLogRecord
 from pyredo.xlogutils import BlkAction, RedoContext
@@ -276,6 +277,23 @@ def test_delete_offsets_cut_off() -> None:
         apply(gist_page(F_LEAF, leaf_tuples(5)), LEAF, rec)
 
 
+@pytest.mark.parametrize("table", [PG16, PG17, PG18])
+def test_delete_16_layout(table: RmgrTable) -> None:
+    """16's gistxlogDelete: isCatalogRel after ntodelete, the offsets from byte 8; 16-18
+    redo still sets F_TUPLES_DELETED (their gistxlog.c)."""
+    tuples = leaf_tuples(5)
+    page = gist_page(F_LEAF, tuples)
+    GistMarkPageHasGarbage(page)
+    main = GISTXLOG_DELETE_16.pack(733, 2, True) + struct.pack("<2H", 2, 4)
+    assert GISTXLOG_DELETE_16.size == 8
+    apply(page, LEAF, Wal().rec(XLOG_GIST_DELETE, main, [blk(0, LEAF)]), RedoEngine(table))
+    assert [bytes(bufpage.PageGetItem(page, i)) for i in (1, 2, 3)] == [tuples[0], tuples[2], tuples[4]]
+    assert GistPageGetFlags(page) == F_LEAF | F_TUPLES_DELETED
+    with pytest.raises(RedoError, match="offsets"):  # the offsets cut off
+        apply(gist_page(F_LEAF, tuples), LEAF, Wal().rec(XLOG_GIST_DELETE, main[:10], [blk(0, LEAF)]),
+              RedoEngine(table))
+
+
 # -- PAGE_SPLIT --------------------------------------------------------------------------------------
 def test_root_split() -> None:
     """Block 1 is the root: rebuilt as an internal page with no rightlink; the
@@ -446,3 +464,13 @@ def test_gist_mask_without_special_space() -> None:
 
 def test_has_garbage_flag_constant() -> None:
     assert (F_LEAF, F_DELETED, F_TUPLES_DELETED, F_FOLLOW_RIGHT, F_HAS_GARBAGE) == (1, 2, 4, 8, 16)
+
+
+def test_delete_and_reuse_desc_per_major() -> None:
+    rec = Wal().rec(XLOG_GIST_DELETE, GISTXLOG_DELETE_16.pack(733, 2, True) + struct.pack("<2H", 2, 4),
+                    [blk(0, LEAF)])
+    assert PG16.rows[RM_GIST_ID].describe(rec) == "delete: snapshotConflictHorizon 733, nitems: 2"
+    assert PG17.rows[RM_GIST_ID].describe(rec) == "delete: snapshotConflictHorizon 733, nitems: 2, isCatalogRel T"
+    reuse = Wal().rec(XLOG_GIST_PAGE_REUSE, struct.pack("<IIIIQ?", 1663, 5, 16500, 9, (1 << 32) | 5, False), [])
+    assert PG18.rows[RM_GIST_ID].describe(reuse) == \
+        "rel 1663/5/16500; blk 9; snapshotConflictHorizon 1:5, isCatalogRel F"

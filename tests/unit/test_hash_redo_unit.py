@@ -45,7 +45,7 @@ from pyredo.page.hash import (
 )
 from pyredo.rmgr import RM_HASH_ID
 from pyredo.rmgr import hash as hrm
-from pyredo.rmgrlist import PG15
+from pyredo.rmgrlist import PG15, PG16, PG17, PG18
 from pyredo.wal.record import (
     DecodedXLogRecord,
 )
@@ -335,3 +335,60 @@ def test_hash_mask() -> None:
     bufpage.PageInit(bad, BLCKSZ, 0)
     with pytest.raises(MaskError):
         hash_mask(bad, 1)
+
+
+# -- PostgreSQL 16, 17 and 18 ------------------------------------------------------------------
+def test_vacuum_one_page_16_layout() -> None:
+    """16's xl_hash_vacuum_one_page: uint16 ntuples, isCatalogRel, offsets from byte 8."""
+    main = hrm.XL_HASH_VACUUM_ONE_PAGE_16.pack(0, 3, True) + struct.pack("<HHH", 1, 2, 5)
+    assert hrm.XL_HASH_VACUUM_ONE_PAGE_16.size == 8
+    base_meta = meta_page()
+    HashPageGetMeta(base_meta).hashm_ntuples = 10.0
+    for table in (PG16, PG17, PG18):
+        rec = Wal().rec(hrm.XLOG_HASH_VACUUM_ONE_PAGE, main, [(0, BUCKET, False, b""), (1, META, False, b"")])
+        eng = RedoEngine(table)
+        page = eng.reconstruct(tag(BUCKET), bytes(bucket_page(1, 6, LH_BUCKET_PAGE | LH_PAGE_HAS_DEAD_TUPLES)), [rec])
+        assert bufpage.PageGetMaxOffsetNumber(page) == 3
+        assert HashPageGetOpaque(bytearray(page)).hasho_flag == LH_BUCKET_PAGE
+        assert HashPageGetMeta(bytearray(eng.reconstruct(tag(META), bytes(base_meta), [rec]))).hashm_ntuples == 7.0
+    # read as 15's int ntuples, isCatalogRel lands in its high bytes: 65539 offsets
+    rec = Wal().rec(hrm.XLOG_HASH_VACUUM_ONE_PAGE, main, [(0, BUCKET, False, b""), (1, META, False, b"")])
+    with pytest.raises(RedoError, match="deleted offsets"):
+        redo(BUCKET, bytes(bucket_page(1, 6)), rec)
+
+
+def _squeeze_no_tuples(is_prim: int, with_write_block: bool) -> DecodedXLogRecord:
+    blocks: list[tuple[int, int, bool] | tuple[int, int, bool, bytes]] = [(0, BUCKET, False)] if not is_prim else []
+    if with_write_block:
+        blocks.append((1, BUCKET, False))
+    blocks += [(2, OVFL1, False), (3, 20, False), (5, BITMAP, False, struct.pack("<I", 33))]
+    return Wal().rec(hrm.XLOG_HASH_SQUEEZE_PAGE, struct.pack("<IIHBB", 20, 22, 0, is_prim, 0), blocks)
+
+
+def test_squeeze_page_17_write_page_untouched_keeps_its_lsn() -> None:
+    """17's hash_xlog_squeeze_page: no tuple moved and the write page is not the freed
+    page's predecessor, so the primary bucket page is only locked: no PageSetLSN."""
+    rec = _squeeze_no_tuples(is_prim=1, with_write_block=True)
+    base = bucket_page(1, 2)
+    assert RedoEngine(PG17).reconstruct(tag(BUCKET), bytes(base), [rec]) == base
+    assert RedoEngine(PG18).reconstruct(tag(BUCKET), bytes(base), [rec]) == base
+    got = RedoEngine(PG16).reconstruct(tag(BUCKET), bytes(base), [rec])  # 15/16 stamp it
+    assert bufpage.PageGetLSN(bytearray(got)) == rec.end_lsn
+
+
+def test_squeeze_page_17_without_write_block() -> None:
+    """17's _hash_freeovflpage registers no block 1 when nothing is written to it."""
+    rec = _squeeze_no_tuples(is_prim=0, with_write_block=False)
+    freed = RedoEngine(PG17).reconstruct(tag(OVFL1), bytes(bucket_page(1, 4, LH_OVERFLOW_PAGE)), [rec])
+    assert HashPageGetOpaque(bytearray(freed)).hasho_flag == LH_UNUSED_PAGE
+    prev = RedoEngine(PG17).reconstruct(tag(20), bytes(bucket_page(1, 1, LH_OVERFLOW_PAGE)), [rec])
+    assert HashPageGetOpaque(bytearray(prev)).hasho_nextblkno == 22
+    with pytest.raises(RedoError):  # 16's routine reads block 1 unconditionally
+        RedoEngine(PG16).reconstruct(tag(OVFL1), bytes(bucket_page(1, 4, LH_OVERFLOW_PAGE)), [rec])
+
+
+def test_vacuum_one_page_desc_per_major() -> None:
+    rec = Wal().rec(hrm.XLOG_HASH_VACUUM_ONE_PAGE, hrm.XL_HASH_VACUUM_ONE_PAGE_16.pack(812, 3, True), [])
+    assert PG16.rows[RM_HASH_ID].describe(rec) == "ntuples 3, snapshotConflictHorizon 812"
+    assert PG17.rows[RM_HASH_ID].describe(rec) == "ntuples 3, snapshotConflictHorizon 812, isCatalogRel T"
+    assert PG18.rows[RM_HASH_ID].describe(rec) == PG17.rows[RM_HASH_ID].describe(rec)

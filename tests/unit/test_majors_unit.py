@@ -4,7 +4,9 @@ majors (oracles.pgbin) with its errors."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import types
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from harness.reports.recordfmt import record_json
 from oracles.pgbin import MANIFEST, PgInstall, SetupError, cached, installed, select
 from pyredo.engine import RedoEngine
 from pyredo.errors import InvalidPageHeader, UnsupportedRecord
-from pyredo.rmgrlist import PG15, PG16, PG17, PG18, table_for
+from pyredo.rmgrlist import PG15, PG16, PG17, PG18, RmgrTable, _row, table_for
 from pyredo.wal.builder import BlockSpec, WalBuilder
 from pyredo.wal.reader import MAJOR_PAGE_MAGIC, XLOG_PAGE_MAGICS, WalReader
 from pyredo.wal.record import MAIN_FORKNUM, BufferTag
@@ -82,13 +84,25 @@ def test_a_custom_rmgr_is_named_and_opaque(tmp_path: Path) -> None:
         PG16.routine(130, 0x10)
 
 
+def _module_without_majors(name: str) -> types.ModuleType:
+    """A copy of pyredo.rmgr.<name> as it was before any later major was read: 15 only."""
+    src = importlib.import_module(f"pyredo.rmgr.{name}")
+    mod = types.ModuleType(name)
+    for attr in ("REDO", "identify", "PAGE_MODIFYING", "OPMASK", "desc", "implicit_tags"):
+        if hasattr(src, attr):
+            setattr(mod, attr, getattr(src, attr))
+    return mod
+
+
 @pytest.mark.parametrize("table", [PG16, PG17, PG18], ids=lambda t: str(t.major))
 def test_pyredo_on_a_later_major_refuses_rather_than_guess(table) -> None:  # type: ignore[no-untyped-def]
-    """Main-data layouts changed in 16 (isCatalogRel ...): redo is issue 20's, so a record
-    pyredo does not know for the major is an error naming the major — never a page."""
-    rec = encoded(10, 0x00, b"\x01\x00" + bytes(6), [spec(0, 2, b"x" * 30)])  # Heap/INSERT
-    with pytest.raises(UnsupportedRecord, match=f"PostgreSQL {table.major}"):
-        RedoEngine(table).reconstruct(BufferTag(*RNODE, MAIN_FORKNUM, 2), bytes(8192), [rec])
+    """A record of an rmgr whose module does not list the major in MAJORS (redo not
+    read off that major's C) is an error naming the major — never a page."""
+    rec = encoded(11, 0x00, bytes(2), [spec(0, 2, b"x" * 30)])  # Btree/INSERT_LEAF
+    pinned = RmgrTable(table.major, {11: _row(11, "Btree", "btree", "btree_mask", table.major,
+                                              _module_without_majors("btree"))})
+    with pytest.raises(UnsupportedRecord, match=f"Btree info 0x00 in PostgreSQL {table.major}"):
+        RedoEngine(pinned).reconstruct(BufferTag(*RNODE, MAIN_FORKNUM, 2), bytes(8192), [rec])
     # full-page images are laid out alike in every major: restored
     page = bytearray(8192)
     page[24:26] = b"\x00\x20"

@@ -52,7 +52,7 @@ from pyredo.page.nbtree import (
 )
 from pyredo.rmgr import RM_BTREE_ID
 from pyredo.rmgr import btree as btrm
-from pyredo.rmgrlist import PG15
+from pyredo.rmgrlist import PG15, PG16, PG17, PG18
 from pyredo.wal.builder import BlockSpec
 from pyredo.wal.record import DecodedXLogRecord
 
@@ -173,6 +173,28 @@ def test_reuse_page_is_a_no_op() -> None:
     assert bytes(page) == before
     assert btrm.desc(rec) == "rel 1663/5/16500; latestRemovedXid 1:5"
     assert PG15.record_type(rec) == "Btree/REUSE_PAGE"
+
+
+def test_delete_16_layout_appends_is_catalog_rel() -> None:
+    """16's xl_btree_delete appends isCatalogRel: ndeleted and nupdated keep their offsets."""
+    base = btpage([int4_tuple(k, 1, k) for k in range(1, 5)])
+    rec = record(btrm.XLOG_BTREE_DELETE, struct.pack("<IHH?", 700, 2, 0, True),
+                 [BlockSpec(0, RNODE, 0, 1, data=struct.pack("<2H", 1, 3))])
+    for table in (PG16, PG17, PG18):
+        page = RedoEngine(table).reconstruct(tag(1), bytes(base), [rec])
+        assert PageGetMaxOffsetNumber(page) == 2
+
+
+def test_vacuum_18_clears_the_cycle_id() -> None:
+    """18's btree_xlog_vacuum also sets btpo_cycleid to 0; 15-17 keep it."""
+    base = btpage([int4_tuple(k, 1, k) for k in range(1, 5)])
+    BTPageGetOpaque(base).btpo_cycleid = 7
+    rec = record(btrm.XLOG_BTREE_VACUUM, struct.pack("<HH", 1, 0),
+                 [BlockSpec(0, RNODE, 0, 1, data=struct.pack("<H", 2))])
+    cycleid = {t.major: BTPageGetOpaque(bytearray(RedoEngine(t).reconstruct(tag(1), bytes(base), [rec]))).btpo_cycleid
+               for t in (PG15, PG16, PG17, PG18)}
+    assert cycleid == {15: 7, 16: 7, 17: 7, 18: 0}
+    assert PG18.routine(RM_BTREE_ID, btrm.XLOG_BTREE_VACUUM) is btrm.btree_xlog_vacuum_18
 
 
 # -- malformed records: typed errors ---------------------------------------------------------

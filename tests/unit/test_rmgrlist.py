@@ -9,6 +9,7 @@ import functools
 import importlib
 import inspect
 import struct
+import types
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from pyredo.errors import RedoError, UnsupportedRecord
 from pyredo.page import bufpage
 from pyredo.rmgr import RM_GENERIC_ID, RM_HEAP_ID, RM_XLOG_ID
 from pyredo.rmgr import generic as genericrm
-from pyredo.rmgrlist import INJECTABLE_HELPERS, PG15, RmgrTable
+from pyredo.rmgrlist import PG15, PG16, PG17, TABLES, RmgrTable, _row
 from pyredo.wal.record import XLR_RMGR_INFO_MASK, DecodedXLogRecord
 from pyredo.xlogutils import RecordCursor, RedoContext
 
@@ -117,13 +118,14 @@ def test_errors_are_located_once_also_through_a_partial() -> None:
 
 
 # -- helpers passed in ---------------------------------------------------------------------
-@pytest.mark.parametrize("inj", INJECTABLE_HELPERS, ids=lambda i: f"{i.module}-0x{i.info:02X}-{i.helper}")
-def test_routine_takes_its_helper_as_a_keyword(inj: object) -> None:
-    """Every (module, info, helper) the mutation self-test injects: the routine in
-    PG15 takes the helper as a keyword-only parameter of the same name that
-    defaults to the module's function (a renamed helper fails here)."""
+@pytest.mark.parametrize(("table", "inj"), [(t, i) for t in TABLES.values() for i in t.injectable],
+                         ids=lambda x: str(x.major) if isinstance(x, RmgrTable) else f"{x.module}-0x{x.info:02X}-{x.helper}")
+def test_routine_takes_its_helper_as_a_keyword(table: RmgrTable, inj: object) -> None:
+    """Every (module, info, helper) the mutation self-test injects, in every major's
+    table: the routine there takes the helper as a keyword-only parameter of the same
+    name that defaults to the module's function (a renamed helper fails here)."""
     module, info, helper = inj  # type: ignore[misc]
-    routine = PG15.by_module(module).redo[info]
+    routine = table.by_module(module).redo[info]
     param = inspect.signature(routine).parameters.get(helper)
     assert param is not None, f"{routine.__name__} takes no {helper}="
     assert param.kind is inspect.Parameter.KEYWORD_ONLY
@@ -134,9 +136,76 @@ def test_routine_takes_its_helper_as_a_keyword(inj: object) -> None:
 
 
 def test_every_redo_routine_names_its_c_twin() -> None:
-    for r in PG15:
-        for info, fn in r.redo.items():
-            assert fn.__doc__ and ("Mirrors" in fn.__doc__ or "in gist_redo" in fn.__doc__), (r.name, info)
+    for table in TABLES.values():
+        for r in table:
+            for info, fn in r.redo.items():
+                doc = getattr(fn, "__doc__", None) or ""
+                assert "Mirrors" in doc or "in gist_redo" in doc, (table.major, r.name, info)
+
+
+# -- one table per major, built from each module's *_SINCE columns ---------------------------
+def _mod(**attrs: object) -> types.ModuleType:
+    """A stand-in rmgr module: 15's columns plus ``attrs``."""
+    mod = types.ModuleType("fake")
+    mod.REDO = {0x00: _r15, 0x10: _r15b}  # type: ignore[attr-defined]
+    mod.identify = {0x00: "A", 0x10: "B", 0x20: "C"}.get  # type: ignore[attr-defined]
+    mod.PAGE_MODIFYING = (0x00, 0x10)  # type: ignore[attr-defined]
+    mod.desc = lambda rec: "15"  # type: ignore[attr-defined]
+    for k, v in attrs.items():
+        setattr(mod, k, v)
+    return mod
+
+
+def _r15(ctx: RedoContext) -> None:
+    """Mirrors a 15 routine."""
+
+
+def _r15b(ctx: RedoContext) -> None:
+    """Mirrors another 15 routine."""
+
+
+def _r17(ctx: RedoContext) -> None:
+    """Mirrors a 17 routine."""
+
+
+def test_since_columns_apply_in_major_order() -> None:
+    mod = _mod(MAJORS=(15, 16, 17, 18), REDO_SINCE={17: {0x10: None, 0x20: _r17}, 16: {0x00: _r17}},
+               NAMES_SINCE={17: {0x20: "C17"}}, PAGE_MODIFYING_SINCE={17: (0x00, 0x20)},
+               MASK_SINCE={18: "x_mask_18"}, DESC_SINCE={18: None})
+    rows = {m: _row(1, "X", "x", "x_mask", m, mod) for m in (15, 16, 17, 18)}
+    assert dict(rows[15].redo) == {0x00: _r15, 0x10: _r15b}
+    assert dict(rows[16].redo) == {0x00: _r17, 0x10: _r15b}
+    assert dict(rows[17].redo) == dict(rows[18].redo) == {0x00: _r17, 0x20: _r17}
+    assert [rows[m].identify(0x20) for m in (15, 16, 17)] == ["C", "C", "C17"]
+    assert rows[17].identify(0x10) == "B"  # names not renamed stay
+    assert rows[16].page_modifying == (0x00, 0x10) and rows[18].page_modifying == (0x00, 0x20)
+    assert [rows[m].mask for m in (15, 17, 18)] == ["x_mask", "x_mask", "x_mask_18"]
+    assert rows[17].desc is not None and rows[17].desc is mod.desc and rows[18].desc is None
+
+
+def test_a_major_not_in_majors_keeps_no_routine_and_no_desc() -> None:
+    """Absent MAJORS means (15,); absent DESC_SINCE means 15's desc only for 15."""
+    mod = _mod()
+    row16 = _row(1, "X", "x", None, 16, mod)
+    assert dict(row16.redo) == {} and row16.desc is None
+    assert _row(1, "X", "x", None, 16, _mod(MAJORS=(15, 16))).desc is None
+    row = _row(1, "X", "x", None, 17, _mod(MAJORS=(15, 16), REDO_SINCE={17: {0x20: _r17}}))
+    assert dict(row.redo) == {}
+    with pytest.raises(UnsupportedRecord, match=r"X info 0x00 in PostgreSQL 17"):
+        RmgrTable(17, {1: row}).routine(1, 0x00)
+
+
+def test_each_table_lists_the_helpers_of_its_own_routines() -> None:
+    """A helper of a 15 routine stays listed in a later table only while that table
+    runs the same routine; every listed one is checked against its signature above."""
+    for table in TABLES.values():
+        for inj in table.injectable:
+            assert inj.info in table.by_module(inj.module).redo
+    heap2 = {t.major: {(i.info, i.helper) for i in t.injectable if i.module == "heap2"}
+             for t in (PG15, PG16, PG17)}
+    assert heap2[16] == heap2[15]  # 16's FREEZE_PAGE and VISIBLE re-list theirs
+    assert (0x20, "PageTruncateLinePointerArray") not in heap2[17]  # 17 has no VACUUM record
+    assert {(0x20, "heap_page_prune_execute"), (0x30, "heap_execute_freeze_tuple")} <= heap2[17]
 
 
 # -- the record cursor ----------------------------------------------------------------------

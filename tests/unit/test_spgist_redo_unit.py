@@ -40,7 +40,7 @@ from pyredo.page.spgist import (
 )
 from pyredo.rmgr import RM_SPGIST_ID
 from pyredo.rmgr import spgist as S
-from pyredo.rmgrlist import PG15
+from pyredo.rmgrlist import PG15, PG16, PG17, PG18, RmgrTable
 from pyredo.wal.record import (
     BufferTag,
     DecodedXLogRecord,
@@ -339,6 +339,22 @@ def test_vacuum_redirect_trims_trailing_placeholders() -> None:
     assert bufpage.PageGetMaxOffsetNumber(page) == 1 and SpGistPageGetOpaque(page).nPlaceholder == 0
 
 
+@pytest.mark.parametrize("table", [PG16, PG17, PG18])
+def test_vacuum_redirect_16_layout(table: RmgrTable) -> None:
+    """16 adds isCatalogRel after the horizon: the offsets start at byte 10, not 8."""
+    red = spgFormDeadTuple(SPGIST_REDIRECT, 9, 4, 600)
+    base = leaf_page(leaf(1), red, flags=SPGIST_LEAF)
+    struct.pack_into("<H", base, BLCKSZ - 6, 1)  # nRedirection
+    main = S.SPGXLOG_VACUUM_REDIRECT_16.pack(1, 0, 600, True) + struct.pack("<H", 2)
+    assert S.SPGXLOG_VACUUM_REDIRECT_16.size == 10
+    rec = Wal().rec(S.XLOG_SPGIST_VACUUM_REDIRECT, main, [(0, 5, False)])
+    page = bytearray(RedoEngine(table).reconstruct(tag(5), bytes(base), [rec]))
+    assert item(page, 2) == struct.pack("<IHHHHI", SPGIST_PLACEHOLDER | 64, 0, 0xFFFF, 0xFFFF, 0, 600)
+    assert SpGistPageGetOpaque(page)[1:3] == (0, 1)
+    # 15's routine reads isCatalogRel and its padding as the offset: item 1, not 2
+    assert item(redo(tag(5), bytes(base), rec), 2) == red
+
+
 def test_vacuum_root_deletes_in_logged_order() -> None:
     base = leaf_page(*(leaf(i) for i in range(1, 6)))
     main = S.SPGXLOG_VACUUM_ROOT.pack(3, XID, 0) + struct.pack("<HHH", 1, 3, 5)
@@ -438,3 +454,11 @@ def test_mutated_records_fail_with_our_own_errors() -> None:
                 redo(t, base, bad)
             except RedoError as e:
                 assert not e.message.startswith("redo routine"), e.message
+
+
+def test_vacuum_redirect_desc_per_major() -> None:
+    rec = Wal().rec(S.XLOG_SPGIST_VACUUM_REDIRECT, S.SPGXLOG_VACUUM_REDIRECT_16.pack(2, 5, 77, False), [])
+    assert PG16.rows[RM_SPGIST_ID].describe(rec) == \
+        "ntoplaceholder: 2, firstplaceholder: 5, snapshotConflictHorizon: 77"
+    assert PG18.rows[RM_SPGIST_ID].describe(rec) == \
+        "ntoplaceholder: 2, firstplaceholder: 5, snapshotConflictHorizon: 77, isCatalogRel: F"
