@@ -18,6 +18,8 @@ from harness.cli.common import (
     fail_setup,
     hidden_cluster_option,
     out,
+    pg_install,
+    pg_options,
     stop_requests,
     tag_layout_option,
     walredo_cmd_option,
@@ -25,18 +27,21 @@ from harness.cli.common import (
 from oracles.pgbin import SetupError
 
 
-def _selftest_catalog_text() -> str:
-    """The catalog as a listing: one heading line per mutant, its description indented
-    below (a table leaves the description no room on 80 columns)."""
+def _selftest_catalog_text(major: int | None = None) -> str:
+    """The catalog (of ``major``'s mutants; None: all) as a listing: one heading line per
+    mutant, its description indented below (a table leaves the description no room on 80 columns)."""
     import textwrap
 
     from harness.selftest.catalog import CATALOG
+    from pyredo.rmgrlist import table_for
 
-    lines = [f"mutant catalog: {len(CATALOG)} mutants  "
-             "(masked: only engine-vs-engine can see it; historical: modelled on a real PostgreSQL bug)", ""]
-    for m in CATALOG.values():
+    chosen = [m for m in CATALOG.values() if major is None or m.applies_to(major)]
+    lines = [f"mutant catalog: {len(chosen)} mutants" + (f" of PostgreSQL {major}" if major else "")
+             + "  (masked: only engine-vs-engine can see it; historical: modelled on a real PostgreSQL bug)", ""]
+    for m in chosen:
         tags = [m.category] + (["masked"] if m.masked else []) + (["historical"] if m.history else [])
-        lines.append(f"{m.name}  [{m.record_type}; {', '.join(tags)}]")
+        rtype = m.type_name(table_for(major)) if major else m.record_type
+        lines.append(f"{m.name}  [{rtype}; PostgreSQL {', '.join(map(str, m.majors))}; {', '.join(tags)}]")
         lines.extend(textwrap.wrap(m.description, 76, initial_indent="    ", subsequent_indent="    "))
         if m.history:
             lines.extend(textwrap.wrap(f"history: {m.history}", 76, initial_indent="    ",
@@ -45,8 +50,8 @@ def _selftest_catalog_text() -> str:
 
 
 def _selftest_results_table(rep: Any) -> Table:
-    t = Table(title=f"redodiff selftest: mutation score {rep.caught}/{rep.total} = {rep.score:.0%} "
-                    f"(engines {'+'.join(rep.engines)}, {rep.budget:g} s per mutant)")
+    t = Table(title=f"redodiff selftest (PostgreSQL {rep.pg_major}): mutation score "
+                    f"{rep.caught}/{rep.total} = {rep.score:.0%} (engines {'+'.join(rep.engines)}, {rep.budget:g} s per mutant)")
     t.add_column("mutant", no_wrap=True)
     t.add_column("rmgr")
     t.add_column("caught", justify="center")
@@ -84,11 +89,12 @@ def _selftest_results_table(rep: Any) -> Table:
               help="Keep bundles and minimized bundles here (default: a temporary directory, removed).")
 @click.option("--min-score", type=float, default=0.9, show_default=True,
               help="Exit 1 when the mutation score is below this.")
+@pg_options
 @hidden_cluster_option
 def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, list_only: bool,
              engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, seed: int, profile: str,
              minimize_trials: int, no_control: bool, workdir: Path | None, min_score: float,
-             cluster: str | None = None) -> None:
+             cluster: str | None = None, pg_major: str | None = None, pg_bindir: Path | None = None) -> None:
     """Prove the harness finds redo bugs: apply each pyredo mutant (a named, documented
     bug in one redo routine), fuzz until the harness catches it or the budget runs out,
     and report the mutation score (caught / total) with time, iterations and case size.
@@ -98,6 +104,10 @@ def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, lis
       redodiff selftest --list
       redodiff selftest --budget-per-mutant 60 --report selftest.json
       redodiff selftest --only heap_insert_no_page_lsn --only btree_newroot_no_root_flag
+      redodiff selftest --pg 17 --budget-per-mutant 60   # the mutants of 17's redo, on 17
+
+    --pg V runs the mutants that mutate PostgreSQL V's redo table against clusters and
+    the wal-redo server of V.
 
     Both engines are used when the wal-redo server is available (masked and LSN-only
     mutants can only be seen by comparing engines), else pyredo and the primary alone.
@@ -105,7 +115,7 @@ def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, lis
     1 otherwise, 2 on a usage or setup error.
     """
     if list_only:
-        click.echo(_selftest_catalog_text())
+        click.echo(_selftest_catalog_text(int(pg_major) if pg_major else None))
         return
     from harness.selftest.catalog import get
     from harness.selftest.runner import SelftestConfig, run_selftest, walredo_available
@@ -115,18 +125,20 @@ def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, lis
     except KeyError as e:
         fail_setup(str(e))
     note = None
+    pg = pg_install(pg_major, pg_bindir)
+    interrupts = stop_requests()  # before the probe below starts a wal-redo server
     if engines:
-        es = _engine_set(engines, walredo_cmd, tag_layout)
+        es = _engine_set(engines, walredo_cmd, tag_layout, pg=pg)
     else:
-        es = _engine_set(("pyredo", "walredo"), walredo_cmd, tag_layout)
+        es = _engine_set(("pyredo", "walredo"), walredo_cmd, tag_layout, pg=pg)
         ok, why = walredo_available(es)
         if not ok:
             note = f"wal-redo server unavailable ({why}): pyredo and the primary witness only"
             err.print(f"[yellow]{note}[/]", soft_wrap=True)
-            es = _engine_set(("pyredo",), None, tag_layout)
+            es = _engine_set(("pyredo",), None, tag_layout, pg=pg)
     cfg = SelftestConfig(budget=budget, names=names, engines=es, seed=seed, profile=profile,
                          minimize_trials=minimize_trials, control=not no_control, workdir=workdir,
-                         min_score=min_score, cluster=cluster, interrupts=stop_requests())
+                         min_score=min_score, cluster=cluster, interrupts=interrupts)
 
     def progress(event: str, data: Any) -> None:
         if event == "control":
@@ -138,7 +150,7 @@ def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, lis
                       f"{c['pages_checked']:,} pages, coverage {c['coverage']['covered']}/{c['coverage']['total']}")
         elif event == "start":
             i, n, m = data
-            err.print(f"[bold][{i + 1}/{n}][/] {m.name} ({m.record_type})")
+            err.print(f"[bold][{i + 1}/{n}][/] {m.name} ({m.type_name(es.pyredo_table())})")
         elif event == "minimize":
             err.print("  caught; minimizing ...")
         elif event == "done":
@@ -151,6 +163,10 @@ def selftest(budget: float, only: tuple[str, ...], report_path: Path | None, lis
                 err.print(f"  [bold red]survived[/] {r.iterations_run} iterations: {r.survivor_reason}",
                           soft_wrap=True)
 
+    try:
+        cfg.mutants()
+    except ValueError as e:  # a named mutant of another major's redo
+        fail_setup(str(e))
     try:
         rep = run_selftest(cfg, progress=progress, report_path=report_path)
     except SetupError as e:

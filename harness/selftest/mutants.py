@@ -7,6 +7,12 @@ for (rmgr, info) is the mutated one; ``PG15`` itself is untouched, so a
 by side in one process. Nothing in pyredo is patched: no module global, no
 ``REDO`` dict, no helper.
 
+A mutant names the PostgreSQL majors whose table it mutates (``majors``,
+default ``(15,)``): a routine 16+ shares with 15 (the same function in both
+tables) lists them too, a routine new in a major (``heap_xlog_prune_freeze``,
+17) gets mutants of its own. ``mutant.table(PG17)`` of a mutant that does not
+list 17 is a MutantError; ``redodiff selftest --pg 17`` runs those that do.
+
 How a mutant changes its routine (its ``mutation``, a function from the
 original routine to the mutated one) is one of:
 
@@ -55,7 +61,7 @@ from typing import Any
 from pyredo.engine import RedoEngine
 from pyredo.errors import RedoError
 from pyredo.page import bufpage
-from pyredo.rmgrlist import PG15, RmgrEntry, RmgrTable
+from pyredo.rmgrlist import PG15, RmgrEntry, RmgrTable, table_for
 from pyredo.xlogutils import BlkAction, RedoContext, RedoFn
 
 Mutation = Callable[[RedoFn], RedoFn]  # the original routine -> the mutated routine
@@ -116,6 +122,10 @@ class Mutant:
     history: str = ""  # the real PostgreSQL bug it is modelled on, if any
     category: str = "data"
     masked: bool = False  # hidden by the consistency masks: only engine-vs-engine can see it
+    majors: tuple[int, ...] = (15,)  # the PostgreSQL majors whose table it mutates
+
+    def applies_to(self, major: int) -> bool:
+        return major in self.majors
 
     @property
     def helpers(self) -> tuple[str, ...]:
@@ -131,15 +141,25 @@ class Mutant:
 
     @property
     def record_type(self) -> str:
-        """``Rmgr/TYPE`` of the routine it mutates (as coverage names record types)."""
-        return self.entry().type_name(self.info)
+        """``Rmgr/TYPE`` of the routine it mutates in its first major's table (as coverage
+        names record types)."""
+        return self.type_name(table_for(self.majors[0]))
+
+    def type_name(self, base: RmgrTable) -> str:
+        """``Rmgr/TYPE`` of the routine it mutates, as ``base``'s major names it
+        (Heap2 0x10 is PRUNE in 15, PRUNE_ON_ACCESS in 17)."""
+        return self.entry(base).type_name(self.info)
 
     @property
     def rmgr(self) -> str:
         return self.entry().name
 
     def original(self, base: RmgrTable = PG15) -> RedoFn:
-        """The routine this mutant replaces in ``base``."""
+        """The routine this mutant replaces in ``base``; a MutantError when it does not
+        apply to ``base``'s major."""
+        if not self.applies_to(base.major):
+            raise MutantError(f"mutant {self.name} mutates the PostgreSQL "
+                              f"{', '.join(map(str, self.majors))} redo, not {base.major}'s")
         e = self.entry(base)
         routine = e.redo.get(self.info)
         if routine is None:
@@ -165,11 +185,13 @@ class Mutant:
 
 
 def mutant(name: str, rmgr_module: str, info: int, category: str, description: str, mutation: Mutation, *,
-           history: str = "", masked: bool = False) -> Mutant:
+           history: str = "", masked: bool = False, majors: tuple[int, ...] = (15,)) -> Mutant:
     """A catalog entry (the catalog modules' one way to make a Mutant); checks its category."""
     if category not in CATEGORIES:
         raise ValueError(f"mutant {name}: unknown category {category!r}")
-    return Mutant(name, rmgr_module, info, description, mutation, history, category, masked)
+    if not majors:
+        raise ValueError(f"mutant {name}: no major")
+    return Mutant(name, rmgr_module, info, description, mutation, history, category, masked, tuple(majors))
 
 
 # -- what a routine did ----------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 For each mutant of the catalog (``harness.selftest.catalog``) a fuzz campaign
 runs for a budget with pyredo over the mutant's table (``EngineSet.mutant``:
-PG15 with that one routine replaced; nothing global changes) — the product's
+the table of the run's major, ``EngineSet.pg``, with that one routine replaced;
+nothing global changes; only mutants that list that major run) — the product's
 own ``run_campaign``, with both engines when the wal-redo server is available
 and the primary as witness. The campaign stops at the first divergence the
 mutant is responsible for: its bundle is replayed with the clean engine, and
@@ -50,6 +51,7 @@ from harness.reports.schema import CampaignDivergence
 from harness.selftest.catalog import CATALOG, get
 from harness.selftest.mutants import Mutant, MutantStats
 from harness.verify.engines import EngineSet
+from pyredo.rmgrlist import table_for
 
 
 def mutant_seed(name: str, base: int = 0) -> int:
@@ -60,7 +62,7 @@ def mutant_seed(name: str, base: int = 0) -> int:
 def clone_engines(es: EngineSet, **changes: Any) -> EngineSet:
     """A fresh EngineSet reaching the same engines (its own wal-redo process, its
     own mutated table), with ``changes`` (e.g. ``mutant=None``: the clean engine)."""
-    return dataclasses.replace(es, _walredo=None, **changes)
+    return dataclasses.replace(es.fresh(), **changes)
 
 
 def walredo_available(es: EngineSet | None = None) -> tuple[bool, str]:
@@ -90,9 +92,16 @@ class SelftestConfig:
     interrupts: Interrupts = field(default_factory=Interrupts)  # the run's stop request
 
     def mutants(self) -> list[Mutant]:
+        """The named mutants, else every one that mutates the run's major's redo."""
+        major = self.engines.wal_major
         if self.names is None:
-            return list(CATALOG.values())
-        return [get(n) for n in self.names]
+            return [m for m in CATALOG.values() if m.applies_to(major)]
+        chosen = [get(n) for n in self.names]
+        for m in chosen:
+            if not m.applies_to(major):
+                raise ValueError(f"mutant {m.name} mutates the PostgreSQL {', '.join(map(str, m.majors))} "
+                                 f"redo, not {major}'s")
+        return chosen
 
 
 @dataclass
@@ -146,6 +155,7 @@ class SelftestReport:
     seconds: float = 0.0
     walredo_note: str | None = None
     min_score: float = 0.9
+    pg_major: int = 15  # the PostgreSQL whose clusters, wal-redo server and rmgr table ran
 
     @property
     def caught(self) -> int:
@@ -174,6 +184,7 @@ class SelftestReport:
             e["total"] += 1
             e["caught"] += int(r.caught)
         return {
+            "pg_major": self.pg_major,
             "score": round(self.score, 4),
             "caught": self.caught,
             "total": self.total,
@@ -259,9 +270,10 @@ def run_mutant(m: Mutant, cfg: SelftestConfig, workdir: Path,
     """One mutant's campaign (+ attribution, + minimization). Returns the result and
     whether the run was interrupted."""
     seed = mutant_seed(m.name, cfg.seed)
-    res = MutantResult(m.name, m.rmgr, m.record_type, m.category, m.masked, m.description, m.history, seed)
+    res = MutantResult(m.name, m.rmgr, m.type_name(table_for(cfg.engines.wal_major)), m.category, m.masked,
+                       m.description, m.history, seed)
     corpus = workdir / m.name
-    es = clone_engines(cfg.engines, mutant=m.name)  # pyredo over PG15 with this mutant's routine
+    es = clone_engines(cfg.engines, mutant=m.name)  # pyredo over the major's table with this mutant's routine
     stats: MutantStats | None = es.mutant_stats
     assert stats is not None
     fcfg = FuzzConfig(seed=seed, budget=cfg.budget, engines=es, profile=cfg.profile, corpus=corpus,
@@ -298,7 +310,7 @@ def run_mutant(m: Mutant, cfg: SelftestConfig, workdir: Path,
     if rep is not None:
         interrupted = rep.interrupted
         res.iterations_run = rep.iterations
-        res.target_records_verified = int(rep.record_types.get(m.record_type, 0))
+        res.target_records_verified = int(rep.record_types.get(res.record_type, 0))
         res.infrastructure_errors = len(rep.infrastructure_errors)
     if "first" in state:
         secs, its, d = state["first"]
@@ -375,7 +387,7 @@ def run_selftest(cfg: SelftestConfig, progress: ProgressFn | None = None,
     ``report_path`` (atomically) after each mutant, so a crash or Ctrl-C keeps what was done."""
     mutants = cfg.mutants()
     report = SelftestReport(list(cfg.engines.names), cfg.budget, cfg.seed, cfg.profile, cfg.minimize_trials,
-                            min_score=cfg.min_score)
+                            min_score=cfg.min_score, pg_major=cfg.engines.wal_major)
     own_workdir = cfg.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="redodiff-selftest-")) if own_workdir else cfg.workdir
     assert workdir is not None
@@ -399,6 +411,9 @@ def run_selftest(cfg: SelftestConfig, progress: ProgressFn | None = None,
             try:
                 res, interrupted = run_mutant(m, cfg, workdir, progress)
             except KeyboardInterrupt:
+                report.interrupted = True
+                break
+            if interrupted and not res.caught:  # its campaign did not finish: no survivor
                 report.interrupted = True
                 break
             report.results.append(res)

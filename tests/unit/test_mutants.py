@@ -34,7 +34,7 @@ from pyredo.page import bufpage
 from pyredo.page.htup import HEAP_XMAX_INVALID
 from pyredo.rmgr import RM_HEAP_ID
 from pyredo.rmgr import heap as h
-from pyredo.rmgrlist import PG15
+from pyredo.rmgrlist import PG15, table_for
 from pyredo.wal.record import BufferTag, DecodedXLogRecord
 from pyredo.xlogutils import RedoContext
 
@@ -45,6 +45,10 @@ HISTORICAL = {  # the real PostgreSQL redo bugs the catalog must model (issue 9)
     "heap2_visible_vm_page_lsn_kept",  # VM page LSN handling
     "gin_posting_list_compression_edge",  # GIN posting-list compression edge
 }
+
+
+# the mutants of 15's redo (the tests below build on PG15; test_mutants_majors.py does every major)
+PG15_MUTANTS = [m for m in CATALOG.values() if m.applies_to(15)]
 
 
 # -- records: a heap page built by INSERTs --------------------------------------------------
@@ -105,7 +109,8 @@ def test_every_mutant_is_documented_and_targets_a_real_routine() -> None:
         assert m.name == m.name.strip() and " " not in m.name
         assert len(m.description) > 30, m.name
         assert m.category in CATEGORIES, m.name
-        assert m.info in PG15.by_module(m.rmgr_module).redo, f"{m.name}: no routine for 0x{m.info:02X}"
+        for major in m.majors:
+            assert m.info in table_for(major).by_module(m.rmgr_module).redo, f"{m.name}: no routine for 0x{m.info:02X}"
         assert "UNKNOWN" not in m.record_type, m.name
 
 
@@ -125,7 +130,7 @@ def test_the_catalog_spans_the_bug_categories() -> None:
 # -- a mutant is a table with one routine replaced ------------------------------------------------
 def test_every_mutant_builds_a_new_table_with_one_routine_replaced() -> None:
     before = _globals()
-    for m in CATALOG.values():
+    for m in PG15_MUTANTS:
         table = m.table(PG15, MutantStats(m.name))
         assert table is not PG15
         rmid = m.entry().id
@@ -143,7 +148,7 @@ def test_helper_mutants_pass_a_keyword_their_routine_takes() -> None:
     """The helper is a keyword-only parameter of the routine (listed in the table's
     injectable helpers), and the broken helper takes the same arguments as the original."""
     injectable = {(i.module, i.info, i.helper) for i in PG15.injectable}
-    helper_mutants = [m for m in CATALOG.values() if m.helpers]
+    helper_mutants = [m for m in PG15_MUTANTS if m.helpers]
     assert len(helper_mutants) >= 20
     for m in helper_mutants:
         assert isinstance(m.mutation, Helper)
@@ -180,9 +185,10 @@ def test_every_mutated_routine_on_a_record_it_cannot_redo_leaves_globals_alone()
     before = _globals()
     for m in CATALOG.values():
         rec = record(m.entry().id, m.info, lsn=0x2000000, xid=5)
-        routine = m.routine(PG15, MutantStats(m.name))
+        base = table_for(m.majors[0])
+        routine = m.routine(base, MutantStats(m.name))
         with contextlib.suppress(Exception):
-            routine(RedoContext(RedoEngine(), rec, heap_tag(), bytearray(BLCKSZ)))
+            routine(RedoContext(RedoEngine(base), rec, heap_tag(), bytearray(BLCKSZ)))
         assert _globals() == before, m.name
 
 

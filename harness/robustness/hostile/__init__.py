@@ -4,8 +4,10 @@ untyped exception, no hang, no allocation sized by an attacker's length field.
 
 Two targets, one runner:
 
-* the decoder (``mode="wal"``): real segments made once by a LocalCluster
-  (1 MB segments, wal_compression pglz, lz4 and zstd in turn) are copied to a
+* the decoder (``mode="wal"``): real segments made once by a LocalCluster of
+  the chosen major (``--pg V``; 1 MB segments, wal_compression pglz, lz4 and zstd
+  in turn, those the server was built with; image categories of a method the
+  corpus lacks are left out) are copied to a
   scratch directory; each case patches those files in place (bit flips,
   truncation, a missing segment, spliced pages, bad page headers, wrong
   xl_tot_len, bogus block headers, huge lengths, broken compressed images),
@@ -16,7 +18,9 @@ Two targets, one runner:
   A result or a ``WalError`` naming LSN and file passes.
 * pyredo (``mode="redo"``): the records of one page from the same WAL, one of
   them with mutated main data, block data or info bits, go through
-  ``RedoEngine().reconstruct``. A page or a ``RedoError`` naming rmgr, info
+  ``RedoEngine(table).reconstruct`` with the table of the corpus' major (its
+  page magic, ``WalCorpus.major``), which also picks the record types an info
+  mutation swaps in. A page or a ``RedoError`` naming rmgr, info
   and LSN passes; the report counts, per rmgr, which exception a routine
   raised before the engine wrapped it, and the slowest record types.
 

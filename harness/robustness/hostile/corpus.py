@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from oracles.pgbin import PgInstall
 from pyredo.wal.decoder import decode_record
 from pyredo.wal.lsn import format_lsn, parse_segment_file_name, segment_file_name
 from pyredo.wal.reader import (
@@ -95,6 +96,7 @@ class WalCorpus:
     end: int
     segments: dict[int, bytes]  # segno -> file bytes (a last file may be short)
     records: list[RecordInfo] = field(default_factory=list)
+    major: int = 15  # the PostgreSQL that wrote it (its page magic): decoded and redone as that major
     raws: dict[int, bytes] = field(default_factory=dict)  # lsn -> raw record
 
     @classmethod
@@ -124,7 +126,8 @@ class WalCorpus:
             self._index_dir(Path(d))
 
     def _index_dir(self, waldir: Path) -> None:
-        for rec in WalReader(waldir, self.start, self.end):
+        reader = WalReader(waldir, self.start, self.end)
+        for rec in reader:
             self.records.append(RecordInfo(
                 rec.lsn, rec.end_lsn, rec.tot_len, rec.rmid, rec.info,
                 tuple(b.bimg_info for b in rec.blocks.values() if b.has_image),
@@ -132,6 +135,7 @@ class WalCorpus:
             self.raws[rec.lsn] = rec.raw
         if not self.records:
             raise ValueError(f"no records in the WAL corpus at {self.path}")
+        self.major = reader.major or self.major
 
     def seg_name(self, segno: int) -> str:
         return segment_file_name(self.tli, segno, self.seg_size)
@@ -144,9 +148,11 @@ class WalCorpus:
 
 
 def make_real_wal(dest: Path, steps: Sequence[str] | None = None,
-                  compressions: Sequence[str] = COMPRESSIONS, *, single_segment: bool = False) -> Path:
-    """Run ``steps`` (default: the demo workload) on a throwaway cluster with
-    1 MB segments, once per compression method, and copy the WAL to ``dest``.
+                  compressions: Sequence[str] = COMPRESSIONS, *, single_segment: bool = False,
+                  pg: PgInstall | None = None) -> Path:
+    """Run ``steps`` (default: the demo workload) on a throwaway cluster of ``pg``
+    (None: the default installation) with 1 MB segments, once per compression
+    method, and copy the WAL to ``dest``.
 
     ``single_segment`` starts at a fresh segment and keeps only the used pages
     of it (for a small fixture; the steps must fit in one segment)."""
@@ -156,34 +162,38 @@ def make_real_wal(dest: Path, steps: Sequence[str] | None = None,
 
     steps = list(steps if steps is not None else DEMO_STEPS)
     dest.mkdir(parents=True, exist_ok=True)
-    with LocalCluster(ClusterSettings(wal_segsize_mb=1)) as pg:
+    with LocalCluster(ClusterSettings(wal_segsize_mb=1, pg=pg)) as cluster:
+        # a build without lz4 or zstd (the 16-18 wheels) offers fewer methods: use those it has
+        offered = str(cluster.scalar("SELECT array_to_string(enumvals, ',') FROM pg_settings "
+                                     "WHERE name = 'wal_compression'")).split(",")
+        compressions = [c for c in compressions if c in offered]
         if single_segment:
-            pg.execute("SELECT txid_current()")
-            pg.switch_wal()
+            cluster.execute("SELECT txid_current()")
+            cluster.switch_wal()
         start: int | None = None
         end = 0
         for comp in compressions:
-            pg.execute(f"ALTER SYSTEM SET wal_compression = '{comp}'")
-            pg.execute("SELECT pg_reload_conf()")
+            cluster.execute(f"ALTER SYSTEM SET wal_compression = '{comp}'")
+            cluster.execute("SELECT pg_reload_conf()")
             deadline = time.monotonic() + 10
-            while pg.scalar("SHOW wal_compression") != comp:
+            while cluster.scalar("SHOW wal_compression") != comp:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"wal_compression did not become {comp}")
                 time.sleep(0.05)
-            cap = capture(pg, steps)
+            cap = capture(cluster, steps)
             cap.cleanup()  # only its LSN range is used
             if cap.errors:
                 raise RuntimeError(f"corpus workload step failed: {cap.errors[0]}")
             start = cap.start if start is None else start
             end = cap.end
         assert start is not None
-        seg_size = pg.wal_segsize
+        seg_size = cluster.wal_segsize
         first, last = start // seg_size, (end - 1) // seg_size
         if single_segment and first != last:
             raise RuntimeError("the fixture workload does not fit in one WAL segment")
         for segno in range(first, last + 1):
             name = segment_file_name(1, segno, seg_size)
-            data = (pg.waldir / name).read_bytes()
+            data = (cluster.waldir / name).read_bytes()
             if single_segment:  # the used pages, zero-filled as a fresh segment is
                 used = end % seg_size
                 used += -used % XLOG_BLCKSZ
@@ -196,15 +206,21 @@ def make_real_wal(dest: Path, steps: Sequence[str] | None = None,
     return dest
 
 
-def load_or_make_corpus(path: Path | None, *, progress: Callable[[str], None] | None = None) -> WalCorpus:
-    """The real-WAL corpus at ``path`` (made there first if it has none yet);
-    with no path, a fresh one in a temporary directory (the caller removes it)."""
+def load_or_make_corpus(path: Path | None, *, progress: Callable[[str], None] | None = None,
+                        pg: PgInstall | None = None) -> WalCorpus:
+    """The real-WAL corpus at ``path`` (made there first, by ``pg``'s clusters, if it
+    has none yet); with no path, a fresh one in a temporary directory (the caller
+    removes it). A ValueError when ``pg`` is given and the corpus is another major's."""
     import tempfile
 
     if path is None:
         path = Path(tempfile.mkdtemp(prefix="redodiff-hostile-wal-"))
     if not (path / CORPUS_META).exists():
         if progress:
-            progress(f"making real WAL in {path}: the demo workload under pglz, lz4, zstd (1 MB segments)")
-        make_real_wal(path)
-    return WalCorpus.load(path)
+            progress(f"making real WAL in {path}: the demo workload under pglz, lz4, zstd (1 MB segments)"
+                     + (f", PostgreSQL {pg.major}" if pg is not None else ""))
+        make_real_wal(path, pg=pg)
+    corpus = WalCorpus.load(path)
+    if pg is not None and corpus.major != pg.major:
+        raise ValueError(f"the WAL corpus at {path} is PostgreSQL {corpus.major}'s, not {pg.major}'s")
+    return corpus

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from harness.robustness.hostile.corpus import WalCorpus
 from harness.robustness.hostile.edits import edit_bytes
+from pyredo.rmgrlist import PG15, RmgrTable, table_for
 from pyredo.wal.record import (
     BufferTag,
     DecodedXLogRecord,
@@ -31,6 +32,7 @@ class RedoTarget:
     chains: list[Chain] = field(default_factory=list)
     # rmid -> (chain index, index of the last record that restored/inited the page, record index)
     by_rmid: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
+    table: RmgrTable = PG15  # the corpus' major's: records are mutated, named and redone as it knows them
 
     MAX_PREFIX = 40  # records replayed before the mutated one: bounds a case's cost
 
@@ -39,7 +41,7 @@ class RedoTarget:
         from harness.verify.plan import build_plan
         from pyredo.wal.record import INIT_FORKNUM
 
-        t = cls()
+        t = cls(table=table_for(corpus.major))
         plan = build_plan(corpus.decoded())
         for bp in plan.blocks.values():
             if bp.unverifiable or bp.tag.fork == INIT_FORKNUM or not bp.self_contained:
@@ -56,10 +58,11 @@ class RedoTarget:
         return t
 
 
-def mutate_record(rng: random.Random, rec: DecodedXLogRecord, tag: BufferTag) -> tuple[DecodedXLogRecord, str]:
-    """A copy of ``rec`` with hostile main data, block data, info bits or block
-    references. The original (shared by other pages' chains) is not touched."""
-    from pyredo.rmgrlist import PG15
+def mutate_record(rng: random.Random, rec: DecodedXLogRecord, tag: BufferTag,
+                  table: RmgrTable = PG15) -> tuple[DecodedXLogRecord, str]:
+    """A copy of ``rec`` with hostile main data, block data, info bits (often another
+    record type of ``table``, the WAL's major's) or block references. The original
+    (shared by other pages' chains) is not touched."""
     from pyredo.wal.record import BKPBLOCK_WILL_INIT
 
     blocks = dict(rec.blocks)
@@ -75,10 +78,10 @@ def mutate_record(rng: random.Random, rec: DecodedXLogRecord, tag: BufferTag) ->
             main, op = edit_bytes(rng, main, resize=True)
             notes.append(f"main data {op}")
         elif kind == "info":
-            rmgr = PG15.get(rec.rmid)
-            table = list(rmgr.redo) if rmgr is not None else []
-            if table and rng.random() < 0.7:
-                new = (info & ~rmgr.opmask) | rng.choice(table) if rmgr is not None else info
+            rmgr = table.get(rec.rmid)
+            keys = list(rmgr.redo) if rmgr is not None else []
+            if keys and rng.random() < 0.7:
+                new = (info & ~rmgr.opmask) | rng.choice(keys) if rmgr is not None else info
             else:
                 new = info ^ (1 << rng.randrange(4, 8))
             notes.append(f"xl_info {info:#x}->{new:#x}")

@@ -16,7 +16,7 @@ import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from harness.robustness.hostile.corpus import WalCorpus
+from harness.robustness.hostile.corpus import COMPRESSIONS, WalCorpus
 from harness.robustness.hostile.outcome import (
     OK,
     Action,
@@ -156,22 +156,22 @@ def run_redo_case(t: RedoTarget, seed: int, i: int, *, timeout: float = 5.0,
                   trace: bool = False) -> Outcome:
     """Case ``i`` of the redo mode: one mutated record in a real page's chain."""
     from pyredo.engine import RedoEngine
-    from pyredo.rmgrlist import PG15
 
+    table = t.table  # the corpus' major's
     rng = random.Random(f"{seed}:redo:{i}")
     rmid = rng.choice(sorted(t.by_rmid))
     ci, j, k = rng.choice(t.by_rmid[rmid])
     chain = t.chains[ci]
-    rec, note = mutate_record(rng, chain.records[k], chain.tag)
+    rec, note = mutate_record(rng, chain.records[k], chain.tag, table)
     tail = chain.records[k + 1 : k + 1 + rng.randint(0, 3)]
     records = [*chain.records[j:k], rec, *tail]
-    o = _run_action(lambda: RedoEngine().reconstruct(chain.tag, None, records), "redo", timeout, trace)
+    o = _run_action(lambda: RedoEngine(table).reconstruct(chain.tag, None, records), "redo", timeout, trace)
     o.note = f"{chain.tag} record {k - j + 1}/{len(records)}: {note}"
-    o.rmgr = PG15.rmgr_name(rmid)
+    o.rmgr = table.rmgr_name(rmid)
     # what the harness also calls on every record: type name, description, implicit pages
     try:
-        o.record_type = PG15.record_type(rec)
-        r = PG15.get(rec.rmid)
+        o.record_type = table.record_type(rec)
+        r = table.get(rec.rmid)
         if r is not None:
             r.describe(rec)
             r.tags_changed_implicitly(rec)
@@ -197,12 +197,15 @@ def run_hostile(
 
     if mode not in ("wal", "redo"):
         raise ValueError(f"mode {mode!r}: choose wal or redo")
-    cats = list(categories or WAL_CATEGORIES)
+    present = set().union(*(r.compressions for r in corpus.records))
+    # by default, no category aimed at images of a method the corpus' server could not write
+    cats = list(categories or (c for c in WAL_CATEGORIES
+                               if c.removeprefix("image_") not in set(COMPRESSIONS) - present))
     for c in cats:
         if c not in WAL_CATEGORIES:
             raise ValueError(f"unknown category {c!r} (choose from {', '.join(WAL_CATEGORIES)})")
     rep = HostileReport(mode, seed, timeout=timeout, tracemalloc=trace_memory,
-                        corpus={"path": str(corpus.path), "records": len(corpus.records),
+                        corpus={"path": str(corpus.path), "pg_major": corpus.major, "records": len(corpus.records),
                                 "segments": len(corpus.segments), "start": format_lsn(corpus.start),
                                 "end": format_lsn(corpus.end)})
     started_tracing = trace_memory and not tracemalloc.is_tracing()

@@ -31,6 +31,7 @@ MUTANTS.append(mutant(
             "(\"BRIN_EVACUATE_PAGE is not WAL-logged, since it's of no use in recovery. Mask it.\"). "
             "A replay that sets it wrongly is invisible to that mask: only the engine comparison "
             "can catch it.",
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -52,20 +53,24 @@ MUTANTS.append(mutant(
     "brin_samepage_update_wrong_item", "brin", 0x30, "offset",
     "brin_xlog_samepage_update overwrites the neighbouring index tuple instead of the logged one",
     rewriting(_samepage_wrong_item),
+    majors=(15, 16, 17, 18),
 ))
 MUTANTS.append(mutant(
     "brin_revmap_extend_meta_stale", "brin", 0x40, "meta",
     "brin_xlog_revmap_extend initializes the new revmap page but does not record it as the "
     "metapage's lastRevmapPage",
     helper("brin_metapage_set_last_revmap_page", lambda orig: lambda page, blk: None),
+    majors=(15, 16, 17, 18),
 ))
 MUTANTS.append(mutant(
     "brin_update_old_tuple_kept", "brin", 0x20, "compaction",
     "brin_xlog_update inserts the new summary tuple but does not delete the old one",
     helper("PageIndexTupleDeleteNoCompact", lambda orig: lambda page, off: None),
+    majors=(15, 16, 17, 18),
 ))
 MUTANTS.append(mutant(
     "brin_desummarize_revmap_kept", "brin", 0x50, "link",
     "brin_xlog_desummarize_page deletes the summary tuple but leaves the revmap pointing at it",
     helper("brinSetHeapBlockItemptr", lambda orig: lambda *args: None),
+    majors=(15, 16, 17, 18),
 ))

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.selftest.catalog.pageutil import U16, swap_item_ids, swap_with_neighbour, u16
-from harness.selftest.mutants import Mutant, after, helper, mutant, redone, rewriting
+from harness.selftest.mutants import Mutant, after, around, helper, mutant, redone, rewriting
 from pyredo.page import bufpage
 from pyredo.page.nbtree import BTP_LEAF, BTP_ROOT, P_FIRSTDATAKEY, BTPageGetOpaque
 from pyredo.xlogutils import RedoContext
@@ -23,18 +23,21 @@ MUTANTS.append(mutant(
     "btree_insert_leaf_off_by_one", "btree", 0x00, "offset",
     "btree_xlog_insert puts the new leaf tuple one item off (it trades places with its neighbour)",
     after(_btree_insert_off_by_one),
+    majors=(15, 16, 17, 18),
 ))
 MUTANTS.append(mutant(
     "btree_insert_upper_keeps_incomplete_split", "btree", 0x10, "flag",
     "btree_xlog_insert (INSERT_UPPER) forgets _bt_clear_incomplete_split: the split child "
     "keeps BTP_INCOMPLETE_SPLIT",
     helper("_bt_clear_incomplete_split", lambda orig: lambda ctx, block_id: None),
+    majors=(15, 16, 17, 18),
 ))
 MUTANTS.append(mutant(
     "btree_insert_meta_skips_metapage", "btree", 0x20, "meta",
     "btree_xlog_insert (INSERT_META) forgets _bt_restore_meta: the metapage keeps the old "
     "root / fast root",
     helper("_bt_restore_meta", lambda orig: lambda ctx, block_id: None),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -52,6 +55,7 @@ MUTANTS.append(mutant(
     "btree_split_l_loses_leaf_flag", "btree", 0x30, "flag",
     "btree_xlog_split (SPLIT_L) rebuilds the left half without BTP_LEAF in btpo_flags",
     after(_flag_cleared(0, BTP_LEAF)),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -69,6 +73,7 @@ MUTANTS.append(mutant(
     "btree_xlog_split (SPLIT_R) restores the new right page with its last two items in the "
     "wrong order",
     after(_right_items_swapped),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -89,6 +94,7 @@ MUTANTS.append(mutant(
     "btree_dedup_last_interval_short", "btree", 0x60, "posting",
     "btree_xlog_dedup merges one item too few into the last posting list (off-by-one interval length)",
     rewriting(_short_last_interval),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -103,6 +109,7 @@ MUTANTS.append(mutant(
     "btree_vacuum_keeps_last_deleted", "btree", 0xC0, "compaction",
     "btree_xlog_vacuum deletes all but the last of the logged items (off-by-one loop bound)",
     helper("PageIndexMultiDelete", _multi_delete_keeps_last),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -119,6 +126,7 @@ MUTANTS.append(mutant(
     "btree_delete_off_by_one", "btree", 0x70, "offset",
     "btree_xlog_delete deletes the item after each logged offset (off-by-one item offsets)",
     helper("PageIndexMultiDelete", _multi_delete_shifted),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -132,6 +140,7 @@ MUTANTS.append(mutant(
             "2016-09-07): \"For Btree/UNLINK_PAGE_META, btpo_flags are different. In backup "
             "page, BTP_DELETED and BTP_LEAF both the flags are set\" — replay rebuilt the "
             "deleted page without BTP_LEAF; btree_xlog_unlink_page now re-adds it for leaves.",
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -139,6 +148,7 @@ MUTANTS.append(mutant(
     "btree_newroot_no_root_flag", "btree", 0xA0, "flag",
     "btree_xlog_newroot builds the new root without BTP_ROOT in btpo_flags",
     after(_flag_cleared(0, BTP_ROOT)),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -155,4 +165,23 @@ MUTANTS.append(mutant(
     "its own heap TID instead of taking the posting list's old maximum TID (_bt_swap_posting "
     "only half done)",
     helper("_bt_swap_posting", _swap_posting_keeps_newitem),
+    majors=(15, 16, 17, 18),
+))
+
+
+def _cycleid_before(ctx: RedoContext) -> int | None:
+    return BTPageGetOpaque(ctx.page).btpo_cycleid if ctx.is_target(0) else None
+
+
+def _cycleid_restore(ctx: RedoContext, before: int | None) -> None:
+    if before is not None and redone(ctx, 0):
+        BTPageGetOpaque(ctx.page).btpo_cycleid = before
+
+
+MUTANTS.append(mutant(
+    "btree_vacuum_18_keeps_cycleid", "btree", 0xC0, "flag",
+    "btree_xlog_vacuum (18) deletes the logged items but, as 17 did, leaves btpo_cycleid "
+    "set (18's _bt_delitems_vacuum clears it on the primary)",
+    around(_cycleid_before, _cycleid_restore),
+    majors=(18,),
 ))

@@ -30,4 +30,5 @@ MUTANTS.append(mutant(
     "generic_fragment_off_by_one", "generic", 0x00, "offset",
     "generic_redo (applyPageRedo) copies each delta fragment one byte past its logged offset",
     helper("applyPageRedo", _fragments_shifted),
+    majors=(15, 16, 17, 18),
 ))

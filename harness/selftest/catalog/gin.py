@@ -28,12 +28,14 @@ MUTANTS.append(mutant(
     "gin_entry_insert_off_by_one", "gin", 0x20, "offset",
     "ginRedoInsertEntry puts the entry tuple one item off (it trades places with its neighbour)",
     after(_gin_entry_off_by_one),
+    majors=(15, 16, 17, 18),
 ))
 MUTANTS.append(mutant(
     "gin_update_meta_list_maxoff_stale", "gin", 0x60, "free-space",
     "ginRedoUpdateMetapage appends the row's tuples to the pending-list tail page but does not "
     "count the heap tuple in its maxoff",
     helper("GinPageSetMaxoff", lambda orig: lambda page, maxoff: None),
+    majors=(15, 16, 17, 18),
 ))
 
 GinPostingListSegmentMinSize = 128  # gindatapage.c: Min 128, Target 256, Max 384
@@ -59,6 +61,7 @@ MUTANTS.append(mutant(
             "production build does not check). Modelled on that boundary, not on one upstream "
             "commit. (With the Target size, 256, the mutant never fires on appends: the primary "
             "starts a new segment before the last one passes 256 bytes.)",
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -71,6 +74,7 @@ MUTANTS.append(mutant(
     "gin_create_ptree_not_compressed", "gin", 0x10, "flag",
     "ginRedoCreatePTree initializes the posting-tree leaf without GIN_COMPRESSED",
     after(_ptree_not_compressed),
+    majors=(15, 16, 17, 18),
 ))
 MUTANTS.append(mutant(
     "gin_delete_page_no_delete_xid", "gin", 0x50, "data",
@@ -81,9 +85,11 @@ MUTANTS.append(mutant(
             "from being reclaimed too early\" added deleteXid to ginxlogDeletePage so that replay "
             "stores it on the deleted page; gin_mask masks deleted pages' contents, so only the "
             "engine comparison can see a replay that forgets it.",
+    majors=(15, 16, 17, 18),
 ))
 MUTANTS.append(mutant(
     "gin_insert_listpage_no_fullrow", "gin", 0x70, "flag",
     "ginRedoInsertListPage builds the sublist's tail page without GIN_LIST_FULLROW",
     helper("GinPageSetFullRow", lambda orig: lambda page: None),
+    majors=(15, 16, 17, 18),
 ))

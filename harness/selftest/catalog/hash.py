@@ -41,6 +41,7 @@ MUTANTS.append(mutant(
     "hash_insert_meta_ntuples_stale", "hash", 0x20, "meta",
     "hash_xlog_insert forgets to count the new tuple in the metapage's hashm_ntuples",
     after(_meta_ntuples_unchanged(1)),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -63,6 +64,7 @@ MUTANTS.append(mutant(
     "hash_xlog_split_allocate_page sets the old bucket's flags but not its hasho_prevblkno "
     "(the maxbucket a primary bucket page records at a split)",
     around(_old_bucket_prev_before, _old_bucket_prev_restore),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -76,6 +78,7 @@ MUTANTS.append(mutant(
     "hash_split_complete_keeps_populated", "hash", 0x60, "flag",
     "hash_xlog_split_complete leaves LH_BUCKET_BEING_POPULATED on the new bucket",
     after(_new_bucket_still_populated),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -99,6 +102,7 @@ MUTANTS.append(mutant(
     "hash_xlog_add_ovfl_page allocates the overflow page from a new bit but does not count "
     "it in the metapage's hashm_spares[ovflpoint]",
     around(_spare_before, _spare_restore),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -124,16 +128,32 @@ MUTANTS.append(mutant(
     "hash_xlog_squeeze_page pairs the tuples it moves onto the write page with the logged "
     "offsets in reverse order: the moved tuples land in the wrong slots",
     rewriting(_moved_tuples_reversed),
+    majors=(15, 16, 17, 18),
 ))
 MUTANTS.append(mutant(
     "hash_squeeze_bitmap_bit_kept", "hash", 0x80, "free-space",
     "hash_xlog_squeeze_page frees the overflow page but does not clear its bit in the "
     "bitmap page (CLRBIT skipped): the page stays allocated",
     helper("CLRBIT", lambda orig: lambda page, bit: None),
+    majors=(15, 16),
 ))
 MUTANTS.append(mutant(
     "hash_vacuum_one_page_ntuples_stale", "hash", 0xC0, "meta",
     "hash_xlog_vacuum_one_page removes the dead tuples but does not subtract them from the "
     "metapage's hashm_ntuples",
     after(_meta_ntuples_unchanged(1)),
+))
+
+
+def _meta_ntuples_unchanged_16(ctx: RedoContext) -> None:
+    if redone(ctx, 1) and len(ctx.record.main_data) >= 6:  # xl_hash_vacuum_one_page (16).ntuples
+        HashPageGetMeta(ctx.page).hashm_ntuples += u16(ctx.record.main_data, 4)
+
+
+MUTANTS.append(mutant(
+    "hash_vacuum_one_page_16_ntuples_stale", "hash", 0xC0, "meta",
+    "hash_xlog_vacuum_one_page (16: uint16 ntuples, isCatalogRel) removes the dead tuples but "
+    "does not subtract them from the metapage's hashm_ntuples",
+    after(_meta_ntuples_unchanged_16),
+    majors=(16, 17, 18),
 ))

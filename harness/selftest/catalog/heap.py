@@ -46,16 +46,19 @@ MUTANTS.append(mutant(
     "heap_xlog_insert leaves PD_ALL_VISIBLE set on the heap page (forgets PageClearAllVisible); "
     "PD_ALL_VISIBLE is masked, so only the engine comparison sees it",
     after(_keep_all_visible), masked=True,
+    majors=(15, 16, 17, 18),
 ))
 MUTANTS.append(mutant(
     "heap_insert_ctid_off_by_one", "heap", 0x00, "offset",
     "heap_xlog_insert sets the new tuple's t_ctid one line pointer too far (off-by-one item offset)",
     after(_ctid_off_by_one),
+    majors=(15, 16, 17, 18),
 ))
 MUTANTS.append(mutant(
     "heap_delete_free_space_off", "heap", 0x10, "free-space",
     "heap_xlog_delete moves pd_upper 8 bytes down (wrong free-space accounting)",
     after(_bump_upper),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -64,6 +67,7 @@ MUTANTS.append(mutant(
     "heap_xlog_insert forgets PageSetLSN on the heap page: the page keeps its old LSN "
     "(LSNs are masked against the primary: only the engine comparison can see it)",
     after(no_page_lsn_on_block0), masked=True,
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -81,6 +85,7 @@ MUTANTS.append(mutant(
     "heap_xlog_delete forgets visibilitymap_clear: the deleted tuple's heap block stays "
     "all-visible (and all-frozen) in the visibility map",
     around(_vm_snapshot, _vm_restore),
+    majors=(15, 16, 17, 18),
 ))
 
 _PREFIX, _SUFFIX = 1 << 5, 1 << 6  # XLH_UPDATE_PREFIX_FROM_OLD, XLH_UPDATE_SUFFIX_FROM_OLD
@@ -106,6 +111,7 @@ MUTANTS.append(mutant(
     "heap_xlog_update (HOT) swaps the prefix and suffix lengths it reuses from the old "
     "tuple version, rebuilding the new tuple's data wrongly",
     rewriting(_swap_prefix_suffix),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -126,6 +132,7 @@ MUTANTS.append(mutant(
             "heap_mask masks t_infomask hint bits but never t_infomask2, so a replayed HOT chain "
             "whose root lacks HEAP_HOT_UPDATED differs from the primary. Modelled on the HOT "
             "branch of heap_xlog_update, not on one upstream commit.",
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -157,6 +164,7 @@ MUTANTS.append(mutant(
             "replay reset HEAP_XMAX_INVALID\": since 9.3 (0ac5ad5) the lock replay routines "
             "forgot to reset HEAP_XMAX_INVALID, so after crash recovery or promotion row locks "
             "of prepared transactions could be ignored.",
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -191,6 +199,7 @@ MUTANTS.append(mutant(
     "heap_xlog_confirm writes the confirmed TID into the neighbouring tuple's t_ctid; the "
     "speculative tuple keeps whatever t_ctid it had (off-by-one line pointer)",
     around(_confirm_before, _confirm_wrong_tuple),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -209,6 +218,7 @@ MUTANTS.append(mutant(
     "heap_inplace_off_by_one", "heap", 0x70, "offset",
     "heap_xlog_inplace copies the new tuple data one byte past t_hoff (and drops its last byte)",
     after(_inplace_shifted),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -229,4 +239,19 @@ MUTANTS.append(mutant(
     "heap_xlog_update leaves the old version's t_ctid pointing at itself instead of at the "
     "new version (a broken update chain)",
     after(_old_ctid_self),
+    majors=(15, 16, 17, 18),
+))
+
+
+def _vm_blkref_lsn_kept(ctx: RedoContext) -> None:
+    if ctx.tag.fork == VISIBILITYMAP_FORKNUM and redone(ctx, 1):  # HEAP_DELETE_BLKREF_VM
+        ctx.keep_page_lsn()
+
+
+MUTANTS.append(mutant(
+    "heap_delete_vm_blkref_no_page_lsn", "heap", 0x10, "lsn",
+    "heap_xlog_delete (17.11+, 18: the VM page is block reference 1) clears the bits on the "
+    "visibility-map page but forgets its PageSetLSN",
+    after(_vm_blkref_lsn_kept), masked=True,
+    majors=(17, 18),
 ))

@@ -16,7 +16,8 @@ MUTANTS: list[Mutant] = []
 
 
 def _prune_without_compaction(execute: Callable[..., None]) -> Callable[..., None]:
-    def heap_page_prune_execute(page: bytearray, redirected: Any, nowdead: Any, nowunused: Any) -> None:
+    def heap_page_prune_execute(page: bytearray, redirected: Any, nowdead: Any, nowunused: Any, *,
+                                lp_truncate_only: bool = False) -> None:
         for fromoff, tooff in redirected:
             bufpage.ItemIdSetRedirect(page, fromoff, tooff)
         for off in nowdead:
@@ -32,12 +33,14 @@ MUTANTS.append(mutant(
     "heap_xlog_prune rewrites the line pointers but skips PageRepairFragmentation: the "
     "pruned tuples' space is not reclaimed and pd_upper stays",
     helper("heap_page_prune_execute", _prune_without_compaction),
+    majors=(15, 16),
 ))
 MUTANTS.append(mutant(
     "heap2_vacuum_keeps_lp_array", "heap2", 0x20, "free-space",
     "heap_xlog_vacuum skips PageTruncateLinePointerArray: trailing LP_UNUSED line pointers "
     "stay and pd_lower is not lowered",
     helper("PageTruncateLinePointerArray", lambda orig: lambda page: None),
+    majors=(15, 16),
 ))
 
 
@@ -66,6 +69,7 @@ MUTANTS.append(mutant(
             "all-visible flag on heap page before writing WAL record, not after\": a VM bit could "
             "end up set without PD_ALL_VISIBLE on the heap page; found by comparing master and "
             "standby page images after every record.",
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -90,6 +94,7 @@ MUTANTS.append(mutant(
             "(visibilitymap_set), and may bump the heap page's LSN only when "
             "XLogHintBitIsNeeded() — the interlock the comments in heap_xlog_visible describe. "
             "Modelled on that rule rather than on one upstream commit.",
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -112,6 +117,7 @@ MUTANTS.append(mutant(
     "heap_xlog_multi_insert loses the batch's last tuple (its line pointer stays LP_UNUSED): "
     "an off-by-one loop bound",
     after(_drop_last_multi_insert),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -135,4 +141,46 @@ MUTANTS.append(mutant(
     "heap2_lock_updated_keeps_xmax", "heap2", 0x60, "data",
     "heap_xlog_lock_updated sets the lock's infomask bits but keeps the tuple's old xmax",
     around(_xmax_before, _restore_xmax),
+    majors=(15, 16, 17, 18),
+))
+
+
+# -- routines new or changed in 16, 17, 18 (pyredo/VERSIONS.md) ---------------------------------
+MUTANTS.append(mutant(
+    "heap2_freeze_plans_keep_infomask", "heap2", 0x30, "flag",
+    "heap_xlog_freeze_page (16: freeze plans) applies each plan's xmax and t_infomask2 but "
+    "keeps the tuple's old t_infomask: xmin is never marked frozen",
+    helper("heap_execute_freeze_tuple", _freeze_keeps_infomask),
+    majors=(16,),
+))
+MUTANTS.append(mutant(
+    "heap2_prune_on_access_skips_compaction", "heap2", 0x10, "compaction",
+    "heap_xlog_prune_freeze (17: PRUNE_ON_ACCESS) rewrites the line pointers but skips "
+    "PageRepairFragmentation: the pruned tuples' space is not reclaimed",
+    helper("heap_page_prune_execute", _prune_without_compaction),
+    majors=(17, 18),
+))
+MUTANTS.append(mutant(
+    "heap2_prune_vacuum_scan_keeps_infomask", "heap2", 0x20, "flag",
+    "heap_xlog_prune_freeze (17: PRUNE_VACUUM_SCAN) applies the freeze plans' xmax and "
+    "t_infomask2 but keeps each frozen tuple's old t_infomask",
+    helper("heap_execute_freeze_tuple", _freeze_keeps_infomask),
+    majors=(17, 18),
+))
+
+
+def _prune_keeps_last_unused(orig: Callable[..., None]) -> Callable[..., None]:
+    def heap_page_prune_execute(page: bytearray, redirected: Any, nowdead: Any, nowunused: Any, *,
+                                lp_truncate_only: bool = False) -> None:
+        orig(page, redirected, nowdead, list(nowunused)[:-1], lp_truncate_only=lp_truncate_only)
+
+    return heap_page_prune_execute
+
+
+MUTANTS.append(mutant(
+    "heap2_prune_vacuum_cleanup_keeps_last_dead", "heap2", 0x30, "compaction",
+    "heap_xlog_prune_freeze (17: PRUNE_VACUUM_CLEANUP) marks all but the last of the logged "
+    "LP_DEAD items unused (off-by-one loop bound): one dead line pointer stays",
+    helper("heap_page_prune_execute", _prune_keeps_last_unused),
+    majors=(17, 18),
 ))

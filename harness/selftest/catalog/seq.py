@@ -20,6 +20,7 @@ MUTANTS.append(mutant(
     "seq_redo_start_lsn", "seq", 0x00, "lsn",
     "seq_redo stamps the rebuilt page with the record's start LSN instead of its end",
     after(_seq_start_lsn), masked=True,
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -34,4 +35,5 @@ MUTANTS.append(mutant(
     "seq_redo_magic_byte_swapped", "seq", 0x00, "data",
     "seq_redo writes the sequence_magic special space byte-swapped (an endianness bug)",
     after(_seq_magic_swapped),
+    majors=(15, 16, 17, 18),
 ))

@@ -30,6 +30,7 @@ MUTANTS.append(mutant(
     "XLOG_FPI redo restores the image with its hole 8 bytes too far: the 8 bytes after the "
     "hole land before it (RestoreBlockImage computing the hole offset wrongly)",
     helper("restore_block_image", _hole_moved),
+    majors=(15, 16, 17, 18),
 ))
 
 
@@ -43,4 +44,5 @@ MUTANTS.append(mutant(
     "XLOG_FPI_FOR_HINT redo stamps the restored page with the record's start LSN "
     "(ReadRecPtr) instead of its end (EndRecPtr)",
     after(_restored_lsn_is_start), masked=True,
+    majors=(15, 16, 17, 18),
 ))
