@@ -8,7 +8,11 @@ workload is fitted to the build it runs on, deterministically and visibly:
 
 * ``wal_compression`` lz4 / zstd without the library -> pglz (still a compressed FPI);
 * without bloom: no ``CREATE EXTENSION bloom``, and its indexes are btree indexes on the
-  same columns (so later steps naming the index still find it).
+  same columns (so later steps naming the index still find it);
+* without pg_trgm: likewise, its trigram GIN/GiST indexes become btree indexes.
+
+``wal_consistency_checking`` (Settings) takes the same rmgr names in every major 15-18,
+so it needs no fitting.
 
 A build that has everything gets the workload unchanged (the same object), so the
 workloads of the default PostgreSQL 15 are byte for byte what the seed makes. The
@@ -17,6 +21,7 @@ fitted workload is the one that runs and that bundles save, so replay runs it as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -25,6 +30,8 @@ from generators.workload import Step, Workload
 __all__ = ["fit_sql", "fit_steps", "fit_workload"]
 
 _CREATE_BLOOM = "CREATE EXTENSION IF NOT EXISTS bloom"
+_CREATE_TRGM = "CREATE EXTENSION IF NOT EXISTS pg_trgm"
+_TRGM_INDEX = re.compile(r" USING gi(?:n|st) \((\w+) gi(?:n|st)_trgm_ops\)")
 
 
 def fit_sql(sql: str, capabilities: Collection[str]) -> str | None:
@@ -33,6 +40,10 @@ def fit_sql(sql: str, capabilities: Collection[str]) -> str | None:
         if sql.strip() == _CREATE_BLOOM:
             return None
         sql = sql.replace(" USING bloom (", " USING btree (")
+    if "pg_trgm" not in capabilities:
+        if sql.strip() == _CREATE_TRGM:
+            return None
+        sql = _TRGM_INDEX.sub(r" USING btree (\1)", sql)
     return sql
 
 

@@ -24,7 +24,7 @@ from generators.rules import (
     draw_settings,
     finish,
 )
-from generators.workload import WAL_COMPRESSION, Settings, Step, Workload
+from generators.workload import WAL_COMPRESSION, WAL_CONSISTENCY_CHECKING, Settings, Step, Workload
 
 
 def settings_strategy() -> st.SearchStrategy[Settings]:
@@ -35,6 +35,7 @@ def settings_strategy() -> st.SearchStrategy[Settings]:
         data_checksums=st.booleans(),
         wal_log_hints=st.booleans(),
         fillfactor=st.sampled_from((100, 90, 70, 50)),
+        wal_consistency_checking=st.sampled_from(WAL_CONSISTENCY_CHECKING),
     )
 
 

@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 WAL_COMPRESSION = ("off", "pglz", "lz4", "zstd")
+# wal_consistency_checking values drawn (resource manager names of every major 15-18): the
+# records of these rmgrs carry an image of each page they change, BKPIMAGE_APPLY off unless
+# it is a full-page write anyway; redo must apply the record, not the image
+WAL_CONSISTENCY_CHECKING = ("", "heap,heap2", "btree", "hash,gin,gist,spgist", "brin,generic,sequence", "all")
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class Settings:
     data_checksums: bool = False
     wal_log_hints: bool = False
     fillfactor: int = 100  # default heap fillfactor for tables the workload creates
+    wal_consistency_checking: str = ""  # set by every session of the workload ("" off)
 
     @property
     def hint_bits_logged(self) -> bool:
@@ -42,29 +47,38 @@ class Settings:
             parts.append("log_hints")
         if self.fillfactor != 100:
             parts.append(f"ff={self.fillfactor}")
+        if self.wal_consistency_checking:
+            parts.append(f"wcc={self.wal_consistency_checking.replace(',', '+')}")
         return ",".join(parts)
 
 
 @dataclass(frozen=True)
 class Step:
-    """One SQL statement run by one session. ``copy_rows`` feeds COPY ... FROM STDIN."""
+    """One SQL statement run by one session. ``copy_rows`` feeds COPY ... FROM STDIN.
+    ``database``: run it connected to this database (the session's own connection
+    to it) instead of the workload's default one; None for the default."""
 
     session: int
     sql: str
     rule: str
     copy_rows: tuple[tuple[str | None, ...], ...] | None = None
+    database: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"session": self.session, "sql": self.sql, "rule": self.rule}
         if self.copy_rows is not None:
             d["copy_rows"] = [list(r) for r in self.copy_rows]
+        if self.database is not None:
+            d["database"] = self.database
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Step:
         rows = d.get("copy_rows")
+        db = d.get("database")
         return cls(int(d["session"]), str(d["sql"]), str(d.get("rule", "sql")),
-                   tuple(tuple(r) for r in rows) if rows is not None else None)
+                   tuple(tuple(r) for r in rows) if rows is not None else None,
+                   str(db) if db is not None else None)
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,7 @@ def probe_capabilities(bindir: Path, includedir_server: Path | None = None) -> t
     for lib in ("lz4", "zstd"):
         if f"--with-{lib}" in configure:
             caps.append(lib)
-    for ext in ("pageinspect", "pg_walinspect", "bloom"):
+    for ext in ("pageinspect", "pg_walinspect", "bloom", "pg_trgm"):
         if sharedir is not None and pkglibdir is not None and (sharedir / "extension" / f"{ext}.control").exists() \
                 and (pkglibdir / f"{ext}.so").exists():
             caps.append(ext)

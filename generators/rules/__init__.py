@@ -10,7 +10,10 @@ SQL expressions of row ids, so a workload replays to the same data.
 
 The rules live by family: ``tables`` (tables and rows), ``sessions``
 (transactions), ``indexes`` (index AMs), ``maintenance`` (VACUUM and the like),
-``workouts`` (selftest coverage); ``model`` holds the model they share. This
+``workouts`` (selftest coverage), and issue 16's breadth: ``storage`` (unlogged
+relations, init forks), ``relations`` (partition moves, upserts, multixacts, large
+objects, TOAST, temp tables), ``databases`` (databases and tablespaces), ``builds``
+(index builds over rows, opclasses, rebuilds); ``model`` holds the model they share. This
 module is the registry: ``RULES`` (its order and weights fix what a seed
 draws), ``pick_rule``, the profiles and ``build_workload``.
 """
@@ -21,6 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from generators.choose import Chooser
+from generators.rules.builds import index_build
+from generators.rules.databases import (
+    create_database,
+    create_tablespace,
+    free_database,
+    free_tablespace,
+    set_tablespace,
+)
 from generators.rules.indexes import (
     brin_cycle,
     brin_maintenance,
@@ -40,6 +51,14 @@ from generators.rules.maintenance import (
     vacuum,
 )
 from generators.rules.model import Model, Session, StepList
+from generators.rules.relations import (
+    large_objects,
+    multixact_locks,
+    partition_move,
+    temp_tables,
+    toast_heavy,
+    upsert_workout,
+)
 from generators.rules.sessions import (
     begin,
     end_txn,
@@ -50,6 +69,7 @@ from generators.rules.sessions import (
     rollback_to_savepoint,
     savepoint,
 )
+from generators.rules.storage import toggle_logged, unlogged_workout
 from generators.rules.tables import (
     alter_columns,
     copy_rows,
@@ -64,7 +84,7 @@ from generators.rules.tables import (
     upsert,
 )
 from generators.rules.workouts import btree_posting_split, index_am_workout, spgist_radix_labels
-from generators.workload import WAL_COMPRESSION, Settings, Workload
+from generators.workload import WAL_COMPRESSION, WAL_CONSISTENCY_CHECKING, Settings, Workload
 
 __all__ = [
     "PROFILES",
@@ -140,6 +160,22 @@ RULES: tuple[Rule, ...] = (
     Rule("btree_posting_split", 1, btree_posting_split, lambda m: m.quiet and len(m.tables) < 5),
     Rule("spgist_radix_labels", 1, spgist_radix_labels, lambda m: m.quiet and len(m.tables) < 5),
     # == end of selftest coverage rules ==
+    # == breadth (issue 16): init forks ==
+    Rule("unlogged_workout", 2, unlogged_workout, lambda m: m.quiet and len(m.tables) < 5),
+    Rule("toggle_logged", 1, toggle_logged, _ddl_ok),
+    # == breadth (issue 16): row paths ==
+    Rule("partition_move", 2, partition_move, lambda m: m.quiet),
+    Rule("upsert_workout", 3, upsert_workout, lambda m: m.quiet),
+    Rule("multixact_locks", 2, multixact_locks, lambda m: m.quiet and len(m.sessions) >= 2),
+    Rule("large_objects", 1, large_objects, lambda m: m.quiet),
+    Rule("toast_heavy", 1, toast_heavy, lambda m: m.quiet),
+    Rule("temp_tables", 1, temp_tables, lambda m: bool(m.idle_sessions())),
+    # == breadth (issue 16): databases and tablespaces ==
+    Rule("create_tablespace", 1, create_tablespace, lambda m: _ddl_ok(m) and free_tablespace(m) is not None),
+    Rule("set_tablespace", 1, set_tablespace, lambda m: _ddl_ok(m) and bool(m.tablespaces)),
+    Rule("create_database", 1, create_database, lambda m: m.quiet and free_database(m) is not None),
+    # == breadth (issue 16): index builds over rows, opclasses, rebuilds ==
+    Rule("index_build", 3, index_build, lambda m: m.quiet and len(m.tables) < 6),
 )
 RULE_NAMES = tuple(r.name for r in RULES)
 
@@ -179,6 +215,9 @@ def draw_settings(ch: Chooser) -> Settings:
         data_checksums=ch.boolean(0.2),
         wal_log_hints=ch.boolean(0.2),
         fillfactor=ch.choice((100, 100, 90, 70, 50)),
+        # one workload in five: every record of these rmgrs then carries a page image (a
+        # GIN workout's WAL grows several times), so drawn sparingly
+        wal_consistency_checking=ch.choice(WAL_CONSISTENCY_CHECKING[1:]) if ch.boolean(0.2) else "",
     )
 
 

@@ -116,6 +116,7 @@ class Table:
     indexes: list[Index] = field(default_factory=list)
     next_id: int = 1
     fillfactor: int = 100
+    unlogged: bool = False
 
     def indexed(self) -> set[str]:
         return {c for ix in self.indexes for c in ix.columns}
@@ -137,6 +138,9 @@ class Model:
     sequences: list[str] = field(default_factory=list)
     prepared: list[str] = field(default_factory=list)
     extensions: set[str] = field(default_factory=set)
+    databases_used: set[str] = field(default_factory=set)  # database slots this workload made (once each)
+    tablespaces: list[str] = field(default_factory=list)  # tablespaces this workload made
+    tablespaces_used: set[str] = field(default_factory=set)
     counter: int = 0
     max_rows: int = 2000
     default_fillfactor: int = 100
@@ -160,8 +164,9 @@ class Model:
 StepList = list[Step]
 
 
-def _step(session: int, sql: str, rule: str, rows: tuple[tuple[str | None, ...], ...] | None = None) -> Step:
-    return Step(session, sql, rule, rows)
+def _step(session: int, sql: str, rule: str, rows: tuple[tuple[str | None, ...], ...] | None = None,
+          database: str | None = None) -> Step:
+    return Step(session, sql, rule, rows, database)
 
 
 def _table(m: Model, ch: Chooser) -> Table:

@@ -1,4 +1,6 @@
-"""Run a Workload's steps on a cluster, one connection per session.
+"""Run a Workload's steps on a cluster, one connection per session (and per other
+database a session's steps name: ``Step.database``, opened on first use). Every
+connection takes the workload's session settings (wal_consistency_checking).
 
 Each session gets a lock timeout, so steps of different sessions that wait on
 each other fail fast instead of hanging the single-threaded executor; a failed
@@ -14,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from generators.workload import Step, Workload
+from generators.workload import Settings, Step, Workload
 from harness.clusters.local import LocalCluster
 from harness.interrupts import Interrupts
 from harness.selftest.faults import NO_FAULTS, IterationFaults
@@ -43,15 +45,35 @@ class Execution:
     steps_run: int = 0
 
 
-def open_sessions(cluster: LocalCluster, n: int, schema: str) -> list[psycopg.Connection[Any]]:
-    conns = []
-    for _ in range(n):
-        conn = cluster.connect(autocommit=True)
-        conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
-        conn.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
-        conn.execute(f"SET search_path = {schema}, public")
-        conns.append(conn)
-    return conns
+def open_session(cluster: LocalCluster, schema: str, dbname: str = "postgres",
+                 settings: Settings | None = None) -> psycopg.Connection[Any]:
+    conn = cluster.connect(dbname, autocommit=True)
+    conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+    conn.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
+    conn.execute(f"SET search_path = {schema}, public")
+    if settings is not None and settings.wal_consistency_checking:  # a session setting (superuser)
+        conn.execute(f"SET wal_consistency_checking = '{settings.wal_consistency_checking}'")
+    return conn
+
+
+def open_sessions(cluster: LocalCluster, n: int, schema: str,
+                  settings: Settings | None = None) -> list[psycopg.Connection[Any]]:
+    return [open_session(cluster, schema, settings=settings) for _ in range(n)]
+
+
+def _session_conn(cluster: LocalCluster, conns: list[psycopg.Connection[Any]],
+                  others: dict[tuple[int, str], psycopg.Connection[Any]], step: Step,
+                  settings: Settings) -> psycopg.Connection[Any]:
+    """The connection a step runs on: its session's, or (``step.database``) that
+    session's connection to another database, opened on first use (and again if a
+    DROP DATABASE ... WITH (FORCE) closed it)."""
+    if step.database is None:
+        return conns[step.session % len(conns)]
+    key = (step.session % len(conns), step.database)
+    conn = others.get(key)
+    if conn is None or conn.closed or conn.broken:
+        conn = others[key] = open_session(cluster, "public", step.database, settings)
+    return conn
 
 
 def run_step(conn: psycopg.Connection[Any], step: Step) -> None:
@@ -70,16 +92,22 @@ def execute(cluster: LocalCluster, workload: Workload, schema: str, *,
     running statement and raises ``Interrupted`` before the next step."""
     interrupts = interrupts if interrupts is not None else Interrupts()
     ex = Execution()
-    conns = open_sessions(cluster, max(1, workload.sessions), schema)
+    conns = open_sessions(cluster, max(1, workload.sessions), schema, workload.settings)
+    others: dict[tuple[int, str], psycopg.Connection[Any]] = {}  # sessions' connections to other databases
     try:
         for i, step in enumerate(workload.steps):
             interrupts.check()
             step = faults.before_step(cluster, i, step)  # returns the step unless a fault is planned
-            conn = conns[step.session % len(conns)]
+            try:
+                conn = _session_conn(cluster, conns, others, step, workload.settings)
+            except psycopg.OperationalError as e:  # e.g. its database was never created: the step fails
+                ex.errors.append(StepError(i, step, f"{type(e).__name__}: {e}".strip()))
+                ex.steps_run += 1
+                continue
             try:
                 _run_cancellable(conn, step, interrupts)
             except psycopg.OperationalError as e:
-                if conn.closed or conn.broken:
+                if (conn.closed or conn.broken) and step.database is None:
                     raise ClusterLost(f"connection lost at step {i} ({step.sql[:80]}): {e}") from e
                 ex.errors.append(StepError(i, step, f"{type(e).__name__}: {e}".strip()))
                 _recover(conn)
@@ -88,7 +116,7 @@ def execute(cluster: LocalCluster, workload: Workload, schema: str, *,
                 _recover(conn)
             ex.steps_run += 1
     finally:
-        for c in conns:
+        for c in [*conns, *others.values()]:
             with contextlib.suppress(Exception):
                 if c.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     c.execute("ROLLBACK")

@@ -150,3 +150,12 @@ def read_corpus_counts(path: Path) -> Counter[str]:
 def corpus_counts_json(counts: Mapping[str, int]) -> dict[str, Any]:
     """What ``corpus/coverage.json`` holds."""
     return {"record_types": dict(sorted(counts.items()))}
+
+
+def load_cells(reports: list[Path]) -> Counter[str]:
+    """Coverage-grid cell counts (``coverage_cells``, harness.reports.cells) summed over
+    report files; reports written before the grid have none."""
+    total: Counter[str] = Counter()
+    for p in reports:
+        total.update((json.loads(p.read_text()).get("coverage_cells") or {}).get("cells", {}))
+    return total
