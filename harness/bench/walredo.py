@@ -11,7 +11,9 @@ For each: requests/s and records/s of ``WalRedoProcess.reconstruct`` (one
 synchronous request at a time, as the harness sends them), plus the round
 trip of an ``H`` ping. Any other engine passed in (pyredo's RedoEngine) runs
 the same request stream; the result gives its rates, the ratio to the
-server's, and how many of its pages differ from the server's.
+server's, and how many of its pages differ from the server's; one that
+answers pings (Neon's wal-redo process) gets its ping round trip measured too.
+A ``--walredo-cmd`` server is pinged when it answers pings (``answers_pings``).
 
 ``run_bench`` returns a plain dict (JSON-ready) and prints nothing.
 """
@@ -25,13 +27,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness.clusters.local import ClusterSettings, LocalCluster
-from oracles.walredo import WalRedoProcess
+from oracles.walredo import WalRedoError, WalRedoProcess
 from oracles.walredo_routing import first_record_problem, records_by_block
 from pyredo.wal.lsn import format_lsn
 from pyredo.wal.reader import WalReader
 from pyredo.wal.record import MAIN_FORKNUM, BufferTag, DecodedXLogRecord
 
-__all__ = ["Engine", "Request", "build_requests", "run_bench"]
+__all__ = ["Engine", "Request", "answers_pings", "build_requests", "run_bench"]
 
 
 class Engine(Protocol):
@@ -107,6 +109,18 @@ def _time_stream(engine: Engine, reqs: Sequence[Request], min_seconds: float,
     }, pages
 
 
+def answers_pings(wr: WalRedoProcess) -> bool:
+    """Does the server answer ``H``? A server not known to is tried once (a spawn
+    with a ping); one that does not is left to respawn without pings."""
+    if not wr.ping_supported:
+        wr.ping_supported = True
+        try:
+            wr.start()
+        except WalRedoError:
+            wr.ping_supported = False
+    return wr.ping_supported
+
+
 def _ping_stats(wr: WalRedoProcess, pings: int) -> dict[str, Any]:
     for _ in range(min(50, pings)):  # warm-up
         wr.ping()
@@ -132,18 +146,21 @@ def run_bench(
     other_min_seconds: float = 2.0,
     pings: int = 2000,
     progress: Callable[[str], None] | None = None,
+    pg_install: Any = None,
 ) -> dict[str, Any]:
     """Measure the wal-redo server (and ``engines`` on the same requests).
 
     ``cluster``: where to make the WAL (default: a throwaway LocalCluster).
     ``walredo``: the server to measure (default: the stock server, closed at the end).
+    ``pg_install``: the PostgreSQL (``oracles.pgbin.PgInstall``) of the throwaway cluster and
+    of the default server (None: the default installation).
     Nothing is printed; ``progress`` (if given) gets one line per step.
     """
     say = progress or (lambda _msg: None)
     own_cluster = cluster is None
-    pg = cluster if cluster is not None else LocalCluster(ClusterSettings()).__enter__()
+    pg = cluster if cluster is not None else LocalCluster(ClusterSettings(pg=pg_install)).__enter__()
     own_wr = walredo is None
-    wr = walredo if walredo is not None else WalRedoProcess()
+    wr = walredo if walredo is not None else WalRedoProcess(pg=pg_install)
     try:
         say("making WAL")
         start, end, short_t, medium_t = _make_wal(pg, short_pages, medium_pages)
@@ -161,7 +178,10 @@ def run_bench(
         }
         wr.start()
         say("ping")
-        result["ping"] = _ping_stats(wr, pings)
+        result["ping"] = _ping_stats(wr, pings) if answers_pings(wr) else {"error": "does not answer pings"}
+        for eng in engines:
+            if isinstance(eng, WalRedoProcess) and eng.ping_supported:
+                result[f"ping_{eng.name}"] = _ping_stats(eng, pings)
         for shape, reqs in shapes.items():
             if not reqs:
                 result[shape] = {"error": "no requests of this shape in the WAL"}

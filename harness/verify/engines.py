@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,9 +17,12 @@ from pyredo.wal.record import BufferTag, DecodedXLogRecord
 
 if TYPE_CHECKING:
     from harness.selftest.mutants import MutantStats
+    from oracles.neon import NeonConfig
     from oracles.pgbin import PgInstall
 
-ENGINE_NAMES = ("pyredo", "walredo")
+log = logging.getLogger("redodiff.engines")
+
+ENGINE_NAMES = ("pyredo", "walredo", "neon")
 
 
 class Engine(Protocol):
@@ -42,8 +46,10 @@ class EngineSet:
     tag_layout: str = "neon"
     walredo_timeout: float = 20.0
     _walredo: Any = field(default=None, repr=False)
-    mutant: str | None = None  # pyredo runs with this mutant's table (None: the clean PG15 table)
+    mutant: str | None = None  # pyredo runs with this mutant's table (None: the clean table of the major)
     pg: PgInstall | None = None  # the PostgreSQL the engines mirror and the wal-redo server runs (None: default)
+    neon: NeonConfig | None = None  # Neon's postgres --wal-redo (engine "neon"; oracles.neon)
+    _neon: Any = field(default=None, init=False, repr=False, compare=False)
     _table: RmgrTable | None = field(default=None, init=False, repr=False, compare=False)
     _mutant_stats: MutantStats | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -53,34 +59,67 @@ class EngineSet:
                 raise ValueError(f"unknown engine {n!r} (choose from {', '.join(ENGINE_NAMES)})")
         if not self.names:
             raise ValueError("at least one engine is needed")
-        if self.mutant is not None and self.pg is not None and self.pg.major != PG15.major:
-            raise ValueError(f"mutants are PostgreSQL 15 redo tables; this run is PostgreSQL {self.pg.major}")
         if self.mutant is not None:
             from harness.selftest.catalog import get
 
             try:
-                get(self.mutant)
+                m = get(self.mutant)
             except KeyError as e:
                 raise ValueError(e.args[0]) from None
+            if not m.applies_to(self.wal_major):
+                raise ValueError(f"mutant {m.name} mutates the PostgreSQL {', '.join(map(str, m.majors))} "
+                                 f"redo; this run is PostgreSQL {self.wal_major}")
+        if "neon" in self.names and self.neon is None:
+            from oracles.neon import NeonConfig
+
+            self.neon = NeonConfig.default()  # the shared reference binary, when present
+            if self.neon is None:
+                raise ValueError("--engine neon needs Neon's postgres binary: --neon-postgres PATH")
+        self.check_versions()
+
+    @property
+    def wal_major(self) -> int:
+        """The major whose WAL the run replays (its PostgreSQL's)."""
+        return self.pg.major if self.pg is not None else PG15.major
+
+    def check_versions(self) -> None:
+        """Refuse an external wal-redo server of another major than the WAL's: each
+        major has its own WAL format (e.g. Heap2/PRUNE in 17), and a server fed
+        another's answers wrong pages or dies."""
+        servers: list[tuple[str, int | None]] = []
+        if "neon" in self.names and self.neon is not None:
+            servers.append((f"Neon's {self.neon.postgres}", self.neon.major()))
+        if self.uses_walredo and self.walredo_cmd and not self.walredo_docker:
+            from oracles.walredo_probe import binary_major
+
+            servers.append((f"--walredo-cmd {self.walredo_cmd!r}", binary_major(shlex.split(self.walredo_cmd))))
+        for what, major in servers:
+            if major is None:
+                log.warning("cannot tell which PostgreSQL major %s replays: not checked against the "
+                            "WAL's (PostgreSQL %d)", what, self.wal_major)
+            elif major != self.wal_major:
+                raise ValueError(f"{what} replays PostgreSQL {major} WAL; this run's WAL is PostgreSQL "
+                                 f"{self.wal_major}'s (choose --pg {major}, or a server built for "
+                                 f"{self.wal_major})")
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for worker processes without what lives in this process: the
         wal-redo server and the built (mutated) table; the worker rebuilds them."""
         state = dict(self.__dict__)
-        state.update(_walredo=None, _table=None, _mutant_stats=None)
+        state.update(_walredo=None, _neon=None, _table=None, _mutant_stats=None)
         return state
 
     def pyredo_table(self) -> RmgrTable:
-        """The table pyredo redoes with: PG15, or PG15 with the mutant's routine
-        (built once per EngineSet; its probe counts into ``mutant_stats``)."""
+        """The table pyredo redoes with: the WAL's major's, with the mutant's routine
+        if any (built once per EngineSet; its probe counts into ``mutant_stats``)."""
         if self.mutant is None:
-            return PG15 if self.pg is None else table_for(self.pg.major)
+            return table_for(self.wal_major)
         if self._table is None:
             from harness.selftest.catalog import get
             from harness.selftest.mutants import MutantStats
 
             stats = MutantStats(self.mutant)
-            self._table = get(self.mutant).table(PG15, stats)
+            self._table = get(self.mutant).table(table_for(self.wal_major), stats)
             self._mutant_stats = stats
         return self._table
 
@@ -113,25 +152,43 @@ class EngineSet:
                 self._walredo = WalRedoProcess(**kwargs)
         return self._walredo
 
+    def neon_engine(self) -> Any:
+        """Neon's wal-redo process (oracles.neon), started on first use."""
+        if self._neon is None:
+            from oracles.neon import neon_walredo
+
+            assert self.neon is not None
+            self._neon = neon_walredo(self.neon, timeout=self.walredo_timeout)
+        return self._neon
+
+    def fresh(self, names: tuple[str, ...] | None = None) -> EngineSet:
+        """A new set of the same configuration (wal-redo command, Docker image, tag layout,
+        timeout, mutant, PostgreSQL, Neon binary) with no server started yet; ``names``
+        replaces the engine names."""
+        return EngineSet(names=names or self.names, walredo_cmd=self.walredo_cmd,
+                         walredo_docker=self.walredo_docker, tag_layout=self.tag_layout,
+                         walredo_timeout=self.walredo_timeout, mutant=self.mutant, pg=self.pg, neon=self.neon)
+
     def for_settings(self, settings: Settings) -> list[Engine]:
         """Engines for a workload. pyredo mirrors XLogHintBitIsNeeded() of the
         server it must agree with: the primary alone, or the wal-redo server
         (whose scratch cluster never logs hint bits) when both run."""
         from oracles.pgbin import server_version_num
 
-        hints = settings.hint_bits_logged and not self.uses_walredo
+        hints = settings.hint_bits_logged and not (self.uses_walredo or "neon" in self.names)
         version = self.pg.version_num if self.pg is not None else server_version_num()
         out: list[Engine] = []
         for n in self.names:
             out.append(RedoEngine(self.pyredo_table(), hint_bits_logged=hints, server_version_num=version)
-                       if n == "pyredo" else self.walredo())
+                       if n == "pyredo" else self.neon_engine() if n == "neon" else self.walredo())
         return out
 
     def close(self) -> None:
-        if self._walredo is not None:
-            with contextlib.suppress(Exception):
-                self._walredo.close()
-            self._walredo = None
+        for proc in (self._walredo, self._neon):
+            if proc is not None:
+                with contextlib.suppress(Exception):
+                    proc.close()
+        self._walredo = self._neon = None
 
 
 def is_infrastructure(exc: BaseException) -> bool:

@@ -12,6 +12,10 @@ Every engine runs on every page, whatever the others did; then:
 * an engine fails where another answers: ``engine_error`` naming the failing
   engine, with the other engines' verdict against the primary.
 
+An engine's comparison profile (``oracles.neon_profile``: Neon's deliberate
+differences) is applied first, by ``reconcile``; the allowances that applied
+are named in the page's label, so the report counts them.
+
 An engine that declines a request (a record pyredo does not implement, a
 request the wal-redo client refuses, a dead server) abstains: it is counted
 where it always was (``unsupported``, ``pages_skipped``, ``infrastructure``)
@@ -20,8 +24,9 @@ and the others still vote. Pure: no I/O, no engine is run here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.reports.schema import DivergenceKind
 
@@ -106,10 +111,31 @@ def _failure(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def reconcile(engines: Iterable[Any], tag: Any, records: Sequence[Any],
+              pages: MutableMapping[str, bytes]) -> list[str]:
+    """Apply each engine's comparison profile (its ``profile`` attribute, if any) to
+    ``pages``; return the names of the allowances that applied."""
+    allowed: list[str] = []
+    for engine in engines:
+        profile = getattr(engine, "profile", None)
+        if profile is not None:
+            allowed += profile.reconcile(tag, records, pages)
+    return allowed
+
+
 def judge(pages: Mapping[str, bytes], failures: Mapping[str, BaseException], w: Witnessed,
-          abstained: Sequence[str] = ()) -> Verdict:
+          abstained: Sequence[str] = (), allowed: Sequence[str] = ()) -> Verdict:
     """The verdict on one page from every engine's answer (``pages``), every
-    engine's failure (``failures``: findings, not abstentions) and the witness."""
+    engine's failure (``failures``: findings, not abstentions) and the witness;
+    ``allowed``: the profile allowances that applied (named in the label)."""
+    v = _judge(pages, failures, w, abstained)
+    if allowed:
+        v.label += f" [{'; '.join(sorted(set(allowed)))}]"
+    return v
+
+
+def _judge(pages: Mapping[str, bytes], failures: Mapping[str, BaseException], w: Witnessed,
+           abstained: Sequence[str]) -> Verdict:
     groups = _groups(pages)
     answered = list(pages)
     if failures:
