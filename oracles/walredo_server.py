@@ -212,6 +212,19 @@ def _remove_scratch_dirs() -> None:
         _spares.clear()
 
 
+def _after_fork_in_child() -> None:
+    """A forked child (``check --workers``) takes none of its parent's spare directories
+    (two servers on one data directory collide), and, as it ends without atexit,
+    removes each directory of its own when its server stops. The parent's template
+    is shared: it is only copied."""
+    global _exiting
+    _spares.clear()
+    _exiting = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _chown_tree(path: Path) -> None:
     user = server_user()
     if user is None:
@@ -275,8 +288,12 @@ def _take_root(pg: PgInstall) -> Path:
             shutil.rmtree(root, ignore_errors=True)
         template = _template_datadir(pg)
     root = _new_root("redodiff-walredo-")
-    res = subprocess.run(["cp", "-a", str(template), str(root / "data")],
-                         capture_output=True, text=True, check=False)
+    try:
+        res = subprocess.run(["cp", "-a", str(template), str(root / "data")],
+                             capture_output=True, text=True, check=False)
+    except BaseException:  # a stop (Ctrl-C) mid-copy: the directory is no server's yet
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     if res.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise SetupError(f"could not copy the wal-redo scratch cluster: {res.stderr.strip()}")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.clusters.local import stop_orphans
-from harness.interrupts import IMMEDIATE, STOP_SIGNALS, stop_signals
+from harness.interrupts import IMMEDIATE, STOP_SIGNALS, Interrupts, stop_signals
 from harness.reports.schema import FuzzReport, InfrastructureError, IterationSummary
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def run_parallel(cfg: FuzzConfig, rep: FuzzReport, deadline: float | None, progr
             _collect(cfg, rep, procs, queue, progress)
     finally:
         with cfg.interrupts.holding():
-            _reap(cfg, procs)
+            reap_workers(procs, cfg.interrupts, KILL_WAIT if cfg.interrupts.pending else STOP_WAIT, KILL_WAIT)
             for d in dirs:
                 stop_orphans(d)  # the clusters of a worker that had to be killed
             shutil.rmtree(base, ignore_errors=True)
@@ -111,11 +111,11 @@ def _collect(cfg: FuzzConfig, rep: FuzzReport, procs: list[Any], queue: Any,
         level = cfg.interrupts.level
         if level > woken_for:
             woken_for = level
-            _signal(procs, signal.SIGINT)
+            signal_workers(procs, signal.SIGINT)
             give_up = time.monotonic() + (KILL_WAIT if level >= IMMEDIATE else STOP_WAIT)
         if give_up is not None and time.monotonic() > give_up:
             if level >= IMMEDIATE:
-                return  # _reap kills what is left
+                return  # reap_workers kills what is left
             cfg.interrupts.escalate()
             continue
         try:
@@ -133,23 +133,24 @@ def _collect(cfg: FuzzConfig, rep: FuzzReport, procs: list[Any], queue: Any,
             running.discard(payload)
 
 
-def _signal(procs: list[Any], signum: int) -> None:
+def signal_workers(procs: list[Any], signum: int) -> None:
+    """Send ``signum`` to each worker process still alive."""
     for p in procs:
         if p.is_alive() and p.pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signum)
 
 
-def _reap(cfg: FuzzConfig, procs: list[Any]) -> None:
-    """Join every worker; one that does not exit in time is asked to stop
-    immediately, then killed."""
+def reap_workers(procs: list[Any], interrupts: Interrupts, wait: float, kill_wait: float) -> None:
+    """Join every worker process (also ``check --workers``'); one that does not exit
+    within ``wait`` is asked to stop immediately, then, after ``kill_wait``, killed."""
     for p in procs:
-        p.join(timeout=KILL_WAIT if cfg.interrupts.pending else STOP_WAIT)
+        p.join(timeout=wait)
         if p.is_alive():
-            cfg.interrupts.request(IMMEDIATE)
-            _signal([p], signal.SIGINT)
-            p.join(timeout=KILL_WAIT)
+            interrupts.request(IMMEDIATE)
+            signal_workers([p], signal.SIGINT)
+            p.join(timeout=kill_wait)
         if p.is_alive():
             log.warning("worker %s did not stop: killing it", p.pid)
             p.kill()
-            p.join(timeout=KILL_WAIT)
+            p.join(timeout=kill_wait)

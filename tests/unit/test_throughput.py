@@ -1,0 +1,136 @@
+"""Throughput machinery (issue 18): seconds by phase in every report, ``check --workers``
+splitting the plan and merging to what one process finds, one counts dataclass."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from factories import RNODE, encoded
+
+from harness.interrupts import Interrupts
+from harness.reports.counts import ENGINE_PHASE, Seconds
+from harness.reports.schema import FuzzReport, IterationSummary
+from harness.verify.check import Checker, CheckReport
+from harness.verify.parallel import check_range, split_plan
+from harness.verify.plan import build_plan, decode_all
+from pyredo import BLCKSZ
+from pyredo.engine import RedoEngine
+from pyredo.page.bufpage import PageInit
+from pyredo.rmgr import RM_XLOG_ID
+from pyredo.wal.builder import BlockSpec
+from pyredo.wal.record import MAIN_FORKNUM, BufferTag, DecodedXLogRecord, RelFileNode
+
+XLOG_FPI = 0xB0
+OTHER = RelFileNode(RNODE.spc, RNODE.db, RNODE.rel + 1)
+
+
+class Named:
+    """pyredo under another name: a second engine that agrees."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.engine = name, RedoEngine()
+
+    def reconstruct(self, t: BufferTag, base: bytes | None, records: Iterable[DecodedXLogRecord]) -> bytes:
+        return self.engine.reconstruct(t, base, records)
+
+
+def _page(n: int) -> bytes:
+    page = bytearray(BLCKSZ)
+    PageInit(page, BLCKSZ, 0)
+    page[100:104] = n.to_bytes(4, "little")
+    return bytes(page)
+
+
+def _records() -> list[DecodedXLogRecord]:
+    """Full-page images of 6 blocks of one relation and 4 of another, then one record
+    that images a block of each: it is verified on two pages (of two workers)."""
+    lsn, out = 0x100_0000, []
+    for rnode, n in ((RNODE, 6), (OTHER, 4)):
+        for blk in range(n):
+            out.append(encoded(RM_XLOG_ID, XLOG_FPI, b"", [BlockSpec(0, rnode, MAIN_FORKNUM, blk, image=_page(blk))],
+                               lsn=lsn))
+            lsn += 0x4000
+    out.append(encoded(RM_XLOG_ID, XLOG_FPI, b"", [BlockSpec(0, RNODE, MAIN_FORKNUM, 0, image=_page(7)),
+                                                   BlockSpec(1, OTHER, MAIN_FORKNUM, 0, image=_page(8))], lsn=lsn))
+    return out
+
+
+def _check(records: list[DecodedXLogRecord], workers: int) -> CheckReport:
+    plan = build_plan(records)
+    primary = {bp.tag: RedoEngine().reconstruct(bp.tag, None, bp.records) for bp in plan}
+
+    def make() -> Checker:
+        return Checker([RedoEngine(), Named("walredo")], primary.get, end_lsn=records[-1].end_lsn)
+
+    return check_range(make, records, start=None, end=None, workers=workers, interrupts=Interrupts(),
+                       engines=["pyredo", "walredo"], primary=primary.get)
+
+
+def test_split_plan_gives_every_block_to_one_worker_and_keeps_plan_order() -> None:
+    plan = build_plan(_records())
+    shares = split_plan(plan, 2)
+    assert sorted(t for s in shares for t in s) == sorted(plan.blocks)
+    assert all(shares)
+    order = list(plan.blocks)
+    assert all(s == sorted(s, key=order.index) for s in shares)
+    assert split_plan(plan, 1) == [order]
+
+
+def test_workers_merge_to_the_counts_of_one_process() -> None:
+    records = _records()
+    one, two = _check(records, 1), _check(records, 2)
+    assert one.pages_checked == 10 and not one.divergences
+    assert sum(one.record_types.values()) == len(records)  # the two-block record counts once
+    a, b = one.result().to_json(), two.result().to_json()
+    a.pop("phases"), b.pop("phases")
+    assert a == b
+
+
+def test_a_check_says_where_its_time_went() -> None:
+    records = _records()
+    t0 = time.perf_counter()
+    report = Checker([RedoEngine(), Named("walredo")], None).check_records(iter(records))
+    wall = time.perf_counter() - t0
+    assert {"decode", "plan", ENGINE_PHASE + "pyredo", ENGINE_PHASE + "walredo"} <= set(report.phases)
+    assert all(v >= 0 for v in report.phases.values())
+    assert sum(report.phases.values()) <= wall  # phases do not overlap
+    assert list(report.result().to_json()["phases"])[:3] == ["decode", "plan", ENGINE_PHASE + "pyredo"]
+
+
+def test_decode_all_keeps_a_list_and_restores_the_collector() -> None:
+    import gc
+
+    records = _records()
+    assert decode_all(records) is records
+    assert gc.isenabled() and decode_all(iter(records)) == records and gc.isenabled()
+
+
+def test_phases_add_up_through_iterations_campaigns_and_merges() -> None:
+    it = IterationSummary(0, 1, "fpw", 2.0, records=3, phases=Seconds(workload=1.0, decode=0.25))
+    assert IterationSummary.from_json(it.to_json()) == it
+    rep = FuzzReport(seed=0, shard="1/1")
+    rep.add(it)
+    rep.add(IterationSummary(1, 2, "fpw", 1.0, records=2, phases=Seconds(workload=0.5)))
+    assert rep.records == 5 and rep.phases == {"workload": 1.5, "decode": 0.25}
+    assert rep.results[0].phases == {"workload": 1.0, "decode": 0.25}
+    back = FuzzReport.from_json(rep.to_json())
+    assert back.phases == rep.phases and back.to_json() == rep.to_json()
+    merged = FuzzReport.merged([rep, back])
+    assert merged.phases == {"workload": 3.0, "decode": 0.5} and merged.records == 10
+    assert "phases" not in IterationSummary(0, 1, "fpw").to_json()  # reports before phases read back unchanged
+
+
+def test_bench_fuzz_figures_say_the_harness_share_and_the_slowest_iterations() -> None:
+    from harness.bench.fuzz import fuzz_figures
+
+    rep = FuzzReport(seed=0, shard="1/1", engines=["pyredo", "walredo"])
+    rep.add(IterationSummary(0, 1, "fpw", 4.0, pages_checked=30,
+                             phases=Seconds(workload=1.0, checkpoint=0.5, decode=0.5, **{"engine walredo": 1.5})))
+    rep.add(IterationSummary(1, 2, "fpw", 2.0, pages_checked=10, phases=Seconds(workload=1.5, plan=0.25)))
+    rep.seconds = 30.0
+    fig = fuzz_figures(rep, slowest=1)
+    assert fig["pages_per_minute"] == 80.0 and fig["iteration_seconds"] == 6.0
+    assert fig["harness_share"] == round(2.25 / 6, 3) and fig["workload_share"] == round(2.5 / 6, 3)
+    assert fig["engine_seconds"] == {"walredo": 1.5}
+    assert [s["index"] for s in fig["slowest"]] == [0] and next(iter(fig["slowest"][0]["phases"])) == "workload"
