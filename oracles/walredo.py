@@ -19,6 +19,9 @@ Process handling, in the spirit of Neon's walredo and the seed client:
   the exit status, the stderr tail and the full request bytes; the child is
   killed and reaped, and the next request starts a new one;
 * ``respawn_every`` restarts the child after N requests;
+* a stop request (``stop_requested``, e.g. Ctrl-C seen by the harness) gives the
+  request in flight ``stop_grace`` seconds to finish, then kills the child and
+  raises ``WalRedoError`` of kind ``"cancelled"``; a next request respawns it;
 * the child runs in its own process group; ``close()``, the context manager
   and garbage collection kill and wait() it: no zombies, no orphans.
 
@@ -41,9 +44,10 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
+from oracles.walredo_probe import binary_major, layout_probe
 from oracles.walredo_protocol import (
     BLCKSZ,
     PING_PAYLOAD,
@@ -65,6 +69,8 @@ __all__ = [
 log = logging.getLogger("redodiff.walredo")
 
 DEFAULT_TIMEOUT = 20.0
+STOP_GRACE = 2.0  # seconds a request in flight may still take once a stop is requested
+_STOP_POLL = 0.2  # how often a waiting request looks at stop_requested
 _STDERR_TAIL_LINES = 40
 _CHUNK = 1 << 18
 
@@ -75,7 +81,8 @@ class WalRedoError(Exception):
 
     ``kind``: ``"crash"`` (the server exited or closed its pipes),
     ``"timeout"``, ``"protocol"`` (it answered something impossible),
-    ``"spawn"`` (it did not come up), ``"refused"`` (the client would not
+    ``"spawn"`` (it did not come up), ``"cancelled"`` (a stop request ended
+    the wait), ``"refused"`` (the client would not
     send the request, see ``WalRedoRequestError``). ``request`` is the full
     request, byte for byte, so the one that killed the server can be saved
     and replayed.
@@ -146,7 +153,7 @@ class _Child:
     """One running server: pipes, stderr drain thread, ring buffer."""
 
     def __init__(self, argv: Sequence[str], user: str | None, env: dict[str, str] | None,
-                 stderr_lines: int) -> None:
+                 stderr_lines: int, stderr_error: Callable[[str], bool] | None = None) -> None:
         kwargs: dict[str, Any] = {}
         if user is not None and os.geteuid() == 0:
             pw = pwd.getpwnam(user)
@@ -180,7 +187,7 @@ class _Child:
         self.selector.register(self.stdout_fd, selectors.EVENT_READ)
         self.ring: deque[str] = deque(maxlen=stderr_lines)
         self.stderr_thread = threading.Thread(
-            target=_drain_stderr, args=(self.popen.stderr, self.ring, self.pid),
+            target=_drain_stderr, args=(self.popen.stderr, self.ring, self.pid, stderr_error or _is_error_line),
             name=f"walredo-stderr-{self.pid}", daemon=True,
         )
         self.stderr_thread.start()
@@ -245,12 +252,17 @@ class _Child:
             self.selector.close()
 
 
-def _drain_stderr(stream: IO[bytes], ring: deque[str], pid: int) -> None:
+def _is_error_line(line: str) -> bool:  # the stderr lines of our stock server logged as warnings
+    return "PANIC:" in line or "FATAL:" in line or "ERROR:" in line or "WARNING:" in line
+
+
+def _drain_stderr(stream: IO[bytes], ring: deque[str], pid: int,
+                  is_error: Callable[[str], bool] = _is_error_line) -> None:
     try:
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
             ring.append(line)
-            if "PANIC:" in line or "FATAL:" in line or "ERROR:" in line or "WARNING:" in line:
+            if is_error(line):
                 log.warning("walredo[%d]: %s", pid, line)
             else:
                 log.debug("walredo[%d]: %s", pid, line)
@@ -282,6 +294,9 @@ class WalRedoProcess:
     server after that many requests. ``user``: run the server as this user
     (default: the server user when we are root and ``cmd`` is None). ``pg``: the
     ``oracles.pgbin.PgInstall`` whose postgres serves (default: the default one).
+    ``stop_requested``: polled while a request waits (set by whoever owns the run's
+    stop request, e.g. ``harness.verify.check.Checker``); once it says yes, the
+    request has ``stop_grace`` seconds left.
     """
 
     name = "walredo"
@@ -301,6 +316,11 @@ class WalRedoProcess:
         stderr_lines: int = 200,
         server: Any = None,
         pg: Any = None,
+        stop_requested: Callable[[], bool] | None = None,
+        stop_grace: float = STOP_GRACE,
+        check_layout: bool | None = None,
+        major: int | None = None,
+        stderr_error: Callable[[str], bool] | None = None,
     ) -> None:
         tag_size(tag_layout)  # validate early
         if respawn_every is not None and respawn_every < 1:
@@ -308,6 +328,8 @@ class WalRedoProcess:
         self.tag_layout: TagLayout = tag_layout
         self.timeout = timeout
         self.spawn_timeout = spawn_timeout
+        self.stop_requested = stop_requested
+        self.stop_grace = stop_grace
         self.respawn_every = respawn_every
         self.validate = validate
         self.stderr_lines = stderr_lines
@@ -324,6 +346,9 @@ class WalRedoProcess:
             user = self._server.user
         self.user = user
         self.ping_supported = ping if ping is not None else self._cmd is None
+        # one request with a known answer after every spawn (walredo_probe.layout_probe)
+        self.check_layout = check_layout if check_layout is not None else self._cmd is None
+        self.stderr_error, self._major = stderr_error, major  # stderr_error: which lines are errors
         self._holder: list[_Child | None] = [None]
         self._finalizer = weakref.finalize(self, _reap_holder, self._holder,
                                            self._server if self._own_server else None)
@@ -341,6 +366,14 @@ class WalRedoProcess:
         if self._cmd is not None:
             return list(self._cmd)
         return list(self._server.argv())
+
+    @property
+    def major(self) -> int | None:
+        """The major it replays: given, our server's, or `postgres --version` of cmd's binary."""
+        if self._major is None:
+            self._major = (self._server.pg.major if self._cmd is None
+                           else binary_major(self._cmd, self.env))
+        return self._major
 
     @property
     def pid(self) -> int | None:
@@ -367,7 +400,7 @@ class WalRedoProcess:
             return child
         argv = self.argv
         try:
-            child = _Child(argv, self.user, self.env, self.stderr_lines)
+            child = _Child(argv, self.user, self.env, self.stderr_lines, self.stderr_error)
         except OSError as e:
             raise WalRedoError(f"could not start the wal-redo server: {e}", kind="spawn",
                                argv=argv) from e
@@ -381,7 +414,24 @@ class WalRedoProcess:
                 raise WalRedoError(f"the wal-redo server did not come up: {e.message}",
                                    kind="spawn", returncode=e.returncode,
                                    stderr_tail=e.stderr_tail, argv=argv, pid=child.pid) from None
+        if self.check_layout:
+            self._check_layout(child)
         return child
+
+    def _check_layout(self, child: _Child) -> None:
+        """A request whose answer is known: a server reading another BufferTag layout fails here."""
+        request, want = layout_probe(self.tag_layout)
+        why = "the server did not answer the page it was sent"
+        try:
+            if self._roundtrip(child, request, self.spawn_timeout, None) == want:
+                return
+            self._fail(child, why, "spawn", None, request)
+        except WalRedoError as e:
+            why = e.message
+        raise WalRedoError(f"the tag-layout check failed: {why} (is --tag-layout {self.tag_layout} "
+                           "the layout this server speaks?)", kind="spawn", request=request,
+                           stderr_tail=child.stderr_tail(), argv=child.argv, pid=child.pid)
+
 
     def close(self) -> None:
         """Stop the server (EOF, then SIGKILL if need be) and clean up."""
@@ -478,6 +528,7 @@ class WalRedoProcess:
         wfd, rfd = child.stdin_fd, child.stdout_fd
         writing = False
         broken_pipe = False
+        stop_at: float | None = None  # the end of the grace a stop request leaves
 
         def try_write() -> None:
             nonlocal sent, broken_pipe
@@ -501,13 +552,24 @@ class WalRedoProcess:
                     else:
                         sel.unregister(wfd)
                     writing = want_write
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = deadline - now
                 if remaining <= 0:
                     raise self._fail(
                         child,
                         f"no answer from the wal-redo server within {timeout:g}s "
                         f"(sent {sent} of {len(view)} request bytes, got {len(reply)} reply bytes)",
                         "timeout", tag, request)
+                if self.stop_requested is not None:
+                    if stop_at is None and self.stop_requested():
+                        stop_at = now + self.stop_grace
+                    if stop_at is not None and now >= stop_at:
+                        raise self._fail(
+                            child, f"stop requested: the request in flight did not finish within "
+                            f"{self.stop_grace:g}s more (sent {sent} of {len(view)} request bytes, got "
+                            f"{len(reply)} reply bytes)", "cancelled", tag, request)
+                    # a signal handler does not wake select() (PEP 475): look again soon
+                    remaining = min(remaining, _STOP_POLL if stop_at is None else stop_at - now)
                 for key, _ in sel.select(remaining):
                     if key.fd == wfd:
                         try_write()

@@ -1,7 +1,8 @@
 """``redodiff bench interrupt``: how long Ctrl-C takes, under load, and what it leaves.
 
-A CPU hog runs on every core. For each point, ``trials`` fuzz campaigns with both
-engines are started, each as its own session with a private temporary directory.
+A CPU hog runs on every core. For each point, ``trials`` fuzz campaigns (or
+``redodiff check`` runs) with both engines are started, each as its own session
+with a private temporary directory.
 When a campaign reaches the point — seen from outside, by a progress signal, never
 by guessing a time — it gets SIGINT (or SIGTERM), and the time to its exit is
 measured. Then whatever it left is looked for: processes running in its temporary
@@ -19,7 +20,12 @@ Points:
   page-by-page check; the report must show pages not reached.
 * ``bundle`` — a mutant breaks heap insert redo, so divergences are bundled, each
   bundle write slowed by 300 ms (fault ``bundle_delay``, a slow disk); the signal
-  comes when a bundle's temporary directory appears.
+  comes when a bundle's temporary directory appears. With ``--workers 2`` both
+  workers bundle, and the parent must stop them.
+* ``check-command`` — ``redodiff check --pgdata`` of a large WAL range (a pgbench
+  run on a throwaway cluster, made once before the trials): the signal comes
+  ``settle`` seconds after its wal-redo server started, during the redo of the
+  plan's pages; the report must show pages not reached.
 """
 
 from __future__ import annotations
@@ -67,6 +73,15 @@ class Trial:
 
 
 @dataclass(frozen=True)
+class WalRange:
+    """What a ``check-command`` trial verifies: a range of a cluster's WAL."""
+
+    pgdata: Path
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
 class Point:
     name: str
     what: str
@@ -75,6 +90,7 @@ class Point:
     landed: Callable[[dict[str, Any]], bool]  # the report says the signal came there
     settle: float = 0.0  # seconds between the progress signal and the stop signal
     large: bool = False  # run the seeds whose first workload is largest
+    command: str = "fuzz"  # or "check": `redodiff check` of the bench's large WAL range
 
 
 def running_clusters(tmp: Path) -> Iterator[tuple[str, int]]:
@@ -114,17 +130,22 @@ def _interrupted(rep: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in rep.get("iteration_results") or [] if r.get("interrupted")]
 
 
+def _pages_not_reached(rep: dict[str, Any]) -> bool:
+    return bool(rep.get("pages_skipped", {}).get("not reached: interrupted", 0) > 0)
+
+
 POINTS = {
     "workload": Point("workload", f"step {SLEEP_STEP} runs SELECT pg_sleep(3600)",
                       ("--faults", f"step_sleep={SLEEP_STEP}@0"), lambda t: sleeping_statements(t.tmp) > 0,
                       lambda rep: any(r["index"] == 0 and r.get("records") == 0 for r in _interrupted(rep))),
     "check": Point("check", "a nightly iteration is being checked", ("--profile", "nightly"),
                    lambda t: walredo_running(t.tmp),
-                   lambda rep: rep.get("pages_skipped", {}).get("not reached: interrupted", 0) > 0, settle=1.0,
-                   large=True),
+                   _pages_not_reached, settle=1.0, large=True),
     "bundle": Point("bundle", "a bundle is being written (writes slowed by 300 ms)",
                     ("--mutant", MUTANT, "--faults", "bundle_delay=300"), _bundle_in_progress,
                     lambda rep: any(any(r.get("bundles") or []) for r in _interrupted(rep))),
+    "check-command": Point("check-command", "`redodiff check` of a large WAL range is redoing its pages", (),
+                           lambda t: walredo_running(t.tmp), _pages_not_reached, settle=1.0, command="check"),
 }
 
 
@@ -166,15 +187,23 @@ def _wait_for(reached: Callable[[], bool], proc: subprocess.Popen[bytes], limit:
     return False
 
 
+def _command(point: Point, t: Trial, seed: int, workers: int, wal: WalRange | None) -> list[str]:
+    both = ("--engine", "pyredo", "--engine", "walredo")
+    if point.command == "check":
+        assert wal is not None, "a check point needs the bench's WAL range"
+        return [sys.executable, "-m", "harness.cli", "check", "--pgdata", str(wal.pgdata), "--start", wal.start,
+                "--end", wal.end, *both, "--report", str(t.report), *point.args]
+    return [sys.executable, "-m", "harness.cli", "fuzz", "--budget", "3600", "--seed", str(seed), *both,
+            "--workers", str(workers), "--corpus", str(t.root / "corpus"), "--report", str(t.report), *point.args]
+
+
 def run_trial(point: Point, seed: int, *, signum: int = signal.SIGINT, workers: int = 1,
-              limit: float = 300.0) -> TrialResult:
+              limit: float = 300.0, wal: WalRange | None = None) -> TrialResult:
     t = Trial(Path(tempfile.mkdtemp(prefix="redodiff-bi-")))
     t.root.chmod(0o755)
     t.tmp.mkdir(mode=0o755)
-    cmd = [sys.executable, "-m", "harness.cli", "fuzz", "--budget", "3600", "--seed", str(seed),
-           "--engine", "pyredo", "--engine", "walredo", "--workers", str(workers),
-           "--corpus", str(t.root / "corpus"), "--report", str(t.report), *point.args]
-    log = open(t.root / "fuzz.log", "wb")  # noqa: SIM115 - closed below
+    cmd = _command(point, t, seed, workers, wal)
+    log = open(t.root / "run.log", "wb")  # noqa: SIM115 - closed below
     try:
         t.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                   env={**os.environ, "TMPDIR": str(t.tmp), "PYTHONUNBUFFERED": "1"})
@@ -187,7 +216,7 @@ def run_trial(point: Point, seed: int, *, signum: int = signal.SIGINT, workers: 
 def _interrupt(t: Trial, point: Point, signum: int, limit: float) -> TrialResult:
     assert t.proc is not None
     if not _wait_for(lambda: point.reached(t), t.proc, limit):
-        tail = (t.root / "fuzz.log").read_bytes()[-500:].decode(errors="replace")
+        tail = (t.root / "run.log").read_bytes()[-500:].decode(errors="replace")
         return TrialResult(False, note=f"never reached (exit {t.proc.poll()}): {tail}")
     time.sleep(point.settle)
     t0 = time.monotonic()
@@ -237,19 +266,42 @@ def large_seeds(first: int, n: int, profile: str = "nightly", pool: int = 5) -> 
     return sorted(sorted(steps, key=lambda s: -steps[s])[:n])
 
 
+@contextlib.contextmanager
+def large_wal_range(scale: int = 2, transactions: int = 1000) -> Iterator[WalRange]:
+    """A throwaway cluster (stopped, kept for the block) whose WAL holds a pgbench
+    initialization at ``scale`` and ``transactions`` per client: thousands of pages
+    to check. wal_keep_size keeps the range's segments through the last checkpoints."""
+    from harness.clusters.local import ClusterSettings, LocalCluster
+    from oracles.pgbin import program
+    from pyredo.wal.lsn import format_lsn
+
+    with LocalCluster(ClusterSettings(gucs={"wal_keep_size": "4GB"})) as pg:
+        bench = [program("pgbench"), "-h", str(pg.sockdir), "-p", str(pg.port), "-U", "postgres"]
+        start = pg.checkpoint()
+        subprocess.run([*bench, "-i", "-s", str(scale), "-q", "postgres"], check=True, capture_output=True)
+        subprocess.run([*bench, "-c", "2", "-t", str(transactions), "postgres"], check=True, capture_output=True)
+        end = pg.current_lsn()
+        pg.checkpoint()
+        pg.stop()
+        yield WalRange(pg.pgdata, format_lsn(start), format_lsn(end))
+
+
 def run_bench(points: list[str], trials: int, *, hog: bool = True, seed: int = 1, workers: int = 1,
               signum: int = signal.SIGINT,
               progress: Callable[[str, int, TrialResult], None] = lambda p, i, r: None) -> dict[str, Any]:
     """Every point ``trials`` times (seeds ``seed``, ``seed+1``, ...) under the CPU hog."""
     out: dict[str, Any] = {"cores": os.cpu_count(), "hog": hog, "workers": workers,
                            "signal": signal.Signals(signum).name, "goal_max_s": GOAL_SECONDS, "points": {}}
-    with cpu_hogs((os.cpu_count() or 1) if hog else 0):
+    with contextlib.ExitStack() as stack:
+        wal = (stack.enter_context(large_wal_range()) if any(POINTS[n].command == "check" for n in points)
+               else None)  # made before the hog starts: it is setup, not what is measured
+        stack.enter_context(cpu_hogs((os.cpu_count() or 1) if hog else 0))
         for name in points:
             point = POINTS[name]
             seeds = large_seeds(seed, trials) if point.large else list(range(seed, seed + trials))
             results = []
             for i, s in enumerate(seeds):
-                r = run_trial(point, s, signum=signum, workers=workers)
+                r = run_trial(point, s, signum=signum, workers=workers, wal=wal)
                 progress(name, i, r)
                 results.append(r)
             out["points"][name] = {"what": point.what, **summarize(results)}

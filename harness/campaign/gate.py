@@ -76,13 +76,10 @@ def run_case(case: SavedCase, engines: EngineSet, cluster: str | None = None,
     if case.kind == "bundle":
         b = read_bundle(case.path)
         names = engines.names if engines.names else tuple(b.meta.get("engines", ["pyredo"]))
-        res = replay_bundle(b, EngineSet(names=names, walredo_cmd=engines.walredo_cmd, tag_layout=engines.tag_layout,
-                                         mutant=engines.mutant))
+        res = replay_bundle(b, engines.fresh(names))
         return CaseOutcome(case, not res.diverges, res.summary())
     wl = Workload.loads(case.path.read_text())
-    r = rerun_workload(wl, EngineSet(names=engines.names, walredo_cmd=engines.walredo_cmd,
-                                     tag_layout=engines.tag_layout, mutant=engines.mutant), cluster=cluster,
-                       interrupts=interrupts)
+    r = rerun_workload(wl, engines.fresh(), cluster=cluster, interrupts=interrupts)
     if r.interrupted:
         raise Interrupted(f"stopped while rerunning {case.name}")
     if r.infrastructure_error:

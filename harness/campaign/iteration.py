@@ -17,13 +17,16 @@ from harness.campaign.execute import ClusterLost, Execution, execute
 from harness.clusters.datadir import DataDirPages
 from harness.clusters.pool import ClusterPool
 from harness.interrupts import Interrupted, Interrupts
+from harness.reports.counts import PageCounts, Seconds
 from harness.reports.schema import DivergenceEntry, IterationSummary
 from harness.selftest.faults import NO_FAULTS, FaultPlan, IterationFaults
 from harness.verify.capture import capture
 from harness.verify.check import Checker, CheckReport
 from harness.verify.clogcheck import check_clog
 from harness.verify.engines import EngineSet, is_infrastructure
+from harness.verify.plan import decode_all
 from oracles.pgbin import SetupError
+from pyredo.wal.record import DecodedXLogRecord
 
 SCHEMA = "redodiff_w"
 # A broken engine can diverge on every page of an iteration: bundle one divergence
@@ -45,6 +48,7 @@ class IterationResult:
     bundles_skipped: int = 0  # divergences left unbundled: a repeat signature, or over the cap
     rules: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False  # a stop request ended it part-way (what it found is kept)
+    phases: Seconds = field(default_factory=Seconds)  # seconds by phase before the check and after it
 
     def summary(self) -> IterationSummary:
         """What the campaign's report takes from this iteration (harness.reports.schema)."""
@@ -52,13 +56,16 @@ class IterationResult:
                              step_errors=self.step_errors, infrastructure_error=self.infrastructure_error,
                              bundles=list(self.bundles), bundles_skipped=self.bundles_skipped,
                              rules=dict(self.rules), interrupted=self.interrupted)
+        s.phases.add_all(self.phases)
         r = self.report
         if r is not None:
             s.records, s.pages_checked, s.pages_skipped_no_base = r.records, r.pages_checked, r.pages_skipped_no_base
             s.divergences = [d.entry() for d in r.divergences] + [DivergenceEntry.clog(c) for c in r.clog_divergences]
             s.clog_pages_checked, s.clog_xids_verified = r.clog_pages_checked, r.clog_xids_verified
             s.unsupported, s.record_types = Counter(r.unsupported), Counter(r.record_types)
+            s.cells, s.verdicts = Counter(r.cells), Counter(r.verdicts)
             s.pages_skipped = Counter(r.pages_skipped)
+            s.phases.add_all(r.phases)
         return s
 
     def to_json(self) -> dict[str, Any]:
@@ -87,30 +94,43 @@ def run_workload(
     injected = faults.at(index) if faults is not None else NO_FAULTS
     interrupts = pool.interrupts
     cluster = None
+    timing = PageCounts(phases=res.phases)
     try:
-        cluster = pool.get(workload.settings)
-        cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-        cluster.execute(f"CREATE SCHEMA {SCHEMA}")
+        with timing.timed("cluster"):  # a cluster of these settings (initdb the first time), a fresh schema
+            cluster = pool.get(workload.settings)
+            cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+            cluster.execute(f"CREATE SCHEMA {SCHEMA}")
         holder: list[Execution] = []
-        cap = capture(cluster, lambda c: holder.append(execute(c, workload, SCHEMA, faults=injected,
-                                                               interrupts=interrupts)),
-                      snapshot=not workload.settings.full_page_writes)
+
+        def run(c: Any) -> None:
+            with timing.timed("workload"):
+                holder.append(execute(c, workload, SCHEMA, faults=injected, interrupts=interrupts))
+
+        with timing.timed("checkpoint"):  # the CHECKPOINTs and snapshots around the workload
+            cap = capture(cluster, run, snapshot=not workload.settings.full_page_writes)
+        res.phases.add("checkpoint", -res.phases.get("workload", 0.0))
         res.step_errors = len(holder[0].errors) if holder else 0
         try:
             checker = Checker(injected.engines(engines.for_settings(workload.settings)),
                               DataDirPages(cluster.pgdata), cap.base, end_lsn=cap.end,
-                              base_is_snapshot=cap.base is not None, interrupts=interrupts)
-            report = res.report = checker.check_records(cap.records(), start=cap.start, end=cap.end)
+                              base_is_snapshot=cap.base is not None, interrupts=interrupts,
+                              table=engines.pyredo_table())  # the major's record names
+            records = _decode(cap, timing, interrupts)  # once: the plan, the commit-log check and bundles share it
+            report = res.report = checker.check_records(records if records is not None else [],
+                                                        start=cap.start, end=cap.end)
+            report.interrupted |= records is None
             if cap.pg_xact_dir is not None and not report.interrupted:
-                _check_clog(report, cap, cluster, interrupts)
+                with report.timed("clog"):
+                    _check_clog(report, records or [], cap, cluster, interrupts)
         finally:
             cap.cleanup()
         res.interrupted = report.interrupted
         if report.infrastructure:
             res.infrastructure_error = report.infrastructure[0]
         if bundle_dir is not None:
-            _write_bundles(res, report, workload, engines, cap, cluster, bundle_dir, pg_version,
-                           len(holder[0].errors) if holder else 0, max_bundles, injected, interrupts)
+            with timing.timed("bundles"):
+                _write_bundles(res, report, workload, engines, cap, cluster, bundle_dir, pg_version,
+                               len(holder[0].errors) if holder else 0, max_bundles, injected, interrupts)
         interrupts.check()  # a stopping run leaves the schema to the cluster's shutdown
         cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     except Interrupted:
@@ -130,10 +150,20 @@ def run_workload(
     return res
 
 
-def _check_clog(report: CheckReport, cap: Any, cluster: Any, interrupts: Interrupts) -> None:
+def _decode(cap: Any, timing: PageCounts, interrupts: Interrupts) -> list[DecodedXLogRecord] | None:
+    """The captured range decoded once (None: a stop request came first)."""
+    try:
+        with timing.timed("decode"):
+            return decode_all(interrupts.each(cap.records()))
+    except Interrupted:
+        return None
+
+
+def _check_clog(report: CheckReport, records: list[DecodedXLogRecord], cap: Any, cluster: Any,
+                interrupts: Interrupts) -> None:
     """Fold the commit-log check into ``report``; a stop request leaves it out."""
     try:
-        report.add_clog(check_clog(interrupts.each(cap.records()), cap.pg_xact_dir, cluster.pgdata))
+        report.add_clog(check_clog(interrupts.each(records), cap.pg_xact_dir, cluster.pgdata))
     except Interrupted:
         report.interrupted = True
 

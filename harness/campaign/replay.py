@@ -43,10 +43,14 @@ class ReplayResult:
         return f"still diverges: {d.kind} on {d.tag}, {d.record_type}{where}{same}{verdict}"
 
 
-def replay_bundle(bundle: Bundle, engines: EngineSet | None = None, *, mutant: str | None = None) -> ReplayResult:
+def replay_bundle(bundle: Bundle, engines: EngineSet | None = None, *, mutant: str | None = None,
+                  interrupts: Interrupts | None = None) -> ReplayResult:
     """Rebuild the bundle's page from its records with each engine; compare engines
     byte for byte and each with the saved primary page under masks. Without
-    ``engines``: the bundle's engines, pyredo with ``mutant`` applied if given."""
+    ``engines``: the bundle's engines, pyredo with ``mutant`` applied if given.
+    A stop request (``interrupts``) raises ``Interrupted``: a wal-redo request in
+    flight gets a short grace, and the server is stopped."""
+    interrupts = interrupts if interrupts is not None else Interrupts()
     names = tuple(n for n in bundle.meta.get("engines", ["pyredo"]) if n in ("pyredo", "walredo"))
     es = engines or EngineSet(names=names or ("pyredo",), mutant=mutant)
     primary = bundle.pages.get("primary")
@@ -59,14 +63,15 @@ def replay_bundle(bundle: Bundle, engines: EngineSet | None = None, *, mutant: s
     engine_objs = es.for_settings(Settings(wal_log_hints=settings_hints))
     try:
         checker = Checker(engine_objs, (lambda t: primary) if primary is not None else None,
-                          (lambda t: bundle.base_page), end_lsn=end)
+                          (lambda t: bundle.base_page), end_lsn=end, interrupts=interrupts)
         report = CheckReport(records=len(records), engines=[e.name for e in engine_objs])
         bp = BlockPlan(tag, list(records), owner=bundle.meta.get("owner"))
         if bundle.base_page is None and bp.needs_base:
             bp.base_absent = True
         checker.check_block(bp, report)
     finally:
-        es.close()
+        with interrupts.holding():
+            es.close()
     kind = bundle.meta.get("kind")
     divs = report.divergences
     return ReplayResult(bundle.path, bool(divs), divs, bool(divs) and divs[0].kind == kind, kind, report)

@@ -10,15 +10,19 @@ from typing import Any
 import click
 from rich.table import Table
 
+from harness.cli.bench_throughput import bench_check_cmd, bench_fuzz_cmd
 from harness.cli.common import (
     EXIT_DIVERGENCE,
     EXIT_OK,
     LSN,
+    _engine_set,
     _progress,
     engine_option,
     err,
     fail_setup,
     out,
+    pg_install,
+    pg_options,
     tag_layout_option,
     walredo_cmd_option,
 )
@@ -28,6 +32,10 @@ from oracles.pgbin import SetupError
 @click.group()
 def bench() -> None:
     """Benchmarks, reported as ratios against a reference measured in the same run."""
+
+
+bench.add_command(bench_check_cmd)
+bench.add_command(bench_fuzz_cmd)
 
 
 @bench.command("decode")
@@ -82,36 +90,53 @@ def bench_decode_cmd(waldir: Path | None, start: int | None, end: int | None, ru
 @click.option("--pings", default=2000, show_default=True)
 @walredo_cmd_option
 @tag_layout_option
+@engine_option
+@pg_options
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_walredo_cmd(seconds: float, pings: int, walredo_cmd: str | None, tag_layout: str, as_json: bool) -> None:
+def bench_walredo_cmd(seconds: float, pings: int, walredo_cmd: str | None, tag_layout: str,
+                      engines: tuple[str, ...], pg_major: str | None, pg_bindir: Path | None, as_json: bool) -> None:
     """wal-redo server throughput: requests/s and records/s for short (2-record) and
-    medium (~200 heap inserts) requests, ping round trip, and pyredo on the same
-    request stream side by side (ratio)."""
+    medium (~200 heap inserts) requests, ping round trip, and the other engines
+    (--engine: pyredo by default, neon for Neon's wal-redo process) on the same
+    request stream side by side (ratio to the server)."""
     import shlex
 
+    from generators.workload import Settings
     from harness.bench.walredo import run_bench
-    from oracles.walredo import WalRedoProcess
-    from pyredo.engine import RedoEngine
+    from oracles.walredo import WalRedoError, WalRedoProcess
 
+    pg = pg_install(pg_major, pg_bindir)
+    es = _engine_set(tuple(e for e in engines if e != "walredo") or ("pyredo",), walredo_cmd, tag_layout, pg=pg)
     try:
-        wr = WalRedoProcess(shlex.split(walredo_cmd), tag_layout=tag_layout) if walredo_cmd else None  # type: ignore[arg-type]
-        result = run_bench(walredo=wr, engines=[RedoEngine()], min_seconds=seconds, other_min_seconds=seconds,
-                           pings=pings, progress=lambda m: err.print(f"[dim]{m}[/]"))
+        wr = (WalRedoProcess(shlex.split(walredo_cmd), tag_layout=tag_layout, check_layout=True)  # type: ignore[arg-type]
+              if walredo_cmd else None)
+        others = es.for_settings(Settings())  # pyredo and/or Neon's process, in --engine order
+        result = run_bench(walredo=wr, engines=others, min_seconds=seconds, other_min_seconds=seconds,
+                           pings=pings, progress=lambda m: err.print(f"[dim]{m}[/]"), pg_install=pg)
         if wr is not None:
             wr.close()
-    except SetupError as e:
+    except (SetupError, WalRedoError) as e:
         fail_setup(str(e))
+    finally:
+        es.close()
     if as_json:
         out.print_json(json.dumps(result))
         return
-    p = result["ping"]
-    out.print(f"ping round trip: median {p['median_us']} µs, mean {p['mean_us']} µs, p99 {p['p99_us']} µs")
-    table = Table(title="requests through the wal-redo server and through pyredo")
-    for col in ("shape", "engine", "requests/s", "records/s", "records/request", "pyredo / walredo"):
+    for name in ("", *es.names):
+        p = result.get(f"ping_{name}" if name else "ping")
+        if p is not None:
+            out.print(f"{name or 'wal-redo server'} ping round trip: " + (
+                p["error"] if "error" in p else
+                f"median {p['median_us']} µs, mean {p['mean_us']} µs, p99 {p['p99_us']} µs"))
+    table = Table(title="the same requests through the wal-redo server and the other engines")
+    for col in ("shape", "engine", "requests/s", "records/s", "records/request", "engine / walredo"):
         table.add_column(col, justify="left" if col in ("shape", "engine") else "right")
     for shape in ("short", "medium"):
-        for engine in ("walredo", "pyredo"):
+        for engine in ("walredo", *es.names):
             r = result[shape][engine]
+            if "error" in r:
+                table.add_row(shape, engine, r["error"][:60], "", "", "")
+                continue
             ratio = f"{r['speed_vs_walredo']:.2f}" if "speed_vs_walredo" in r else ""
             table.add_row(shape, engine, f"{r['requests_per_s']:,.0f}", f"{r['records_per_s']:,.0f}",
                           f"{r['records_per_request']:.0f}", ratio)
@@ -133,20 +158,24 @@ def bench_walredo_cmd(seconds: float, pings: int, walredo_cmd: str | None, tag_l
 @click.option("--memory-limit-mb", default=2048, show_default=True,
               help="Soft address-space headroom; a runaway allocation becomes a MemoryError. 0: none.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pg_options
 def bench_hostile_cmd(cases: int, seed: int, modes: tuple[str, ...], categories: tuple[str, ...],
                       wal_dir: Path | None, timeout: float, no_tracemalloc: bool, memory_limit_mb: int,
-                      as_json: bool) -> None:
+                      as_json: bool, pg_major: str | None = None, pg_bindir: Path | None = None) -> None:
     """Hostile input: real WAL mutated (bit flips, truncation, spliced pages, bad
     headers and lengths, broken pglz/lz4/zstd images) through the decoder, and real
     records mutated through pyredo. Every case must end in a result or a typed error
-    that says where, within the time bound. Exit 1 on any untyped exception or hang."""
+    that says where, within the time bound. Exit 1 on any untyped exception or hang.
+    --pg V: the WAL is PostgreSQL V's (made by its clusters), decoded and redone with
+    V's rmgr table."""
     import shutil as _shutil
 
     from harness.robustness.hostile import address_space_limit, load_or_make_corpus, run_hostile
 
     try:
-        corpus = load_or_make_corpus(wal_dir, progress=lambda m: err.print(f"[dim]{m}[/]"))
-    except SetupError as e:
+        corpus = load_or_make_corpus(wal_dir, progress=lambda m: err.print(f"[dim]{m}[/]"),
+                                     pg=pg_install(pg_major, pg_bindir))
+    except (SetupError, ValueError) as e:
         fail_setup(str(e))
     results = {}
     try:
@@ -170,8 +199,8 @@ def bench_hostile_cmd(cases: int, seed: int, modes: tuple[str, ...], categories:
         sys.exit(EXIT_DIVERGENCE if bad else EXIT_OK)
     for mode, rep in results.items():
         d = rep.to_json()
-        table = Table(title=f"hostile {mode}: {d['cases']:,} cases in {d['seconds']:.0f}s, seed {seed}, "
-                            f"bound {timeout:g}s/case")
+        table = Table(title=f"hostile {mode} (PostgreSQL {corpus.major}): {d['cases']:,} cases in "
+                            f"{d['seconds']:.0f}s, seed {seed}, bound {timeout:g}s/case")
         for col in ("category" if mode == "wal" else "rmgr", "cases", "clean", "typed errors",
                     "untyped", "hangs", "worst s", "peak KB"):
             table.add_column(col, justify="left" if col in ("category", "rmgr", "typed errors") else "right")
@@ -196,8 +225,9 @@ def bench_hostile_cmd(cases: int, seed: int, modes: tuple[str, ...], categories:
 
 @bench.command("interrupt")
 @click.option("--trials", default=10, show_default=True, help="Campaigns per point.")
-@click.option("--point", "points", multiple=True, type=click.Choice(["workload", "check", "bundle"]),
-              help="Where the signal comes (default: all three).")
+@click.option("--point", "points", multiple=True,
+              type=click.Choice(["workload", "check", "bundle", "check-command"]),
+              help="Where the signal comes (default: all four).")
 @click.option("--seed", default=1, show_default=True, help="Trial i runs campaign seed SEED+i.")
 @click.option("--workers", default=1, show_default=True, help="Worker processes of each campaign.")
 @click.option("--sigterm", is_flag=True, help="Send SIGTERM instead of SIGINT.")
@@ -207,7 +237,8 @@ def bench_interrupt_cmd(trials: int, points: tuple[str, ...], seed: int, workers
                         no_hog: bool, as_json: bool) -> None:
     """Time from Ctrl-C to exit, under a CPU hog on every core: fuzz campaigns with both
     engines get SIGINT during a workload statement, during the check of a large
-    iteration, and while a bundle is written; median and max per point, and whether
+    iteration, and while a bundle is written, and `redodiff check` of a large WAL
+    range during its redo (check-command); median and max per point, and whether
     anything (a server, a worker, a redodiff-* directory) was left. Exit 1 unless every
     trial exited within 10 s and left nothing."""
     import signal
@@ -220,7 +251,7 @@ def bench_interrupt_cmd(trials: int, points: tuple[str, ...], seed: int, workers
         err.print(f"[dim]{point} #{i + 1}: {took if r.reached else 'not reached'}"
                   f"{'' if r.landed or not r.reached else ' (landed elsewhere)'}{left} {r.note[:200]}[/]")
 
-    result = run_bench(list(points or ("workload", "check", "bundle")), trials, hog=not no_hog, seed=seed,
+    result = run_bench(list(points or ("workload", "check", "bundle", "check-command")), trials, hog=not no_hog, seed=seed,
                        workers=workers, signum=signal.SIGTERM if sigterm else signal.SIGINT, progress=progress)
     if as_json:
         out.print_json(json.dumps(result))

@@ -17,18 +17,22 @@ from harness.cli.common import (
     _engine_set,
     _parse_shard,
     cluster_option,
+    default_workers,
     engine_option,
     err,
     fail_setup,
+    fuzz_engine_set,
     hidden_cluster_option,
     mutant_option,
     out,
     pg_install,
     pg_options,
+    phases_line,
     stop_requests,
     tag_layout_option,
     walredo_cmd_option,
     walredo_docker_option,
+    workers_option,
 )
 from harness.interrupts import Interrupted
 from oracles.pgbin import SetupError
@@ -38,7 +42,7 @@ from oracles.pgbin import SetupError
 @click.option("--budget", type=float, metavar="SECONDS", help="Stop starting iterations after this long.")
 @click.option("--iterations", type=int, metavar="N", help="Run this many iterations (of this shard).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Campaign seed: iteration i runs workload seed (SEED<<20)|i.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes, each with its own clusters.")
+@workers_option
 @click.option("--shard", metavar="K/N", help="Run only iterations i with i % N == K-1 (CI matrices).")
 @engine_option
 @walredo_cmd_option
@@ -55,7 +59,7 @@ from oracles.pgbin import SetupError
 @click.option("--faults", metavar="SPEC", envvar="REDODIFF_FAULTS", hidden=True,
               help="Testing aid: inject infrastructure faults (harness.selftest.faults), e.g. kill_postgres=3@0.")
 @pg_options
-def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, shard: str | None,
+def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int | None, shard: str | None,
          engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, profile: str, corpus: Path | None,
          report_path: Path | None, junit_path: Path | None, mutant: str | None,
          walredo_docker: str | None = None, cluster: str | None = None, faults: str | None = None,
@@ -65,7 +69,7 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
 
     \b
     Examples:
-      redodiff fuzz --budget 60 --seed 1
+      redodiff fuzz --budget 60 --seed 1       (both engines when the wal-redo server starts, one worker per core)
       redodiff fuzz --budget 600 --profile nightly --engine pyredo --engine walredo --corpus corpus/
       redodiff fuzz --iterations 50 --shard 3/8 --report shard3.json --junit shard3.xml
       redodiff fuzz --budget 60 --cluster docker:postgres:15.19-bookworm --engine pyredo --engine walredo
@@ -84,9 +88,9 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
                                "with --cluster docker:IMAGE the image's PostgreSQL runs")
     try:
         # the mutant, the cluster spec, the fault plan and the PostgreSQL travel in the config (to workers too)
-        cfg = FuzzConfig(seed=seed, budget=budget, iterations=iterations, workers=workers,
-                         shard=_parse_shard(shard),
-                         engines=_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg),
+        cfg = FuzzConfig(seed=seed, budget=budget, iterations=iterations,
+                         workers=workers if workers is not None else default_workers(), shard=_parse_shard(shard),
+                         engines=fuzz_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg),
                          profile=profile, corpus=corpus, cluster=cluster,
                          faults=FaultPlan.parse(faults) if faults else None, interrupts=stop_requests())
     except ValueError as e:
@@ -103,6 +107,10 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int, 
         t.add_row("divergences", f"[bold red]{len(rep.divergences)}[/]" if rep.divergences else "0")
         t.add_row("infrastructure errors", str(len(rep.infrastructure_errors)))
         t.add_row("step errors (recorded)", str(rep.step_errors))
+        for verdict, n in sorted(rep.verdicts.items()):  # what the engines and the primary said, page by page
+            t.add_row(f"pages: {verdict}", f"{n:,}")
+        if rep.phases:
+            t.add_row("seconds by phase", phases_line(rep.phases))
         return t
 
     try:
@@ -172,9 +180,12 @@ def replay(bundle: Path | None, seed: int | None, profile: str, rerun: bool, eng
             es = (_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg)
                   if engines or walredo_docker or pg is not None else None)
             try:
-                result = replay_bundle(b, es, mutant=mutant)
+                result = replay_bundle(b, es, mutant=mutant, interrupts=stop_requests())
             except ValueError as e:  # an unknown mutant
                 fail_setup(str(e))
+            except Interrupted:
+                err.print("[yellow]interrupted[/]: the bundle's replay was stopped; its servers are shut down")
+                sys.exit(EXIT_INTERRUPTED)
             out.print(result.summary())
             for d in result.divergences[:1]:
                 for line in d.diff[:30]:
@@ -232,18 +243,22 @@ def _bundle_pg(pg_version: object) -> Any:
 @walredo_cmd_option
 @tag_layout_option
 @mutant_option
+@pg_options
 @hidden_cluster_option
 def minimize(bundle: Path, out_dir: Path | None, max_trials: int, engines: tuple[str, ...], walredo_cmd: str | None,
-             tag_layout: str, mutant: str | None, cluster: str | None = None) -> None:
+             tag_layout: str, mutant: str | None, pg_major: str | None, pg_bindir: Path | None,
+             cluster: str | None = None) -> None:
     """Shrink a divergence to the fewest workload steps that still diverge the same way
-    (same kind, record type and page owner), and write a new bundle."""
+    (same kind, record type and page owner), and write a new bundle. The workload reruns
+    on the PostgreSQL major the bundle was made with, unless --pg/--pg-bindir say otherwise."""
     from harness.campaign.bundle import BundleError, read_bundle
     from harness.campaign.minimize import minimize_bundle
 
     try:
         b = read_bundle(bundle)
-        names = engines or tuple(n for n in b.meta.get("engines", ["pyredo"]) if n in ("pyredo", "walredo"))
-        es = _engine_set(names, walredo_cmd, tag_layout, mutant=mutant)
+        names = engines or tuple(n for n in b.meta.get("engines", ["pyredo"]) if n in ("pyredo", "walredo", "neon"))
+        pg = pg_install(pg_major, pg_bindir) if (pg_major or pg_bindir) else _bundle_pg(b.meta.get("pg_version"))
+        es = _engine_set(names, walredo_cmd, tag_layout, mutant=mutant, pg=pg)
         res = minimize_bundle(b, es, out_dir=out_dir or bundle.parent, max_trials=max_trials,
                               log=lambda s: err.print(f"[dim]{s}[/]"), cluster=cluster, interrupts=stop_requests())
     except Interrupted:
@@ -275,15 +290,17 @@ def minimize(bundle: Path, out_dir: Path | None, max_trials: int, engines: tuple
 @walredo_cmd_option
 @tag_layout_option
 @mutant_option
+@pg_options
 @hidden_cluster_option
 def gate(corpus: Path, budget: float, seed: int, engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str,
-         mutant: str | None, cluster: str | None = None) -> None:
+         mutant: str | None, pg_major: str | None, pg_bindir: Path | None, cluster: str | None = None) -> None:
     """Regression gate for a redo change: every saved bundle and seed in the corpus
     must now agree, then a fuzz campaign must find nothing. Exit 1 naming each failure."""
     from harness.campaign.gate import run_gate
 
     try:
-        res = run_gate(corpus, _engine_set(engines, walredo_cmd, tag_layout, mutant=mutant), budget=budget,
+        engine_set = _engine_set(engines, walredo_cmd, tag_layout, mutant=mutant, pg=pg_install(pg_major, pg_bindir))
+        res = run_gate(corpus, engine_set, budget=budget,
                        seed=seed, progress=lambda s: err.print(s), cluster=cluster, interrupts=stop_requests())
     except (KeyError, SetupError) as e:
         fail_setup(str(e))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -75,20 +77,62 @@ def _engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: s
     from pyredo.rmgrlist import PG15
 
     later = pg is not None and pg.major != PG15.major
-    # pyredo redoes PostgreSQL 15 only (16+ is issue 20): on another major the wal-redo
-    # server alone is the default, and pyredo, when asked for, reports its records unsupported
-    names = engines or (("walredo",) if later else ("pyredo",))
+    names = engines or ("pyredo",)
+    # every rmgr module lists the majors it mirrors (MAJORS); a record of an rmgr that does
+    # not list this one counts as unsupported, never as a page pyredo guessed
     if later and "pyredo" in names:
         assert pg is not None
-        err.print(f"[yellow]note:[/] pyredo has no redo for PostgreSQL {pg.major} yet: its records count "
-                  "as unsupported (use --engine walredo)", soft_wrap=True, highlight=False)
+        from pyredo.rmgrlist import table_for
+
+        table = table_for(pg.major)
+        missing = sorted({t.partition("/")[0] for t in table.page_modifying_types() if not table.implemented(t)})
+        if missing:  # rmgr modules that do not list this major in MAJORS
+            err.print(f"[yellow]note:[/] pyredo has no PostgreSQL {pg.major} redo for {', '.join(missing)}: "
+                      "those records count as unsupported", soft_wrap=True, highlight=False)
     if walredo_docker and "walredo" not in names:
         fail_setup("--walredo-docker runs the wal-redo engine in a container: add --engine walredo")
     try:
         return EngineSet(names=names, walredo_cmd=walredo_cmd, tag_layout=tag_layout,
-                         walredo_docker=walredo_docker, mutant=mutant, pg=pg)
+                         walredo_docker=walredo_docker, mutant=mutant, pg=pg,
+                         neon=neon_config() if "neon" in names else None)
     except ValueError as e:
         fail_setup(str(e))
+
+
+def fuzz_engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str,
+                    walredo_docker: str | None = None, mutant: str | None = None,
+                    pg: PgInstall | None = None) -> Any:
+    """``fuzz``'s engines: those named, else both pyredo and walredo when the wal-redo
+    server starts (it is started once to see), else pyredo alone, saying so."""
+    from harness.verify.engines import is_infrastructure
+    from oracles.pgbin import SetupError
+    from pyredo.rmgrlist import PG15
+
+    if engines or walredo_docker or (pg is not None and pg.major != PG15.major):
+        return _engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg)
+    es = _engine_set(("pyredo", "walredo"), walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg)
+    try:
+        es.walredo().start()
+        return es
+    except (SetupError, OSError) as e:
+        why = str(e)
+    except Exception as e:
+        if not is_infrastructure(e):
+            raise
+        why = str(e)
+    es.close()
+    err.print(f"[yellow]note:[/] the wal-redo server does not start ({why.splitlines()[0] if why else 'no reason'}): "
+              "fuzzing with pyredo alone", soft_wrap=True, highlight=False)
+    return _engine_set(("pyredo",), walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg)
+
+
+def before_fork(es: Any, workers: int) -> None:
+    """Before ``check --workers`` forks: start the wal-redo server once and stop it, so
+    its scratch template exists in this process (the parent removes it at exit) and the
+    workers only copy it."""
+    if workers > 1 and es.uses_walredo and not es.walredo_cmd:
+        es.walredo().start()
+        es.close()
 
 
 def pg_options(f: Any) -> Any:
@@ -101,9 +145,38 @@ def pg_options(f: Any) -> Any:
                              "`redodiff pg install`; see `redodiff pg list`.")(f)
 
 
-engine_option = click.option(
-    "--engine", "engines", multiple=True, type=click.Choice(["pyredo", "walredo"]),
-    help="Engine(s): pyredo, walredo, or both (given twice) to compare them byte for byte. Default: pyredo.")
+_NEON_META = "redodiff.neon_postgres"  # where --neon-postgres leaves its value (click context meta)
+
+
+def _neon_postgres(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.meta[_NEON_META] = value
+
+
+def neon_config() -> Any:
+    """Neon's binary as --neon-postgres (or $REDODIFF_NEON_POSTGRES) names it, else the
+    shared reference binary when present (oracles.neon.NeonConfig; None: none)."""
+    from oracles.neon import NeonConfig
+
+    ctx = click.get_current_context(silent=True)
+    path = ctx.meta.get(_NEON_META) if ctx is not None else None
+    return NeonConfig(postgres=path) if path is not None else NeonConfig.default()
+
+
+def engine_option(f: Any) -> Any:
+    """``--engine`` (repeatable) and ``--neon-postgres PATH`` (for ``--engine neon``)."""
+    from oracles.neon import NEON_POSTGRES_ENV
+
+    f = click.option(
+        "--neon-postgres", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar=NEON_POSTGRES_ENV,
+        expose_value=False, callback=_neon_postgres,
+        help="Neon's `postgres` binary (with --wal-redo) for --engine neon. Default: "
+             f"${NEON_POSTGRES_ENV}, else ../shared/neon-walredo/pg17 when present.")(f)
+    return click.option(
+        "--engine", "engines", multiple=True, type=click.Choice(["pyredo", "walredo", "neon"]),
+        help="Engine(s): pyredo, walredo (stock PostgreSQL's redo), neon (Neon's wal-redo process); "
+             "give several to compare them byte for byte. Default: pyredo (fuzz: pyredo and walredo "
+             "when the wal-redo server starts).")(f)
 walredo_cmd_option = click.option(
     "--walredo-cmd", help="Command line of an external wal-redo server, e.g. Neon's `postgres --wal-redo`.")
 tag_layout_option = click.option(
@@ -157,13 +230,15 @@ def print_report_summary(report: CheckResult, title: str = "redodiff check") -> 
     known = len(report.divergences) - len(unknown)
     table.add_row("divergences", (f"[bold red]{len(unknown)}[/]" if unknown else "0")
                   + (f" (+ {known} known PostgreSQL issue{'s' if known != 1 else ''})" if known else ""))
-    for verdict, n in sorted((report.verdicts or {}).items()):
+    for verdict, n in sorted(report.verdicts.items()):
         table.add_row(f"pages: {verdict}", str(n))
     eor = report.end_of_recovery
     if eor:
         table.add_row("end of recovery", str(eor.get("summary", "")))
     table.add_row("unsupported records",
                   ", ".join(f"{k}: {v}" for k, v in sorted(report.unsupported.items())) or "0")
+    if report.phases:
+        table.add_row("seconds by phase", phases_line(report.phases))
     err.print(table)
     if report.record_types:
         types = Table(title="record types verified", show_header=True)
@@ -193,6 +268,23 @@ def print_report_summary(report: CheckResult, title: str = "redodiff check") -> 
                   f"(--strict-known makes them fail)", highlight=False)
 
 
+
+
+def phases_line(phases: Mapping[str, float]) -> str:
+    """Seconds by phase, in running order, on one line (engines and witness sum over workers)."""
+    from harness.reports.counts import phase_order
+
+    return ", ".join(f"{k} {phases[k]:.1f}" for k in sorted(phases, key=phase_order))
+
+
+def default_workers() -> int:
+    """The cores this process may run on: the default of ``--workers``."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+workers_option = click.option(
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Worker processes, each with its own clusters and wal-redo server. Default: the number of cores.")
 
 
 def _parse_shard(value: str | None) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from harness.cli.common import (
     fail_setup,
     out,
 )
+from harness.reports.cells import CellGrid, compute_cells
 
 
 @click.command()
@@ -25,16 +26,19 @@ from harness.cli.common import (
 @click.option("--pg", "pg_major", type=click.Choice(["15", "16", "17", "18"]),
               help="Whose universe of page-modifying record types to measure against "
                    "(default: the major the REPORTS name, else 15).")
+@click.option("--cells", "show_cells", is_flag=True,
+              help="Show the grid cell by cell: record type | fork | block form (reached, count).")
 def coverage(reports: tuple[Path, ...], corpus: Path | None, report_path: Path | None,
-             pg_major: str | None) -> None:
+             pg_major: str | None, show_cells: bool) -> None:
     """Every page-modifying record type of one PostgreSQL major, how many times it was
     verified (summed over fuzz/check REPORTS and the corpus), and the share covered.
 
     \b
       redodiff coverage out/report.json            the major the report was run on
       redodiff coverage --pg 17 --corpus corpus/   PostgreSQL 17's record types
+      redodiff coverage out/report.json --cells    every record type|fork|block form cell
     """
-    from harness.reports.coverage import compute_coverage, load_counts, table_of
+    from harness.reports.coverage import compute_coverage, load_cells, load_counts, table_of
     from pyredo.rmgrlist import table_for
 
     if pg_major is not None:
@@ -58,6 +62,32 @@ def coverage(reports: tuple[Path, ...], corpus: Path | None, report_path: Path |
         t.add_row(row.type, str(row.verified) if row.verified else "[red]0[/]",
                   "yes" if row.pyredo_implements else "[yellow]no[/]")
     out.print(t)
+    _print_cells(compute_cells(load_cells(list(reports)), table), show_cells)
+
+
+def _print_cells(grid: CellGrid, show_cells: bool) -> None:
+    """The coverage grid: a summary by fork and form, and with ``--cells`` every cell."""
+    by: dict[tuple[str, str], list[int]] = {}
+    for c in grid.reachable:
+        _, fork, form = c.split("|")
+        row = by.setdefault((fork, form), [0, 0])
+        row[0] += bool(grid.counts.get(c))
+        row[1] += 1
+    t = Table(title=f"coverage grid: {grid.covered}/{grid.total} reachable cells (record type | fork | block form)")
+    for col in ("fork", "block form", "reached", "reachable"):
+        t.add_column(col, justify="right" if col.startswith("reach") else "left")
+    for (fork, form), (n, total) in sorted(by.items()):
+        t.add_row(fork, form, str(n) if n else "[red]0[/]", str(total))
+    out.print(t)
+    if show_cells:
+        cells = Table(title="cells")
+        cells.add_column("cell")
+        cells.add_column("count", justify="right")
+        for c in sorted(grid.reachable | set(grid.unexpected)):
+            n = grid.counts.get(c, 0)
+            cells.add_row(c + ("  [yellow](not in the universe)[/]" if c not in grid.reachable else ""),
+                          str(n) if n else "[red]0[/]")
+        out.print(cells)
 
 
 # -- gate ---------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from harness.cli.common import (
     LSN,
     _engine_set,
     _progress,
+    before_fork,
+    default_workers,
     engine_option,
     err,
     fail_setup,
@@ -27,6 +29,7 @@ from harness.cli.common import (
     tag_layout_option,
     walredo_cmd_option,
     walredo_docker_option,
+    workers_option,
 )
 from harness.interrupts import Interrupted
 from oracles.pgbin import SetupError
@@ -112,11 +115,12 @@ def decode(waldir: Path, start: int | None, end: int | None, fmt: str, details: 
 @click.option("--strict-known", is_flag=True,
               help="Fail (exit 1) also on divergences that match a known PostgreSQL issue "
                    "(oracles/known_issues.toml); by default they are reported as known and pass.")
+@workers_option
 @pg_options
 def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | None, end: int | None,
           engines: tuple[str, ...], base_backup: Path | None, walredo_cmd: str | None, tag_layout: str,
           report_path: Path | None, walredo_docker: str | None = None, strict_known: bool = False,
-          pg_major: str | None = None, pg_bindir: Path | None = None) -> None:
+          pg_major: str | None = None, pg_bindir: Path | None = None, workers: int | None = None) -> None:
     """Verify a WAL range of a cluster, page by page.
 
     Every block referenced in the range whose first record there carries a
@@ -143,11 +147,15 @@ def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | N
 
     Exit 0 when clean or when every divergence is a known PostgreSQL issue
     (with --strict-known: only when clean), 1 on any other divergence, 2 on a
-    usage or setup error.
+    usage or setup error, 130 when Ctrl-C/SIGTERM stopped it first (the report,
+    written all the same, says ``interrupted`` and counts the pages not reached).
     """
     from generators.workload import Settings
     from harness.clusters.datadir import DataDirPages, hint_bits_logged
+    from harness.reports.counts import PageCounts
     from harness.verify.check import Checker
+    from harness.verify.parallel import check_range
+    from harness.verify.plan import decode_all
     from oracles.known_issues import KnownIssues
     from oracles.pgbin import default_install, installed
     from pyredo.wal.reader import WalReader
@@ -158,6 +166,7 @@ def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | N
     interrupts = stop_requests()
     workdir = None
     remote = None
+    es = None
     try:
         if dsn is not None:
             from harness.clusters.existing import ExistingCluster, fetch_range, scratch_dir
@@ -183,29 +192,41 @@ def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | N
             waldir, primary, hints = pgdata / "pg_wal", DataDirPages(pgdata), hint_bits_logged(pgdata, inst)
             version, pg_version = inst.version_num, inst.server_version
         es = _engine_set(engines, walredo_cmd, tag_layout, walredo_docker, pg=pg)
-        engine_objs = es.for_settings(Settings(wal_log_hints=hints))
+        timing = PageCounts()
         try:
-            records = list(interrupts.each(WalReader(waldir, start, end)))
+            with timing.timed("decode"):
+                records = decode_all(interrupts.each(WalReader(waldir, start, end)))
         except WalError as e:
             fail_setup(f"cannot read the WAL range: {e}")
         real_end = end if end is not None else (records[-1].end_lsn if records else start)
-        checker = Checker(engine_objs, primary, DataDirPages(base_backup) if base_backup else None,
-                          end_lsn=real_end, base_is_snapshot=base_backup is not None,
-                          known_issues=KnownIssues.load(version), interrupts=interrupts)
+        known = KnownIssues.load(version)
+
+        def make_checker() -> Checker:  # in each worker: engines (a wal-redo server) of its own
+            return Checker(es.for_settings(Settings(wal_log_hints=hints)), primary,
+                           DataDirPages(base_backup) if base_backup else None, end_lsn=real_end,
+                           base_is_snapshot=base_backup is not None, known_issues=known, interrupts=interrupts,
+                           table=es.pyredo_table())
+
+        # a remote primary is read over one connection: one process
+        n = 1 if dsn is not None else (workers if workers is not None else default_workers())
+        before_fork(es, n)
         with _progress() as progress:
-            task = progress.add_task("redo", total=None)
-            report = checker.check_records(
-                records, start=start, end=real_end,
+            task = progress.add_task(f"redo ({n} worker{'s' if n != 1 else ''})", total=None)
+            report = check_range(
+                make_checker, records, start=start, end=real_end, workers=n, interrupts=interrupts,
+                engines=list(es.names), primary=primary, table=es.pyredo_table(),
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
-        with interrupts.holding():
-            es.close()
+        report.phases.add_all(timing.phases)
     except SetupError as e:
         fail_setup(str(e))
     except Interrupted:
-        err.print("[yellow]interrupted[/] while reading the WAL range: nothing was checked")
+        err.print("[yellow]interrupted[/] before any page was checked: no report")
         sys.exit(EXIT_INTERRUPTED)
     finally:
+        if es is not None:  # the wal-redo server, also when a second signal cut the check short
+            with interrupts.holding():
+                es.close()
         if remote is not None:
             remote.close()
         if workdir is not None:
@@ -220,7 +241,9 @@ def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | N
     print_report_summary(result)
     if report.interrupted:
         err.print("[yellow]interrupted[/]: the report holds the pages checked before the stop request")
-    sys.exit(EXIT_DIVERGENCE if result.unknown_divergences or (strict_known and result.divergences) else EXIT_OK)
+    if result.unknown_divergences or (strict_known and result.divergences):
+        sys.exit(EXIT_DIVERGENCE)
+    sys.exit(EXIT_INTERRUPTED if report.interrupted else EXIT_OK)  # an unfinished check is not clean
 
 
 @click.group()
@@ -278,7 +301,9 @@ def demo(keep: bool, report_path: Path | None, pg_major: str | None = None, pg_b
     from generators.workload import Settings
     from harness.campaign.demo import DEMO_STEPS
     from harness.clusters.local import ClusterSettings, LocalCluster
+    from harness.reports.counts import PageCounts
     from harness.verify.capture import capture, verify
+    from harness.verify.plan import decode_all
     from oracles.pgbin import default_install
     from pyredo.engine import RedoEngine
     from pyredo.rmgrlist import PG15, table_for
@@ -293,7 +318,10 @@ def demo(keep: bool, report_path: Path | None, pg_major: str | None = None, pg_b
             with capture(pg, fit_steps(DEMO_STEPS, inst.capabilities)) as cap:
                 for e in cap.errors:
                     err.print(f"[yellow]step failed:[/] {e}")
-                counts = Counter(rmgrs.record_type(r) for r in cap.records())
+                timing = PageCounts()
+                with timing.timed("decode"):
+                    records = decode_all(cap.records())  # once: the counts, the plan and the commit-log check
+                counts = Counter(rmgrs.record_type(r) for r in records)
                 table = Table(title=f"WAL {format_lsn(cap.start)} .. {format_lsn(cap.end)}")
                 table.add_column("record type")
                 table.add_column("count", justify="right")
@@ -301,7 +329,8 @@ def demo(keep: bool, report_path: Path | None, pg_major: str | None = None, pg_b
                     table.add_row(k, str(v))
                 out.print(table)
                 engines = es.for_settings(Settings()) if es is not None else [RedoEngine()]
-                result = verify(cap, engines).result()
+                result = verify(cap, engines, records=records).result()
+                result.phases.add_all(timing.phases)
                 result.pg_version = inst.server_version
             if report_path:
                 report_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")

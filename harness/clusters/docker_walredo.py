@@ -225,7 +225,8 @@ class DockerWalRedo(WalRedoProcess):
         self.docker = DockerWalRedoServer(image, cmd, docker_args=docker_args)
         super().__init__(None, server=self.docker, tag_layout=tag_layout, timeout=timeout,
                          spawn_timeout=spawn_timeout, ping=(cmd is None) if ping is None else ping,
-                         respawn_every=respawn_every, stderr_lines=stderr_lines)
+                         respawn_every=respawn_every, stderr_lines=stderr_lines,
+                         check_layout=cmd is None)  # as locally: our server is probed, a given command is not
         self.image = image
         self._docker_finalizer = weakref.finalize(self, self.docker.cleanup)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from harness.reports.schema import DivergenceKind, FuzzReport, MergedReport, is_
 from oracles.compare import explain_diff
 from pyredo import BLCKSZ
 from pyredo.page.bufpage import PageGetItemId, PageGetLSN, PageGetMaxOffsetNumber
+from pyredo.rmgrlist import PG15, RmgrTable, table_for
 from pyredo.wal.lsn import format_lsn
 
 record_type = TABLE.record_type
@@ -114,12 +116,23 @@ def _significant(b: Bundle, left: bytes, right: bytes) -> tuple[set[int], set[st
 
     tag = b.tag
     owner = b.meta.get("owner") or "Heap"
+    table = _table_of(b.meta.get("pg_version"))
     try:
-        ml = mask_page(left, owner, tag.blk, tag.fork, final_state=True)
-        mr = mask_page(right, owner, tag.blk, tag.fork, final_state=True)
+        ml = mask_page(left, owner, tag.blk, tag.fork, final_state=True, table=table)
+        mr = mask_page(right, owner, tag.blk, tag.fork, final_state=True, table=table)
     except MaskError:
         ml, mr = left, right
     return {i for i in range(BLCKSZ) if ml[i] != mr[i]}, {str(d) for d in explain_diff(ml, mr, owner)}
+
+
+def _table_of(pg_version: object) -> RmgrTable:
+    """The rmgr table (its masks) of the major a bundle names ("17.10"); PostgreSQL 15's
+    for a bundle that does not say."""
+    m = re.search(r"(\d+)", str(pg_version or ""))
+    try:
+        return table_for(int(m.group(1))) if m is not None else PG15
+    except KeyError:
+        return PG15
 
 
 def _pair(b: Bundle) -> tuple[str, bytes, str, bytes]:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from harness.reports.cells import CellGrid, compute_cells
+from harness.reports.counts import PageCounts, Seconds, counts_of, phases_json, seconds_of
 from harness.reports.coverage import CoverageSummary, compute_coverage, table_of
 from pyredo.wal.lsn import format_lsn, parse_lsn
 
@@ -65,7 +67,7 @@ class EngineErrorKind(enum.StrEnum):
         kind = getattr(exc, "kind", None)
         if kind == "refused":
             return cls.REFUSAL
-        if kind in ("timeout", "spawn"):
+        if kind in ("timeout", "spawn", "cancelled"):  # cancelled: a stop request ended the wait
             return cls.INFRASTRUCTURE
         rc = getattr(exc, "returncode", None)
         if kind == "crash" and rc is not None and rc < 0:
@@ -79,10 +81,6 @@ def _lsn(v: int | None) -> str | None:
 
 def _parse_lsn(v: Any) -> int | None:
     return parse_lsn(v) if v else None
-
-
-def _counts(d: Any) -> Counter[str]:
-    return Counter({str(k): int(v) for k, v in (d or {}).items()})
 
 
 def _sorted(c: Mapping[str, int]) -> dict[str, int]:
@@ -225,22 +223,24 @@ class IterationEntry:
     infrastructure_error: str | None
     bundles: list[str | None]
     interrupted: bool = False  # stopped part-way by Ctrl-C / SIGTERM (the key only when true)
+    phases: Seconds = field(default_factory=Seconds)  # the key only when timed
 
     def to_json(self) -> JSONDict:
         return {"index": self.index, "seed": self.seed, "settings": self.settings, "seconds": self.seconds,
                 "records": self.records, "pages_checked": self.pages_checked, "step_errors": self.step_errors,
                 "infrastructure_error": self.infrastructure_error, "bundles": list(self.bundles),
-                **_interrupted_key(self.interrupted)}
+                **_interrupted_key(self.interrupted), **phases_json(self.phases)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> IterationEntry:
         return cls(int(d["index"]), d.get("seed"), str(d.get("settings", "")), float(d.get("seconds", 0.0)),
                    int(d.get("records", 0)), int(d.get("pages_checked", 0)), int(d.get("step_errors", 0)),
-                   d.get("infrastructure_error"), list(d.get("bundles", [])), bool(d.get("interrupted")))
+                   d.get("infrastructure_error"), list(d.get("bundles", [])), bool(d.get("interrupted")),
+                   seconds_of(d.get("phases")))
 
 
 @dataclass
-class IterationSummary:
+class IterationSummary(PageCounts):
     """Everything one fuzz iteration found: what a worker hands the campaign.
     ``bundles[i]`` is the bundle of ``divergences[i]`` (None: not written);
     commit-log divergences, listed last, have none."""
@@ -249,15 +249,7 @@ class IterationSummary:
     seed: int | None
     settings: str
     seconds: float = 0.0  # rounded to ms
-    records: int = 0
-    pages_checked: int = 0
-    pages_skipped_no_base: int = 0
     divergences: list[DivergenceEntry] = field(default_factory=list)
-    clog_pages_checked: int = 0
-    clog_xids_verified: int = 0
-    unsupported: Counter[str] = field(default_factory=Counter)
-    record_types: Counter[str] = field(default_factory=Counter)
-    pages_skipped: Counter[str] = field(default_factory=Counter)
     step_errors: int = 0
     infrastructure_error: str | None = None
     bundles: list[str | None] = field(default_factory=list)
@@ -267,7 +259,8 @@ class IterationSummary:
 
     def entry(self) -> IterationEntry:
         return IterationEntry(self.index, self.seed, self.settings, self.seconds, self.records, self.pages_checked,
-                              self.step_errors, self.infrastructure_error, list(self.bundles), self.interrupted)
+                              self.step_errors, self.infrastructure_error, list(self.bundles), self.interrupted,
+                              Seconds(self.phases))
 
     def add_infrastructure_error(self, why: str) -> None:
         self.infrastructure_error = f"{self.infrastructure_error}; {why}" if self.infrastructure_error else why
@@ -280,39 +273,33 @@ class IterationSummary:
             "divergences": [d.to_json() for d in self.divergences],
             "clog_pages_checked": self.clog_pages_checked, "clog_xids_verified": self.clog_xids_verified,
             "unsupported": dict(self.unsupported), "record_types": dict(self.record_types),
+            **({"cells": dict(self.cells)} if self.cells else {}), **self.verdicts_json(),
             "pages_skipped": dict(self.pages_skipped), "step_errors": self.step_errors,
             "infrastructure_error": self.infrastructure_error, "bundles": list(self.bundles),
             "bundles_skipped": self.bundles_skipped, "rules": dict(self.rules),
-            **_interrupted_key(self.interrupted),
+            **_interrupted_key(self.interrupted), **phases_json(self.phases),
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> IterationSummary:
-        return cls(
+        s = cls(
             int(d["index"]), d.get("seed"), str(d.get("settings", "")), float(d.get("seconds", 0.0)),
-            int(d.get("records", 0)), int(d.get("pages_checked", 0)), int(d.get("pages_skipped_no_base", 0)),
             [DivergenceEntry.from_json(x) for x in d.get("divergences", [])],
-            int(d.get("clog_pages_checked", 0)), int(d.get("clog_xids_verified", 0)),
-            _counts(d.get("unsupported")), _counts(d.get("record_types")), _counts(d.get("pages_skipped")),
             int(d.get("step_errors", 0)), d.get("infrastructure_error"), list(d.get("bundles", [])),
             int(d.get("bundles_skipped", 0)), dict(d.get("rules", {})), bool(d.get("interrupted")),
         )
+        s._load_counts(d)
+        return s
 
 
 # -- campaign reports ------------------------------------------------------------------------
 @dataclass
-class RunTotals:
+class RunTotals(PageCounts):
     """What a campaign report and a merge of them share: counts, findings, iterations."""
 
     engines: list[str] = field(default_factory=list)
     iterations: int = 0
-    records: int = 0
-    pages_checked: int = 0
-    pages_skipped_no_base: int = 0
-    pages_skipped: Counter[str] = field(default_factory=Counter)
     divergences: list[CampaignDivergence] = field(default_factory=list)
-    unsupported: Counter[str] = field(default_factory=Counter)
-    record_types: Counter[str] = field(default_factory=Counter)
     settings_seen: Counter[str] = field(default_factory=Counter)
     rules_used: Counter[str] = field(default_factory=Counter)
     infrastructure_errors: list[InfrastructureError] = field(default_factory=list)
@@ -325,6 +312,10 @@ class RunTotals:
     def coverage(self) -> CoverageSummary:
         return compute_coverage(self.record_types, table_of(self.pg_version)).summary()
 
+    def cell_grid(self) -> CellGrid:
+        """Record type x fork x block form (harness.reports.cells): ``coverage_cells``."""
+        return compute_cells(self.cells, table_of(self.pg_version))
+
     @staticmethod
     def merged(reports: Sequence[RunTotals], sources: Iterable[str] = ()) -> MergedReport:
         """One report of several (shards of one run, or earlier merges): counts summed,
@@ -333,10 +324,11 @@ class RunTotals:
         seeds: set[int] = set()
         engines: set[str] = set()
         for r in reports:
-            for k in ("records", "pages_checked", "pages_skipped_no_base", "iterations", "step_errors"):
-                setattr(m, k, getattr(m, k) + getattr(r, k))
-            for c in ("pages_skipped", "unsupported", "record_types", "settings_seen", "rules_used"):
-                getattr(m, c).update(getattr(r, c))
+            m.add_counts(r)
+            m.iterations += r.iterations
+            m.step_errors += r.step_errors
+            m.settings_seen.update(r.settings_seen)
+            m.rules_used.update(r.rules_used)
             m.divergences += r.divergences
             m.infrastructure_errors += r.infrastructure_errors
             m.results += r.results
@@ -358,10 +350,9 @@ class RunTotals:
 
     def _load_totals(self, d: Mapping[str, Any]) -> None:
         self.engines = [str(e) for e in d.get("engines", [])]
-        for k in ("records", "pages_checked", "pages_skipped_no_base", "iterations", "step_errors"):
-            setattr(self, k, int(d.get(k, 0)))
-        for c in ("pages_skipped", "unsupported", "record_types", "settings_seen", "rules_used"):
-            setattr(self, c, _counts(d.get(c)))
+        self._load_counts(d)
+        self.iterations, self.step_errors = int(d.get("iterations", 0)), int(d.get("step_errors", 0))
+        self.settings_seen, self.rules_used = counts_of(d.get("settings_seen")), counts_of(d.get("rules_used"))
         self.divergences = [CampaignDivergence.from_json(x) for x in d.get("divergences", [])]
         self.infrastructure_errors = [InfrastructureError.from_json(x) for x in d.get("infrastructure_errors", [])]
         self.results = [IterationEntry.from_json(x) for x in d.get("iteration_results", [])]
@@ -380,20 +371,11 @@ class FuzzReport(RunTotals):
     seed: int | None = None
     shard: str | None = None  # "K/N"
     profile: str | None = None
-    clog_pages_checked: int = 0
-    clog_xids_verified: int = 0
 
     def add(self, r: IterationSummary) -> None:
         """Fold one iteration in."""
         self.iterations += 1
-        self.records += r.records
-        self.pages_checked += r.pages_checked
-        self.pages_skipped_no_base += r.pages_skipped_no_base
-        self.pages_skipped.update(r.pages_skipped)
-        self.clog_pages_checked += r.clog_pages_checked
-        self.clog_xids_verified += r.clog_xids_verified
-        self.unsupported.update(r.unsupported)
-        self.record_types.update(r.record_types)
+        self.add_counts(r)
         self.settings_seen[r.settings] += 1
         self.rules_used.update(r.rules)
         self.step_errors += r.step_errors
@@ -425,10 +407,12 @@ class FuzzReport(RunTotals):
             "infrastructure_errors": infra,
             "step_errors": self.step_errors,
             "coverage": self.coverage().to_json(),
+            **self.cells_json(), **self.verdicts_json(),
             "seconds": round(self.seconds, 1),
             "interrupted": self.interrupted,
             "iteration_results": results,
             **({"pg_version": self.pg_version} if self.pg_version is not None else {}),
+            **phases_json(self.phases),
         }
 
     @classmethod
@@ -436,9 +420,6 @@ class FuzzReport(RunTotals):
         """Read a fuzz report; keys it lacks (a check report read as one) count as zero."""
         rep = cls(seed=d.get("seed"), shard=d.get("shard"), profile=d.get("profile"), pg_version=d.get("pg_version"))
         rep._load_totals(d)
-        clog = d.get("clog") or {}
-        rep.clog_pages_checked = int(clog.get("pages_checked", 0))
-        rep.clog_xids_verified = int(clog.get("xids_verified", 0))
         return rep
 
     def junit_xml(self) -> str:
@@ -491,6 +472,7 @@ class MergedReport(RunTotals):
             "infrastructure_errors": infra,
             "iteration_results": results,
             "coverage": self.coverage().to_json(),
+            **self.cells_json(), **self.verdicts_json(),
             "shards": list(self.shards),
             "seed": list(self.seeds),
             "engines": list(self.engines),
@@ -498,6 +480,7 @@ class MergedReport(RunTotals):
             "interrupted": self.interrupted,
             "merged_from": list(self.merged_from),
             **({"pg_version": self.pg_version} if self.pg_version is not None else {}),
+            **phases_json(self.phases),
         }
 
     @classmethod
@@ -524,32 +507,27 @@ def is_run_report(d: Any) -> bool:
 
 # -- check reports ---------------------------------------------------------------------------
 @dataclass
-class CheckResult:
+class CheckResult(PageCounts):
     """A verified WAL range: ``redodiff check --report`` and ``redodiff demo --report``."""
 
-    records: int = 0
-    pages_checked: int = 0
-    pages_skipped_no_base: int = 0
-    pages_skipped: Counter[str] = field(default_factory=Counter)
     divergences: list[DivergenceEntry] = field(default_factory=list)
-    unsupported: Counter[str] = field(default_factory=Counter)
-    record_types: Counter[str] = field(default_factory=Counter)
     engines: list[str] = field(default_factory=list)
     infrastructure_errors: list[str] = field(default_factory=list)
-    clog_pages_checked: int = 0
-    clog_xids_verified: int = 0
     clog_divergences: list[str] = field(default_factory=list)
     start: int | None = None
     end: int | None = None
     interrupted: bool = False  # stopped before its last page (the key only when true)
-    # pages by verdict ("verified", "primary_differs", ...) and what the end of recovery does
-    # with the range's unlogged relations; None in reports written before them (no key)
-    verdicts: Counter[str] | None = None
+    # what the end of recovery does with the range's unlogged relations; None in reports
+    # written before it (no key)
     end_of_recovery: JSONDict | None = None
     pg_version: str | None = None  # `postgres --version` of the cluster checked (the key only when known)
 
     def coverage(self) -> CoverageSummary:
         return compute_coverage(self.record_types, table_of(self.pg_version)).summary()
+
+    def cell_grid(self) -> CellGrid:
+        """Record type x fork x block form (harness.reports.cells): ``coverage_cells``."""
+        return compute_cells(self.cells, table_of(self.pg_version))
 
     @property
     def unknown_divergences(self) -> list[DivergenceEntry]:
@@ -572,21 +550,21 @@ class CheckResult:
             "start": _lsn(self.start),
             "end": _lsn(self.end),
             **_interrupted_key(self.interrupted),
-            **({"verdicts": _sorted(self.verdicts)} if self.verdicts is not None else {}),
+            **self.verdicts_json(),
             **({"end_of_recovery": self.end_of_recovery} if self.end_of_recovery is not None else {}),
             **({"pg_version": self.pg_version} if self.pg_version is not None else {}),
+            **self.cells_json(),
+            **phases_json(self.phases),
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> CheckResult:
         clog = d.get("clog") or {}
-        return cls(
-            int(d.get("records", 0)), int(d.get("pages_checked", 0)), int(d.get("pages_skipped_no_base", 0)),
-            _counts(d.get("pages_skipped")), [DivergenceEntry.from_json(x) for x in d.get("divergences", [])],
-            _counts(d.get("unsupported")), _counts(d.get("record_types")), [str(e) for e in d.get("engines", [])],
-            [str(e) for e in d.get("infrastructure_errors", [])], int(clog.get("pages_checked", 0)),
-            int(clog.get("xids_verified", 0)), [str(x) for x in clog.get("divergences", [])],
+        r = cls(
+            [DivergenceEntry.from_json(x) for x in d.get("divergences", [])], [str(e) for e in d.get("engines", [])],
+            [str(e) for e in d.get("infrastructure_errors", [])], [str(x) for x in clog.get("divergences", [])],
             _parse_lsn(d.get("start")), _parse_lsn(d.get("end")), bool(d.get("interrupted")),
-            _counts(d["verdicts"]) if "verdicts" in d else None, d.get("end_of_recovery"),
-            d.get("pg_version"),
+            d.get("end_of_recovery"), d.get("pg_version"),
         )
+        r._load_counts(d)
+        return r

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from harness.clusters.datadir import DataDirPages, snapshot_relation_files
 from harness.clusters.local import LocalCluster
+from harness.reports.counts import PageCounts
 from harness.verify.check import Checker, CheckReport, Engine
 from harness.verify.clogcheck import check_clog, take_pg_xact_snapshot
+from harness.verify.plan import decode_all
 from pyredo.wal.reader import WalReader
 from pyredo.wal.record import DecodedXLogRecord
 
@@ -84,12 +86,20 @@ def capture(
     return cap
 
 
-def verify(cap: Capture, engines: Sequence[Engine], *, clog: bool = True) -> CheckReport:
+def verify(cap: Capture, engines: Sequence[Engine], *, clog: bool = True,
+           records: list[DecodedXLogRecord] | None = None) -> CheckReport:
     """Redo every block of the captured range with ``engines`` and witness with the
-    primary; then rebuild the commit log of the range and compare it with pg_xact."""
+    primary; then rebuild the commit log of the range and compare it with pg_xact.
+    ``records``: the range decoded already (``decode_all``), if the caller has it."""
     checker = Checker(engines, DataDirPages(cap.cluster.pgdata), cap.base, end_lsn=cap.end,
                       base_is_snapshot=cap.base is not None)
-    report = checker.check_records(cap.records(), start=cap.start, end=cap.end)
+    timing = PageCounts()
+    if records is None:
+        with timing.timed("decode"):
+            records = decode_all(cap.records())  # once: the plan and the commit-log check share it
+    report = checker.check_records(records, start=cap.start, end=cap.end)
+    report.phases.add_all(timing.phases)
     if clog and cap.pg_xact_dir is not None:
-        report.add_clog(check_clog(cap.records(), cap.pg_xact_dir, cap.cluster.pgdata))
+        with report.timed("clog"):
+            report.add_clog(check_clog(records, cap.pg_xact_dir, cap.cluster.pgdata))
     return report

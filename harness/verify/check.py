@@ -9,24 +9,26 @@ whose JSON keys the CLI and the fuzzer share.
 from __future__ import annotations
 
 import functools
+import time
 import traceback
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.interrupts import Interrupted, Interrupts
+from harness.reports.cells import block_cells
+from harness.reports.counts import ENGINE_PHASE, PageCounts
 from harness.reports.schema import CheckResult, DivergenceEntry, DivergenceKind, EngineErrorKind
 from harness.verify.engines import Engine
-from harness.verify.plan import BlockPlan, Plan, build_plan
+from harness.verify.plan import BlockPlan, Plan, build_plan, decode_all, records_frozen
 from harness.verify.unlogged import end_of_recovery
-from harness.verify.verdict import BLOCK_ABSENT, Verdict, Witnessed, judge
+from harness.verify.verdict import BLOCK_ABSENT, Verdict, Witnessed, judge, reconcile
 from oracles.compare import explain_diff
 from oracles.known_issues import KnownIssues
 from oracles.masks import MaskError, guess_owner, mask_page
 from pyredo.errors import UnsupportedRecord
 from pyredo.page.bufpage import PageGetLSN
-from pyredo.rmgrlist import PG15
+from pyredo.rmgrlist import PG15, RmgrTable
 from pyredo.wal.record import (
     FSM_FORKNUM,
     INIT_FORKNUM,
@@ -75,23 +77,16 @@ class Divergence:
 
 
 @dataclass
-class CheckReport:
-    records: int = 0
-    pages_checked: int = 0
-    pages_skipped_no_base: int = 0
-    pages_skipped: Counter[str] = field(default_factory=Counter)
+class CheckReport(PageCounts):
+    """What a check found; its counts (``PageCounts``, with seconds by phase) are a report's."""
+
     divergences: list[Divergence] = field(default_factory=list)
-    unsupported: Counter[str] = field(default_factory=Counter)
-    record_types: Counter[str] = field(default_factory=Counter)
     engines: list[str] = field(default_factory=list)
     infrastructure: list[str] = field(default_factory=list)  # engine trouble that is not a finding
-    clog_pages_checked: int = 0
-    clog_xids_verified: int = 0
     clog_divergences: list[str] = field(default_factory=list)
     start: int | None = None
     end: int | None = None
     interrupted: bool = False  # a stop request ended the check before its last page
-    verdicts: Counter[str] = field(default_factory=Counter)  # pages by verdict (harness.verify.verdict)
     end_of_recovery: dict[str, Any] | None = None  # what crash recovery does with unlogged relations
     _verified: set[int] = field(default_factory=set, repr=False)
     _init_pages: dict[BufferTag, tuple[bytes, str | None]] = field(default_factory=dict, repr=False)
@@ -113,31 +108,22 @@ class CheckReport:
         self.clog_divergences += [str(d) for d in clog.divergences] + [f"missing {m}" for m in clog.missing]
 
     def merge(self, other: CheckReport) -> None:
-        self.records += other.records
-        self.pages_checked += other.pages_checked
-        self.pages_skipped_no_base += other.pages_skipped_no_base
-        self.pages_skipped.update(other.pages_skipped)
+        self.add_counts(other)
         self.divergences.extend(other.divergences)
-        self.unsupported.update(other.unsupported)
-        self.record_types.update(other.record_types)
-        self.clog_pages_checked += other.clog_pages_checked
-        self.clog_xids_verified += other.clog_xids_verified
+        self.infrastructure += other.infrastructure
         self.clog_divergences += other.clog_divergences
         self.interrupted |= other.interrupted
-        self.verdicts.update(other.verdicts)
         for e in other.engines:
             if e not in self.engines:
                 self.engines.append(e)
 
     def result(self) -> CheckResult:
         """What the report says (harness.reports.schema): ``redodiff check/demo --report``."""
-        return CheckResult(
-            self.records, self.pages_checked, self.pages_skipped_no_base, Counter(self.pages_skipped),
-            [d.entry() for d in self.divergences], Counter(self.unsupported), Counter(self.record_types),
-            list(self.engines), list(self.infrastructure), self.clog_pages_checked, self.clog_xids_verified,
-            list(self.clog_divergences), self.start, self.end, interrupted=self.interrupted,
-            verdicts=Counter(self.verdicts), end_of_recovery=self.end_of_recovery,
-        )
+        result = CheckResult([d.entry() for d in self.divergences], list(self.engines), list(self.infrastructure),
+                             list(self.clog_divergences), self.start, self.end, interrupted=self.interrupted,
+                             end_of_recovery=self.end_of_recovery)
+        result.add_counts(self)
+        return result
 
     def to_json(self) -> dict[str, Any]:
         return self.result().to_json()
@@ -188,10 +174,15 @@ class Checker:
         base_is_snapshot: bool = False,
         interrupts: Interrupts | None = None,
         known_issues: KnownIssues | None = None,
+        table: RmgrTable | None = None,
     ) -> None:
         if not engines:
             raise ValueError("at least one engine is needed")
         self.engines = list(engines)
+        # the major's rmgr table names record types (Heap2/PRUNE_ON_ACCESS in 17):
+        # given, else pyredo's, else PostgreSQL 15's
+        self.table = table or next((t for t in (getattr(e, "table", None) for e in self.engines)
+                                    if isinstance(t, RmgrTable)), PG15)
         self.primary = primary
         self.base = base
         self.end_lsn = end_lsn
@@ -201,17 +192,34 @@ class Checker:
         # wal-redo server given no page does)
         self.base_is_snapshot = base_is_snapshot
         self.interrupts = interrupts if interrupts is not None else Interrupts()
+        for e in self.engines:  # a wal-redo request in flight waits for a stop a short grace only
+            if hasattr(e, "stop_requested"):
+                e.stop_requested = lambda: self.interrupts.pending
         # known PostgreSQL issues (oracles/known_issues.toml); default: for any release
         self.known_issues = known_issues if known_issues is not None else default_known_issues()
 
     def check_records(self, records: Iterable[DecodedXLogRecord], *,
                       progress: Callable[[int, int], None] | None = None,
                       start: int | None = None, end: int | None = None) -> CheckReport:
+        """Decode (unless ``records`` is a list: decoded already), plan, check; the
+        report's phases say how long each took."""
+        timing = PageCounts()
         try:
-            plan = build_plan(self.interrupts.each(records), start, end)
+            with timing.timed("decode"):
+                records = decode_all(records if isinstance(records, list) else self.interrupts.each(records))
         except Interrupted:  # stopped while decoding: no page was reached
-            return CheckReport(engines=[e.name for e in self.engines], start=start, end=end, interrupted=True)
-        return self.check_plan(plan, progress=progress)
+            return CheckReport(engines=[e.name for e in self.engines], start=start, end=end, interrupted=True,
+                               phases=timing.phases)
+        with records_frozen():
+            try:
+                with timing.timed("plan"):
+                    plan = build_plan(self.interrupts.each(records), start, end)
+            except Interrupted:  # stopped while planning: no page was reached
+                return CheckReport(engines=[e.name for e in self.engines], start=start, end=end,
+                                   interrupted=True, phases=timing.phases)
+            report = self.check_plan(plan, progress=progress)
+        report.phases.add_all(timing.phases)
+        return report
 
     def check_plan(self, plan: Plan, *, progress: Callable[[int, int], None] | None = None) -> CheckReport:
         report = CheckReport(records=plan.records, engines=[e.name for e in self.engines],
@@ -233,7 +241,7 @@ class Checker:
         except Interrupted:
             report.interrupted = True
             report.pages_skipped["not reached: interrupted"] += total - done
-        report.end_of_recovery = end_of_recovery(plan.unlogged, report._init_pages, self.primary)
+        report.end_of_recovery = end_of_recovery(plan.unlogged, report._init_pages, self.primary, self.table)
         return report
 
     def check_block(self, bp: BlockPlan, report: CheckReport) -> None:
@@ -252,12 +260,14 @@ class Checker:
         failures: dict[str, Exception] = {}
         abstained: list[str] = []
         for engine in self.engines:  # every engine runs, whatever the others did
+            t0 = time.perf_counter()
             try:
                 pages[engine.name] = engine.reconstruct(tag, base, bp.records)
             except UnsupportedRecord as e:  # abstains: a record it does not implement
                 self._count_unsupported(report, bp, e)
                 abstained.append(engine.name)
             except Exception as e:  # an engine failure is a finding, not a crash
+                self.interrupts.check()  # ... unless a stop request caused it: the page is not reached
                 error_kind = EngineErrorKind.of(e)
                 if error_kind is EngineErrorKind.REFUSAL:
                     report.pages_skipped[f"{engine.name} refused the request"] += 1
@@ -267,20 +277,24 @@ class Checker:
                     abstained.append(engine.name)
                 else:
                     failures[engine.name] = e
+            report.phases.add(ENGINE_PHASE + engine.name, time.perf_counter() - t0)
         if not pages and not failures:
             return
-        witness = self._witness(bp, pages, report) if pages else Witnessed("no engine answered")
-        verdict = judge(pages, failures, witness, abstained)
+        allowed = reconcile(self.engines, tag, bp.records, pages)  # e.g. Neon's deliberate differences
+        with report.timed("witness"):
+            witness = self._witness(bp, pages, report) if pages else Witnessed("no engine answered")
+        verdict = judge(pages, failures, witness, abstained, allowed)
         if verdict.kind is None:
             if tag.fork == INIT_FORKNUM and pages:  # what the main fork becomes at recovery's end
                 report._init_pages[tag] = (next(iter(pages.values())), witness.owner or bp.owner)
             if verdict.compared:
                 report.verdicts[verdict.label] += 1
                 report.pages_checked += 1
+                report.cells.update(block_cells(tag, bp.records, self.table))
                 for rec in bp.records:
                     if rec.lsn not in report._verified:
                         report._verified.add(rec.lsn)
-                        report.record_types[PG15.record_type(rec)] += 1
+                        report.record_types[self.table.record_type(rec)] += 1
             return
         div = self._divergence(bp, base, pages, failures, witness, verdict)
         report.divergences.append(div)
@@ -292,7 +306,7 @@ class Checker:
         tag = bp.tag
         owner = w.owner or bp.owner
         shown = {**pages, "primary": w.primary} if w.primary is not None else dict(pages)
-        last = PG15.record_type(bp.records[-1])
+        last = self.table.record_type(bp.records[-1])
         if verdict.kind is ENGINE_ERROR:
             e = next(iter(failures.values()))
             diff = [line for err in failures.values() for line in traceback.format_exception_only(type(err), err)]
@@ -308,7 +322,7 @@ class Checker:
             eb = next(e for e in self.engines if e.name == other)
             k = bisect_first_divergence(ea, eb, tag, base, bp.records)
             rec = bp.records[k] if k is not None else bp.records[-1]
-            return Divergence(ENGINE_DISAGREEMENT, tag, verdict.engines, PG15.record_type(rec),
+            return Divergence(ENGINE_DISAGREEMENT, tag, verdict.engines, self.table.record_type(rec),
                               rec.lsn if k is not None else None, bp.records, base, shown, bp.owner,
                               diff=[str(d) for d in explain_diff(pages[ref], pages[other], bp.owner)],
                               verdict=verdict.line)
@@ -340,8 +354,8 @@ class Checker:
             return self._no_witness(report, "witness: primary page changed after the range")
         owner = bp.owner or (self.owner_of(tag) if self.owner_of else None) or guess_owner(primary)
         try:
-            want = mask_page(primary, owner or "Heap", tag.blk, tag.fork, final_state=True)
-            got = {name: mask_page(p, owner or "Heap", tag.blk, tag.fork, final_state=True)
+            want = mask_page(primary, owner or "Heap", tag.blk, tag.fork, final_state=True, table=self.table)
+            got = {name: mask_page(p, owner or "Heap", tag.blk, tag.fork, final_state=True, table=self.table)
                    for name, p in pages.items()}
         except MaskError as e:
             return self._no_witness(report, f"witness: {e}")
@@ -352,20 +366,18 @@ class Checker:
         report.pages_skipped[reason] += 1
         return Witnessed(reason.removeprefix("witness: "))
 
-    @staticmethod
-    def _type_at(bp: BlockPlan, e: Exception) -> str:
+    def _type_at(self, bp: BlockPlan, e: Exception) -> str:
         lsn = getattr(e, "lsn", None)
         for rec in bp.records:
             if rec.lsn == lsn:
-                return PG15.record_type(rec)
-        return PG15.record_type(bp.records[-1])
+                return self.table.record_type(rec)
+        return self.table.record_type(bp.records[-1])
 
-    @staticmethod
-    def _count_unsupported(report: CheckReport, bp: BlockPlan, e: UnsupportedRecord) -> None:
+    def _count_unsupported(self, report: CheckReport, bp: BlockPlan, e: UnsupportedRecord) -> None:
         for rec in bp.records:
             if rec.lsn == e.lsn:
                 if rec.lsn not in report._unsupported_seen:
                     report._unsupported_seen.add(rec.lsn)
-                    report.unsupported[PG15.record_type(rec)] += 1
+                    report.unsupported[self.table.record_type(rec)] += 1
                 return
         report.unsupported[f"{e.rmgr}/0x{(e.info or 0) & XLR_RMGR_INFO_MASK:02X}"] += 1

@@ -11,12 +11,14 @@ rmgr table's ``implicit_tags``. What cannot be rebuilt from block references
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pyredo.page.visibilitymap import HEAPBLK_TO_MAPBLOCK
-from pyredo.rmgr import RM_SMGR_ID, RM_XLOG_ID
+from pyredo.rmgr import RM_DBASE_ID, RM_SMGR_ID, RM_XLOG_ID
 from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
     FSM_FORKNUM,
@@ -36,6 +38,8 @@ SMGR_TRUNCATE_VM = 0x0002
 SMGR_TRUNCATE_FSM = 0x0004
 _SMGR_TRUNCATE = struct.Struct("<I III I")  # blkno, rnode, flags
 _SMGR_CREATE = struct.Struct("<III i")  # xl_smgr_create: rnode, forkNum
+XLOG_DBASE_CREATE_FILE_COPY = 0x00
+_DBASE_FILE_COPY = struct.Struct("<II")  # xl_dbase_create_file_copy_rec: db_id, tablespace_id (then the source's)
 
 
 @dataclass
@@ -112,6 +116,60 @@ def _init_fork_created(rec: DecodedXLogRecord) -> RelFileNode | None:
     return RelFileNode(spc, db, rel) if fork == INIT_FORKNUM else None
 
 
+def decode_all(records: Iterable[DecodedXLogRecord]) -> list[DecodedXLogRecord]:
+    """The range decoded once, in memory: the plan, the commit-log check, coverage
+    and bundles share the list (a list passes through). The cyclic collector is
+    paused meanwhile: records make no reference cycles, and with hundreds of
+    thousands of them alive each full collection would walk them all again."""
+    if isinstance(records, list):
+        return records
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return list(records)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _file_copied(rec: DecodedXLogRecord) -> tuple[int, int] | None:
+    """(tablespace, database) of the directory a Database/CREATE_FILE_COPY record
+    copies at redo (CREATE DATABASE STRATEGY FILE_COPY, ALTER DATABASE SET TABLESPACE)."""
+    if rec.rmid != RM_DBASE_ID or rec.info & XLR_RMGR_INFO_MASK != XLOG_DBASE_CREATE_FILE_COPY:
+        return None
+    if len(rec.main_data) < _DBASE_FILE_COPY.size:
+        return None
+    db, spc = _DBASE_FILE_COPY.unpack_from(rec.main_data)
+    return spc, db
+
+
+def _mark_file_copied(blocks: dict[BufferTag, BlockPlan], copied: dict[tuple[int, int], int],
+                      created: set[RelFileNode]) -> None:
+    """Pages of relations a Database/CREATE_FILE_COPY copied (not made afresh after
+    it) whose records need a base: the copy put their content there at redo and the
+    WAL holds none of it (with full_page_writes on, the first change after the copy's
+    checkpoint brings an image and the page is rebuilt)."""
+    for tag, bp in blocks.items():
+        lsn = copied.get((tag.spc, tag.db))
+        if lsn is None or tag.rnode in created or not bp.records or bp.unverifiable or not bp.needs_base:
+            continue
+        bp.unverifiable = (f"its relation was copied by Database/CREATE_FILE_COPY at LSN {lsn:X} "
+                           "(the directory is copied at redo, the page is not in the WAL)")
+
+
+@contextlib.contextmanager
+def records_frozen() -> Iterator[None]:
+    """While a decoded range is planned and checked: what is alive now (the records,
+    acyclic, kept until the check ends) leaves the collector's generations
+    (gc.freeze), so its full collections stop walking them again and again (plan and
+    redo take about 2.5x as long otherwise); given back at the end (gc.unfreeze)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
                end: int | None = None) -> Plan:
     """Group records by block in LSN order (records must come in LSN order)."""
@@ -119,9 +177,17 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
     retired: list[BlockPlan] = []
     unlogged: set[RelFileNode] = set()
     truncations: list[tuple[RelFileNode, int, int, int]] = []  # rnode, blkno, flags, lsn
+    copied: dict[tuple[int, int], int] = {}  # (spc, db) -> LSN of its Database/CREATE_FILE_COPY
+    made: set[RelFileNode] = set()  # relations a Storage/CREATE made after such a copy
     n = 0
     for rec in records:
         n += 1
+        fc = _file_copied(rec)
+        if fc is not None:
+            copied[fc] = rec.lsn
+        elif copied and rec.rmid == RM_SMGR_ID and rec.info & XLR_RMGR_INFO_MASK == XLOG_SMGR_CREATE \
+                and len(rec.main_data) >= _SMGR_CREATE.size:
+            made.add(RelFileNode(*_SMGR_CREATE.unpack_from(rec.main_data)[:3]))
         rmgr = PG15.get(rec.rmid)
         tags = [blk.tag for blk in rec.blocks.values()]
         if rmgr is not None and rmgr.implicit_tags is not None:
@@ -142,6 +208,8 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
         if trunc is not None:
             _apply_truncation(blocks, retired, rec, *trunc)
             truncations.append((*trunc, rec.lsn))
+    if copied:
+        _mark_file_copied(blocks, copied, made)
     return Plan(blocks, n, start, end, retired, unlogged)
 
 

@@ -20,16 +20,18 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from oracles.masks import MaskError, mask_page
+from pyredo.rmgrlist import PG15, RmgrTable
 from pyredo.wal.record import MAIN_FORKNUM, BufferTag, RelFileNode
 
 PageSource = Callable[[BufferTag], "bytes | None"]
 
 
 def end_of_recovery(unlogged: Iterable[RelFileNode], init_pages: Mapping[BufferTag, tuple[bytes, str | None]],
-                    primary: PageSource | None) -> dict[str, Any] | None:
+                    primary: PageSource | None, table: RmgrTable = PG15) -> dict[str, Any] | None:
     """What recovery's end does with the range's unlogged relations, and what the
     primary's main forks say of it. ``init_pages``: the init-fork pages every
-    engine agreed on (page, owner). None when the range has no unlogged relation."""
+    engine agreed on (page, owner); ``table``: the WAL's major's (its masks).
+    None when the range has no unlogged relation."""
     rels = set(unlogged)
     if not rels:
         return None
@@ -42,8 +44,8 @@ def end_of_recovery(unlogged: Iterable[RelFileNode], init_pages: Mapping[BufferT
             absent += 1
             continue
         try:
-            same = (mask_page(main, owner or "Heap", tag.blk, MAIN_FORKNUM, final_state=True)
-                    == mask_page(page, owner or "Heap", tag.blk, MAIN_FORKNUM, final_state=True))
+            same = (mask_page(main, owner or "Heap", tag.blk, MAIN_FORKNUM, final_state=True, table=table)
+                    == mask_page(page, owner or "Heap", tag.blk, MAIN_FORKNUM, final_state=True, table=table))
         except MaskError:
             same = main == page
         if same:

@@ -284,7 +284,8 @@ def test_missing_image_is_a_clear_setup_error(docker_engine: str) -> None:
 
 
 def test_ctrl_c_stops_and_removes_the_cluster_container(image: str) -> None:
-    with CliRun("fuzz", "--budget", "3600", "--seed", "5", "--cluster", f"docker:{image}",
+    # one process: its pid is the owner label of the containers looked for (workers label their own)
+    with CliRun("fuzz", "--budget", "3600", "--seed", "5", "--workers", "1", "--cluster", f"docker:{image}",
                 "--report", "{root}/r.json") as run:
         assert run.proc is not None
         pid = run.proc.pid
@@ -335,6 +336,23 @@ def test_a_hung_walredo_container_is_removed(image: str) -> None:
         with pytest.raises(WalRedoError) as ei:
             wr.send_request(ping_msg())
         assert ei.value.kind == "timeout" and is_infrastructure(ei.value)
+        assert _containers(**label) == []
+    finally:
+        wr.close()
+
+
+def test_a_stop_request_ends_a_hung_walredo_container(image: str) -> None:
+    """Ctrl-C while a request waits on a container that never answers (an hour's
+    timeout): after the stop's grace the request ends as cancelled (infrastructure)
+    and the container is removed."""
+    wr = DockerWalRedo(image, cmd=["/usr/bin/sleep", "1000"], timeout=3600)
+    wr.stop_requested, wr.stop_grace = (lambda: True), 0.5
+    wr.check_layout = False  # the request under test is the first one, not a spawn-time probe
+    label = {LABEL_CLIENT: wr.docker.client_id}
+    try:
+        with pytest.raises(WalRedoError) as ei:
+            wr.send_request(ping_msg())
+        assert ei.value.kind == "cancelled" and is_infrastructure(ei.value)
         assert _containers(**label) == []
     finally:
         wr.close()

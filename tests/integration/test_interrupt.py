@@ -1,15 +1,18 @@
-"""Ctrl-C and SIGTERM on a running campaign: it stops wherever it is (a workload
-statement, the check of a page, a bundle), keeps what it found, says so in its
-report, and leaves no server, worker or directory behind. Each test waits for a
-progress signal (a statement running, the wal-redo server up, a bundle written),
-then signals; no test measures how long the exit took (``redodiff bench interrupt``
-does, under load)."""
+"""Ctrl-C and SIGTERM on a running command (fuzz, check, replay, selftest, gate,
+minimize): it stops wherever it is (a workload statement, the check of a page, a
+wal-redo request in flight, a bundle), keeps what it found, says so in its report,
+and leaves no server, worker or directory behind. Each test waits for a progress
+signal (a statement running, a server up, a bundle written, a line printed), then
+signals; no test measures how long the exit took (``redodiff bench interrupt``
+does, under load). Tests that need a whole campaign are marked ``slow``."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import signal
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +29,16 @@ from harness.bench.interrupt import (
 from harness.campaign.bundle import read_bundle
 from harness.campaign.gate import run_gate
 from harness.campaign.minimize import minimize_bundle
+from harness.clusters.local import LocalCluster
 from harness.interrupts import Interrupted, Interrupts
-from harness.robustness.leftovers import processes
+from harness.robustness.leftovers import cluster_dirs, processes
 from harness.verify.engines import EngineSet
-
-pytestmark = pytest.mark.slow  # whole campaigns: left out of the fast loop (-m "not slow")
+from pyredo.wal.lsn import format_lsn
 
 BOTH = ("--engine", "pyredo", "--engine", "walredo")
+# a wal-redo server that never answers: a request stays in flight until the client gives up
+# (its name, under the run's directory, lets the test see it running)
+HUNG_WALREDO = ("--walredo-cmd", f"{sys.executable} -c 'import time; time.sleep(3600)' {{root}}/hung-walredo")
 
 
 def _report(run: CliRun) -> dict[str, Any]:
@@ -43,6 +49,7 @@ def _new_run(*extra: str) -> CliRun:
     return CliRun("fuzz", "--budget", "3600", "--corpus", "{root}/corpus", "--report", "{root}/report.json", *extra)
 
 
+@pytest.mark.slow  # a campaign
 def test_ctrl_c_cancels_the_running_statement() -> None:
     """A workload statement that would run for an hour is cancelled; the iteration
     is recorded as interrupted, with nothing verified."""
@@ -58,6 +65,7 @@ def test_ctrl_c_cancels_the_running_statement() -> None:
         assert run.leftovers() == []
 
 
+@pytest.mark.slow  # a campaign
 def test_ctrl_c_during_the_check_keeps_what_was_found() -> None:
     """SIGTERM while a large iteration's pages are being redone by both engines: the
     pages not reached are said so (never counted as verified), the divergences found
@@ -81,6 +89,7 @@ def test_ctrl_c_during_the_check_keeps_what_was_found() -> None:
         assert run.leftovers() == []
 
 
+@pytest.mark.slow  # a campaign
 def test_ctrl_c_keeps_every_bundle_written() -> None:
     """Ctrl-C once bundles are being written: every bundle on disk is whole and in
     the report; no half-written temporary bundle is left."""
@@ -102,6 +111,7 @@ def test_ctrl_c_keeps_every_bundle_written() -> None:
         assert run.leftovers() == []
 
 
+@pytest.mark.slow  # a campaign
 def test_a_second_signal_stops_at_once_and_still_leaves_nothing() -> None:
     with _new_run("--seed", "5", "--faults", f"step_sleep={SLEEP_STEP}@0", *BOTH) as run:
         run.wait_for(lambda: sleeping_statements(run.tmp), "the sleeping statement")
@@ -111,6 +121,7 @@ def test_a_second_signal_stops_at_once_and_still_leaves_nothing() -> None:
         assert run.leftovers() == []
 
 
+@pytest.mark.slow  # a campaign
 def test_every_worker_stops() -> None:
     """--workers 2, both in a statement that only a cancel ends: Ctrl-C to the parent
     stops both workers, their clusters, and the parent."""
@@ -124,10 +135,12 @@ def test_every_worker_stops() -> None:
         assert run.leftovers() == []
 
 
+@pytest.mark.slow  # a campaign
 def test_leftovers_are_found_and_cleared() -> None:
     """The check this file relies on sees a server left running (a campaign killed
     before its cleanup could run), and clearing stops it."""
-    with _new_run("--seed", "5", "--faults", f"step_sleep={SLEEP_STEP}@0") as run:
+    # one process (fuzz defaults to a worker per core): its clusters lie directly in the run's directory
+    with _new_run("--seed", "5", "--workers", "1", "--faults", f"step_sleep={SLEEP_STEP}@0") as run:
         run.wait_for(lambda: sleeping_statements(run.tmp), "the sleeping statement")
         run.stop(signal.SIGKILL)
         left = run.leftovers()
@@ -141,6 +154,7 @@ def _copy(bundle: Path, corpus: Path, n: int) -> None:
         shutil.copytree(bundle, corpus / "bundles" / f"{bundle.name}-{i}")
 
 
+@pytest.mark.slow  # mutant_bundle: a campaign
 def test_the_gate_stops_between_saved_cases(tmp_path: Path, mutant_bundle: Path) -> None:
     """Asked to stop as its first case ends, the gate runs no other: neither passed nor failed."""
     corpus = tmp_path / "corpus"
@@ -151,6 +165,7 @@ def test_the_gate_stops_between_saved_cases(tmp_path: Path, mutant_bundle: Path)
     assert len(res.cases) == 1 and res.fuzz is None
 
 
+@pytest.mark.slow  # mutant_bundle: a campaign
 def test_minimize_stops_after_the_trial_in_progress(tmp_path: Path, mutant_bundle: Path) -> None:
     """Asked to stop during a trial, minimization raises Interrupted, writes no bundle,
     and its clusters are shut down (the session's leak check sees any that is not)."""
@@ -166,3 +181,91 @@ def test_minimize_stops_after_the_trial_in_progress(tmp_path: Path, mutant_bundl
                         log=log, interrupts=it)
     assert len(trials) == 1  # the trial in progress finished; no other began
     assert not (tmp_path / "out").exists()
+
+
+# -- check, replay, selftest, gate, minimize on the command line ------------------------------
+def _hung_walredo(run: CliRun) -> bool:
+    """Is the never-answering server running (not just named on redodiff's command line)?"""
+    return any(p.cmdline.endswith("/hung-walredo") and "harness.cli" not in p.cmdline for p in processes(run.tmp))
+
+
+def _a_cluster(run: CliRun) -> bool:
+    return bool(cluster_dirs(run.tmp))
+
+
+@pytest.fixture
+def wal_range(pg: LocalCluster) -> tuple[str, str, Path]:
+    """A WAL range of the session cluster that touches a few dozen pages: (start, end, pgdata)."""
+    rel = f"interrupt_{uuid.uuid4().hex[:8]}"
+    start = pg.checkpoint()
+    pg.execute(f"CREATE TABLE {rel} (a int, b text)")
+    pg.execute(f"INSERT INTO {rel} SELECT g, repeat('x', 200) FROM generate_series(1, 2000) g")
+    end = pg.current_lsn()
+    pg.checkpoint()
+    return format_lsn(start), format_lsn(end), pg.pgdata
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGTERM, signal.SIGINT)], ids=["once", "twice"])
+def test_check_stops_during_a_wal_redo_request(wal_range: tuple[str, str, Path], signals: tuple[int, ...]) -> None:
+    """`redodiff check` whose wal-redo server never answers (a 20 s request timeout):
+    the stop gives the request in flight a short grace, kills the server, writes the
+    report marked interrupted with the pages not reached, exits 130, leaves nothing.
+    A second signal (immediate) still writes the report and leaves nothing."""
+    start, end, pgdata = wal_range
+    with CliRun("check", "--pgdata", str(pgdata), "--start", start, "--end", end, *BOTH, *HUNG_WALREDO,
+                "--report", "{root}/report.json") as run:
+        run.wait_for(lambda: _hung_walredo(run), "the wal-redo request in flight")
+        rc = run.stop(*signals)
+        assert rc == 130, run.output[-2000:]
+        rep = _report(run)
+        assert rep["interrupted"] is True and rep["pages_skipped"]["not reached: interrupted"] > 1
+        assert rep["divergences"] == [] and rep["pages_checked"] == 0  # the stop's failure is no finding
+        assert run.leftovers() == []
+
+
+def test_replay_of_a_seed_stops_and_shuts_its_cluster_down() -> None:
+    with CliRun("replay", "--seed", "5", *BOTH) as run:
+        run.wait_for(lambda: _a_cluster(run), "the workload's cluster")
+        rc = run.stop(signal.SIGINT)
+        assert rc == 130 and "interrupted" in run.output, run.output[-2000:]
+        assert run.leftovers() == []
+
+
+@pytest.mark.slow  # mutant_bundle: a campaign
+def test_replay_of_a_bundle_stops_during_a_wal_redo_request(mutant_bundle: Path) -> None:
+    with CliRun("replay", str(mutant_bundle), *BOTH, *HUNG_WALREDO) as run:
+        run.wait_for(lambda: _hung_walredo(run), "the wal-redo request in flight")
+        rc = run.stop(signal.SIGINT)
+        assert rc == 130 and "interrupted" in run.output, run.output[-2000:]
+        assert run.leftovers() == []
+
+
+def test_selftest_stops_and_writes_its_report() -> None:
+    """Stopped during its control campaign: the report is written and says
+    interrupted, no mutant is counted, its work directory is gone."""
+    with CliRun("selftest", "--only", MUTANT, "--engine", "pyredo", "--budget-per-mutant", "3600",
+                "--minimize-trials", "0", "--report", "{root}/report.json") as run:
+        run.wait_for(lambda: "control" in run.output and _a_cluster(run), "the control campaign's cluster")
+        rc = run.stop(signal.SIGTERM)
+        assert rc == 1, run.output[-2000:]
+        rep = _report(run)
+        assert rep["interrupted"] is True and rep["control"]["interrupted"] is True and rep["mutants"] == []
+        assert run.leftovers() == []
+
+
+def test_gate_stops_during_its_fuzz_campaign() -> None:
+    with CliRun("gate", "--corpus", "{root}/corpus", "--budget", "3600", *BOTH) as run:
+        run.wait_for(lambda: _a_cluster(run), "the gate's fuzz cluster")
+        rc = run.stop(signal.SIGINT, signal.SIGINT)
+        assert rc == 130 and "gate interrupted" in run.output, run.output[-2000:]
+        assert run.leftovers() == []
+
+
+@pytest.mark.slow  # mutant_bundle: a campaign
+def test_minimize_on_the_command_line_stops_and_writes_no_bundle(mutant_bundle: Path) -> None:
+    with CliRun("minimize", str(mutant_bundle), "--out", "{root}/minimized", "--mutant", MUTANT) as run:
+        run.wait_for(lambda: _a_cluster(run), "a trial's cluster")
+        rc = run.stop(signal.SIGINT)
+        assert rc == 130 and "interrupted" in run.output, run.output[-2000:]
+        assert not run.path("minimized").exists()
+        assert run.leftovers() == []

@@ -4,6 +4,7 @@ the partial result says. No PostgreSQL: the checker runs fake engines."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 import threading
 from collections.abc import Iterable
@@ -157,6 +158,39 @@ def test_a_stop_while_decoding_reaches_no_page() -> None:
     engine = FakeEngine("pyredo", it)
     report = Checker([engine], None, interrupts=it).check_records(records())
     assert report.interrupted and engine.asked == [] and report.pages_checked == 0
+
+
+def test_an_engine_failing_because_of_the_stop_is_no_finding() -> None:
+    """A wal-redo request cut short by the stop (its server killed) fails the page: the
+    page is not reached, never an engine error."""
+    it = Interrupts()
+    a = FakeEngine("pyredo", it)
+    b = FakeEngine("walredo", it, fail_on=1, stop_at=1)
+    report = Checker([a, b], None, interrupts=it).check_plan(_plan(3))
+    assert report.interrupted and not report.divergences and report.pages_checked == 1  # block 0, before
+    assert report.pages_skipped["not reached: interrupted"] == 2
+
+
+def test_a_wal_redo_request_in_flight_waits_a_short_grace_only() -> None:
+    """A server that never answers (``sleep``), with a 1-hour timeout: once a stop is
+    asked for, the request ends after its grace, as ``cancelled`` (infrastructure,
+    never a finding), the server is killed, and a next request would start a new one."""
+    from harness.reports.schema import EngineErrorKind
+    from oracles.walredo import WalRedoError, WalRedoProcess
+
+    it = Interrupts()
+    server = WalRedoProcess(["sleep", "3600"], timeout=3600, stop_grace=0.1)
+    Checker([server], None, interrupts=it)  # binds the stop request to the engine
+    it.request()
+    try:
+        with pytest.raises(WalRedoError) as e:
+            server.send_request(b"G" + bytes(20))
+        assert e.value.kind == "cancelled" and EngineErrorKind.of(e.value) is EngineErrorKind.INFRASTRUCTURE
+        assert server.pid is None and e.value.pid is not None
+        with pytest.raises(ProcessLookupError):
+            os.kill(e.value.pid, 0)
+    finally:
+        server.close()
 
 
 # -- what the reports say ------------------------------------------------------------------

@@ -145,3 +145,18 @@ def test_divergence_kinds_keep_their_strings() -> None:
     assert DivergenceKind.PRIMARY_DIFFERS.bundle_prefix == "wal"
     with pytest.raises(ValueError):
         DivergenceKind("engine_vs_engine")
+
+
+def test_a_campaign_counts_its_pages_by_verdict_and_a_merge_adds_them() -> None:
+    from harness.reports.schema import FuzzReport, IterationSummary, RunTotals
+
+    rep = FuzzReport()
+    for i, verdicts in enumerate(({"verified": 5, "verified (allowed: neon-visible-sets-lsn)": 2}, {"verified": 1})):
+        it = IterationSummary(i, i, "fpw")
+        it.verdicts.update(verdicts)
+        rep.add(IterationSummary.from_json(it.to_json()))  # through the worker's JSON hand-over
+    assert rep.verdicts == {"verified": 6, "verified (allowed: neon-visible-sets-lsn)": 2}
+    back = FuzzReport.from_json(rep.to_json())
+    assert back.verdicts == rep.verdicts
+    assert RunTotals.merged([back, back]).verdicts["verified"] == 12
+    assert "verdicts" not in FuzzReport().to_json()  # reports of runs that judged nothing are unchanged
