@@ -164,10 +164,15 @@ class TrialResult:
         return bool(self.left_processes or self.left_dirs)
 
 
+# a busy loop that looks up now and then whether its parent still lives
+_HOG = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    for _ in range(50_000): pass\n"
+
+
 @contextlib.contextmanager
 def cpu_hogs(n: int) -> Iterator[list[int]]:
-    """``n`` busy loops, each in a session of its own; killed on the way out."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(n)]
+    """``n`` busy loops, each in a session of its own; killed on the way out, and each ends
+    by itself once its parent is gone (a bench killed with SIGKILL leaves no hog behind)."""
+    hogs = [subprocess.Popen([sys.executable, "-c", _HOG], start_new_session=True) for _ in range(n)]
     try:
         yield [h.pid for h in hogs]
     finally:
