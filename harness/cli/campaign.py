@@ -28,6 +28,7 @@ from harness.cli.common import (
     pg_install,
     pg_options,
     phases_line,
+    print_known_issues,
     stop_requests,
     tag_layout_option,
     walredo_cmd_option,
@@ -104,7 +105,10 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int |
         t.add_row("records", f"{rep.records:,}")
         t.add_row("pages verified", f"{rep.pages_checked:,}")
         t.add_row("record types seen", str(len(rep.record_types)))
-        t.add_row("divergences", f"[bold red]{len(rep.divergences)}[/]" if rep.divergences else "0")
+        unknown = sum(d.known is None for d in rep.divergences)
+        known = len(rep.divergences) - unknown
+        t.add_row("divergences", (f"[bold red]{unknown}[/]" if unknown else "0")
+                  + (f" (+ {known:,} known PostgreSQL issue{'s' if known != 1 else ''})" if known else ""))
         t.add_row("infrastructure errors", str(len(rep.infrastructure_errors)))
         t.add_row("step errors (recorded)", str(rep.step_errors))
         for verdict, n in sorted(rep.verdicts.items()):  # what the engines and the primary said, page by page
@@ -128,10 +132,11 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int |
     cov = rep.coverage()
     err.print(f"{rep.iterations} iterations in {rep.seconds:.0f}s: {rep.pages_checked:,} pages verified, "
               f"{len(rep.record_types)} record types, coverage {cov.covered}/{cov.total} page-modifying types")
-    for d in rep.divergences[:20]:  # the verdict first; a known PostgreSQL issue is no finding
-        mark = f"[yellow]known ({d.known})[/]" if d.known else f"[bold red]{d.kind}[/]"
-        err.print(f"{mark} {d.tag}: {escape(d.verdict or d.kind)}", soft_wrap=True, highlight=False)
+    # the findings one by one; each known PostgreSQL issue once, with its page count
+    for d in [d for d in rep.divergences if d.known is None][:20]:
+        err.print(f"[bold red]{d.kind}[/] {d.tag}: {escape(d.verdict or d.kind)}", soft_wrap=True, highlight=False)
         err.print(f"    {d.kind} {d.record_type} seed={d.seed} bundle={d.bundle}")
+    print_known_issues(rep.divergences)
     for ie in rep.infrastructure_errors[:10]:
         err.print(f"[yellow]infrastructure[/] iteration {ie.iteration}: {ie.error}")
     sys.exit(EXIT_DIVERGENCE if any(d.known is None for d in rep.divergences) else EXIT_OK)

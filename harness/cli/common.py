@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -255,19 +255,24 @@ def print_report_summary(report: CheckResult, title: str = "redodiff check") -> 
         err.print(f"    {d.kind} engines={d.engines} record={d.record_type} first diverging LSN={lsn}")
         for line in d.diff[:10]:
             err.print(f"    {line}")
+    print_known_issues(report.divergences)
+    if known and not unknown:
+        err.print(f"every divergence ({known}) is a known PostgreSQL issue: not a finding "
+                  f"(--strict-known makes them fail)", highlight=False)
+
+
+
+
+def print_known_issues(divergences: Sequence[Any]) -> None:
+    """Each known PostgreSQL issue once, with how many pages it explains and a few of them."""
     by_issue: dict[str, list[Any]] = {}
-    for d in report.divergences:
+    for d in divergences:
         if d.known is not None:
             by_issue.setdefault(d.known, []).append(d)
     for issue, divs in sorted(by_issue.items()):
         err.print(f"[yellow]known PostgreSQL issue {issue}[/] on {len(divs)} page{'s' if len(divs) != 1 else ''} "
                   f"({', '.join(d.tag for d in divs[:3])}{', ...' if len(divs) > 3 else ''}): "
                   f"{escape(divs[0].verdict or divs[0].kind)}", soft_wrap=True, highlight=False)
-    if known and not unknown:
-        err.print(f"every divergence ({known}) is a known PostgreSQL issue: not a finding "
-                  f"(--strict-known makes them fail)", highlight=False)
-
-
 
 
 def phases_line(phases: Mapping[str, float]) -> str:
