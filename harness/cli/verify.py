@@ -309,7 +309,9 @@ def demo(keep: bool, report_path: Path | None, pg_major: str | None = None, pg_b
     from pyredo.rmgrlist import PG15, table_for
 
     inst = pg_install(pg_major, pg_bindir)
-    es = _engine_set((), None, "neon", pg=inst) if inst is not None and inst.major != PG15.major else None
+    # on a later major both engines: pyredo with that major's table and the wal-redo server built for it
+    es = (_engine_set(("pyredo", "walredo"), None, "neon", pg=inst)
+          if inst is not None and inst.major != PG15.major else None)
     try:
         inst = inst or default_install()
         rmgrs = table_for(inst.major)

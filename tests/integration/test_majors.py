@@ -73,13 +73,13 @@ def test_pg_list_shows_every_installed_major() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("major", LATER)
-def test_demo_on_a_later_major_is_verified_by_its_wal_redo_server(tmp_path: Path, major: int) -> None:
+def test_demo_on_a_later_major_is_verified_by_pyredo_and_its_wal_redo_server(tmp_path: Path, major: int) -> None:
     inst = pg_of(major)
     report = tmp_path / "demo.json"
     res = CliRunner().invoke(main, ["demo", "--pg", str(major), "--report", str(report)])
     assert res.exit_code == 0, res.output
     data = json.loads(report.read_text())
-    assert data["pg_version"] == inst.server_version and data["engines"] == ["walredo"]
+    assert data["pg_version"] == inst.server_version and data["engines"] == ["pyredo", "walredo"]
     assert data["divergences"] == [] and data["unsupported"] == {}
     assert data["pages_checked"] > 300 and data["records"] > 10_000
 
