@@ -47,9 +47,11 @@ def time_pyredo_decode(waldir: Path, start: int, end: int) -> Rate:
     return Rate(time.perf_counter() - t0, n, end - start)
 
 
-def time_pg_waldump(waldir: Path, start: int, end: int, *, quiet: bool) -> Rate:
-    """pg_waldump over the same range: --quiet (read + decode only) or printing to /dev/null."""
-    argv = [program("pg_waldump"), "-p", str(waldir), "-s", format_lsn(start), "-e", format_lsn(end)]
+def time_pg_waldump(waldir: Path, start: int, end: int, *, quiet: bool, waldump: str | None = None) -> Rate:
+    """pg_waldump over the same range: --quiet (read + decode only) or printing to /dev/null.
+    ``waldump``: the pg_waldump of the WAL's major (default: the system's)."""
+    waldump = waldump or program("pg_waldump")
+    argv = [waldump, "-p", str(waldir), "-s", format_lsn(start), "-e", format_lsn(end)]
     if quiet:
         argv.append("--quiet")
     with open(os.devnull, "w") as devnull:
@@ -57,7 +59,7 @@ def time_pg_waldump(waldir: Path, start: int, end: int, *, quiet: bool) -> Rate:
         subprocess.run(argv, stdout=devnull, stderr=subprocess.PIPE, check=False)
         secs = time.perf_counter() - t0
     count = subprocess.run(
-        [program("pg_waldump"), "-p", str(waldir), "-s", format_lsn(start), "-e", format_lsn(end), "--stats"],
+        [waldump, "-p", str(waldir), "-s", format_lsn(start), "-e", format_lsn(end), "--stats"],
         capture_output=True, text=True, check=False,
     ).stdout
     n = 0
@@ -67,10 +69,10 @@ def time_pg_waldump(waldir: Path, start: int, end: int, *, quiet: bool) -> Rate:
     return Rate(secs, n, end - start)
 
 
-def bench_decode(waldir: Path, start: int, end: int, runs: int = 3) -> dict[str, Any]:
+def bench_decode(waldir: Path, start: int, end: int, runs: int = 3, waldump: str | None = None) -> dict[str, Any]:
     py = _best([time_pyredo_decode(waldir, start, end) for _ in range(runs)])
-    quiet = _best([time_pg_waldump(waldir, start, end, quiet=True) for _ in range(runs)])
-    printing = _best([time_pg_waldump(waldir, start, end, quiet=False) for _ in range(runs)])
+    quiet = _best([time_pg_waldump(waldir, start, end, quiet=True, waldump=waldump) for _ in range(runs)])
+    printing = _best([time_pg_waldump(waldir, start, end, quiet=False, waldump=waldump) for _ in range(runs)])
     return {
         "wal_bytes": end - start,
         "start": format_lsn(start),

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.robustness.leftovers import cluster_dirs, end_session, processes, settled, temp_dirs
+from oracles.pgbin import PgInstall
 
 GOAL_SECONDS = 10.0
 SLEEP_STEP = 3  # the workload step the ``workload`` point replaces with pg_sleep
@@ -192,8 +193,10 @@ def _wait_for(reached: Callable[[], bool], proc: subprocess.Popen[bytes], limit:
     return False
 
 
-def _command(point: Point, t: Trial, seed: int, workers: int, wal: WalRange | None) -> list[str]:
-    both = ("--engine", "pyredo", "--engine", "walredo")
+def _command(point: Point, t: Trial, seed: int, workers: int, wal: WalRange | None,
+             pg: PgInstall | None = None) -> list[str]:
+    both = ("--engine", "pyredo", "--engine", "walredo",
+            *(("--pg-bindir", str(pg.bindir)) if pg is not None else ()))
     if point.command == "check":
         assert wal is not None, "a check point needs the bench's WAL range"
         return [sys.executable, "-m", "harness.cli", "check", "--pgdata", str(wal.pgdata), "--start", wal.start,
@@ -203,11 +206,11 @@ def _command(point: Point, t: Trial, seed: int, workers: int, wal: WalRange | No
 
 
 def run_trial(point: Point, seed: int, *, signum: int = signal.SIGINT, workers: int = 1,
-              limit: float = 300.0, wal: WalRange | None = None) -> TrialResult:
+              limit: float = 300.0, wal: WalRange | None = None, pg: PgInstall | None = None) -> TrialResult:
     t = Trial(Path(tempfile.mkdtemp(prefix="redodiff-bi-")))
     t.root.chmod(0o755)
     t.tmp.mkdir(mode=0o755)
-    cmd = _command(point, t, seed, workers, wal)
+    cmd = _command(point, t, seed, workers, wal, pg)
     log = open(t.root / "run.log", "wb")  # noqa: SIM115 - closed below
     try:
         t.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -272,7 +275,7 @@ def large_seeds(first: int, n: int, profile: str = "nightly", pool: int = 5) -> 
 
 
 @contextlib.contextmanager
-def large_wal_range(scale: int = 2, transactions: int = 1000) -> Iterator[WalRange]:
+def large_wal_range(scale: int = 2, transactions: int = 1000, pg_install: PgInstall | None = None) -> Iterator[WalRange]:
     """A throwaway cluster (stopped, kept for the block) whose WAL holds a pgbench
     initialization at ``scale`` and ``transactions`` per client: thousands of pages
     to check. wal_keep_size keeps the range's segments through the last checkpoints."""
@@ -280,8 +283,9 @@ def large_wal_range(scale: int = 2, transactions: int = 1000) -> Iterator[WalRan
     from oracles.pgbin import program
     from pyredo.wal.lsn import format_lsn
 
-    with LocalCluster(ClusterSettings(gucs={"wal_keep_size": "4GB"})) as pg:
-        bench = [program("pgbench"), "-h", str(pg.sockdir), "-p", str(pg.port), "-U", "postgres"]
+    with LocalCluster(ClusterSettings(gucs={"wal_keep_size": "4GB"}, pg=pg_install)) as pg:
+        pgbench = pg_install.program("pgbench") if pg_install is not None else program("pgbench")
+        bench = [pgbench, "-h", str(pg.sockdir), "-p", str(pg.port), "-U", "postgres"]
         start = pg.checkpoint()
         subprocess.run([*bench, "-i", "-s", str(scale), "-q", "postgres"], check=True, capture_output=True)
         subprocess.run([*bench, "-c", "2", "-t", str(transactions), "postgres"], check=True, capture_output=True)
@@ -292,13 +296,14 @@ def large_wal_range(scale: int = 2, transactions: int = 1000) -> Iterator[WalRan
 
 
 def run_bench(points: list[str], trials: int, *, hog: bool = True, seed: int = 1, workers: int = 1,
-              signum: int = signal.SIGINT,
+              signum: int = signal.SIGINT, pg: PgInstall | None = None,
               progress: Callable[[str, int, TrialResult], None] = lambda p, i, r: None) -> dict[str, Any]:
-    """Every point ``trials`` times (seeds ``seed``, ``seed+1``, ...) under the CPU hog."""
+    """Every point ``trials`` times (seeds ``seed``, ``seed+1``, ...) under the CPU hog,
+    on ``pg`` (None: the default PostgreSQL)."""
     out: dict[str, Any] = {"cores": os.cpu_count(), "hog": hog, "workers": workers,
                            "signal": signal.Signals(signum).name, "goal_max_s": GOAL_SECONDS, "points": {}}
     with contextlib.ExitStack() as stack:
-        wal = (stack.enter_context(large_wal_range()) if any(POINTS[n].command == "check" for n in points)
+        wal = (stack.enter_context(large_wal_range(pg_install=pg)) if any(POINTS[n].command == "check" for n in points)
                else None)  # made before the hog starts: it is setup, not what is measured
         stack.enter_context(cpu_hogs((os.cpu_count() or 1) if hog else 0))
         for name in points:
@@ -306,7 +311,7 @@ def run_bench(points: list[str], trials: int, *, hog: bool = True, seed: int = 1
             seeds = large_seeds(seed, trials) if point.large else list(range(seed, seed + trials))
             results = []
             for i, s in enumerate(seeds):
-                r = run_trial(point, s, signum=signum, workers=workers, wal=wal)
+                r = run_trial(point, s, signum=signum, workers=workers, wal=wal, pg=pg)
                 progress(name, i, r)
                 results.append(r)
             out["points"][name] = {"what": point.what, **summarize(results)}

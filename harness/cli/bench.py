@@ -45,12 +45,19 @@ bench.add_command(bench_fuzz_cmd)
 @click.option("--end", type=LSN)
 @click.option("--runs", default=3, show_default=True, help="Best of this many runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_decode_cmd(waldir: Path | None, start: int | None, end: int | None, runs: int, as_json: bool) -> None:
-    """Decoder speed: pyredo vs pg_waldump on the same WAL (records/s, MB/s, ratio)."""
+@pg_options
+def bench_decode_cmd(waldir: Path | None, start: int | None, end: int | None, runs: int, as_json: bool,
+                     pg_major: str | None = None, pg_bindir: Path | None = None) -> None:
+    """Decoder speed: pyredo vs pg_waldump on the same WAL (records/s, MB/s, ratio).
+
+    --pg V: the demo WAL is written by PostgreSQL V and timed against V's pg_waldump
+    (with --waldir: the pg_waldump of the major that wrote it)."""
     from harness.bench.decode import bench_decode
 
+    inst = pg_install(pg_major, pg_bindir)
+
     def run(wd: Path, s: int, e: int) -> dict[str, Any]:
-        return bench_decode(wd, s, e, runs)
+        return bench_decode(wd, s, e, runs, waldump=inst.program("pg_waldump") if inst is not None else None)
 
     try:
         if waldir is not None:
@@ -62,11 +69,14 @@ def bench_decode_cmd(waldir: Path | None, start: int | None, end: int | None, ru
                 fail_setup("no records in that range")
             result = run(waldir, lsns[0][0], lsns[-1][1])
         else:
+            from generators.capabilities import fit_steps
             from harness.campaign.demo import DEMO_STEPS
             from harness.clusters.local import ClusterSettings, LocalCluster
             from harness.verify.capture import capture
+            from oracles.pgbin import default_install
 
-            with LocalCluster(ClusterSettings(wal_segsize_mb=1)) as pg, capture(pg, list(DEMO_STEPS)) as cap:
+            steps = fit_steps(DEMO_STEPS, (inst or default_install()).capabilities)  # no bloom where contrib lacks it
+            with LocalCluster(ClusterSettings(wal_segsize_mb=1, pg=inst)) as pg, capture(pg, steps) as cap:
                 result = run(pg.waldir, cap.start, cap.end)
     except SetupError as e:
         fail_setup(str(e))
@@ -233,8 +243,9 @@ def bench_hostile_cmd(cases: int, seed: int, modes: tuple[str, ...], categories:
 @click.option("--sigterm", is_flag=True, help="Send SIGTERM instead of SIGINT.")
 @click.option("--no-hog", is_flag=True, help="Without the CPU hog on every core.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pg_options
 def bench_interrupt_cmd(trials: int, points: tuple[str, ...], seed: int, workers: int, sigterm: bool,
-                        no_hog: bool, as_json: bool) -> None:
+                        no_hog: bool, as_json: bool, pg_major: str | None = None, pg_bindir: Path | None = None) -> None:
     """Time from Ctrl-C to exit, under a CPU hog on every core: fuzz campaigns with both
     engines get SIGINT during a workload statement, during the check of a large
     iteration, and while a bundle is written, and `redodiff check` of a large WAL
@@ -252,7 +263,8 @@ def bench_interrupt_cmd(trials: int, points: tuple[str, ...], seed: int, workers
                   f"{'' if r.landed or not r.reached else ' (landed elsewhere)'}{left} {r.note[:200]}[/]")
 
     result = run_bench(list(points or ("workload", "check", "bundle", "check-command")), trials, hog=not no_hog, seed=seed,
-                       workers=workers, signum=signal.SIGTERM if sigterm else signal.SIGINT, progress=progress)
+                       workers=workers, signum=signal.SIGTERM if sigterm else signal.SIGINT,
+                       pg=pg_install(pg_major, pg_bindir), progress=progress)
     if as_json:
         out.print_json(json.dumps(result))
         sys.exit(EXIT_OK if result["passed"] else EXIT_DIVERGENCE)

@@ -126,9 +126,11 @@ def bench_check_cmd(pgdata: Path, base: Path, start: int, end: int | None, worke
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the campaign's report here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pg_options
 def bench_fuzz_cmd(budget: float, iterations: int | None, seed: int, workers: int | None, profile: str,
                    engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, slowest: int,
-                   report_path: Path | None, as_json: bool) -> None:
+                   report_path: Path | None, as_json: bool, pg_major: str | None = None,
+                   pg_bindir: Path | None = None) -> None:
     """A fuzz campaign (default: both engines, one worker per core), timed: pages verified
     per minute, the harness's share of iteration time (everything but the workload and
     the cluster's CHECKPOINTs), the phases' shares, and the slowest iterations."""
@@ -138,7 +140,8 @@ def bench_fuzz_cmd(budget: float, iterations: int | None, seed: int, workers: in
     try:
         cfg = FuzzConfig(seed=seed, budget=None if iterations else budget, iterations=iterations,
                          workers=workers or default_workers(), profile=profile,
-                         engines=fuzz_engine_set(engines, walredo_cmd, tag_layout), interrupts=stop_requests())
+                         engines=fuzz_engine_set(engines, walredo_cmd, tag_layout, pg=pg_install(pg_major, pg_bindir)),
+                         interrupts=stop_requests())
         rep = run_campaign(cfg, progress=lambda r: err.print(
             f"[dim]{r.iterations} iterations, {r.pages_checked:,} pages[/]") if r.iterations % 5 == 0 else None)
     except (SetupError, ValueError) as e:

@@ -106,9 +106,8 @@ def fuzz_engine_set(engines: tuple[str, ...], walredo_cmd: str | None, tag_layou
     server starts (it is started once to see), else pyredo alone, saying so."""
     from harness.verify.engines import is_infrastructure
     from oracles.pgbin import SetupError
-    from pyredo.rmgrlist import PG15
 
-    if engines or walredo_docker or (pg is not None and pg.major != PG15.major):
+    if engines or walredo_docker:
         return _engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg)
     es = _engine_set(("pyredo", "walredo"), walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg)
     try:
@@ -135,14 +134,21 @@ def before_fork(es: Any, workers: int) -> None:
         es.close()
 
 
-def pg_options(f: Any) -> Any:
-    """``--pg MAJOR`` and ``--pg-bindir DIR``: which PostgreSQL starts the clusters and servers."""
+PG_MAJORS = ("15", "16", "17", "18")
+
+
+def pg_options(f: Any = None, *, allow_all: bool = False) -> Any:
+    """``--pg MAJOR`` and ``--pg-bindir DIR``: which PostgreSQL starts the clusters and servers
+    (``@pg_options``; ``@pg_options(allow_all=True)`` also takes ``--pg all``)."""
+    if f is None:
+        return lambda g: pg_options(g, allow_all=allow_all)
     f = click.option("--pg-bindir", type=click.Path(exists=True, file_okay=False, path_type=Path),
                      help="Run the PostgreSQL in this bin directory (any build, e.g. of master); "
                           "its major is read off `postgres --version`.")(f)
-    return click.option("--pg", "pg_major", type=click.Choice(["15", "16", "17", "18"]),
+    every = " `all`: the iterations dealt over 15, 16, 17 and 18 in turn." if allow_all else ""
+    return click.option("--pg", "pg_major", type=click.Choice([*PG_MAJORS, *(["all"] if allow_all else [])]),
                         help="PostgreSQL major to run (default: the system's, 15). 16-18 come from "
-                             "`redodiff pg install`; see `redodiff pg list`.")(f)
+                             f"`redodiff pg install`; see `redodiff pg list`.{every}")(f)
 
 
 _NEON_META = "redodiff.neon_postgres"  # where --neon-postgres leaves its value (click context meta)
