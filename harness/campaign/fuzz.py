@@ -18,8 +18,8 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from generators import generate
@@ -100,6 +100,25 @@ class FuzzConfig:
 ProgressFn = Callable[[FuzzReport], None]
 
 
+def spread_over_majors(cfg: FuzzConfig, engine_sets: Sequence[EngineSet]) -> list[FuzzConfig]:
+    """``fuzz --pg all``: the campaign dealt over the majors, one after another. The k-th of
+    M majors runs the iterations ``i`` with ``i % M == k`` (the campaign's shard k+1/M, so
+    every iteration keeps its seed and replays alone with ``replay --seed S --pg V``), with
+    its own engines and a budget of budget/M; a major dealt no iteration is left out."""
+    if cfg.shard != (1, 1):
+        raise ValueError("several majors deal the campaign's iterations among themselves: give --shard "
+                         "with one --pg MAJOR (a CI matrix runs a job per major)")
+    m = len(engine_sets)
+    out = []
+    for k, es in enumerate(engine_sets):
+        n = None if cfg.iterations is None else len(range(k, cfg.iterations, m))
+        if n == 0:
+            continue
+        out.append(replace(cfg, shard=(k + 1, m), iterations=n, engines=es,
+                           budget=None if cfg.budget is None else cfg.budget / m))
+    return out
+
+
 def _run_one(pool: ClusterPool, cfg: FuzzConfig, gi: int, pg_version: str) -> IterationSummary:
     seed = iteration_seed(cfg.seed, gi)
     wl = fit_workload(generate(seed, cfg.profile), cfg.pg.capabilities)
@@ -178,3 +197,21 @@ def write_outputs(rep: FuzzReport, report_path: Path | None, junit_path: Path | 
             _atomic_write(cov_path, json.dumps(corpus_counts_json(total), indent=2) + "\n")
         except OSError as e:  # the report (written first) has it all; the old coverage.json is intact
             logging.getLogger("redodiff.fuzz").warning("could not update %s: %s", cov_path, e)
+
+
+def write_major_outputs(reps: Sequence[FuzzReport], report_path: Path | None, junit_path: Path | None,
+                        corpus: Path | None) -> None:
+    """``fuzz --pg all``: one report of the majors' campaigns -- their merge (counts summed,
+    findings joined; ``pg_version`` absent, as the majors differ) with each major's own report
+    under ``"majors"`` (keyed by major: its coverage is measured against its own record types)
+    -- a JUnit file with a test suite per major, and the corpus's running coverage."""
+    if report_path:
+        merged = FuzzReport.merged(reps).to_json()
+        merged["majors"] = {(r.pg_version or "?").split()[-1].split(".")[0]: r.to_json() for r in reps}
+        _atomic_write(report_path, json.dumps(merged, indent=2) + "\n")
+    if junit_path:
+        suites = [r.junit_xml().split("\n", 1)[1] for r in reps]  # each without its XML declaration
+        _atomic_write(junit_path, '<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n'
+                      + "".join(suites) + "</testsuites>\n")
+    for r in reps:
+        write_outputs(r, None, None, corpus)

@@ -14,6 +14,7 @@ from harness.cli.common import (
     EXIT_DIVERGENCE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    PG_MAJORS,
     _engine_set,
     _parse_shard,
     cluster_option,
@@ -59,7 +60,7 @@ from oracles.pgbin import SetupError
 @mutant_option
 @click.option("--faults", metavar="SPEC", envvar="REDODIFF_FAULTS", hidden=True,
               help="Testing aid: inject infrastructure faults (harness.selftest.faults), e.g. kill_postgres=3@0.")
-@pg_options
+@pg_options(allow_all=True)
 def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int | None, shard: str | None,
          engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, profile: str, corpus: Path | None,
          report_path: Path | None, junit_path: Path | None, mutant: str | None,
@@ -75,32 +76,58 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int |
       redodiff fuzz --iterations 50 --shard 3/8 --report shard3.json --junit shard3.xml
       redodiff fuzz --budget 60 --cluster docker:postgres:15.19-bookworm --engine pyredo --engine walredo
       redodiff fuzz --budget 600 --pg 17 --engine walredo --profile nightly
+      redodiff fuzz --budget 1200 --pg all        (iteration i on major 15+(i%4), 300 s each, one after another)
 
     Exit 0 when clean, 1 when a divergence was found, 2 on a usage or setup error.
     """
-    from harness.campaign.fuzz import FuzzConfig, run_campaign, write_outputs
+    from harness.campaign.fuzz import FuzzConfig, spread_over_majors
     from harness.selftest.faults import FaultPlan
+    from harness.verify.engines import EngineSet
 
     if budget is None and iterations is None:
         raise click.UsageError("give --budget SECONDS or --iterations N")
-    pg = pg_install(pg_major, pg_bindir)
-    if pg is not None and cluster not in (None, "local"):
+    every = pg_major == "all"
+    if (every or pg_bindir is not None or pg_major is not None) and cluster not in (None, "local"):
         raise click.UsageError("--pg/--pg-bindir choose the binaries of local clusters; "
                                "with --cluster docker:IMAGE the image's PostgreSQL runs")
+    if every and pg_bindir is not None:
+        raise click.UsageError("--pg all runs the installed majors; --pg-bindir names one build")
+    pgs = [pg_install(m, None) for m in PG_MAJORS] if every else [pg_install(pg_major, pg_bindir)]
     try:
         # the mutant, the cluster spec, the fault plan and the PostgreSQL travel in the config (to workers too)
         cfg = FuzzConfig(seed=seed, budget=budget, iterations=iterations,
                          workers=workers if workers is not None else default_workers(), shard=_parse_shard(shard),
-                         engines=fuzz_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant, pg=pg),
+                         engines=EngineSet() if every else
+                         fuzz_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant, pg=pgs[0]),
                          profile=profile, corpus=corpus, cluster=cluster,
                          faults=FaultPlan.parse(faults) if faults else None, interrupts=stop_requests())
+        cfgs = (spread_over_majors(cfg, [fuzz_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant,
+                                                         pg=p) for p in pgs]) if every else [cfg])
     except ValueError as e:
         fail_setup(str(e))
+    reps = []
+    try:
+        for c in cfgs:  # --pg all: the majors one after another; a stop request ends the run
+            if c.interrupts.pending:
+                break
+            reps.append(_fuzz_live(c, seed))
+    finally:
+        for c in cfgs:  # the majors a stop left unrun: their wal-redo servers (started to see) too
+            c.engines.close()
+    _fuzz_outputs(reps, report_path, junit_path, corpus, cfg)
+    divergences = [d for r in reps for d in r.divergences]
+    sys.exit(EXIT_DIVERGENCE if any(d.known is None for d in divergences) else EXIT_OK)
+
+
+def _fuzz_live(cfg: Any, seed: int) -> Any:
+    """One campaign with its live table (stderr); the report."""
     from rich.live import Live
 
+    from harness.campaign.fuzz import run_campaign
+
     def render(rep: Any) -> Table:
-        t = Table(title=f"redodiff fuzz seed={seed} shard={cfg.shard[0]}/{cfg.shard[1]} engines={','.join(cfg.engines.names)}",
-                  show_header=False)
+        t = Table(title=f"redodiff fuzz seed={seed} shard={cfg.shard[0]}/{cfg.shard[1]} engines={','.join(cfg.engines.names)}"
+                        f" PostgreSQL {cfg.pg.version}", show_header=False)
         t.add_row("iterations", str(rep.iterations))
         t.add_row("records", f"{rep.records:,}")
         t.add_row("pages verified", f"{rep.pages_checked:,}")
@@ -125,21 +152,35 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int |
             err.line()  # off a terminal, Live leaves its last frame without a line end
     except SetupError as e:
         fail_setup(str(e))
+    return rep
+
+
+def _fuzz_outputs(reps: list[Any], report_path: Path | None, junit_path: Path | None, corpus: Path | None,
+                  cfg: Any) -> None:
+    """The report (one major: its FuzzReport; several: harness.campaign.fuzz.write_major_outputs),
+    then the summary: a line per major, the findings, each known issue once."""
+    from harness.campaign.fuzz import write_major_outputs, write_outputs
+
     with cfg.interrupts.holding():  # a further signal does not cut the report short
-        write_outputs(rep, report_path, junit_path, corpus)
-    if rep.interrupted:
+        if len(reps) == 1:
+            write_outputs(reps[0], report_path, junit_path, corpus)
+        else:
+            write_major_outputs(reps, report_path, junit_path, corpus)
+    if any(r.interrupted for r in reps) or cfg.interrupts.pending:
         err.print("[yellow]interrupted[/]: report and bundles written so far are kept")
-    cov = rep.coverage()
-    err.print(f"{rep.iterations} iterations in {rep.seconds:.0f}s: {rep.pages_checked:,} pages verified, "
-              f"{len(rep.record_types)} record types, coverage {cov.covered}/{cov.total} page-modifying types")
+    for rep in reps:
+        cov = rep.coverage()
+        on = f" on PostgreSQL {(rep.pg_version or '?').split()[-1]}" if len(reps) > 1 else ""
+        err.print(f"{rep.iterations} iterations in {rep.seconds:.0f}s{on}: {rep.pages_checked:,} pages verified, "
+                  f"{len(rep.record_types)} record types, coverage {cov.covered}/{cov.total} page-modifying types")
+    divergences = [d for r in reps for d in r.divergences]
     # the findings one by one; each known PostgreSQL issue once, with its page count
-    for d in [d for d in rep.divergences if d.known is None][:20]:
+    for d in [d for d in divergences if d.known is None][:20]:
         err.print(f"[bold red]{d.kind}[/] {d.tag}: {escape(d.verdict or d.kind)}", soft_wrap=True, highlight=False)
         err.print(f"    {d.kind} {d.record_type} seed={d.seed} bundle={d.bundle}")
-    print_known_issues(rep.divergences)
-    for ie in rep.infrastructure_errors[:10]:
+    print_known_issues(divergences)
+    for ie in [ie for r in reps for ie in r.infrastructure_errors][:10]:
         err.print(f"[yellow]infrastructure[/] iteration {ie.iteration}: {ie.error}")
-    sys.exit(EXIT_DIVERGENCE if any(d.known is None for d in rep.divergences) else EXIT_OK)
 
 
 # -- replay -------------------------------------------------------------------------

@@ -128,3 +128,26 @@ def test_a_missing_major_is_a_setup_error_naming_the_install_command(tmp_path: P
             continue
         res = CliRunner().invoke(main, ["demo", "--pg", str(m)])
         assert res.exit_code == 2 and f"redodiff pg install {m}" in res.output
+
+
+@pytest.mark.slow
+def test_fuzz_pg_all_runs_an_iteration_on_each_major(tmp_path: Path) -> None:
+    """``fuzz --pg all``: iteration i on major MAJORS[i % 4], both engines by default on
+    every major; one report with the merge and each major's own report."""
+    for m in MAJORS:
+        pg_of(m)  # skips, naming the install command, when one is missing
+    report, junit = tmp_path / "fuzz.json", tmp_path / "fuzz.xml"
+    res = CliRunner().invoke(main, ["fuzz", "--pg", "all", "--iterations", "4", "--seed", "3", "--workers", "1",
+                                    "--report", str(report), "--junit", str(junit)])
+    data = json.loads(report.read_text())
+    assert res.exit_code == 0, res.output
+    assert data["iterations"] == 4 and "pg_version" not in data  # several majors: none in the merge
+    assert sorted(data["majors"]) == [str(m) for m in MAJORS]
+    for k, m in enumerate(MAJORS):
+        rep = data["majors"][str(m)]
+        assert rep["pg_version"] == pg_of(m).server_version
+        assert [r["index"] for r in rep["iteration_results"]] == [k]
+        assert rep["engines"] == ["pyredo", "walredo"] and rep["pages_checked"] > 0, rep["infrastructure_errors"]
+        assert [d for d in rep["divergences"] if not d.get("known")] == []
+    assert data["pages_checked"] == sum(r["pages_checked"] for r in data["majors"].values())
+    assert junit.read_text().count("<testsuite ") == 4

@@ -219,3 +219,22 @@ def test_debian_13_comes_from_the_mirrors_the_machine_uses_for_debian_12(tmp_pat
     assert machine_mirrors(tmp_path) == {"bookworm": "http://mirror.invalid/one",
                                          "bookworm-updates": "http://mirror.invalid/two",
                                          "bookworm-security": "http://mirror.invalid/sec"}
+
+
+def test_pg_all_deals_the_campaign_s_iterations_over_the_majors() -> None:
+    from harness.campaign.fuzz import FuzzConfig, spread_over_majors
+    from harness.verify.engines import EngineSet
+
+    sets = [EngineSet(), EngineSet(), EngineSet(), EngineSet()]
+    cfgs = spread_over_majors(FuzzConfig(seed=7, iterations=10, budget=400.0), sets)
+    assert [c.iterations for c in cfgs] == [3, 3, 2, 2]
+    assert [c.shard for c in cfgs] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert all(c.budget == 100.0 and c.seed == 7 for c in cfgs)
+    assert [c.engines for c in cfgs] == sets  # each major runs its own engines
+    # the global iteration indexes: each once, major k gets i % 4 == k (the seeds stay the campaign's)
+    dealt = {k: [c.global_index(j) for j in range(c.iterations or 0)] for k, c in enumerate(cfgs)}
+    assert dealt == {0: [0, 4, 8], 1: [1, 5, 9], 2: [2, 6], 3: [3, 7]}
+    # fewer iterations than majors: the majors dealt nothing are left out
+    assert [c.shard for c in spread_over_majors(FuzzConfig(iterations=2), sets)] == [(1, 4), (2, 4)]
+    with pytest.raises(ValueError, match="--shard"):
+        spread_over_majors(FuzzConfig(iterations=8, shard=(1, 2)), sets)
