@@ -13,9 +13,7 @@ from pathlib import Path
 
 import crc32c
 
-from pyredo.wal.decoder import XLOG_RECORD
-from pyredo.wal.lsn import segment_file_name
-from pyredo.wal.reader import (
+from pyredo.wal.assembler import (
     XLOG_BLCKSZ,
     XLOG_LONG_PAGE_HEADER,
     XLOG_PAGE_HEADER,
@@ -26,6 +24,8 @@ from pyredo.wal.reader import (
     SizeOfXLogShortPHD,
     maxalign,
 )
+from pyredo.wal.decoder import XLOG_RECORD
+from pyredo.wal.lsn import segment_file_name
 from pyredo.wal.record import (
     BKPBLOCK_HAS_DATA,
     BKPBLOCK_HAS_IMAGE,

@@ -20,8 +20,9 @@ from oracles.pgbin import MANIFEST, PgInstall, SetupError, cached, installed, se
 from pyredo.engine import RedoEngine
 from pyredo.errors import InvalidPageHeader, UnsupportedRecord
 from pyredo.rmgrlist import PG15, PG16, PG17, PG18, RmgrTable, _row, table_for
+from pyredo.wal.assembler import MAJOR_PAGE_MAGIC, XLOG_PAGE_MAGICS
 from pyredo.wal.builder import BlockSpec, WalBuilder
-from pyredo.wal.reader import MAJOR_PAGE_MAGIC, XLOG_PAGE_MAGICS, WalReader
+from pyredo.wal.reader import WalReader
 from pyredo.wal.record import MAIN_FORKNUM, BufferTag
 
 SEG = 1 << 20

@@ -18,12 +18,13 @@ from pyredo.errors import (
     TruncatedWal,
     WalError,
 )
+from pyredo.wal.assembler import XLOG_BLCKSZ
 from pyredo.wal.builder import BlockSpec, WalBuilder, encode_record
 from pyredo.wal.decoder import decode_record
 from pyredo.wal.image import restore_block_image
 from pyredo.wal.lsn import format_lsn, parse_lsn, segment_file_name
 from pyredo.wal.pglz import pglz_compress
-from pyredo.wal.reader import XLOG_BLCKSZ, WalReader
+from pyredo.wal.reader import WalReader
 from pyredo.wal.record import (
     BKPIMAGE_COMPRESS_LZ4,
     BKPIMAGE_COMPRESS_PGLZ,

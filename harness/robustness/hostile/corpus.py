@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oracles.pgbin import PgInstall
+from pyredo.wal.assembler import XLOG_BLCKSZ
 from pyredo.wal.decoder import decode_record
 from pyredo.wal.lsn import format_lsn, parse_segment_file_name, segment_file_name
-from pyredo.wal.reader import (
-    XLOG_BLCKSZ,
-    WalReader,
-)
+from pyredo.wal.reader import WalReader
 from pyredo.wal.record import (
     BKPIMAGE_COMPRESS_LZ4,
     BKPIMAGE_COMPRESS_PGLZ,

@@ -9,11 +9,7 @@ from dataclasses import dataclass
 import crc32c
 
 from harness.robustness.hostile.corpus import RecordInfo
-from pyredo.wal.reader import (
-    XLOG_BLCKSZ,
-    SizeOfXLogLongPHD,
-    SizeOfXLogShortPHD,
-)
+from pyredo.wal.assembler import XLOG_BLCKSZ, SizeOfXLogLongPHD, SizeOfXLogShortPHD
 from pyredo.wal.record import (
     BKPBLOCK_HAS_DATA,
     BKPBLOCK_HAS_IMAGE,

@@ -23,15 +23,11 @@ from harness.robustness.hostile.layout import (
 )
 from harness.robustness.hostile.outcome import Action, BadResult
 from pyredo import BLCKSZ
+from pyredo.wal.assembler import XLOG_BLCKSZ, SizeOfXLogLongPHD, SizeOfXLogShortPHD
 from pyredo.wal.decoder import decode_record
 from pyredo.wal.image import restore_block_image
 from pyredo.wal.lsn import format_lsn
-from pyredo.wal.reader import (
-    XLOG_BLCKSZ,
-    SizeOfXLogLongPHD,
-    SizeOfXLogShortPHD,
-    WalReader,
-)
+from pyredo.wal.reader import WalReader
 from pyredo.wal.record import (
     BKPIMAGE_COMPRESS_LZ4,
     BKPIMAGE_COMPRESS_PGLZ,
