@@ -28,7 +28,7 @@ from harness.campaign.iteration import IterationResult, run_workload
 from harness.campaign.workers import run_parallel
 from harness.clusters.pool import ClusterPool, parse_cluster_spec
 from harness.interrupts import Interrupts
-from harness.reports.coverage import corpus_counts_json, read_corpus_counts
+from harness.reports.coverage import corpus_counts_json, read_corpus_cells, read_corpus_counts
 from harness.reports.schema import FuzzReport as FuzzReport  # the report's schema; re-exported
 from harness.reports.schema import IterationSummary
 from harness.selftest.faults import FaultPlan
@@ -188,13 +188,16 @@ def write_outputs(rep: FuzzReport, report_path: Path | None, junit_path: Path | 
     if corpus:
         cov_path = corpus / "coverage.json"
         total: Counter[str] = Counter()
+        cells: Counter[str] = Counter()
         if cov_path.exists():
             with contextlib.suppress(ValueError, OSError):
                 total.update(read_corpus_counts(cov_path))
+                cells.update(read_corpus_cells(cov_path))
         total.update(rep.record_types)
+        cells.update(rep.cells)
         try:
             corpus.mkdir(parents=True, exist_ok=True)
-            _atomic_write(cov_path, json.dumps(corpus_counts_json(total), indent=2) + "\n")
+            _atomic_write(cov_path, json.dumps(corpus_counts_json(total, cells), indent=2) + "\n")
         except OSError as e:  # the report (written first) has it all; the old coverage.json is intact
             logging.getLogger("redodiff.fuzz").warning("could not update %s: %s", cov_path, e)
 

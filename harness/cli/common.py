@@ -237,7 +237,7 @@ def print_report_summary(report: CheckResult, title: str = "redodiff check") -> 
     table.add_row("divergences", (f"[bold red]{len(unknown)}[/]" if unknown else "0")
                   + (f" (+ {known} known PostgreSQL issue{'s' if known != 1 else ''})" if known else ""))
     for verdict, n in sorted(report.verdicts.items()):
-        table.add_row(f"pages: {verdict}", str(n))
+        table.add_row(f"pages: {escape(verdict)}", str(n))  # "[neon: ...]" is text, not markup
     eor = report.end_of_recovery
     if eor:
         table.add_row("end of recovery", str(eor.get("summary", "")))

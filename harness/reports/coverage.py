@@ -147,15 +147,24 @@ def read_corpus_counts(path: Path) -> Counter[str]:
     return Counter(json.loads(path.read_text()).get("record_types", {}))
 
 
-def corpus_counts_json(counts: Mapping[str, int]) -> dict[str, Any]:
-    """What ``corpus/coverage.json`` holds."""
-    return {"record_types": dict(sorted(counts.items()))}
+def read_corpus_cells(path: Path) -> Counter[str]:
+    """The running coverage-grid cell counts of a corpus's ``coverage.json`` (none in a
+    corpus written before the grid)."""
+    return Counter(json.loads(path.read_text()).get("cells", {}))
 
 
-def load_cells(reports: list[Path]) -> Counter[str]:
+def corpus_counts_json(counts: Mapping[str, int], cells: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """What ``corpus/coverage.json`` holds: record type -> times verified and, since the
+    grid, cell ("Heap/INSERT|main|data") -> times verified, summed over the corpus's runs."""
+    return {"record_types": dict(sorted(counts.items())), **({"cells": dict(sorted(cells.items()))} if cells else {})}
+
+
+def load_cells(reports: list[Path], corpus: Path | None = None) -> Counter[str]:
     """Coverage-grid cell counts (``coverage_cells``, harness.reports.cells) summed over
-    report files; reports written before the grid have none."""
+    report files and a corpus's running total; reports written before the grid have none."""
     total: Counter[str] = Counter()
     for p in reports:
         total.update((json.loads(p.read_text()).get("coverage_cells") or {}).get("cells", {}))
+    if corpus is not None and (corpus / "coverage.json").exists():
+        total.update(read_corpus_cells(corpus / "coverage.json"))
     return total

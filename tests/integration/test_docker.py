@@ -241,7 +241,7 @@ def test_cli_fuzz_with_both_in_containers(image: str, tmp_path: Path) -> None:
     data = json.loads(report.read_text())
     assert data["iterations"] == 1
     assert data["pages_checked"] > 0
-    assert data["divergences"] == [] and data["infrastructure_errors"] == []
+    assert [d for d in data["divergences"] if not d.get("known")] == [] and data["infrastructure_errors"] == []
     assert _owned_by(proc.pid) == []  # neither the cluster nor the wal-redo server is left
 
 

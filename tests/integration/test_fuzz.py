@@ -24,7 +24,8 @@ def test_short_campaign_reports(tmp_path: Path) -> None:
     assert set(data) >= REPORT_KEYS
     assert data["iterations"] == 3 and data["seed"] == 3
     assert data["pages_checked"] > 20 and data["records"] > 100
-    assert data["divergences"] == [] and data["infrastructure_errors"] == []
+    # a workload may CREATE DATABASE: the known PostgreSQL issue is reported, nothing else
+    assert [d for d in data["divergences"] if not d.get("known")] == [] and data["infrastructure_errors"] == []
     assert "Heap/INSERT" in data["record_types"] or "Heap2/MULTI_INSERT" in data["record_types"]
     assert sum(data["settings_seen"].values()) == 3
     seeds = [r["seed"] for r in data["iteration_results"]]
@@ -33,6 +34,7 @@ def test_short_campaign_reports(tmp_path: Path) -> None:
     assert suite.tag == "testsuite" and suite.get("tests") == "3" and suite.get("failures") == "0"
     cov = json.loads((tmp_path / "corpus" / "coverage.json").read_text())
     assert cov["record_types"] == data["record_types"]
+    assert cov["cells"] == data["coverage_cells"]["cells"] and cov["cells"]  # the grid's running total too
 
 
 def test_shards_partition_the_iterations() -> None:

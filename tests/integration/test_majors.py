@@ -116,7 +116,7 @@ def test_a_short_fuzz_campaign_per_major(tmp_path: Path, major: int) -> None:
     data = json.loads(report.read_text())
     assert data["pg_version"] == inst.server_version
     assert data["iterations"] == 2 and data["pages_checked"] > 0, data["infrastructure_errors"]
-    assert data["infrastructure_errors"] == [] and data["divergences"] == [], res.output
+    assert data["infrastructure_errors"] == [] and [d for d in data["divergences"] if not d.get("known")] == [], res.output
     assert res.exit_code == 0, res.output
 
 

@@ -23,6 +23,6 @@ def test_nightly_script_end_to_end(tmp_path: Path) -> None:
     merged = json.loads((out / "report.json").read_text())
     assert len(merged["shards"]) == 2 and sorted(merged["shards"]) == ["1/2", "2/2"]
     assert merged["iterations"] >= 2 and merged["pages_checked"] > 0
-    assert merged["divergences"] == []
+    assert [d for d in merged["divergences"] if not d.get("known")] == []  # known PostgreSQL issues may be listed
     assert (out / "report.html").read_text().count("run summary") == 1
     assert (out / "shards" / "junit-1.xml").exists() and (out / "shards" / "junit-2.xml").exists()

@@ -89,6 +89,20 @@ def test_coverage_is_what_redodiff_coverage_wrote(tmp_path: Path) -> None:
     assert _dump(compute_coverage(counts).to_json()) == _text("cov.json")
 
 
+def test_a_corpus_keeps_the_grid_s_cells_and_coverage_reads_them(tmp_path: Path) -> None:
+    from harness.reports.coverage import corpus_counts_json, load_cells, read_corpus_cells
+
+    cells = {"Heap/INSERT|main|data": 3, "Btree/INSERT_LEAF|main|image-applied": 1}
+    (tmp_path / "coverage.json").write_text(json.dumps(corpus_counts_json({"Heap/INSERT": 3}, cells)))
+    assert read_corpus_cells(tmp_path / "coverage.json") == Counter(cells)
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"coverage_cells": {"cells": {"Heap/INSERT|main|data": 2}}}))
+    assert load_cells([report], tmp_path) == Counter({**cells, "Heap/INSERT|main|data": 5})
+    # a corpus written before the grid: record types only, no cells
+    (tmp_path / "coverage.json").write_text(json.dumps(corpus_counts_json({"Heap/INSERT": 3})))
+    assert read_corpus_cells(tmp_path / "coverage.json") == Counter() and load_cells([], tmp_path) == Counter()
+
+
 def test_every_report_computes_coverage_the_same_way() -> None:
     rep = FuzzReport.from_json(json.loads(_text("fuzz.json")))
     full = compute_coverage(rep.record_types)
