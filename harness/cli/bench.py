@@ -295,8 +295,10 @@ def bench_interrupt_cmd(trials: int, points: tuple[str, ...], seed: int, workers
 @click.option("--rss-bound-mb", default=64.0, show_default=True, help="Allowed RSS growth after warm-up.")
 @click.option("--keep-tmp", is_flag=True, help="Keep the private temporary base (to inspect what is left).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pg_options
 def bench_hygiene_cmd(iterations: int, every: int, seed: int, profile: str, engines: tuple[str, ...],
-                      rss_bound_mb: float, keep_tmp: bool, as_json: bool) -> None:
+                      rss_bound_mb: float, keep_tmp: bool, as_json: bool, pg_major: str | None = None,
+                      pg_bindir: Path | None = None) -> None:
     """Resource hygiene: run N fuzz iterations (default engines: pyredo and walredo) and
     sample open files, child and server processes, temporary directories, threads and
     RSS every K; report growth after warm-up and what is left once the run closed.
@@ -306,7 +308,7 @@ def bench_hygiene_cmd(iterations: int, every: int, seed: int, profile: str, engi
     try:
         rep = run_hygiene(iterations, every=every, seed=seed, profile=profile,
                           engines=engines or ("pyredo", "walredo"), bounds={"rss_mb": rss_bound_mb},
-                          keep_base=keep_tmp,
+                          keep_base=keep_tmp, pg=pg_install(pg_major, pg_bindir),
                           progress=lambda s: err.print(f"[dim]{s.iteration}: fds {s.fds} children {s.children} "
                                                        f"servers {s.server_processes} tempdirs {s.tempdirs} "
                                                        f"threads {s.threads} rss {s.rss_mb} MB[/]"))

@@ -24,7 +24,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from oracles.pgbin import PgInstall
 
 # bounds on growth between the warm-up sample and the last one (server processes and
 # temporary directories: from the first sample with as many pool clusters alive as
@@ -221,8 +224,10 @@ def run_hygiene(
     bounds: dict[str, float] | None = None,
     keep_base: bool = False,
     progress: Callable[[Sample], None] | None = None,
+    pg: PgInstall | None = None,
 ) -> HygieneReport:
-    """Run ``iterations`` fuzz iterations, sampling every ``every``; see the module doc."""
+    """Run ``iterations`` fuzz iterations, sampling every ``every``, on ``pg`` (None: the
+    default PostgreSQL); see the module doc."""
     from harness.campaign.fuzz import FuzzConfig, FuzzReport, run_campaign
     from harness.verify.engines import EngineSet
 
@@ -236,7 +241,7 @@ def run_hygiene(
     t0 = time.monotonic()
     try:
         rep.samples.append(take_sample(base, 0, t0))
-        cfg = FuzzConfig(seed=seed, iterations=iterations, engines=EngineSet(names=engines), profile=profile)
+        cfg = FuzzConfig(seed=seed, iterations=iterations, engines=EngineSet(names=engines, pg=pg), profile=profile)
 
         def on_iteration(fr: FuzzReport) -> None:
             if fr.iterations % every == 0 or fr.iterations == iterations:
