@@ -139,17 +139,20 @@ def bench_walredo_cmd(seconds: float, pings: int, walredo_cmd: str | None, tag_l
                 p["error"] if "error" in p else
                 f"median {p['median_us']} µs, mean {p['mean_us']} µs, p99 {p['p99_us']} µs"))
     table = Table(title="the same requests through the wal-redo server and the other engines")
-    for col in ("shape", "engine", "requests/s", "records/s", "records/request", "engine / walredo"):
+    for col in ("shape", "engine", "requests/s", "records/s", "records/request", "engine / walredo",
+                "pages differing"):
         table.add_column(col, justify="left" if col in ("shape", "engine") else "right")
     for shape in ("short", "medium"):
         for engine in ("walredo", *es.names):
             r = result[shape][engine]
             if "error" in r:
-                table.add_row(shape, engine, r["error"][:60], "", "", "")
+                table.add_row(shape, engine, r["error"][:60], "", "", "", "")
                 continue
             ratio = f"{r['speed_vs_walredo']:.2f}" if "speed_vs_walredo" in r else ""
+            differing = r.get("pages_differing_from_walredo")  # of the same requests' pages (none for walredo itself)
             table.add_row(shape, engine, f"{r['requests_per_s']:,.0f}", f"{r['records_per_s']:,.0f}",
-                          f"{r['records_per_request']:.0f}", ratio)
+                          f"{r['records_per_request']:.0f}", ratio,
+                          "" if differing is None else (f"[bold red]{differing}[/]" if differing else "0"))
     out.print(table)
 
 
