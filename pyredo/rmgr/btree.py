@@ -1,10 +1,10 @@
 """Btree resource manager: redo of its page-modifying records.
 
-Mirrors btree_redo (nbtxlog.c), btree_identify and btree_desc (nbtdesc.c),
-and the nbtdedup.c pieces that redo of a deduplication pass calls
-(BTDedupState, _bt_dedup_start_pending, _bt_dedup_save_htid,
-_bt_dedup_finish_pending). Tuple and page layouts live in
-``pyredo.page.nbtree``.
+Mirrors btree_redo (nbtxlog.c), btree_identify, and the nbtdedup.c pieces that
+redo of a deduplication pass calls (BTDedupState, _bt_dedup_start_pending,
+_bt_dedup_save_htid, _bt_dedup_finish_pending). btree_desc (nbtdesc.c) is in
+nbtdesc.py, the nbtxlog.h record layouts in nbtxlog.py; tuple and page layouts
+live in ``pyredo.page.nbtree``.
 
 Byte-exactness notes. Where C builds a page on a palloc'd temp page
 (PageGetTempPageCopySpecial: the left half of a split, a deduplicated page),
@@ -76,7 +76,37 @@ from pyredo.page.nbtree import (
     _bt_update_posting,
     dummy_hikey,
 )
-from pyredo.wal.record import XLR_RMGR_INFO_MASK, DecodedXLogRecord
+from pyredo.rmgr.nbtdesc import btree_desc, btree_desc_16, btree_desc_17
+from pyredo.rmgr.nbtxlog import (
+    BT_DEDUP_INTERVAL,
+    XL_BTREE_DEDUP,
+    XL_BTREE_DELETE,
+    XL_BTREE_INSERT,
+    XL_BTREE_MARK_PAGE_HALFDEAD,
+    XL_BTREE_METADATA,
+    XL_BTREE_NEWROOT,
+    XL_BTREE_SPLIT,
+    XL_BTREE_UNLINK_PAGE,
+    XL_BTREE_UPDATE,
+    XL_BTREE_VACUUM,
+    XLOG_BTREE_DEDUP,
+    XLOG_BTREE_DELETE,
+    XLOG_BTREE_INSERT_LEAF,
+    XLOG_BTREE_INSERT_META,
+    XLOG_BTREE_INSERT_POST,
+    XLOG_BTREE_INSERT_UPPER,
+    XLOG_BTREE_MARK_PAGE_HALFDEAD,
+    XLOG_BTREE_META_CLEANUP,
+    XLOG_BTREE_NEWROOT,
+    XLOG_BTREE_REUSE_PAGE,
+    XLOG_BTREE_SPLIT_L,
+    XLOG_BTREE_SPLIT_R,
+    XLOG_BTREE_UNLINK_PAGE,
+    XLOG_BTREE_UNLINK_PAGE_META,
+    XLOG_BTREE_VACUUM,
+    SizeOfBtreeUnlinkPage,
+)
+from pyredo.wal.record import XLR_RMGR_INFO_MASK
 from pyredo.xlogutils import BlkAction, RecordCursor
 
 if TYPE_CHECKING:
@@ -85,23 +115,6 @@ if TYPE_CHECKING:
 SwapPosting = Callable[[bytearray, "bytes | bytearray | memoryview", int], bytearray]
 BlockStep = Callable[["RedoContext", int], None]  # _bt_clear_incomplete_split, _bt_restore_meta
 MultiDelete = Callable[[bytearray, list[int]], None]  # PageIndexMultiDelete
-
-# xl_info values (C header names)
-XLOG_BTREE_INSERT_LEAF = 0x00
-XLOG_BTREE_INSERT_UPPER = 0x10
-XLOG_BTREE_INSERT_META = 0x20
-XLOG_BTREE_SPLIT_L = 0x30
-XLOG_BTREE_SPLIT_R = 0x40
-XLOG_BTREE_INSERT_POST = 0x50
-XLOG_BTREE_DEDUP = 0x60
-XLOG_BTREE_DELETE = 0x70
-XLOG_BTREE_UNLINK_PAGE = 0x80
-XLOG_BTREE_UNLINK_PAGE_META = 0x90
-XLOG_BTREE_NEWROOT = 0xA0
-XLOG_BTREE_MARK_PAGE_HALFDEAD = 0xB0
-XLOG_BTREE_VACUUM = 0xC0
-XLOG_BTREE_REUSE_PAGE = 0xD0
-XLOG_BTREE_META_CLEANUP = 0xE0
 
 _NAMES = {
     XLOG_BTREE_INSERT_LEAF: "INSERT_LEAF",
@@ -143,24 +156,6 @@ PAGE_MODIFYING: tuple[int, ...] = (
     XLOG_BTREE_META_CLEANUP,
 )
 
-# -- nbtxlog.h record layouts (main data unless noted) ------------------------------
-_XL_INSERT = struct.Struct("<H")  # offnum
-_XL_SPLIT = struct.Struct("<IHHH")  # level, firstrightoff, newitemoff, postingoff
-_XL_DEDUP = struct.Struct("<H")  # nintervals
-_BT_DEDUP_INTERVAL = struct.Struct("<HH")  # BTDedupInterval: baseoff, nitems (block 0 data)
-_XL_VACUUM = struct.Struct("<HH")  # ndeleted, nupdated
-_XL_DELETE = struct.Struct("<IHH")  # latestRemovedXid, ndeleted, nupdated
-_XL_UPDATE = struct.Struct("<H")  # xl_btree_update.ndeletedtids (block 0 data)
-# poffset, (pad), leafblk, leftblk, rightblk, topparent
-_XL_MARK_PAGE_HALFDEAD = struct.Struct("<H2xIIII")
-# leftsib, rightsib, level, (pad), safexid, leafleftsib, leafrightsib, leaftopparent
-_XL_UNLINK_PAGE = struct.Struct("<III4xQIII")
-SizeOfBtreeUnlinkPage = 36  # offsetof(leaftopparent) + 4: the tail padding is not logged
-_XL_NEWROOT = struct.Struct("<II")  # rootblk, level
-_XL_REUSE_PAGE = struct.Struct("<IIIIQ")  # node (spc, db, rel), block, latestRemovedFullXid
-# xl_btree_metadata (block data): version, root, level, fastroot, fastlevel,
-# last_cleanup_num_delpages, allequalimage (bool byte), (pad)
-_XL_METADATA = struct.Struct("<6IB3x")
 _U16 = struct.Struct("<H")
 
 
@@ -257,11 +252,11 @@ def _bt_restore_meta(ctx: RedoContext, block_id: int) -> None:
     if page is None:
         return
     data = ctx.block_data(block_id)
-    if len(data) != _XL_METADATA.size:
-        raise ctx.error(f"xl_btree_metadata is {len(data)} bytes, not {_XL_METADATA.size}",
+    if len(data) != XL_BTREE_METADATA.size:
+        raise ctx.error(f"xl_btree_metadata is {len(data)} bytes, not {XL_BTREE_METADATA.size}",
                         block_id=block_id)
     version, root, level, fastroot, fastlevel, delpages, allequalimage = data.unpack(
-        _XL_METADATA, "xl_btree_metadata")
+        XL_BTREE_METADATA, "xl_btree_metadata")
     _bt_pageinit(page)
     BTPageSetMeta(page, BTMetaPageData(
         btm_magic=BTREE_MAGIC, btm_version=version, btm_root=root, btm_level=level,
@@ -290,7 +285,7 @@ def btree_xlog_insert(
     _bt_swap_posting: SwapPosting = _bt_swap_posting,
 ) -> None:
     """Mirrors btree_xlog_insert (nbtxlog.c)."""
-    (offnum,) = ctx.main_data().unpack(_XL_INSERT, "xl_btree_insert")
+    (offnum,) = ctx.main_data().unpack(XL_BTREE_INSERT, "xl_btree_insert")
     # an insert into an internal page finishes the child's split
     if not isleaf:
         _bt_clear_incomplete_split(ctx, 1)
@@ -358,7 +353,7 @@ class _Split:
 
 def btree_xlog_split(ctx: RedoContext, newitemonleft: bool) -> None:
     """Mirrors btree_xlog_split (nbtxlog.c)."""
-    level, firstrightoff, newitemoff, postingoff = ctx.main_data().unpack(_XL_SPLIT, "xl_btree_split")
+    level, firstrightoff, newitemoff, postingoff = ctx.main_data().unpack(XL_BTREE_SPLIT, "xl_btree_split")
     xlrec = _Split(level, firstrightoff, newitemoff, postingoff, newitemonleft)
     isleaf = level == 0
     origpagenumber = ctx.block_tag(0).blk
@@ -554,13 +549,13 @@ def _bt_dedup_finish_pending(newpage: bytearray, state: BTDedupState) -> int:
 def btree_xlog_dedup(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_dedup (nbtxlog.c): repeat the deduplication pass the
     record's intervals describe, on a temp page."""
-    (nintervals,) = ctx.main_data().unpack(_XL_DEDUP, "xl_btree_dedup")
+    (nintervals,) = ctx.main_data().unpack(XL_BTREE_DEDUP, "xl_btree_dedup")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
     ptr = ctx.block_data(0)
-    ptr.need(nintervals * _BT_DEDUP_INTERVAL.size, f"{nintervals} dedup intervals")
-    intervals = [ptr.unpack(_BT_DEDUP_INTERVAL, "BTDedupInterval") for _ in range(nintervals)]
+    ptr.need(nintervals * BT_DEDUP_INTERVAL.size, f"{nintervals} dedup intervals")
+    intervals = [ptr.unpack(BT_DEDUP_INTERVAL, "BTDedupInterval") for _ in range(nintervals)]
 
     # redo uses a larger maxpostingsize than the primary did, conservatively
     state = BTDedupState(maxpostingsize=BTMaxItemSize)
@@ -609,7 +604,7 @@ def _parse_item_changes(ctx: RedoContext, ndeleted: int, nupdated: int
     updatedoffsets = ptr.u16_array(nupdated, "updated offsets")
     updates: list[list[int]] = []
     for _ in range(nupdated):
-        (ndeletedtids,) = ptr.unpack(_XL_UPDATE, "xl_btree_update")
+        (ndeletedtids,) = ptr.unpack(XL_BTREE_UPDATE, "xl_btree_update")
         updates.append(ptr.u16_array(ndeletedtids, f"xl_btree_update with {ndeletedtids} TID offsets"))
     return deleted, updatedoffsets, updates
 
@@ -644,7 +639,7 @@ def btree_xlog_vacuum(
     PageIndexMultiDelete: MultiDelete = PageIndexMultiDelete,
 ) -> None:
     """Mirrors btree_xlog_vacuum (nbtxlog.c) of 15, 16 and 17: btpo_cycleid is kept."""
-    ndeleted, nupdated = ctx.main_data().unpack(_XL_VACUUM, "xl_btree_vacuum")
+    ndeleted, nupdated = ctx.main_data().unpack(XL_BTREE_VACUUM, "xl_btree_vacuum")
     page = ctx.read_buffer_for_redo(0, get_cleanup_lock=True)
     if page is not None:
         _delete_items(ctx, page, ndeleted, nupdated, PageIndexMultiDelete=PageIndexMultiDelete)
@@ -656,7 +651,7 @@ def btree_xlog_vacuum_18(
 ) -> None:
     """Mirrors btree_xlog_vacuum (nbtxlog.c) of 18: as before, and the vacuum cycle ID
     is cleared too (18's _bt_delitems_vacuum clears it on the primary)."""
-    ndeleted, nupdated = ctx.main_data().unpack(_XL_VACUUM, "xl_btree_vacuum")
+    ndeleted, nupdated = ctx.main_data().unpack(XL_BTREE_VACUUM, "xl_btree_vacuum")
     page = ctx.read_buffer_for_redo(0, get_cleanup_lock=True)
     if page is not None:
         _delete_items(ctx, page, ndeleted, nupdated, PageIndexMultiDelete=PageIndexMultiDelete)
@@ -670,7 +665,7 @@ def btree_xlog_delete(
     """Mirrors btree_xlog_delete (nbtxlog.c) of 15-18. 16 renames latestRemovedXid to
     snapshotConflictHorizon and appends isCatalogRel (SizeOfBtreeDelete 8 -> 9): both
     only matter to hot standby conflicts, and ndeleted/nupdated keep their offsets."""
-    _xid, ndeleted, nupdated = ctx.main_data().unpack(_XL_DELETE, "xl_btree_delete")
+    _xid, ndeleted, nupdated = ctx.main_data().unpack(XL_BTREE_DELETE, "xl_btree_delete")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
         _delete_items(ctx, page, ndeleted, nupdated, PageIndexMultiDelete=PageIndexMultiDelete)
@@ -693,7 +688,7 @@ def _init_half_dead_leaf(page: bytearray, leftsib: int, rightsib: int, topparent
 
 def btree_xlog_mark_page_halfdead(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_mark_page_halfdead (nbtxlog.c)."""
-    poffset, _leafblk, leftblk, rightblk, topparent = ctx.main_data().unpack(_XL_MARK_PAGE_HALFDEAD, "xl_btree_mark_page_halfdead")
+    poffset, _leafblk, leftblk, rightblk, topparent = ctx.main_data().unpack(XL_BTREE_MARK_PAGE_HALFDEAD, "xl_btree_mark_page_halfdead")
 
     # the subtree's parent: poffset's downlink takes the next tuple's, which goes
     page = ctx.read_buffer_for_redo(1)
@@ -713,7 +708,7 @@ def btree_xlog_mark_page_halfdead(ctx: RedoContext) -> None:
 def btree_xlog_unlink_page(ctx: RedoContext, info: int) -> None:
     """Mirrors btree_xlog_unlink_page (nbtxlog.c)."""
     (leftsib, rightsib, level, safexid, leafleftsib, leafrightsib,
-     leaftopparent) = ctx.main_data().unpack(_XL_UNLINK_PAGE, "xl_btree_unlink_page", size=SizeOfBtreeUnlinkPage)
+     leaftopparent) = ctx.main_data().unpack(XL_BTREE_UNLINK_PAGE, "xl_btree_unlink_page", size=SizeOfBtreeUnlinkPage)
     isleaf = level == 0
 
     # the left sibling's right-link skips the target
@@ -763,7 +758,7 @@ def btree_xlog_unlink_page_meta(ctx: RedoContext) -> None:
 # -- NEWROOT / REUSE_PAGE / META_CLEANUP ----------------------------------------------------
 def btree_xlog_newroot(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_newroot (nbtxlog.c)."""
-    _rootblk, level = ctx.main_data().unpack(_XL_NEWROOT, "xl_btree_newroot")
+    _rootblk, level = ctx.main_data().unpack(XL_BTREE_NEWROOT, "xl_btree_newroot")
     page = _init_buffer(ctx, 0)
     if page is not None:
         _bt_pageinit(page)
@@ -793,57 +788,8 @@ def btree_xlog_meta_cleanup(ctx: RedoContext) -> None:
     _bt_restore_meta(ctx, 0)
 
 
-# -- pg_waldump's description (nbtdesc.c) ----------------------------------------------------
-def desc(rec: DecodedXLogRecord) -> str:
-    """Mirrors btree_desc (nbtdesc.c)."""
-    info = rec.info & XLR_RMGR_INFO_MASK
-    data = rec.main_data
-
-    def fields(fmt: struct.Struct, size: int | None = None) -> tuple[int, ...] | None:
-        need = fmt.size if size is None else size
-        if len(data) < need:
-            return None
-        return fmt.unpack_from(data + bytes(fmt.size - need))
-
-    if info in (XLOG_BTREE_INSERT_LEAF, XLOG_BTREE_INSERT_UPPER, XLOG_BTREE_INSERT_META,
-                XLOG_BTREE_INSERT_POST):
-        f = fields(_XL_INSERT)
-        return f"off {f[0]}" if f else "(truncated)"
-    if info in (XLOG_BTREE_SPLIT_L, XLOG_BTREE_SPLIT_R):
-        f = fields(_XL_SPLIT)
-        return (f"level {f[0]}, firstrightoff {f[1]}, newitemoff {f[2]}, postingoff {f[3]}"
-                if f else "(truncated)")
-    if info == XLOG_BTREE_DEDUP:
-        f = fields(_XL_DEDUP)
-        return f"nintervals {f[0]}" if f else "(truncated)"
-    if info == XLOG_BTREE_VACUUM:
-        f = fields(_XL_VACUUM)
-        return f"ndeleted {f[0]}; nupdated {f[1]}" if f else "(truncated)"
-    if info == XLOG_BTREE_DELETE:
-        f = fields(_XL_DELETE)
-        return f"latestRemovedXid {f[0]}; ndeleted {f[1]}; nupdated {f[2]}" if f else "(truncated)"
-    if info == XLOG_BTREE_MARK_PAGE_HALFDEAD:
-        f = fields(_XL_MARK_PAGE_HALFDEAD)
-        return f"topparent {f[4]}; leaf {f[1]}; left {f[2]}; right {f[3]}" if f else "(truncated)"
-    if info in (XLOG_BTREE_UNLINK_PAGE, XLOG_BTREE_UNLINK_PAGE_META):
-        f = fields(_XL_UNLINK_PAGE, SizeOfBtreeUnlinkPage)
-        if not f:
-            return "(truncated)"
-        return (f"left {f[0]}; right {f[1]}; level {f[2]}; safexid {f[3] >> 32}:{f[3] & 0xFFFFFFFF}; "
-                f"leafleft {f[4]}; leafright {f[5]}; leaftopparent {f[6]}")
-    if info == XLOG_BTREE_NEWROOT:
-        f = fields(_XL_NEWROOT)
-        return f"lev {f[1]}" if f else "(truncated)"
-    if info == XLOG_BTREE_REUSE_PAGE:
-        f = fields(_XL_REUSE_PAGE)
-        return (f"rel {f[0]}/{f[1]}/{f[2]}; latestRemovedXid {f[4] >> 32}:{f[4] & 0xFFFFFFFF}"
-                if f else "(truncated)")
-    if info == XLOG_BTREE_META_CLEANUP:
-        md = rec.block_data(0)
-        if len(md) < _XL_METADATA.size:
-            return "(truncated)"
-        return f"last_cleanup_num_delpages {_XL_METADATA.unpack_from(md)[5]}"
-    return ""
+# -- pg_waldump's description (nbtdesc.c, in nbtdesc.py) -----------------------------------
+desc = btree_desc  # rm_desc of 15; DESC_SINCE below for 16+
 
 
 REDO: dict[int, RedoFn] = {
@@ -870,3 +816,5 @@ MAJORS: tuple[int, ...] = (15, 16, 17, 18)
 REDO_SINCE: dict[int, dict[int, RedoFn | None]] = {
     18: {XLOG_BTREE_VACUUM: btree_xlog_vacuum_18},
 }
+# nbtdesc.c: 16 prints key: value pairs and the VACUUM/DELETE offset arrays, 17 adds isCatalogRel
+DESC_SINCE = {16: btree_desc_16, 17: btree_desc_17}

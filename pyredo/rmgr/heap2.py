@@ -1,6 +1,7 @@
 """Heap2 resource manager: redo of its page-modifying records.
 
-Mirrors heap2_redo (heapam.c), heap2_identify and heap2_desc (heapdesc.c).
+Mirrors heap2_redo (heapam.c) and heap2_identify; heap2_desc (heapdesc.c) is in
+heapdesc.py, the record layouts (heapam_xlog.h) in heapam_xlog.py.
 One routine per record type, named after its C twin. REWRITE (a logical
 decoding mapping file) and NEW_CID (logical decoding only) change no page and
 name no block, so they are not in ``REDO``.
@@ -51,42 +52,59 @@ from pyredo.rmgr.heap import (
     read_init_or_normal,
     vm_tag,
 )
-from pyredo.rmgr.heapam_xlog import HEAP_VM_BLKREF, heap_xlog_vm_clear
-from pyredo.rmgr.heapdesc import out_infobits
+from pyredo.rmgr.heapam_xlog import (
+    HEAP_VM_BLKREF,
+    XLOG_HEAP2_FREEZE_PAGE,
+    XLOG_HEAP2_LOCK_UPDATED,
+    XLOG_HEAP2_MULTI_INSERT,
+    XLOG_HEAP2_NEW_CID,
+    XLOG_HEAP2_PRUNE,
+    XLOG_HEAP2_REWRITE,
+    XLOG_HEAP2_VACUUM,
+    XLOG_HEAP2_VISIBLE,
+    XLOG_HEAP_INIT_PAGE,
+    XLOG_HEAP_OPMASK,
+    FreezePlan,
+    heap_xlog_deserialize_prune_and_freeze,
+    heap_xlog_vm_clear,
+    read_freeze_plans,
+)
+
+# the layouts redo reads, re-exported where tests and factories look for them
+from pyredo.rmgr.heapam_xlog import XL_HEAP_FREEZE_PAGE as XL_HEAP_FREEZE_PAGE
+from pyredo.rmgr.heapam_xlog import XL_HEAP_FREEZE_PAGE_16 as XL_HEAP_FREEZE_PAGE_16
+from pyredo.rmgr.heapam_xlog import XL_HEAP_FREEZE_PLAN as XL_HEAP_FREEZE_PLAN
+from pyredo.rmgr.heapam_xlog import XL_HEAP_LOCK_UPDATED as XL_HEAP_LOCK_UPDATED
+from pyredo.rmgr.heapam_xlog import XL_HEAP_MULTI_INSERT as XL_HEAP_MULTI_INSERT
+from pyredo.rmgr.heapam_xlog import XL_HEAP_NEW_CID as XL_HEAP_NEW_CID
+from pyredo.rmgr.heapam_xlog import XL_HEAP_PRUNE as XL_HEAP_PRUNE
+from pyredo.rmgr.heapam_xlog import XL_HEAP_PRUNE_17 as XL_HEAP_PRUNE_17
+from pyredo.rmgr.heapam_xlog import XL_HEAP_VACUUM as XL_HEAP_VACUUM
+from pyredo.rmgr.heapam_xlog import XL_HEAP_VISIBLE as XL_HEAP_VISIBLE
+from pyredo.rmgr.heapam_xlog import XLHP_CLEANUP_LOCK as XLHP_CLEANUP_LOCK
+from pyredo.rmgr.heapam_xlog import XLHP_HAS_CONFLICT_HORIZON as XLHP_HAS_CONFLICT_HORIZON
+from pyredo.rmgr.heapam_xlog import XLHP_HAS_DEAD_ITEMS as XLHP_HAS_DEAD_ITEMS
+from pyredo.rmgr.heapam_xlog import XLHP_HAS_FREEZE_PLANS as XLHP_HAS_FREEZE_PLANS
+from pyredo.rmgr.heapam_xlog import XLHP_HAS_NOW_UNUSED_ITEMS as XLHP_HAS_NOW_UNUSED_ITEMS
+from pyredo.rmgr.heapam_xlog import XLHP_HAS_REDIRECTIONS as XLHP_HAS_REDIRECTIONS
+from pyredo.rmgr.heapam_xlog import XLHP_IS_CATALOG_REL as XLHP_IS_CATALOG_REL
+from pyredo.rmgr.heapdesc import heap2_desc, heap2_desc_16, heap2_desc_17
 from pyredo.wal.record import XLR_RMGR_INFO_MASK, BufferTag, DecodedXLogRecord
 from pyredo.xlogutils import RBM_ZERO_ON_ERROR, RecordCursor
 
 if TYPE_CHECKING:
     from pyredo.xlogutils import RedoContext, RedoFn
 
-# xl_info values (C header names)
-XLOG_HEAP2_REWRITE = 0x00
-XLOG_HEAP2_PRUNE = 0x10
-XLOG_HEAP2_VACUUM = 0x20
-XLOG_HEAP2_FREEZE_PAGE = 0x30
-XLOG_HEAP2_VISIBLE = 0x40
-XLOG_HEAP2_MULTI_INSERT = 0x50
-XLOG_HEAP2_LOCK_UPDATED = 0x60
-XLOG_HEAP2_NEW_CID = 0x70
-XLOG_HEAP_OPMASK = 0x70
-XLOG_HEAP_INIT_PAGE = 0x80
-
+# xl_info values and the main-data layouts are heapam_xlog.py's (heapam_xlog.h)
 OPMASK = 0x70
 
 # xl_heap_freeze_tuple.frzflags
 XLH_FREEZE_XVAC = 0x02
 XLH_INVALID_XVAC = 0x04
 
-# heapam_xlog.h structs (little-endian, C padding spelled out)
-XL_HEAP_PRUNE = struct.Struct("<IHH")  # latestRemovedXid, nredirected, ndead
-XL_HEAP_VACUUM = struct.Struct("<H")  # nunused
-XL_HEAP_FREEZE_PAGE = struct.Struct("<IH")  # cutoff_xid, ntuples
+# block-data layouts only redo reads (little-endian, C padding spelled out)
 XL_HEAP_FREEZE_TUPLE = struct.Struct("<IHHHBx")  # xmax, offset, t_infomask2, t_infomask, frzflags
-XL_HEAP_VISIBLE = struct.Struct("<IB")  # cutoff_xid, flags
-XL_HEAP_MULTI_INSERT = struct.Struct("<BxH")  # flags, ntuples (offsets[] follow unless INIT)
 XL_MULTI_INSERT_TUPLE = struct.Struct("<HHHB")  # datalen, t_infomask2, t_infomask, t_hoff
-XL_HEAP_LOCK_UPDATED = struct.Struct("<IHBB")  # xmax, offnum, infobits_set, flags
-XL_HEAP_NEW_CID = struct.Struct("<IIIIIIIHHH")  # top_xid, cmin, cmax, combocid, rnode, tid
 
 _NAMES = {
     XLOG_HEAP2_REWRITE: "REWRITE",
@@ -332,36 +350,8 @@ def implicit_tags(rec: DecodedXLogRecord) -> list[BufferTag]:
     return [vm_tag(blk0.tag, blk0.blkno)] if clears else []
 
 
-# -- pg_waldump's description (heapdesc.c) --------------------------------------------
-def desc(rec: DecodedXLogRecord) -> str:
-    """Mirrors heap2_desc (heapdesc.c)."""
-    data = rec.main_data
-    op = rec.info & XLOG_HEAP_OPMASK
-    try:
-        if op == XLOG_HEAP2_PRUNE:
-            xid, nredirected, ndead = XL_HEAP_PRUNE.unpack_from(data)
-            return f"latestRemovedXid {xid} nredirected {nredirected} ndead {ndead}"
-        if op == XLOG_HEAP2_VACUUM:
-            return f"nunused {XL_HEAP_VACUUM.unpack_from(data)[0]}"
-        if op == XLOG_HEAP2_FREEZE_PAGE:
-            cutoff, ntuples = XL_HEAP_FREEZE_PAGE.unpack_from(data)
-            return f"cutoff xid {cutoff} ntuples {ntuples}"
-        if op == XLOG_HEAP2_VISIBLE:
-            cutoff, flags = XL_HEAP_VISIBLE.unpack_from(data)
-            return f"cutoff xid {cutoff} flags 0x{flags:02X}"
-        if op == XLOG_HEAP2_MULTI_INSERT:
-            flags, ntuples = XL_HEAP_MULTI_INSERT.unpack_from(data)
-            return f"{ntuples} tuples flags 0x{flags:02X}"
-        if op == XLOG_HEAP2_LOCK_UPDATED:
-            xmax, offnum, infobits, flags = XL_HEAP_LOCK_UPDATED.unpack_from(data)
-            return f"off {offnum}: xmax {xmax}: flags 0x{flags:02X} " + out_infobits(infobits)
-        if op == XLOG_HEAP2_NEW_CID:
-            _top, cmin, cmax, combo, spc, db, rel, bi_hi, bi_lo, posid = XL_HEAP_NEW_CID.unpack_from(data)
-            return (f"rel {spc}/{db}/{rel}; tid {(bi_hi << 16) | bi_lo}/{posid}"
-                    f"; cmin: {cmin}, cmax: {cmax}, combo: {combo}")
-    except struct.error:
-        return f"<malformed: {len(data)} bytes of main data>"
-    return ""
+# -- pg_waldump's description (heapdesc.c, in heapdesc.py) -----------------------------
+desc = heap2_desc  # rm_desc of 15; DESC_SINCE below for 16+
 
 
 REDO: dict[int, RedoFn] = {
@@ -377,23 +367,8 @@ REDO: dict[int, RedoFn] = {
 # -- PostgreSQL 16, 17 and 18 (see pyredo/VERSIONS.md) ------------------------------------
 # 16: xl_heap_prune gains isCatalogRel after ndead (redo reads the 15 prefix: shared
 # routine); xl_heap_freeze_page becomes freeze plans; VISIBLE flags gain CATALOG_REL.
-XL_HEAP_FREEZE_PAGE_16 = struct.Struct("<IH?")  # snapshotConflictHorizon, nplans, isCatalogRel
-XL_HEAP_FREEZE_PLAN = struct.Struct("<IHHBxH")  # xmax, t_infomask2, t_infomask, frzflags, ntuples
-
-
-def _read_freeze_plans(data: RecordCursor, nplans: int) -> list[tuple[tuple[int, int, int, int], int]]:
-    """``nplans`` xl_heap_freeze_plan (16) / xlhp_freeze_plan (17, 18): ((xmax,
-    t_infomask2, t_infomask, frzflags), ntuples) each."""
-    data.need(nplans * XL_HEAP_FREEZE_PLAN.size, f"{nplans} freeze plans")
-    out = []
-    for _ in range(nplans):
-        xmax, infomask2, infomask, frzflags, ntuples = data.unpack(XL_HEAP_FREEZE_PLAN, "freeze plan")
-        out.append(((xmax, infomask2, infomask, frzflags), ntuples))
-    return out
-
-
 def _execute_freeze_plans(ctx: RedoContext, page: bytearray, data: RecordCursor,
-                          plans: list[tuple[tuple[int, int, int, int], int]],
+                          plans: list[FreezePlan],
                           heap_execute_freeze_tuple: Callable[[HeapTupleHeader, int, int, int, int], None]) -> None:
     """Each plan applied to its ntuples offsets, which follow in ``data`` in plan order."""
     maxoff = PageGetMaxOffsetNumber(page)
@@ -414,29 +389,11 @@ def heap_xlog_freeze_page_16(
     if page is None:
         return
     data = ctx.block_data(0)
-    _execute_freeze_plans(ctx, page, data, _read_freeze_plans(data, nplans), heap_execute_freeze_tuple)
+    _execute_freeze_plans(ctx, page, data, read_freeze_plans(data, nplans), heap_execute_freeze_tuple)
 
 
 # 17: XLOG_HEAP2_PRUNE_ON_ACCESS / PRUNE_VACUUM_SCAN / PRUNE_VACUUM_CLEANUP, one
-# xl_heap_prune for what were PRUNE, VACUUM and FREEZE_PAGE
-XL_HEAP_PRUNE_17 = struct.Struct("<BB")  # reason, flags (conflict horizon follows, unaligned)
-XLHP_IS_CATALOG_REL = 1 << 1
-XLHP_CLEANUP_LOCK = 1 << 2
-XLHP_HAS_CONFLICT_HORIZON = 1 << 3
-XLHP_HAS_FREEZE_PLANS = 1 << 4
-XLHP_HAS_REDIRECTIONS = 1 << 5
-XLHP_HAS_DEAD_ITEMS = 1 << 6
-XLHP_HAS_NOW_UNUSED_ITEMS = 1 << 7
-
-
-def _prune_items(data: RecordCursor, flags: int, flag: int, per: int, what: str) -> list[int]:
-    """An xlhp_prune_items sub-record (uint16 ntargets, then ``per`` * ntargets offsets)
-    when ``flag`` is set, else none."""
-    if not flags & flag:
-        return []
-    return data.u16_array(per * data.u16(f"n{what}"), f"{what} offsets")
-
-
+# xl_heap_prune (heapam_xlog.py) for what were PRUNE, VACUUM and FREEZE_PAGE
 def heap_xlog_prune_freeze(
     ctx: RedoContext, *,
     heap_page_prune_execute: Callable[..., None] = heap_page_prune_execute,
@@ -453,14 +410,7 @@ def heap_xlog_prune_freeze(
     if page is None:
         return
     data = ctx.block_data(0)
-    plans: list[tuple[tuple[int, int, int, int], int]] = []
-    if flags & XLHP_HAS_FREEZE_PLANS:
-        nplans = data.u16("nplans")
-        data.skip(2, "xlhp_freeze_plans padding")
-        plans = _read_freeze_plans(data, nplans)
-    redirected = _prune_items(data, flags, XLHP_HAS_REDIRECTIONS, 2, "redirected")
-    nowdead = _prune_items(data, flags, XLHP_HAS_DEAD_ITEMS, 1, "dead")
-    nowunused = _prune_items(data, flags, XLHP_HAS_NOW_UNUSED_ITEMS, 1, "unused")
+    plans, redirected, nowdead, nowunused = heap_xlog_deserialize_prune_and_freeze(data, flags)
     if redirected or nowdead or nowunused:
         pairs = list(zip(redirected[0::2], redirected[1::2], strict=True))
         heap_page_prune_execute(page, pairs, nowdead, nowunused,
@@ -495,3 +445,4 @@ REDO_SINCE: dict[int, dict[int, RedoFn | None]] = {
     },
 }
 IMPLICIT_TAGS_SINCE = {17: implicit_tags_17}
+DESC_SINCE = {16: heap2_desc_16, 17: heap2_desc_17}

@@ -1,5 +1,6 @@
-"""heapam_xlog.h's Heap record layouts (xl_info values, flag bits, struct formats:
-15's, which 16-18 keep; a routine reading a later layout says so), and the
+"""heapam_xlog.h's Heap and Heap2 record layouts (xl_info values, flag bits, struct
+formats: 15's, which 16-18 keep, and the later ones named by their major; the freeze-plan
+and prune-item readers redo and desc share), and the
 visibility-map clearing of heap redo in PostgreSQL 17 and 18 (heapam_xlog.c).
 
 The 17 and 18 sources read here (17.11, 18.6; a minor-release fix, not in 16.15)
@@ -17,7 +18,7 @@ Shared by pyredo.rmgr.heap, heap2 and heapdesc; imports none of them.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pyredo.page.visibilitymap import (
     HEAPBLK_TO_MAPBLOCK,
@@ -26,7 +27,7 @@ from pyredo.page.visibilitymap import (
 )
 
 if TYPE_CHECKING:
-    from pyredo.xlogutils import RedoContext
+    from pyredo.xlogutils import RecordCursor, RedoContext
 
 # heapam_xlog.h: xl_info values (C header names); the 15 layouts, unchanged through 18
 # except where a routine says so
@@ -88,10 +89,86 @@ XL_HEAP_HEADER = struct.Struct("<HHB")  # t_infomask2, t_infomask, t_hoff
 XL_HEAP_TRUNCATE = struct.Struct("<IIB")  # dbId, nrelids, flags (relids follow, 4-aligned)
 SizeOfHeapHeader = XL_HEAP_HEADER.size
 
+# -- Heap2 (the same header) ---------------------------------------------------------------
+XLOG_HEAP2_REWRITE = 0x00
+XLOG_HEAP2_PRUNE = 0x10  # 17+: XLOG_HEAP2_PRUNE_ON_ACCESS
+XLOG_HEAP2_VACUUM = 0x20  # 17+: XLOG_HEAP2_PRUNE_VACUUM_SCAN
+XLOG_HEAP2_FREEZE_PAGE = 0x30  # 17+: XLOG_HEAP2_PRUNE_VACUUM_CLEANUP
+XLOG_HEAP2_VISIBLE = 0x40
+XLOG_HEAP2_MULTI_INSERT = 0x50
+XLOG_HEAP2_LOCK_UPDATED = 0x60
+XLOG_HEAP2_NEW_CID = 0x70
+
+XL_HEAP_PRUNE = struct.Struct("<IHH")  # latestRemovedXid, nredirected, ndead (16: + isCatalogRel)
+XL_HEAP_VACUUM = struct.Struct("<H")  # nunused
+XL_HEAP_FREEZE_PAGE = struct.Struct("<IH")  # cutoff_xid, ntuples
+XL_HEAP_VISIBLE = struct.Struct("<IB")  # cutoff_xid, flags
+XL_HEAP_MULTI_INSERT = struct.Struct("<BxH")  # flags, ntuples (offsets[] follow unless INIT)
+XL_HEAP_LOCK_UPDATED = struct.Struct("<IHBB")  # xmax, offnum, infobits_set, flags
+XL_HEAP_NEW_CID = struct.Struct("<IIIIIIIHHH")  # top_xid, cmin, cmax, combocid, rnode, tid
+# 16: xl_heap_freeze_page becomes freeze plans
+XL_HEAP_FREEZE_PAGE_16 = struct.Struct("<IH?")  # snapshotConflictHorizon, nplans, isCatalogRel
+XL_HEAP_FREEZE_PLAN = struct.Struct("<IHHBxH")  # xmax, t_infomask2, t_infomask, frzflags, ntuples
+# 17: one xl_heap_prune for what were PRUNE, VACUUM and FREEZE_PAGE
+XL_HEAP_PRUNE_17 = struct.Struct("<BB")  # reason, flags (conflict horizon follows, unaligned)
+XLHP_IS_CATALOG_REL = 1 << 1
+XLHP_CLEANUP_LOCK = 1 << 2
+XLHP_HAS_CONFLICT_HORIZON = 1 << 3
+XLHP_HAS_FREEZE_PLANS = 1 << 4
+XLHP_HAS_REDIRECTIONS = 1 << 5
+XLHP_HAS_DEAD_ITEMS = 1 << 6
+XLHP_HAS_NOW_UNUSED_ITEMS = 1 << 7
+
+FreezePlan = tuple[tuple[int, int, int, int], int]  # (xmax, t_infomask2, t_infomask, frzflags), ntuples
+
 # heapam_xlog.h (17.11+, 18.6+): block references of the VM pages a record clears
 HEAP_VM_BLKREF = 1  # HEAP_{INSERT,DELETE,LOCK,MULTI_INSERT}_BLKREF_VM
 HEAP_UPDATE_BLKREF_VM_NEW = 2
 HEAP_UPDATE_BLKREF_VM_OLD = 3
+
+
+def read_freeze_plans(data: RecordCursor, nplans: int) -> list[FreezePlan]:
+    """``nplans`` xl_heap_freeze_plan (16) / xlhp_freeze_plan (17, 18): ((xmax,
+    t_infomask2, t_infomask, frzflags), ntuples) each."""
+    data.need(nplans * XL_HEAP_FREEZE_PLAN.size, f"{nplans} freeze plans")
+    out = []
+    for _ in range(nplans):
+        xmax, infomask2, infomask, frzflags, ntuples = data.unpack(XL_HEAP_FREEZE_PLAN, "freeze plan")
+        out.append(((xmax, infomask2, infomask, frzflags), ntuples))
+    return out
+
+
+def _prune_items(data: RecordCursor, flags: int, flag: int, per: int, what: str) -> list[int]:
+    """An xlhp_prune_items sub-record (17, 18: uint16 ntargets, then ``per`` * ntargets
+    offsets) when ``flag`` is set in xl_heap_prune.flags, else none."""
+    if not flags & flag:
+        return []
+    return data.u16_array(per * data.u16(f"n{what}"), f"{what} offsets")
+
+
+class PruneFreezeItems(NamedTuple):
+    """What block 0 of a 17+ xl_heap_prune record holds before the frozen offsets."""
+
+    plans: list[FreezePlan]
+    redirected: list[int]  # (from, to) pairs, flat
+    nowdead: list[int]
+    nowunused: list[int]
+
+
+def heap_xlog_deserialize_prune_and_freeze(data: RecordCursor, flags: int) -> PruneFreezeItems:
+    """Mirrors heap_xlog_deserialize_prune_and_freeze (heapdesc.c 17, 18), shared by
+    redo and desc as in C: the freeze plans (uint16 nplans, 2 bytes padding, plans),
+    redirected pairs, dead and unused offsets, each when ``flags`` says so; ``data`` is
+    left at the frozen tuples' offsets (frz_offsets)."""
+    plans: list[FreezePlan] = []
+    if flags & XLHP_HAS_FREEZE_PLANS:
+        nplans = data.u16("nplans")
+        data.skip(2, "xlhp_freeze_plans padding")
+        plans = read_freeze_plans(data, nplans)
+    return PruneFreezeItems(plans,
+                            _prune_items(data, flags, XLHP_HAS_REDIRECTIONS, 2, "redirected"),
+                            _prune_items(data, flags, XLHP_HAS_DEAD_ITEMS, 1, "dead"),
+                            _prune_items(data, flags, XLHP_HAS_NOW_UNUSED_ITEMS, 1, "unused"))
 
 
 def _clear_locked(ctx: RedoContext, vmpage: bytearray, heap_blk: int, flags: int,

@@ -8,7 +8,8 @@ PostgreSQL 15, 16, 17 and 18 (a major that is not installed is skipped, naming
 ``redodiff pg install``). Every record that major's pg_waldump lists must come
 out of ``redodiff decode --format jsonl`` with the same LSN, rmgr, record type
 (the high bits of xl_info — pg_waldump does not print the low ones), xid, prev,
-lengths and block references, and no extra records; end LSN and main-data length
+lengths and block references, and no extra records, and for Heap, Heap2 and Btree
+records the same description; end LSN and main-data length
 are checked against pg_walinspect where the build has it (not the 16 wheel).
 """
 
@@ -32,9 +33,11 @@ from harness.verify.capture import capture
 from pyredo.wal.lsn import format_lsn, parse_lsn, segment_file_name
 
 COMPRESSIONS = ("off", "pglz", "lz4", "zstd")
+# rmgrs whose description (pg_waldump's rm_desc) must match too, in every major
+DESC_COMPARED = ("Heap", "Heap2", "Btree")
 
 MAIN = re.compile(
-    r"^rmgr: (\S+)\s+len \(rec/tot\):\s*(\d+)/\s*(\d+), tx:\s*(\d+), lsn: (\S+), prev (\S+), desc: (\S+)"
+    r"^rmgr: (\S+)\s+len \(rec/tot\):\s*(\d+)/\s*(\d+), tx:\s*(\d+), lsn: (\S+), prev (\S+), desc: (\S+) ?(.*)$"
 )
 BLOCK = re.compile(
     r"^\tblkref #(\d+): rel (\d+)/(\d+)/(\d+) fork (\w+) blk (\d+)"
@@ -59,9 +62,10 @@ def waldump(pg_waldump: str, pg: LocalCluster, start: int, end: int) -> list[dic
             continue
         m = MAIN.match(line)
         if m:
-            rmgr, rec_len, tot, xid, lsn, prev, ident = m.groups()
+            rmgr, rec_len, tot, xid, lsn, prev, ident, desc = m.groups()
             recs.append({"rmgr": rmgr, "rec_len": int(rec_len), "total_len": int(tot), "xid": int(xid),
-                         "lsn": parse_lsn(lsn), "prev": parse_lsn(prev), "type": ident, "blocks": []})
+                         "lsn": parse_lsn(lsn), "prev": parse_lsn(prev), "type": ident, "desc": desc,
+                         "blocks": []})
             continue
         b = BLOCK.match(line)
         assert b, f"unparsed pg_waldump line: {line!r}"
@@ -109,6 +113,8 @@ def test_decode_agrees_with_pg_waldump(major_cluster, major: int, compression: s
         where = f"record at {format_lsn(t['lsn'])}"
         assert o["rmgr"] == t["rmgr"], where
         assert o["desc"].split(" ")[0] == t["type"], where
+        if t["rmgr"] in DESC_COMPARED:
+            assert o["desc"].rstrip() == f"{t['type']} {t['desc']}".rstrip(), where
         assert (o["xid"], parse_lsn(o["prev"]), o["total_len"], o["rec_len"]) == (
             t["xid"], t["prev"], t["total_len"], t["rec_len"]), where
         assert len(o["blocks"]) == len(t["blocks"]), where
