@@ -55,6 +55,7 @@ from generators.rules.relations import (
     large_objects,
     multixact_locks,
     partition_move,
+    super_delete,
     temp_tables,
     toast_heavy,
     upsert_workout,
@@ -166,6 +167,7 @@ RULES: tuple[Rule, ...] = (
     # == breadth (issue 16): row paths ==
     Rule("partition_move", 2, partition_move, lambda m: m.quiet),
     Rule("upsert_workout", 3, upsert_workout, lambda m: m.quiet),
+    Rule("super_delete", 1, super_delete, lambda m: m.quiet),
     Rule("multixact_locks", 2, multixact_locks, lambda m: m.quiet and len(m.sessions) >= 2),
     Rule("large_objects", 1, large_objects, lambda m: m.quiet),
     Rule("toast_heavy", 1, toast_heavy, lambda m: m.quiet),

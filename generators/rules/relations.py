@@ -71,6 +71,40 @@ def upsert_workout(m: Model, ch: Chooser) -> StepList:
     return steps
 
 
+def super_delete(m: Model, ch: Chooser) -> StepList:
+    """Speculative insertions aborted (Heap/DELETE with XLH_DELETE_IS_SUPER, "super-delete")
+    in one session, deterministically. ON CONFLICT first checks the arbiter index, then
+    inserts the tuple and its index entries, and backs the tuple out when the index
+    insertion meets a conflicting key that the check did not see (heap_abort_speculative);
+    usually a concurrent inserter's doing. Here the arbiter is a unique index on an
+    expression whose function (declared IMMUTABLE, and lying) returns id - 1 on every
+    fourth call while armed: the check (call 1) sees id, the insertion (call 2) sees
+    id - 1, an existing key, so the tuple is super-deleted; the retry (calls 3 and 4)
+    inserts it. One super-delete per row, then a confirmed one (Heap/CONFIRM)."""
+    name = m.name("sd")
+    n = ch.choice((20, 200))
+    guc = "redodiff.twist"
+    fn = (f"CREATE FUNCTION {name}_twist(int8) RETURNS int8 IMMUTABLE LANGUAGE plpgsql AS $$ "
+          f"DECLARE n int; BEGIN "
+          f"IF coalesce(current_setting('{guc}', true), '') <> 'on' THEN RETURN $1; END IF; "
+          f"n := coalesce(nullif(current_setting('{guc}_n', true), ''), '0')::int + 1; "
+          f"PERFORM set_config('{guc}_n', n::text, false); "
+          f"IF n % 4 = 2 THEN RETURN $1 - 1; END IF; RETURN $1; END $$")
+    steps = [
+        _step(0, fn, "create_function"),
+        _step(0, f"CREATE TABLE {name} (id int8 NOT NULL, v int4)", "create_table"),
+        _step(0, f"CREATE UNIQUE INDEX {name}_u ON {name} ({name}_twist(id))", "create_index"),
+        _step(0, f"INSERT INTO {name} SELECT g * 2, 0 FROM generate_series(1, {n}) g", "insert"),
+    ]
+    for _ in range(ch.integer(1, 2)):
+        lo = ch.integer(1, n // 2)
+        hi = min(n - 1, lo + ch.choice((1, 10, 50)))
+        arm = f"SELECT set_config('{guc}', 'on', false), set_config('{guc}_n', '0', false)"
+        steps.append(_step(0, f"{arm}; INSERT INTO {name} SELECT g * 2 + 1, 1 FROM generate_series({lo}, {hi}) g "
+                              f"ON CONFLICT DO NOTHING; SELECT set_config('{guc}', 'off', false)", "super_delete"))
+    return steps
+
+
 def multixact_locks(m: Model, ch: Chooser) -> StepList:
     """Two (or three) sessions share-lock the same rows (FOR SHARE / FOR KEY SHARE):
     the second locker turns xmax into a MultiXactId (MultiXact/CREATE_ID, Heap/LOCK

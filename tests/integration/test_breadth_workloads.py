@@ -16,7 +16,8 @@ from generators.workload import Settings, Workload
 from harness.campaign.execute import execute
 from harness.clusters.local import LocalCluster
 
-BREADTH_RULES = ("unlogged_workout", "toggle_logged", "partition_move", "upsert_workout", "multixact_locks",
+BREADTH_RULES = ("unlogged_workout", "toggle_logged", "partition_move", "upsert_workout", "super_delete",
+                 "multixact_locks",
                  "large_objects", "toast_heavy", "temp_tables", "create_tablespace", "create_database", "index_build")
 
 
@@ -84,3 +85,39 @@ def test_databases_in_tablespaces(major_cluster: Callable[..., LocalCluster]) ->
         errors = _run(cluster, wl, "breadth")
         assert not errors, [e.to_json() for e in errors]
     assert moved
+
+
+def test_super_delete_is_written_and_redone(major_cluster: Callable[..., LocalCluster]) -> None:
+    """The super_delete rule makes PostgreSQL back out speculative insertions in one
+    session: Heap/DELETE records with XLH_DELETE_IS_SUPER, each followed by the retried
+    insertion's Heap/CONFIRM; pyredo redoes the range and the primary agrees."""
+    from generators.rules.relations import super_delete
+    from harness.verify.capture import capture, verify
+    from harness.verify.plan import decode_all
+    from pyredo.engine import RedoEngine
+    from pyredo.rmgr import RM_HEAP_ID
+    from pyredo.rmgr.heapam_xlog import (
+        XL_HEAP_DELETE,
+        XLH_DELETE_IS_SUPER,
+        XLOG_HEAP_CONFIRM,
+        XLOG_HEAP_DELETE,
+    )
+    from pyredo.wal.record import XLR_RMGR_INFO_MASK
+
+    cluster = major_cluster(15)
+    steps = super_delete(Model([Session()]), RandomChooser(1))
+    cluster.execute("DROP SCHEMA IF EXISTS sdel CASCADE")
+    cluster.execute("CREATE SCHEMA sdel")
+    try:
+        sql = ["SET search_path = sdel" + "; " + s.sql for s in steps]
+        with capture(cluster, sql) as cap:
+            records = decode_all(cap.records())
+            heap = [r for r in records if r.rmid == RM_HEAP_ID]
+            supers = [r for r in heap if r.info & XLR_RMGR_INFO_MASK == XLOG_HEAP_DELETE
+                      and XL_HEAP_DELETE.unpack_from(r.main_data)[3] & XLH_DELETE_IS_SUPER]
+            confirms = [r for r in heap if r.info & XLR_RMGR_INFO_MASK == XLOG_HEAP_CONFIRM]
+            assert supers and len(confirms) >= len(supers)
+            report = verify(cap, [RedoEngine()], records=records)
+            assert report.divergences == [] and report.pages_checked > 0
+    finally:
+        cluster.execute("DROP SCHEMA IF EXISTS sdel CASCADE")

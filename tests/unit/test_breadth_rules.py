@@ -17,7 +17,8 @@ from harness.verify.plan import build_plan
 from pyredo.rmgr import RM_DBASE_ID, RM_HEAP_ID, RM_SMGR_ID
 from pyredo.wal.record import BKPBLOCK_WILL_INIT, DecodedBkpBlock, DecodedXLogRecord, RelFileNode
 
-NEW_RULES = ("unlogged_workout", "toggle_logged", "partition_move", "upsert_workout", "multixact_locks",
+NEW_RULES = ("unlogged_workout", "toggle_logged", "partition_move", "upsert_workout", "super_delete",
+             "multixact_locks",
              "large_objects", "toast_heavy", "temp_tables", "create_tablespace", "set_tablespace", "create_database")
 
 
