@@ -12,10 +12,11 @@ Forms (of the record's reference to the block; the first that holds):
 * ``implicit``: no block reference: a heap record clearing visibility-map bits
   (``implicit_tags`` of the rmgr table).
 
-``reachable_cells`` is the universe of PostgreSQL 15 (the cells its WAL can hold),
-derived from where the backend registers buffers (XLogRegisterBuffer flags,
-PostgreSQL 15 sources) — see the comments on each set. A form reached only under
-a setting counts as reachable (image-not-applied: wal_consistency_checking).
+``reachable_cells`` is the universe of a major (the cells its WAL can hold), derived
+from where the backend registers buffers (XLogRegisterBuffer flags, PostgreSQL 15
+sources, and what changed since: VM_NAMED_SINCE) — see the comments on each set. A
+form reached only under a setting counts as reachable (image-not-applied:
+wal_consistency_checking).
 """
 
 from __future__ import annotations
@@ -57,8 +58,12 @@ SOME_INIT = {"Heap/UPDATE+INIT", "BRIN/INSERT+INIT", "BRIN/UPDATE+INIT", "BRIN/R
 INIT_FORK = {"Hash/INIT_META_PAGE|init|will-init", "Hash/INIT_BITMAP_PAGE|init|will-init",
              "Hash/INIT_BITMAP_PAGE|init|metapage", "Hash/INIT_BITMAP_PAGE|init|image-not-applied",
              "Sequence/LOG|init|will-init"}
-# visibility map: Heap2/VISIBLE names its VM page; these heap records clear VM bits without naming it
+# visibility map: Heap2/VISIBLE names its VM page; these heap records clear VM bits without
+# naming it -- until 18 (and 17.11), where they register the VM page as a block of their own
+# (heap_insert & co.: XLogRegisterBuffer of the vmbuffer; the universe of 17 is 17.10's, the
+# build installed here: a 17.11 run shows its VM cells as "unexpected")
 VM_NAMED = ("Heap2/VISIBLE",)
+VM_NAMED_SINCE = 18
 VM_IMPLICIT = ("Heap/INSERT", "Heap/INSERT+INIT", "Heap/DELETE", "Heap/UPDATE", "Heap/UPDATE+INIT",
                "Heap/HOT_UPDATE", "Heap/LOCK", "Heap2/LOCK_UPDATED", "Heap2/MULTI_INSERT",
                "Heap2/MULTI_INSERT+INIT")
@@ -93,7 +98,7 @@ def block_cells(tag: BufferTag, records: Iterable[DecodedXLogRecord], table: Rmg
 
 
 def reachable_cells(table: RmgrTable) -> set[str]:
-    """The cells PostgreSQL 15's WAL can hold (of ``table``'s page-modifying types)."""
+    """The cells the WAL of ``table``'s major can hold (of its page-modifying types)."""
     types = set(table.page_modifying_types())
     out: set[str] = set()
     for t in types:
@@ -111,8 +116,10 @@ def reachable_cells(table: RmgrTable) -> set[str]:
             if t in METAPAGE_DATA:
                 out.add(cell(t, "main", "metapage"))
     out.update(c for c in INIT_FORK if c.split("|")[0] in types)
-    out.update(cell(t, "vm", f) for t in VM_NAMED if t in types for f in ("data", "image-applied", "image-not-applied"))
-    out.update(cell(t, "vm", "implicit") for t in VM_IMPLICIT if t in types)
+    named = VM_NAMED + (VM_IMPLICIT if table.major >= VM_NAMED_SINCE else ())
+    out.update(cell(t, "vm", f) for t in named if t in types for f in ("data", "image-applied", "image-not-applied"))
+    if table.major < VM_NAMED_SINCE:
+        out.update(cell(t, "vm", "implicit") for t in VM_IMPLICIT if t in types)
     return out
 
 

@@ -71,3 +71,18 @@ def test_fuzz_report_carries_the_grid() -> None:
     assert again.cells == rep.cells
     assert IterationSummary.from_json(it.to_json()).cells == it.cells
     assert compute_cells(rep.cells, PG15).unexpected == ["Odd/TYPE|main|data"]
+
+
+def test_from_18_heap_records_name_their_vm_page() -> None:
+    """18 (and 17.11) register the VM page a heap record clears as a block of its own: its
+    cells are data / image forms on the vm fork, no longer implicit; 15-17 (17.10) keep them implicit."""
+    from pyredo.rmgrlist import PG16, PG17, PG18
+
+    for table in (PG15, PG16, PG17):
+        cells = reachable_cells(table)
+        assert "Heap/INSERT|vm|implicit" in cells and "Heap/INSERT|vm|data" not in cells
+    cells18 = reachable_cells(PG18)
+    assert not any(c.endswith("|vm|implicit") for c in cells18)
+    for form in ("data", "image-applied", "image-not-applied"):
+        assert f"Heap/INSERT|vm|{form}" in cells18 and f"Heap2/MULTI_INSERT|vm|{form}" in cells18
+    assert "Heap2/VISIBLE|vm|data" in cells18
