@@ -84,7 +84,12 @@ from generators.rules.tables import (
     update_indexed,
     upsert,
 )
-from generators.rules.workouts import btree_posting_split, index_am_workout, spgist_radix_labels
+from generators.rules.workouts import (
+    btree_posting_split,
+    index_am_workout,
+    index_prune_workout,
+    spgist_radix_labels,
+)
 from generators.workload import WAL_COMPRESSION, WAL_CONSISTENCY_CHECKING, Settings, Workload
 
 __all__ = [
@@ -159,7 +164,9 @@ RULES: tuple[Rule, ...] = (
     # == selftest coverage rules (issue 9): each index AM's insert/split/vacuum redo, posting splits ==
     Rule("index_am_workout", 6, index_am_workout, lambda m: m.quiet and len(m.tables) < 5),
     Rule("btree_posting_split", 1, btree_posting_split, lambda m: m.quiet and len(m.tables) < 5),
-    Rule("spgist_radix_labels", 1, spgist_radix_labels, lambda m: m.quiet and len(m.tables) < 5),
+    Rule("spgist_radix_labels", 2, spgist_radix_labels, lambda m: m.quiet and len(m.tables) < 5),
+    # issue 20: an insert's cleanup of a full GiST leaf / hash bucket page, freeze plans
+    Rule("index_prune_workout", 4, index_prune_workout, lambda m: m.quiet and len(m.tables) < 5),
     # == end of selftest coverage rules ==
     # == breadth (issue 16): init forks ==
     Rule("unlogged_workout", 2, unlogged_workout, lambda m: m.quiet and len(m.tables) < 5),

@@ -2,12 +2,15 @@
 
 Rules that make one workload reach the redo paths the mutant catalog breaks:
 each index AM inserting, splitting, vacuuming and recycling pages the range
-itself creates (so redo routines run, not image restores), and btree
-posting-list splits. Registered at the end of RULES, in the matching block."""
+itself creates (so redo routines run, not image restores), btree posting-list
+splits, and the cleanup an insert does on a full GiST leaf or hash bucket page
+(with freeze plans and row locks on the same table). Registered at the end of
+RULES, in the matching block."""
 
 from __future__ import annotations
 
 from generators.choose import Chooser
+from generators.rules.indexes import index_scans_for
 from generators.rules.model import (
     Column,
     Index,
@@ -126,7 +129,8 @@ def spgist_radix_labels(m: Model, ch: Chooser) -> StepList:
     labels at the third level, then at the second: inner tuples that share their page
     gain nodes (SPGist/ADD_NODE in place, and moved once the page is full). Random
     text rarely does this: its first inner tuple is the only item on its page.
-    Later steps insert base64 keys (64 first characters: more ADD_NODE at the root)."""
+    Later steps insert base64 keys (64 first characters: more ADD_NODE at the root).
+    A VACUUM last turns the redirects the moves left into placeholders."""
     col = Column("c0", "b64text", False)
     name = m.name("r")
     t = Table(name, [col], fillfactor=m.default_fillfactor)
@@ -143,4 +147,70 @@ def spgist_radix_labels(m: Model, ch: Chooser) -> StepList:
         _step(0, fill.format(f"{ab} || {cd} || chr(48 + g / 16 % 3) || 'xyz' || g", 1, n), "insert"),
         _step(0, fill.format(f"{ab} || {cd} || chr(51 + g / 16 % 75)", n + 1, n + 1200), "insert"),
         _step(0, fill.format(f"{ab} || chr(51 + g / 4 % 75) || 'w'", n + 1201, n + 1500), "insert"),
+        # the moved inner tuples left redirects; their inserts are over: VACUUM turns them
+        # into placeholders (SPGist/VACUUM_REDIRECT, a record 16 changed)
+        _step(0, f"VACUUM {name}", "vacuum"),
     ]
+
+
+# index AMs whose inserts clean LP_DEAD tuples out of a full page, and the key kinds
+# used (hash: few keys make long bucket chains; gist: _SCAN_ALL quals walk every leaf)
+_PRUNE_KINDS: dict[str, tuple[str, ...]] = {"gist": ("point", "box", "range"), "hash": ("lowcard", "int4")}
+
+
+def _kill_scans(m: Model, t: Table, am: str) -> StepList:
+    """Plain index scans over every key: index tuples of rows dead to everyone get LP_DEAD
+    (kill_prior_tuple; gistkillitems, _hash_kill_items set F_HAS_GARBAGE and
+    LH_PAGE_HAS_DEAD_TUPLES). Hash answers equality only: one probe per distinct key."""
+    if am == "gist":
+        return index_scans_for(m, t)
+    loop = (f"DO $$ DECLARE v int4; BEGIN FOR v IN SELECT DISTINCT c0 FROM {t.name} LOOP "
+            f"PERFORM 1 FROM {t.name} WHERE c0 = v; END LOOP; END $$")
+    return [_step(0, "SET enable_seqscan = off", "index_scan"), _step(0, "SET enable_bitmapscan = off", "index_scan"),
+            _step(0, loop, "index_scan"),
+            _step(0, "RESET enable_bitmapscan", "index_scan"), _step(0, "RESET enable_seqscan", "index_scan")]
+
+
+def index_prune_workout(m: Model, ch: Chooser) -> StepList:
+    """A fresh table with a GiST or hash index, filled; sometimes VACUUM (FREEZE) (freeze
+    plans: 16 Heap2/FREEZE_PAGE, 17+ Heap2/PRUNE_VACUUM_SCAN); a share of the rows
+    deleted and plain index scans over every key, which mark their index tuples LP_DEAD;
+    then as many rows again with the keys of the first ones: an insert that finds its
+    GiST leaf or hash bucket page full first drops the page's LP_DEAD tuples
+    (gistprunepage: Gist/DELETE; _hash_vacuum_one_page: Hash/VACUUM_ONE_PAGE). GiST then
+    loses a few more rows to a VACUUM; hash does not (hashbulkdelete would reset the
+    metapage's tuple count that VACUUM_ONE_PAGE redo lowers). Sometimes ends with row
+    locks on rows nothing changes afterwards (Heap/LOCK as a tuple's last change: the
+    lock a cross-page UPDATE or an ON CONFLICT DO UPDATE writes is followed by the
+    UPDATE, whose redo resets the xmax bits again)."""
+    am = ch.choice(("gist", "hash"))
+    col = Column("c0", ch.choice(_PRUNE_KINDS[am]), False)
+    name = m.name("kp")
+    t = Table(name, [col], fillfactor=m.default_fillfactor)
+    m.tables.append(t)
+    ix = Index(m.name(f"{name}_{am}"), am, ["c0"])
+    t.indexes.append(ix)
+    # gist: 3000 rows fill ~20 leaves; hash: more than an empty index's ~2,500-tuple buckets
+    n = 3000 if am == "gist" else ch.choice((4000, 6000))
+    k = ch.choice((2, 3))
+    steps = [
+        _step(0, f"CREATE TABLE {name} (id int8 NOT NULL, c0 {col.type.name})", "create_table"),
+        _step(0, f"CREATE INDEX {ix.name} ON {name} USING {am} (c0)", "create_index"),
+        _step(0, _insert_sql(t, 1, n, ch.choice(("asc", "shuffled"))), "insert"),
+    ]
+    if ch.boolean(0.5):
+        steps.append(_step(0, f"VACUUM (FREEZE) {name}", "vacuum_freeze"))
+    steps.append(_step(0, f"DELETE FROM {name} WHERE id % {k} = 0", "delete"))
+    steps += _kill_scans(m, t, am)
+    lo, hi = n + 1, n + n // k
+    t.next_id = hi + 1
+    steps.append(_step(0, f"INSERT INTO {name} (id, c0) SELECT g, {col.value(f'g - {n}')} "
+                          f"FROM generate_series({lo}, {hi}) g", "insert_duplicates"))
+    if am == "gist":  # the primary's leaves get F_TUPLES_DELETED from gistvacuum too (redo
+        # of 16-18 sets it at DELETE, gistprunepage does not): then the DELETE's pages verify
+        steps.append(_step(0, f"DELETE FROM {name} WHERE id % 5 = 1", "delete"))
+        steps.append(_step(0, f"VACUUM {name}", "vacuum"))
+    if ch.boolean(0.5):
+        mode = ch.choice(("UPDATE", "NO KEY UPDATE", "SHARE", "KEY SHARE"))
+        steps.append(_step(0, f"SELECT id FROM {name} WHERE id % 7 = 1 FOR {mode}", "select_for"))
+    return steps

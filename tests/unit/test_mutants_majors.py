@@ -18,10 +18,12 @@ from harness.selftest.mutants import MutantError, MutantStats, name_of
 from harness.verify.engines import EngineSet
 from pyredo import BLCKSZ
 from pyredo.engine import RedoEngine
+from pyredo.errors import RedoError
 from pyredo.page import bufpage
+from pyredo.page.gist import F_LEAF, gistfillbuffer, gistinitpage
 from pyredo.page.htup import HEAP_XMAX_INVALID, T_INFOMASK
 from pyredo.page.nbtree import BTPageGetOpaque
-from pyredo.rmgr import RM_BTREE_ID, RM_HEAP2_ID, RM_HEAP_ID
+from pyredo.rmgr import RM_BTREE_ID, RM_GIST_ID, RM_HEAP2_ID, RM_HEAP_ID, gist
 from pyredo.rmgr import btree as bt
 from pyredo.rmgr import heap as h
 from pyredo.rmgr import heap2 as h2
@@ -169,6 +171,16 @@ def _btree_vacuum_two() -> tuple[BufferTag, bytes, DecodedXLogRecord]:
                                        block(0, 1, struct.pack("<2H", 2, 3)), lsn=0x2000000)
 
 
+def _gist_delete_16(is_catalog_rel: bool = True) -> tuple[BufferTag, bytes, DecodedXLogRecord]:
+    """A GiST leaf of 5 tuples; 16's DELETE of items 2 and 4 (offsets from byte 8)."""
+    page = bytearray(BLCKSZ)
+    gistinitpage(page, F_LEAF)
+    gistfillbuffer(page, [struct.pack("<HHHH", 0, 100, i + 1, 24) + struct.pack("<dd", i, i) for i in range(5)], 1)
+    bufpage.PageSetLSN(page, 0x100)
+    main = gist.GISTXLOG_DELETE_16.pack(733, 2, is_catalog_rel) + struct.pack("<2H", 2, 4)
+    return factories.tag(1), bytes(page), factories.record(RM_GIST_ID, gist.XLOG_GIST_DELETE, main, block(0, 1), lsn=0x2000000)
+
+
 CASES: list[tuple[str, RmgrTable, Callable[[], tuple[BufferTag, bytes, DecodedXLogRecord]]]] = [
     ("heap2_freeze_plans_keep_infomask", PG16, _freeze_16),
     ("heap2_prune_on_access_skips_compaction", PG17, _prune_on_access),
@@ -180,6 +192,8 @@ CASES: list[tuple[str, RmgrTable, Callable[[], tuple[BufferTag, bytes, DecodedXL
         RM_HEAP_ID, h.XLOG_HEAP_DELETE, h.XL_HEAP_DELETE.pack(4242, 2, 0, 0), _blk(0, 0)))),
     ("btree_vacuum_18_keeps_cycleid", PG18, _btree_vacuum),
     ("btree_vacuum_keeps_last_deleted", PG18, _btree_vacuum_two),
+    ("gist_delete_16_offsets_at_15_position", PG16, _gist_delete_16),  # items 1 and 2 go instead
+    ("gist_delete_16_offsets_at_15_position", PG17, _gist_delete_16),
 ]
 
 
@@ -205,3 +219,15 @@ def test_a_17_mutant_keeps_its_helper_to_its_routine() -> None:
     assert bufpage.PageGetMaxOffsetNumber(out) == 4  # offset 4 stays LP_DEAD, so nothing to truncate
     infomask = struct.unpack_from("<H", out, bufpage.PageGetItemId(out, 1)[0] + T_INFOMASK)[0]
     assert infomask == HEAP_XMAX_INVALID
+
+
+def test_gist_delete_offsets_read_at_15s_position_fail_on_a_user_relation() -> None:
+    """isCatalogRel false: the first offset read is 0, which PageIndexMultiDelete rejects
+    (as C does: "invalid index offnum", or "incorrect index offsets supplied" for more than
+    two); the clean 16 routine deletes items 2 and 4."""
+    tag, base, rec = _gist_delete_16(is_catalog_rel=False)
+    assert bufpage.PageGetMaxOffsetNumber(RedoEngine(PG16).reconstruct(tag, base, [rec])) == 3
+    stats = MutantStats("gist_delete_16_offsets_at_15_position")
+    with pytest.raises(RedoError, match="invalid index offnum: 0"):
+        get("gist_delete_16_offsets_at_15_position").engine(PG17, stats).reconstruct(tag, base, [rec])
+    assert stats.fired == 1

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from harness.selftest.catalog.pageutil import init_without
-from harness.selftest.mutants import Mutant, after, helper, mutant, no_page_lsn_on_block0
+from harness.selftest.catalog.pageutil import init_without, u16
+from harness.selftest.mutants import Mutant, after, helper, mutant, no_page_lsn_on_block0, rewriting
 from pyredo.page.gist import F_LEAF
+from pyredo.xlogutils import RedoContext
 
 MUTANTS: list[Mutant] = []
 
@@ -37,10 +38,25 @@ MUTANTS.append(mutant(
     majors=(15, 16, 17, 18),
 ))
 
+# What 16 changed in gistRedoDeleteRecord is where the offsets are: gistxlogDelete gained
+# isCatalogRel, and the offsets moved from SizeOfGistxlogDelete (byte 6 in 15) to
+# offsetof(gistxlogDelete, offsets) (byte 8). (A forgotten PageSetLSN, this rmgr's earlier
+# 16+ mutant, can never reach a final page: gistprunepage runs only from gistplacetopage,
+# which then puts its tuple on the same leaf, a PAGE_UPDATE, or splits it, a PAGE_SPLIT,
+# and either stamps a newer LSN.)
+def _offsets_at_15_position(ctx: RedoContext) -> tuple[bytes | None, dict[int, bytes]] | None:
+    main = ctx.record.main_data
+    ntodelete = u16(main, 4)  # gistxlogDelete.ntodelete
+    if ntodelete == 0 or len(main) < 8 + 2 * ntodelete:
+        return None
+    return main[:8] + main[6 : 6 + 2 * ntodelete], {}
+
+
 MUTANTS.append(mutant(
-    "gist_delete_16_no_page_lsn", "gist", 0x10, "lsn",
-    "gistRedoDeleteRecord (16: offsets after isCatalogRel) deletes the tuples but forgets "
-    "PageSetLSN on the leaf page",
-    after(no_page_lsn_on_block0), masked=True,
+    "gist_delete_16_offsets_at_15_position", "gist", 0x10, "offset",
+    "gistRedoDeleteRecord (16: gistxlogDelete gains isCatalogRel) reads the offsets where "
+    "15's record had them (byte 6, SizeOfGistxlogDelete) instead of at offsetof(gistxlogDelete, "
+    "offsets) (byte 8): the first is isCatalogRel and its padding, the rest shift by one",
+    rewriting(_offsets_at_15_position),
     majors=(16, 17, 18),
 ))
