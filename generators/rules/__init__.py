@@ -21,7 +21,7 @@ draws), ``pick_rule``, the profiles and ``build_workload``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from generators.choose import Chooser
 from generators.rules.builds import index_build
@@ -230,9 +230,15 @@ def draw_settings(ch: Chooser) -> Settings:
     )
 
 
+# the wal_consistency_checking name of each index AM's rmgr (bloom writes Generic WAL)
+WCC_RMGR_OF_AM = {"btree": "btree", "hash": "hash", "gin": "gin", "gist": "gist", "spgist": "spgist",
+                  "brin": "brin", "bloom": "generic"}
+
+
 def build_workload(ch: Chooser, profile: Profile, seed: int | None = None,
                    settings: Settings | None = None) -> Workload:
     """Draw a whole workload: settings, sessions, steps."""
+    drawn = settings is None
     settings = settings or draw_settings(ch)
     m = Model([Session() for _ in range(ch.integer(1, profile.max_sessions))], max_rows=profile.max_rows,
               default_fillfactor=settings.fillfactor)
@@ -240,4 +246,11 @@ def build_workload(ch: Chooser, profile: Profile, seed: int | None = None,
     for _ in range(ch.integer(profile.min_steps, profile.max_steps)):
         steps += pick_rule(m, ch).fn(m, ch)
     steps += finish(m)
+    if drawn and not settings.wal_consistency_checking and ch.boolean(0.15):
+        # consistency-check images (BKPIMAGE_APPLY off) for the index AMs this workload
+        # uses: the image-not-applied cells of their rarer records, which a setting drawn
+        # blind (above) seldom pairs with the workout that writes them
+        rmgrs = sorted({WCC_RMGR_OF_AM[ix.am] for t in m.tables for ix in t.indexes if ix.am in WCC_RMGR_OF_AM})
+        if rmgrs:
+            settings = replace(settings, wal_consistency_checking=",".join(rmgrs))
     return Workload(settings, tuple(steps), seed, len(m.sessions))

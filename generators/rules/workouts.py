@@ -78,7 +78,17 @@ def index_am_workout(m: Model, ch: Chooser) -> StepList:
     else:
         n = ch.choice((1000, 3000))
     t.next_id = n + 1
-    steps.append(_step(0, _insert_sql(t, 1, n, ch.choice(("asc", "shuffled", "desc"))), "insert"))
+    order = ch.choice(("asc", "shuffled", "desc"))
+    # a CHECKPOINT half-way through the fill, and another before the vacuum phase: the
+    # pages the workout made are then older than the redo pointer, so the next change to
+    # each logs its image -- the image forms (coverage grid) of splits, vacuums, squeezes
+    if ch.boolean(0.5):
+        steps += [_step(0, _insert_sql(t, 1, n // 2, order), "insert"), _step(0, "CHECKPOINT", "checkpoint"),
+                  _step(0, _insert_sql(t, n // 2 + 1, n, order), "insert")]
+    else:
+        steps.append(_step(0, _insert_sql(t, 1, n, order), "insert"))
+    if ch.boolean(0.5):
+        steps.append(_step(0, "CHECKPOINT", "checkpoint"))
     if am == "brin":
         steps += [
             _step(0, f"SELECT brin_summarize_new_values('{ix.name}')", "brin_summarize_new"),
