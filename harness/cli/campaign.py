@@ -139,7 +139,7 @@ def _fuzz_live(cfg: Any, seed: int) -> Any:
         t.add_row("infrastructure errors", str(len(rep.infrastructure_errors)))
         t.add_row("step errors (recorded)", str(rep.step_errors))
         for verdict, n in sorted(rep.verdicts.items()):  # what the engines and the primary said, page by page
-            t.add_row(f"pages: {verdict}", f"{n:,}")
+            t.add_row(f"pages: {escape(verdict)}", f"{n:,}")  # "[neon: ...]" is text, not markup
         if rep.phases:
             t.add_row("seconds by phase", phases_line(rep.phases))
         return t
@@ -341,8 +341,14 @@ def minimize(bundle: Path, out_dir: Path | None, max_trials: int, engines: tuple
 def gate(corpus: Path, budget: float, seed: int, engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str,
          mutant: str | None, pg_major: str | None, pg_bindir: Path | None, cluster: str | None = None) -> None:
     """Regression gate for a redo change: every saved bundle and seed in the corpus
-    must now agree, then a fuzz campaign must find nothing. Exit 1 naming each failure."""
+    must now agree, then a fuzz campaign must find nothing. Exit 1 naming each failure.
+
+    With --pg-bindir (your PostgreSQL build: its redo code is the subject) and no
+    --engine, both engines run: that build's wal-redo server against pyredo."""
     from harness.campaign.gate import run_gate
+
+    if pg_bindir is not None and not engines:
+        engines = ("pyredo", "walredo")
 
     try:
         engine_set = _engine_set(engines, walredo_cmd, tag_layout, mutant=mutant, pg=pg_install(pg_major, pg_bindir))

@@ -309,9 +309,10 @@ def demo(keep: bool, report_path: Path | None, pg_major: str | None = None, pg_b
     from pyredo.rmgrlist import PG15, table_for
 
     inst = pg_install(pg_major, pg_bindir)
-    # on a later major both engines: pyredo with that major's table and the wal-redo server built for it
+    # on a later major, or any build named by --pg-bindir (a source build of another 15.x minor), both
+    # engines: pyredo mirroring that exact version and the wal-redo server built against it
     es = (_engine_set(("pyredo", "walredo"), None, "neon", pg=inst)
-          if inst is not None and inst.major != PG15.major else None)
+          if inst is not None and (inst.major != PG15.major or pg_bindir is not None) else None)
     try:
         inst = inst or default_install()
         rmgrs = table_for(inst.major)

@@ -104,9 +104,10 @@ def _quiet(msg: str) -> None:
     pass
 
 
-def _run(argv: list[str], what: str, timeout: float = 600) -> str:
+def _run(argv: list[str], what: str, timeout: float = 600, *, cwd: Path | None = None,
+         env: dict[str, str] | None = None) -> str:
     try:
-        res = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+        res = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout, cwd=cwd, env=env)
     except FileNotFoundError:
         raise SetupError(f"{what}: {argv[0]} not found") from None
     except subprocess.TimeoutExpired:

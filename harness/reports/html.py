@@ -240,6 +240,10 @@ def render(path: Path) -> str:
         toc = "".join(f"<li><a href='#{_e(b.meta.get('id', b.path.name))}'>{_e(b.meta.get('kind'))} "
                       f"{_e(b.meta.get('tag'))} {_e(b.meta.get('record_type'))}</a></li>" for b in bundles)
         body.append(f"<h2>divergences ({len(bundles)})</h2><ul class=toc>{toc}</ul>")
+    if not is_bundle(path):  # self-test reports (pyredo or C mutants) in the run directory
+        from harness.reports.selftest_html import read_selftest_reports, render_selftest
+
+        body.extend(render_selftest(d, p.name) for p, d in read_selftest_reports(path))
     body.extend(render_bundle_section(b) for b in bundles)
     if report is not None:
         body.append(_coverage_table(report))

@@ -40,7 +40,7 @@ import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,8 @@ class MutantResult:
     infrastructure_errors: int = 0
     survivor_reason: str | None = None
     error: str | None = None
+    function: str | None = None  # C mutants: the C function the patch breaks
+    rebuild_seconds: float | None = None  # C mutants: patch + incremental rebuild + install
 
     @property
     def steps(self) -> int | None:
@@ -156,6 +158,8 @@ class SelftestReport:
     walredo_note: str | None = None
     min_score: float = 0.9
     pg_major: int = 15  # the PostgreSQL whose clusters, wal-redo server and rmgr table ran
+    kind: str = "pyredo"  # whose redo the mutants break: "pyredo" (the Python engine) or "c" (PostgreSQL's)
+    build: dict[str, Any] | None = None  # C mutants: the PostgreSQL build they were applied to
 
     @property
     def caught(self) -> int:
@@ -184,6 +188,7 @@ class SelftestReport:
             e["total"] += 1
             e["caught"] += int(r.caught)
         return {
+            "kind": self.kind,
             "pg_major": self.pg_major,
             "score": round(self.score, 4),
             "caught": self.caught,
@@ -206,6 +211,7 @@ class SelftestReport:
             "interrupted": self.interrupted,
             "seconds": round(self.seconds, 1),
             "mutants": [r.to_json() for r in self.results],
+            **({"build": self.build} if self.build is not None else {}),
         }
 
 
@@ -278,49 +284,16 @@ def run_mutant(m: Mutant, cfg: SelftestConfig, workdir: Path,
     assert stats is not None
     fcfg = FuzzConfig(seed=seed, budget=cfg.budget, engines=es, profile=cfg.profile, corpus=corpus,
                       cluster=cfg.cluster, interrupts=cfg.interrupts)
-    seen = {"n": 0}
-    state: dict[str, Any] = {}
-    t0 = time.monotonic()
 
-    def on_iteration(rep: FuzzReport) -> None:
-        state["rep"] = rep
+    def on_iteration(rep: FuzzReport, elapsed: float) -> None:
         if progress:
-            progress("iteration", (m.name, rep.iterations, time.monotonic() - t0, stats))
-        new = rep.divergences[seen["n"]:]
-        seen["n"] = len(rep.divergences)
-        for d in new:
-            who = _attributed(d, es)
-            if who is False:
-                res.false_alarms += 1
-                continue
-            state["first"] = (time.monotonic() - t0, rep.iterations, d)
-            raise _FirstCatch
+            progress("iteration", (m.name, rep.iterations, elapsed, stats))
 
-    interrupted = False
-    rep: FuzzReport | None = None
-    try:
-        rep = run_campaign(fcfg, progress=on_iteration)
-    except _FirstCatch:
-        rep = state["rep"]
-    except Exception as e:  # a campaign that cannot run is recorded, the self-test goes on
-        res.error = f"{type(e).__name__}: {e}"
-        rep = state.get("rep")
+    run = campaign_to_first_catch(fcfg, lambda d: _attributed(d, es), on_iteration)
     res.probe = stats.to_json()
-    res.campaign_seconds = round(time.monotonic() - t0, 2)
-    if rep is not None:
-        interrupted = rep.interrupted
-        res.iterations_run = rep.iterations
-        res.target_records_verified = int(rep.record_types.get(res.record_type, 0))
-        res.infrastructure_errors = len(rep.infrastructure_errors)
-    if "first" in state:
-        secs, its, d = state["first"]
-        res.caught = True
-        res.seconds, res.iterations = round(secs, 2), its
-        dj = d.to_json()
-        res.divergence = {k: dj.get(k) for k in ("kind", "tag", "record_type", "engines",
-                                                 "first_diverging_lsn", "owner", "bundle", "seed")}
-        res.divergence["diff"] = list(d.diff)[:8]
-        res.original_steps = _steps_of(d.bundle)
+    interrupted = run.record(res)
+    if run.first is not None:
+        d = run.first[2]
         if cfg.minimize_trials > 0 and d.bundle and not interrupted:
             if progress:
                 progress("minimize", m.name)
@@ -330,8 +303,84 @@ def run_mutant(m: Mutant, cfg: SelftestConfig, workdir: Path,
                 interrupted = True
                 res.minimize_note = "interrupted"
     if not res.caught:
-        res.survivor_reason = _survivor_reason(res, rep, cfg.engines)
+        res.survivor_reason = _survivor_reason(res, run.report, cfg.engines)
     return res, interrupted
+
+
+@dataclass
+class CampaignRun:
+    """What ``campaign_to_first_catch`` saw: the campaign's report (None when it could
+    not start), the first attributed divergence (seconds, iteration, divergence), how
+    many divergences were not the mutant's (false alarms), and the error that ended it."""
+
+    report: FuzzReport | None = None
+    first: tuple[float, int, CampaignDivergence] | None = None
+    false_alarms: int = 0
+    unconfirmed: int = 0  # divergences whose bundle did not diverge again with the mutant (not counted)
+    error: str | None = None
+    seconds: float = 0.0
+
+    def record(self, res: MutantResult) -> bool:
+        """Fill ``res`` from this run (catch, iterations, divergence, counts); returns
+        whether the campaign was interrupted."""
+        res.false_alarms += self.false_alarms
+        res.error = res.error or self.error
+        res.campaign_seconds = round(self.seconds, 2)
+        rep = self.report
+        if rep is not None:
+            res.iterations_run = rep.iterations
+            res.target_records_verified = sum(int(rep.record_types.get(t, 0)) for t in res.record_type.split(" | "))
+            res.infrastructure_errors = len(rep.infrastructure_errors)
+        if self.first is not None:
+            secs, its, d = self.first
+            res.caught = True
+            res.seconds, res.iterations = round(secs, 2), its
+            dj = d.to_json()
+            res.divergence = {k: dj.get(k) for k in ("kind", "tag", "record_type", "engines",
+                                                     "first_diverging_lsn", "owner", "bundle", "seed")}
+            res.divergence["diff"] = list(d.diff)[:8]
+            res.original_steps = _steps_of(d.bundle)
+        return bool(rep is not None and rep.interrupted)
+
+
+def campaign_to_first_catch(fcfg: FuzzConfig, attributed: Callable[[CampaignDivergence], bool | None],
+                            on_iteration: Callable[[FuzzReport, float], None] | None = None,
+                            confirm: Callable[[CampaignDivergence], bool] | None = None) -> CampaignRun:
+    """Run the campaign ``fcfg`` until its first divergence that ``attributed`` does not
+    deny (False: a false alarm, counted; True or None: the catch) or its budget ends.
+    With ``confirm``, a divergence it rejects (its bundle does not diverge again with
+    the mutant: a transient failure) is counted as unconfirmed and the campaign goes on.
+    Shared by the pyredo mutants and the C mutants (harness.selftest.c_runner)."""
+    run = CampaignRun()
+    seen = {"n": 0}
+    t0 = time.monotonic()
+
+    def progress(rep: FuzzReport) -> None:
+        run.report = rep
+        if on_iteration:
+            on_iteration(rep, time.monotonic() - t0)
+        new = rep.divergences[seen["n"]:]
+        seen["n"] = len(rep.divergences)
+        for d in new:
+            if d.known is not None:  # a known PostgreSQL issue: neither a catch nor a false alarm
+                continue
+            if attributed(d) is False:
+                run.false_alarms += 1
+                continue
+            if confirm is not None and not confirm(d):
+                run.unconfirmed += 1
+                continue
+            run.first = (time.monotonic() - t0, rep.iterations, d)
+            raise _FirstCatch
+
+    try:
+        run.report = run_campaign(fcfg, progress=progress)
+    except _FirstCatch:
+        pass
+    except Exception as e:  # a campaign that cannot run is recorded, the self-test goes on
+        run.error = f"{type(e).__name__}: {e}"
+    run.seconds = time.monotonic() - t0
+    return run
 
 
 def _minimize(res: MutantResult, bundle_path: str, cfg: SelftestConfig, es: EngineSet, out_dir: Path) -> None:
@@ -372,7 +421,7 @@ def run_control(cfg: SelftestConfig, workdir: Path) -> dict[str, Any]:
         "iterations": rep.iterations,
         "seconds": round(rep.seconds, 1),
         "pages_checked": rep.pages_checked,
-        "divergences": len(rep.divergences),
+        "divergences": sum(d.known is None for d in rep.divergences),  # known PostgreSQL issues aside
         "divergence_list": [{"kind": d.kind.value, "tag": d.tag, "record_type": d.record_type, "bundle": d.bundle}
                             for d in rep.divergences[:20]],
         "infrastructure_errors": len(rep.infrastructure_errors),
@@ -392,24 +441,37 @@ def run_selftest(cfg: SelftestConfig, progress: ProgressFn | None = None,
     workdir = Path(tempfile.mkdtemp(prefix="redodiff-selftest-")) if own_workdir else cfg.workdir
     assert workdir is not None
     workdir.mkdir(parents=True, exist_ok=True)
+    return run_catalog(report, mutants, lambda m: run_mutant(m, cfg, workdir, progress),
+                       (lambda: run_control(cfg, workdir)) if cfg.control else None, cfg.interrupts,
+                       progress, report_path, cleanup=cfg.engines.close, remove=workdir if own_workdir else None)
+
+
+def run_catalog(report: SelftestReport, mutants: Sequence[Any], run_one: Callable[[Any], tuple[MutantResult, bool]],
+                control: Callable[[], dict[str, Any]] | None, interrupts: Interrupts,
+                progress: ProgressFn | None, report_path: Path | None, *, cleanup: Callable[[], None],
+                remove: Path | None = None) -> SelftestReport:
+    """The control campaign, then ``run_one`` for each mutant in order, the report
+    rewritten after each; a stop request ends it between or within mutants. Shared by
+    the pyredo and the C self-tests. ``cleanup`` (engines) runs and ``remove`` (a
+    temporary work directory) goes at the end, whatever happened."""
     t0 = time.monotonic()
     try:
-        if cfg.control:
+        if control is not None:
             if progress:
                 progress("control", None)
-            report.control = run_control(cfg, workdir)
+            report.control = control()
             report.interrupted = bool(report.control["interrupted"])
             if progress:
                 progress("control_done", report.control)
             _write(report, report_path, t0)
         for i, m in enumerate(mutants):
-            if report.interrupted or cfg.interrupts.pending:
+            if report.interrupted or interrupts.pending:
                 report.interrupted = True
                 break
             if progress:
                 progress("start", (i, len(mutants), m))
             try:
-                res, interrupted = run_mutant(m, cfg, workdir, progress)
+                res, interrupted = run_one(m)
             except KeyboardInterrupt:
                 report.interrupted = True
                 break
@@ -424,12 +486,12 @@ def run_selftest(cfg: SelftestConfig, progress: ProgressFn | None = None,
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
-        with cfg.interrupts.holding():
+        with interrupts.holding():
             report.seconds = time.monotonic() - t0
             _write(report, report_path, t0)
-            cfg.engines.close()
-            if own_workdir:
-                shutil.rmtree(workdir, ignore_errors=True)
+            cleanup()
+            if remove is not None:
+                shutil.rmtree(remove, ignore_errors=True)
     return report
 
 

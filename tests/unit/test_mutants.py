@@ -275,3 +275,40 @@ def test_mutant_seeds_are_deterministic_and_distinct() -> None:
 def test_summary_counts_the_catalog() -> None:
     s = summary()
     assert sum(s.by_rmgr.values()) == len(CATALOG) == sum(s.by_category.values())
+
+
+def test_a_known_postgresql_issue_is_neither_a_catch_nor_a_false_alarm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: on 17, a campaign of a mutant that never fired was 'caught' by the known
+    create-database VM hole (a primary_differs page, no bundle). Known issues are skipped:
+    the first unknown divergence is the catch."""
+    from harness.campaign.fuzz import FuzzConfig, FuzzReport
+    from harness.reports.schema import CampaignDivergence, DivergenceKind
+    from harness.selftest import runner
+
+    def div(kind: DivergenceKind, known: str | None) -> CampaignDivergence:
+        return CampaignDivergence(kind, "1663/5/2836.vm blk 0", ["pyredo", "walredo"], "XLOG/FPI", known=known)
+
+    found = [div(DivergenceKind.PRIMARY_DIFFERS, "create-database-wal-log-vm-hole"),
+             div(DivergenceKind.ENGINE_DISAGREEMENT, None)]
+
+    def campaign(fcfg: FuzzConfig, progress: Any) -> FuzzReport:
+        rep = FuzzReport()
+        for d in found:
+            rep.iterations += 1
+            rep.divergences.append(d)
+            progress(rep)
+        return rep
+
+    monkeypatch.setattr(runner, "run_campaign", campaign)
+    asked: list[CampaignDivergence] = []
+
+    def attributed(d: CampaignDivergence) -> bool | None:
+        asked.append(d)
+        return None  # no bundle to replay: a catch
+
+    run = runner.campaign_to_first_catch(FuzzConfig(iterations=2), attributed)
+    assert run.first is not None and run.first[2] is found[1] and run.false_alarms == 0
+    assert asked == [found[1]]  # the known one is never replayed or counted
+    found.pop()
+    run = runner.campaign_to_first_catch(FuzzConfig(iterations=1), lambda d: False)
+    assert run.first is None and run.false_alarms == 0
