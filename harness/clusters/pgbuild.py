@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.clusters.pginstall import _chmod_tree, _locked, _open_up, _run
+from harness.clusters.pginstall import _chmod_tree, _locked, _open_up, _read_manifest, _run
 from harness.clusters.pgsource import source_tree, source_version
 from oracles.pgbin import PgInstall, SetupError, cache_dir, from_bindir, probe_capabilities
 
@@ -241,14 +241,6 @@ def _same_key(a: object, b: dict[str, object]) -> bool:
     return isinstance(a, dict) and norm(a) == norm(b)
 
 
-def _read_manifest(root: Path) -> dict[str, object] | None:
-    try:
-        d = json.loads((root / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return d if isinstance(d, dict) else None
-
-
 def _installed(p: BuildPlan, source: str) -> PgInstall:
     _chmod_tree(p.prefix)
     _open_up(p.prefix)
@@ -267,7 +259,7 @@ def build(p: BuildPlan, *, force: bool = False, log: Log = _quiet) -> Built:
                          f"{' '.join(APT_BUILD_DEPS)}")
     p.root.mkdir(parents=True, exist_ok=True)
     with _locked(p.root):
-        done = _read_manifest(p.root)
+        done = _read_manifest(p.root, MANIFEST)
         source = f"redodiff pg build {p.name}"
         if not force and done is not None and _same_key(done.get("key"), p.key()) and (p.bindir / "postgres").exists():
             return Built(_installed(p, source), p, time.monotonic() - t0, reused=True)
@@ -334,8 +326,8 @@ def work_tree(base: Built, name: str | None = None, log: Log = _quiet) -> BuildP
                             base=base.plan.root)
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root):
-        stamp = (_read_manifest(base.plan.root) or {}).get("built_at")
-        mine = _read_manifest(root) or {}
+        stamp = (_read_manifest(base.plan.root, MANIFEST) or {}).get("built_at")
+        mine = _read_manifest(root, MANIFEST) or {}
         if mine.get("base_built_at") != stamp or not (p.bindir / "postgres").exists():
             log(f"copying {base.plan.root} to the work tree {root}")
             for sub in ("src", "install"):

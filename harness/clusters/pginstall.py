@@ -308,9 +308,11 @@ def install(major: int, *, force: bool = False, cache: Path | None = None, log: 
         return PgInstall.from_json(manifest["install"], base=root)  # type: ignore[arg-type]
 
 
-def _read_manifest(root: Path) -> dict[str, object] | None:
+def _read_manifest(root: Path, name: str = MANIFEST) -> dict[str, object] | None:
+    """The JSON object in ``root/name`` (an install's or a build's manifest); None when
+    missing or unreadable (an install cut short)."""
     try:
-        d = json.loads((root / MANIFEST).read_text())
+        d = json.loads((root / name).read_text())
     except (OSError, ValueError):
         return None
     return d if isinstance(d, dict) else None
