@@ -154,11 +154,14 @@ def make_real_wal(dest: Path, steps: Sequence[str] | None = None,
 
     ``single_segment`` starts at a fresh segment and keeps only the used pages
     of it (for a small fixture; the steps must fit in one segment)."""
+    from generators.capabilities import fit_steps
     from harness.campaign.demo import DEMO_STEPS
     from harness.clusters.local import ClusterSettings, LocalCluster
     from harness.verify.capture import capture
+    from oracles.pgbin import default_install
 
-    steps = list(steps if steps is not None else DEMO_STEPS)
+    # the demo's steps fitted to the build (no bloom where contrib lacks it: 16's wheel)
+    steps = list(steps if steps is not None else fit_steps(DEMO_STEPS, (pg or default_install()).capabilities))
     dest.mkdir(parents=True, exist_ok=True)
     with LocalCluster(ClusterSettings(wal_segsize_mb=1, pg=pg)) as cluster:
         # a build without lz4 or zstd (the 16-18 wheels) offers fewer methods: use those it has
