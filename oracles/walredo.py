@@ -13,6 +13,13 @@ Process handling, in the spirit of Neon's walredo and the seed client:
 
 * the whole request is written while the reply is read (one selector loop,
   non-blocking pipes), under a per-request timeout (default 20 s);
+* ``submit()`` queues a request and returns at once (``PendingPage``); ``flush()``
+  writes what is queued (a batch in one system call: one wake-up of the server),
+  ``result()`` reads the answer. The server answers in order; requests in
+  flight pile up in the pipes, so the server redoes pages while the caller does
+  something else (pyredo redoing them too), and the round trips cost the caller
+  nothing when it has work of its own. A failure is the request's the server was
+  on; those behind it go to a new server;
 * stderr is drained all the time by a thread into a ring buffer and
   forwarded to ``logging`` (logger ``redodiff.walredo``);
 * a crash, a timeout or a protocol breach raises ``WalRedoError`` carrying
@@ -35,18 +42,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pwd
-import select
 import selectors
-import signal
-import subprocess
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import IO, Any
+from typing import Any
 
+from oracles.walredo_child import (
+    Child,
+    Exchange,
+    WalRedoError,
+    WalRedoRequestError,
+    describe_returncode,
+    reap_holder,
+)
 from oracles.walredo_probe import binary_major, layout_probe
 from oracles.walredo_protocol import (
     BLCKSZ,
@@ -60,6 +71,7 @@ from oracles.walredo_routing import first_record_problem
 from pyredo.wal.record import BufferTag, DecodedXLogRecord
 
 __all__ = [
+    "PendingPage",
     "WalRedoError",
     "WalRedoProcess",
     "WalRedoRequestError",
@@ -72,216 +84,9 @@ DEFAULT_TIMEOUT = 20.0
 STOP_GRACE = 2.0  # seconds a request in flight may still take once a stop is requested
 _STOP_POLL = 0.2  # how often a waiting request looks at stop_requested
 _STDERR_TAIL_LINES = 40
-_CHUNK = 1 << 18
-
-
-# -- errors ------------------------------------------------------------------------
-class WalRedoError(Exception):
-    """The wal-redo server could not answer a request.
-
-    ``kind``: ``"crash"`` (the server exited or closed its pipes),
-    ``"timeout"``, ``"protocol"`` (it answered something impossible),
-    ``"spawn"`` (it did not come up), ``"cancelled"`` (a stop request ended
-    the wait), ``"refused"`` (the client would not
-    send the request, see ``WalRedoRequestError``). ``request`` is the full
-    request, byte for byte, so the one that killed the server can be saved
-    and replayed.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: str,
-        tag: BufferTag | None = None,
-        request: bytes = b"",
-        returncode: int | None = None,
-        stderr_tail: str = "",
-        argv: Sequence[str] | None = None,
-        pid: int | None = None,
-    ) -> None:
-        self.message = message
-        self.kind = kind
-        self.tag = tag
-        self.request = request
-        self.returncode = returncode
-        self.stderr_tail = stderr_tail
-        self.argv = list(argv) if argv is not None else None
-        self.pid = pid
-        super().__init__(self.__str__())
-
-    @property
-    def exit_status(self) -> str:
-        return describe_returncode(self.returncode)
-
-    def __str__(self) -> str:
-        parts = [self.message]
-        if self.tag is not None:
-            parts.append(f"target {self.tag}")
-        if self.returncode is not None:
-            parts.append(f"server {self.exit_status}")
-        if self.request:
-            parts.append(f"request {len(self.request)} bytes")
-        text = "; ".join(parts)
-        if self.stderr_tail:
-            tail = "\n".join(self.stderr_tail.splitlines()[-12:])
-            text += f"\n--- wal-redo server stderr (tail) ---\n{tail}"
-        return text
-
-
-class WalRedoRequestError(WalRedoError):
-    """A request the server cannot answer, refused before it was sent."""
-
-    def __init__(self, message: str, *, tag: BufferTag | None = None) -> None:
-        super().__init__(message, kind="refused", tag=tag)
-
-
-def describe_returncode(rc: int | None) -> str:
-    if rc is None:
-        return "still running"
-    if rc < 0:
-        try:
-            name = signal.Signals(-rc).name
-        except ValueError:
-            name = f"signal {-rc}"
-        return f"killed by {name}"
-    return f"exited with status {rc}"
-
-
-# -- the child process ------------------------------------------------------------
-class _Child:
-    """One running server: pipes, stderr drain thread, ring buffer."""
-
-    def __init__(self, argv: Sequence[str], user: str | None, env: dict[str, str] | None,
-                 stderr_lines: int, stderr_error: Callable[[str], bool] | None = None) -> None:
-        kwargs: dict[str, Any] = {}
-        if user is not None and os.geteuid() == 0:
-            pw = pwd.getpwnam(user)
-            kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
-        self.argv = list(argv)
-        self.popen = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            bufsize=0,
-            close_fds=True,
-            start_new_session=True,  # own process group: killpg reaches everything
-            env=env,
-            **kwargs,
-        )
-        self.pid = self.popen.pid
-        # readable once the child exits, without reaping it: until we reap it, its pid
-        # and process group id stay ours, so killpg can never hit a stranger
-        self.pidfd: int | None = None
-        with contextlib.suppress(OSError, AttributeError):
-            self.pidfd = os.pidfd_open(self.pid)
-        assert self.popen.stdin and self.popen.stdout and self.popen.stderr
-        self.stdin: IO[bytes] | None = self.popen.stdin
-        self.stdout: IO[bytes] = self.popen.stdout
-        self.stdin_fd = self.stdin.fileno()
-        self.stdout_fd = self.stdout.fileno()
-        os.set_blocking(self.stdin_fd, False)
-        os.set_blocking(self.stdout_fd, False)
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.stdout_fd, selectors.EVENT_READ)
-        self.ring: deque[str] = deque(maxlen=stderr_lines)
-        self.stderr_thread = threading.Thread(
-            target=_drain_stderr, args=(self.popen.stderr, self.ring, self.pid, stderr_error or _is_error_line),
-            name=f"walredo-stderr-{self.pid}", daemon=True,
-        )
-        self.stderr_thread.start()
-        self.requests = 0
-        self.started = time.monotonic()
-
-    def stderr_tail(self, wait: float = 2.0) -> str:
-        """The last stderr lines; waits (briefly) for the drain thread to see EOF."""
-        if self.popen.returncode is not None:
-            self.stderr_thread.join(wait)
-        return "\n".join(self.ring)
-
-    def close_stdin(self) -> None:
-        if self.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.stdin.close()
-            self.stdin = None
-
-    def has_exited(self, timeout: float = 0.0) -> bool:
-        """Has the child exited (waiting up to ``timeout``)? Does not reap it."""
-        if self.popen.returncode is not None:
-            return True
-        if self.pidfd is None:  # no pidfd (old kernel): poll, which reaps
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
-        ready, _, _ = select.select([self.pidfd], [], [], timeout)
-        return bool(ready)
-
-    def kill(self) -> None:
-        """SIGKILL the process group (anything the server forked dies too), then reap."""
-        if self.popen.returncode is None:  # alive or a zombie: the group id is still ours
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
-        self._reap()
-
-    def shutdown(self, grace: float = 5.0) -> None:
-        """Close stdin (a clean EOF), wait ``grace`` seconds for the exit, then kill and reap."""
-        self.close_stdin()
-        if not self.has_exited(grace):
-            log.warning("wal-redo server %d did not exit on EOF within %.1fs: killing it",
-                        self.pid, grace)
-        self.kill()
-
-    def _reap(self) -> None:
-        self.close_stdin()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(10)
-        if self.popen.returncode is None:  # pragma: no cover - SIGKILL does not fail
-            log.error("wal-redo server %d survived SIGKILL", self.pid)
-            return
-        if self.pidfd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.pidfd)
-            self.pidfd = None
-        self.stderr_thread.join(2.0)
-        with contextlib.suppress(OSError):
-            self.stdout.close()
-        with contextlib.suppress(OSError, ValueError):
-            self.selector.close()
-
-
-def _is_error_line(line: str) -> bool:  # the stderr lines of our stock server logged as warnings
-    return "PANIC:" in line or "FATAL:" in line or "ERROR:" in line or "WARNING:" in line
-
-
-def _drain_stderr(stream: IO[bytes], ring: deque[str], pid: int,
-                  is_error: Callable[[str], bool] = _is_error_line) -> None:
-    try:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            ring.append(line)
-            if is_error(line):
-                log.warning("walredo[%d]: %s", pid, line)
-            else:
-                log.debug("walredo[%d]: %s", pid, line)
-    except (OSError, ValueError):
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            stream.close()
-
-
-def _reap_holder(holder: list[_Child | None], server: Any) -> None:
-    """weakref.finalize target (garbage collection, interpreter exit): kill the
-    child, give up an owned scratch server. Must not reference the WalRedoProcess."""
-    child = holder[0]
-    holder[0] = None
-    if child is not None:
-        child.kill()
-    if server is not None:
-        server.cleanup()
+MAX_IN_FLIGHT = 64  # requests sent whose answers are not read yet
+FLUSH_AT = 1 << 18  # bytes of submitted requests written without waiting for flush()
+READ_SIZE = 1 << 20  # bytes of answers read at once
 
 
 class WalRedoProcess:
@@ -349,10 +154,11 @@ class WalRedoProcess:
         # one request with a known answer after every spawn (walredo_probe.layout_probe)
         self.check_layout = check_layout if check_layout is not None else self._cmd is None
         self.stderr_error, self._major = stderr_error, major  # stderr_error: which lines are errors
-        self._holder: list[_Child | None] = [None]
-        self._finalizer = weakref.finalize(self, _reap_holder, self._holder,
+        self._holder: list[Child | None] = [None]
+        self._finalizer = weakref.finalize(self, reap_holder, self._holder,
                                            self._server if self._own_server else None)
         self._lock = threading.Lock()
+        self._inflight: deque[PendingPage] = deque()  # sent, in order, answers not read yet
         self._closed = False
         # statistics
         self.spawns = 0
@@ -386,7 +192,7 @@ class WalRedoProcess:
         with self._lock:
             self._ensure_child()
 
-    def _ensure_child(self) -> _Child:
+    def _ensure_child(self) -> Child:
         if self._closed:
             raise WalRedoError("the WalRedoProcess is closed", kind="spawn")
         child = self._holder[0]
@@ -400,7 +206,7 @@ class WalRedoProcess:
             return child
         argv = self.argv
         try:
-            child = _Child(argv, self.user, self.env, self.stderr_lines, self.stderr_error)
+            child = Child(argv, self.user, self.env, self.stderr_lines, self.stderr_error)
         except OSError as e:
             raise WalRedoError(f"could not start the wal-redo server: {e}", kind="spawn",
                                argv=argv) from e
@@ -418,7 +224,7 @@ class WalRedoProcess:
             self._check_layout(child)
         return child
 
-    def _check_layout(self, child: _Child) -> None:
+    def _check_layout(self, child: Child) -> None:
         """A request whose answer is known: a server reading another BufferTag layout fails here."""
         request, want = layout_probe(self.tag_layout)
         why = "the server did not answer the page it was sent"
@@ -437,6 +243,7 @@ class WalRedoProcess:
         """Stop the server (EOF, then SIGKILL if need be) and clean up."""
         with self._lock:
             self._closed = True
+            self._cancel_in_flight("the wal-redo client was closed with this request in flight")
             child = self._holder[0]
             self._holder[0] = None
             if child is not None:
@@ -448,6 +255,7 @@ class WalRedoProcess:
     def restart(self) -> None:
         """Stop the running server; the next request starts a new one."""
         with self._lock:
+            self._cancel_in_flight("the wal-redo server was restarted with this request in flight")
             child = self._holder[0]
             self._holder[0] = None
             if child is not None:
@@ -467,27 +275,212 @@ class WalRedoProcess:
         records: Iterable[DecodedXLogRecord],
     ) -> bytes:
         """The page the server rebuilds for ``tag`` from ``base_page`` and ``records``."""
+        return self.submit(tag, base_page, records).result()
+
+    def submit(self, tag: BufferTag, base_page: bytes | None,
+               records: Iterable[DecodedXLogRecord]) -> PendingPage:
+        """Queue the request for ``tag`` and return without waiting for the answer
+        (it is written by ``flush()``, once enough is queued, or when an answer is
+        awaited): ``result()`` of what it returns is what ``reconstruct`` would have
+        returned or raised. Never raises itself (but for BaseException)."""
         recs = list(records)
-        if self.validate:
-            problem = first_record_problem(tag, base_page, recs)
-            if problem is not None:
-                raise WalRedoRequestError(problem, tag=tag)
-        request = build_request(tag, base_page, recs, self.tag_layout)
-        page = self.send_request(request, tag=tag)
-        self.records += len(recs)
-        return page
+        pending = PendingPage(self, tag, len(recs), self.timeout)
+        try:
+            if self.validate:
+                problem = first_record_problem(tag, base_page, recs)
+                if problem is not None:
+                    raise WalRedoRequestError(problem, tag=tag)
+            self._submit_bytes(pending, build_request(tag, base_page, recs, self.tag_layout))
+        except Exception as e:
+            pending.error = e
+        return pending
 
     def send_request(self, request: bytes, *, tag: BufferTag | None = None) -> bytes:
         """Send raw request bytes (ending with ``G``); return the 8192-byte answer."""
+        pending = PendingPage(self, tag, 0, self.timeout)
+        self._submit_bytes(pending, request)
+        return pending.result()
+
+    def _submit_bytes(self, pending: PendingPage, request: bytes) -> None:
+        pending.request = request
         with self._lock:
+            if self.respawn_every is not None or len(self._inflight) >= MAX_IN_FLIGHT:
+                self._settle_all()  # (respawn_every counts answered requests: one at a time)
+            # requests in flight are all on the running server; a new one follows them there
+            child = self._inflight[0].exchange.child if self._inflight else self._ensure_child()  # type: ignore[union-attr]
+            self._enqueue(pending, child)
+
+    def _enqueue(self, pending: PendingPage, child: Child) -> None:
+        """Queue ``pending`` after the requests in flight (lock held); written at once
+        when enough is queued, else by ``flush()`` or when an answer is awaited."""
+        pending.exchange = Exchange(child, pending.request)
+        self._inflight.append(pending)
+        if child.unsent >= FLUSH_AT:
+            self._pump(child, 0.0)
+
+    def flush(self) -> None:
+        """Write the requests submitted so far (as much as the pipe takes now): the
+        server starts on them while the caller goes on."""
+        with self._lock:
+            if self._inflight and self._inflight[0].exchange is not None:
+                self._pump(self._inflight[0].exchange.child, 0.0)
+
+    def _pump(self, child: Child, wait: float) -> str | None:
+        """Write what the request pipe takes, read what is there of the answers, waiting
+        up to ``wait`` seconds for either (lock held). Trouble: ``"eof"`` (the server
+        closed its output: it died) or ``"early"`` (it answered the first request in
+        line before it was whole)."""
+        sel = child.selector
+        child.write_some()
+        registered = child.unsent > 0
+        if registered:
+            sel.register(child.stdin_fd, selectors.EVENT_WRITE)
+        try:
+            for key, _ in sel.select(wait):
+                if key.fd == child.stdout_fd:
+                    trouble = self._read_answers(child)
+                    if trouble is not None:
+                        return trouble
+                else:
+                    child.write_some()
+        finally:
+            if registered:
+                with contextlib.suppress(KeyError, ValueError):
+                    sel.unregister(child.stdin_fd)
+        return None
+
+    def _read_answers(self, child: Child) -> str | None:
+        """Read the answers the server has written and hand them out in order (lock held)."""
+        head_ex = self._inflight[0].exchange if self._inflight else None
+        if head_ex is not None and len(head_ex.reply) == BLCKSZ:  # answered, but not sent whole
+            return "early"
+        want = sum(BLCKSZ - len(p.exchange.reply) for p in self._inflight if p.exchange is not None)
+        if want <= 0:
+            return None
+        try:
+            data = os.read(child.stdout_fd, min(want, READ_SIZE))
+        except BlockingIOError:
+            return None
+        if not data:
+            return "eof"
+        view, pos = memoryview(data), 0
+        while pos < len(data):
+            head = self._inflight[0]
+            ex = head.exchange
+            assert ex is not None
+            take = view[pos : pos + BLCKSZ - len(ex.reply)]
+            ex.reply += take
+            pos += len(take)
+            if len(ex.reply) == BLCKSZ:
+                if ex.sent < len(ex.request):
+                    return "early"
+                self._answered(head)
+        return None
+
+    def _answered(self, pending: PendingPage) -> None:
+        """The head request's whole answer is in: keep it (lock held)."""
+        ex = self._inflight.popleft().exchange
+        assert ex is not None
+        pending.exchange = None
+        pending.page = bytes(ex.reply)
+        if not pending.counted:
+            return
+        self.requests += 1
+        self.records += pending.records
+        ex.child.requests += 1
+        if self.respawn_every is not None and ex.child.requests >= self.respawn_every and not self._inflight:
+            self._holder[0] = None
+            ex.child.shutdown()
+
+    def _settle(self, pending: PendingPage) -> None:
+        """Wait until ``pending`` is answered or failed (lock held): the requests before
+        it are answered first (the server answers in order). A failure is the head
+        request's own (the one the server was redoing); those behind it go to a new server."""
+        head_seen: PendingPage | None = None
+        deadline = stop_at = 0.0
+        stop_at_set = False
+        try:
+            while pending.exchange is not None:
+                head = self._inflight[0]
+                ex = head.exchange
+                assert ex is not None
+                now = time.monotonic()
+                if head is not head_seen:  # each request has its whole timeout once it is first in line
+                    head_seen, deadline = head, now + head.timeout
+                if now >= deadline:
+                    head.error = self._fail(
+                        ex.child, f"no answer from the wal-redo server within {head.timeout:g}s (sent "
+                        f"{ex.sent} of {len(ex.request)} request bytes, got {len(ex.reply)} reply bytes)",
+                        "timeout", head.tag, ex.request)
+                    self._drop_head_and_resend()
+                    continue
+                remaining = deadline - now
+                if self.stop_requested is not None:
+                    if not stop_at_set and self.stop_requested():
+                        stop_at, stop_at_set = now + self.stop_grace, True
+                    if stop_at_set and now >= stop_at:
+                        head.error = self._fail(
+                            ex.child, f"stop requested: the request in flight did not finish within "
+                            f"{self.stop_grace:g}s more (sent {ex.sent} of {len(ex.request)} request bytes, got "
+                            f"{len(ex.reply)} reply bytes)", "cancelled", head.tag, ex.request)
+                        self._inflight.popleft()
+                        head.exchange = None
+                        self._cancel_in_flight("stopped: the wal-redo server was killed before this request's turn")
+                        continue
+                    # a signal handler does not wake select() (PEP 475): look again soon
+                    remaining = min(remaining, _STOP_POLL if not stop_at_set else stop_at - now)
+                trouble = self._pump(ex.child, remaining)
+                if trouble == "eof":
+                    ex.child.has_exited(5.0)  # let it finish dying, so the status is its own
+                    head.error = self._fail(
+                        ex.child, f"the wal-redo server closed its output after {len(ex.reply)} of "
+                        f"{BLCKSZ} reply bytes (sent {ex.sent} of {len(ex.request)} request bytes)",
+                        "crash", head.tag, ex.request)
+                elif trouble == "early":
+                    head.error = self._fail(ex.child, f"the wal-redo server answered after only {ex.sent} of "
+                                            f"{len(ex.request)} request bytes", "protocol", head.tag, ex.request)
+                if trouble is not None:
+                    self._drop_head_and_resend()
+        except BaseException:  # interrupted mid-answer: the server's output is out of step
+            if self._inflight:
+                head = self._inflight[0]
+                assert head.exchange is not None
+                self._fail(head.exchange.child, "interrupted while reading the answer", "cancelled",
+                           head.tag, head.request)
+                self._cancel_in_flight("interrupted while reading an answer")
+            raise
+
+    def _settle_all(self) -> None:
+        while self._inflight:
+            self._settle(self._inflight[-1])
+
+    def _drop_head_and_resend(self) -> None:
+        head = self._inflight.popleft()
+        head.exchange = None
+        self._resend_in_flight()
+
+    def _resend_in_flight(self) -> None:
+        """The server died (and was reaped): the requests that were behind the failed one
+        go to a new server, in order (or all fail, if none will start)."""
+        waiting = list(self._inflight)
+        self._inflight.clear()
+        if not waiting:
+            return
+        try:
             child = self._ensure_child()
-            page = self._roundtrip(child, request, self.timeout, tag)
-            self.requests += 1
-            child.requests += 1
-            if self.respawn_every is not None and child.requests >= self.respawn_every:
-                self._holder[0] = None
-                child.shutdown()
-            return page
+        except WalRedoError as e:
+            for p in waiting:
+                p.exchange, p.error = None, e
+            return
+        for p in waiting:
+            self._enqueue(p, child)
+
+    def _cancel_in_flight(self, why: str) -> None:
+        """Give up on every request in flight (lock held): each result() says ``why``."""
+        while self._inflight:
+            p = self._inflight.popleft()
+            p.exchange = None
+            p.error = WalRedoError(why, kind="cancelled", tag=p.tag, request=p.request)
 
     def ping(self) -> float:
         """Round trip of one ``H`` message, in seconds."""
@@ -495,6 +488,7 @@ class WalRedoProcess:
             raise WalRedoError("this wal-redo server does not answer pings (ping=False)",
                                kind="protocol")
         with self._lock:
+            self._settle_all()
             child = self._ensure_child()
             t0 = time.perf_counter()
             reply = self._roundtrip(child, ping_msg(), self.timeout, None)
@@ -504,7 +498,7 @@ class WalRedoProcess:
                                kind="protocol")
         return dt
 
-    def _fail(self, child: _Child, message: str, kind: str, tag: BufferTag | None,
+    def _fail(self, child: Child, message: str, kind: str, tag: BufferTag | None,
               request: bytes) -> WalRedoError:
         """Kill and reap the child, forget it, and make the error to raise."""
         child.kill()
@@ -517,84 +511,48 @@ class WalRedoProcess:
         log.warning("wal-redo request failed: %s", err.message)
         return err
 
-    def _roundtrip(self, child: _Child, request: bytes, timeout: float,
+    def _roundtrip(self, child: Child, request: bytes, timeout: float,
                    tag: BufferTag | None) -> bytes:
-        """Write ``request`` while reading the 8192-byte reply, within ``timeout``."""
-        deadline = time.monotonic() + timeout
-        view = memoryview(request)
-        sent = 0
-        reply = bytearray()
-        sel = child.selector
-        wfd, rfd = child.stdin_fd, child.stdout_fd
-        writing = False
-        broken_pipe = False
-        stop_at: float | None = None  # the end of the grace a stop request leaves
-
-        def try_write() -> None:
-            nonlocal sent, broken_pipe
-            while sent < len(view):
-                try:
-                    n = os.write(wfd, view[sent : sent + _CHUNK])
-                except BlockingIOError:
-                    return
-                except (BrokenPipeError, ConnectionResetError):
-                    broken_pipe = True
-                    return
-                sent += n
-
-        try_write()
-        try:
-            while len(reply) < BLCKSZ:
-                want_write = sent < len(view) and not broken_pipe
-                if want_write != writing:
-                    if want_write:
-                        sel.register(wfd, selectors.EVENT_WRITE)
-                    else:
-                        sel.unregister(wfd)
-                    writing = want_write
-                now = time.monotonic()
-                remaining = deadline - now
-                if remaining <= 0:
-                    raise self._fail(
-                        child,
-                        f"no answer from the wal-redo server within {timeout:g}s "
-                        f"(sent {sent} of {len(view)} request bytes, got {len(reply)} reply bytes)",
-                        "timeout", tag, request)
-                if self.stop_requested is not None:
-                    if stop_at is None and self.stop_requested():
-                        stop_at = now + self.stop_grace
-                    if stop_at is not None and now >= stop_at:
-                        raise self._fail(
-                            child, f"stop requested: the request in flight did not finish within "
-                            f"{self.stop_grace:g}s more (sent {sent} of {len(view)} request bytes, got "
-                            f"{len(reply)} reply bytes)", "cancelled", tag, request)
-                    # a signal handler does not wake select() (PEP 475): look again soon
-                    remaining = min(remaining, _STOP_POLL if stop_at is None else stop_at - now)
-                for key, _ in sel.select(remaining):
-                    if key.fd == wfd:
-                        try_write()
-                        continue
-                    try:
-                        chunk = os.read(rfd, BLCKSZ - len(reply))
-                    except BlockingIOError:
-                        continue
-                    if not chunk:
-                        child.has_exited(5.0)  # let it finish dying, so the status is its own
-                        raise self._fail(
-                            child,
-                            f"the wal-redo server closed its output after {len(reply)} of "
-                            f"{BLCKSZ} reply bytes (sent {sent} of {len(view)} request bytes)",
-                            "crash", tag, request)
-                    reply += chunk
-        finally:
-            if writing:
-                with contextlib.suppress(KeyError, ValueError):
-                    sel.unregister(wfd)
-        if sent < len(view):
-            raise self._fail(child, f"the wal-redo server answered after only {sent} of "
-                             f"{len(view)} request bytes", "protocol", tag, request)
-        return bytes(reply)
+        """``request`` to ``child``, nothing else in flight (lock held): its answer, within
+        ``timeout``; not counted as a request (pings and probes)."""
+        pending = PendingPage(self, tag, 0, timeout, counted=False)
+        pending.request = request
+        self._enqueue(pending, child)
+        self._settle(pending)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.page is not None
+        return pending.page
 
     def __repr__(self) -> str:
         return f"<WalRedoProcess pid={self.pid} layout={self.tag_layout} requests={self.requests}>"
 
+
+
+class PendingPage:
+    """A request sent by ``WalRedoProcess.submit``: ``result()`` waits for the page
+    (or raises the request's error)."""
+
+    __slots__ = ("counted", "error", "exchange", "owner", "page", "records", "request", "tag", "timeout")
+
+    def __init__(self, owner: WalRedoProcess, tag: BufferTag | None, records: int, timeout: float, *,
+                 counted: bool = True) -> None:
+        self.owner = owner
+        self.tag = tag
+        self.records = records
+        self.timeout = timeout  # from when the server starts on it (it is first in line)
+        self.counted = counted  # a request (not a ping or probe): counts in requests/records
+        self.request = b""
+        self.exchange: Exchange | None = None  # on the wire, its answer not read yet
+        self.page: bytes | None = None
+        self.error: Exception | None = None
+
+    def result(self) -> bytes:
+        if self.exchange is not None:
+            with self.owner._lock:
+                if self.exchange is not None:
+                    self.owner._settle(self)
+        if self.error is not None:
+            raise self.error
+        assert self.page is not None
+        return self.page

@@ -80,6 +80,7 @@ TAG_LAYOUTS: tuple[TagLayout, ...] = ("neon", "old")
 _NEON_TAG = struct.Struct(">BIIII")  # forknum u8, spc, db, rel, blkno
 _OLD_TAG = struct.Struct(">IIIII")  # spc, db, rel, forknum, blkno
 _HEADER = struct.Struct(">cI")  # type byte, length (counts itself)
+_APPLY_HEADER = struct.Struct(">cIQ")  # 'A', length, end LSN: what precedes the record
 _LSN = struct.Struct(">Q")
 _U32_MAX = 0xFFFFFFFF
 # A record is at most ~1 GB (XLogRecordMaxSize); anything longer is garbage.
@@ -190,7 +191,15 @@ def build_request(
     parts = [begin_msg(tag, layout)]
     if base_page is not None:
         parts.append(push_page_msg(tag, base_page, layout))
-    parts.extend(apply_msg(r.end_lsn, r.raw) for r in records)
+    # the 'A' messages, as apply_msg makes them, in one pass (the hot path of a check)
+    pack = _APPLY_HEADER.pack
+    room = MAX_MESSAGE_LEN - 12
+    for r in records:
+        raw, end_lsn = r.raw, r.end_lsn
+        if len(raw) > room or not 0 <= end_lsn <= 0xFFFFFFFFFFFFFFFF:
+            parts.append(apply_msg(end_lsn, raw))  # raises the ProtocolError
+        parts.append(pack(MSG_APPLY, 12 + len(raw), end_lsn))
+        parts.append(raw)
     parts.append(get_page_msg(tag, layout))
     return b"".join(parts)
 

@@ -19,7 +19,10 @@ the wal-redo protocol with it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
+import hashlib
+import json
 import os
 import pwd
 import re
@@ -35,6 +38,7 @@ from oracles.pgbin import (
     SetupError,
     as_server_user,
     bindir,
+    cache_dir,
     default_install,
     install_hint,
     program,
@@ -53,6 +57,7 @@ LIBRARY_NAME = "pg_walredo.so"
 _SOURCES = ("pg_walredo.c", "Makefile")
 SERVER_DEV_PACKAGE = "postgresql-server-dev-15"
 SUPPORTED_MAJOR = 15  # of the default installation (Debian 12's); others: SUPPORTED_MAJORS
+TEMPLATE_FORMAT = 1  # of the kept scratch templates: a change to _initdb must bump it
 
 # Settings of the scratch cluster. Checksums are off by initdb's default;
 # wal_log_hints must stay off (the library refuses to serve otherwise).
@@ -109,8 +114,6 @@ _build_lock = threading.Lock()
 
 def _build_dir(pg: PgInstall, source_dir: Path) -> Path:
     """Where the library for ``pg`` is built: a copy of the sources per installation."""
-    import hashlib
-
     ident = hashlib.sha256(str(pg.bindir).encode()).hexdigest()[:8]
     d = source_dir / "build" / f"pg{pg.version_num}-{ident}"
     d.mkdir(parents=True, exist_ok=True)
@@ -191,7 +194,8 @@ def _default_bindir() -> Path | None:
 
 
 # -- scratch data directories -------------------------------------------------------
-# One initdb per Python process makes a template; each server gets a copy
+# One initdb per installation makes a template, kept in the cache (else one per
+# Python process, in the temporary directory); each server gets a copy
 # (``cp -a``: a few MB with 1 MB WAL segments). A stopped server's directory
 # goes back to a small pool for the next one (the library wipes its private
 # databases at start-up), and everything is deleted at exit.
@@ -262,8 +266,11 @@ def _new_root(prefix: str) -> Path:
 
 
 def _template_datadir(pg: PgInstall) -> Path:
-    """A freshly initdb'd scratch data directory, made once per Python process and
-    installation. Call with ``_dirs_lock`` held."""
+    """A freshly initdb'd scratch data directory for ``pg``: the one kept in the cache
+    (``_kept_template``), else one made once per Python process. Call with
+    ``_dirs_lock`` held."""
+    with contextlib.suppress(OSError, SetupError):
+        return _kept_template(pg) / "data"
     root = _templates.get(pg.bindir)
     if root is None or not (root / "data" / "PG_VERSION").exists():
         root = _new_root("redodiff-walredo-template-")
@@ -274,6 +281,39 @@ def _template_datadir(pg: PgInstall) -> Path:
             raise
         _templates[pg.bindir] = root
     return root / "data"
+
+
+def _kept_template(pg: PgInstall) -> Path:
+    """The scratch cluster's template for ``pg`` kept in the cache (next to the
+    installations of ``oracles.pgbin.cache_dir()``), initdb'd once per installation,
+    settings and server user, so that no process -- fuzz and check workers, a test
+    session -- waits for an initdb of its own (seconds on a busy machine). Made
+    under a file lock into a temporary directory renamed into place: a half-made
+    template is never used."""
+    key = hashlib.sha256(json.dumps([TEMPLATE_FORMAT, str(pg.bindir), pg.version_num, SCRATCH_CONF,
+                                     server_user()]).encode()).hexdigest()[:16]
+    base = cache_dir().parent / "walredo-templates"
+    root = base / f"pg{pg.version_num}-{key}"
+    if (root / "data" / "PG_VERSION").exists():
+        return root
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / ".lock", "w") as lockf:
+        fcntl.flock(lockf, fcntl.LOCK_EX)
+        try:
+            if not (root / "data" / "PG_VERSION").exists():
+                shutil.rmtree(root, ignore_errors=True)  # a root without PG_VERSION is no template
+                tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=base))
+                try:
+                    tmp.chmod(0o755)
+                    _chown_tree(tmp)
+                    _initdb(tmp / "data", pg)
+                    os.rename(tmp, root)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+        finally:
+            fcntl.flock(lockf, fcntl.LOCK_UN)
+    return root
 
 
 def _take_root(pg: PgInstall) -> Path:

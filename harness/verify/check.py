@@ -19,7 +19,7 @@ from harness.interrupts import Interrupted, Interrupts
 from harness.reports.cells import block_cells
 from harness.reports.counts import ENGINE_PHASE, PageCounts
 from harness.reports.schema import CheckResult, DivergenceEntry, DivergenceKind, EngineErrorKind
-from harness.verify.engines import Engine
+from harness.verify.engines import Engine, SendsAhead
 from harness.verify.plan import BlockPlan, Plan, build_plan, decode_all, records_frozen
 from harness.verify.unlogged import end_of_recovery
 from harness.verify.verdict import BLOCK_ABSENT, Verdict, Witnessed, judge, reconcile
@@ -38,6 +38,8 @@ from pyredo.wal.record import (
 )
 
 PageSource = Callable[[BufferTag], "bytes | None"]
+_Sent = tuple["bytes | None", dict[str, Any]]  # a page's base, and its requests already sent (by engine)
+LOOKAHEAD = 32  # pages whose wal-redo requests may be sent before their turn
 
 
 ENGINE_DISAGREEMENT = DivergenceKind.ENGINE_DISAGREEMENT
@@ -230,11 +232,23 @@ class Checker:
             report.pages_skipped["cut off by a relation truncation"] += len(plan.retired)
         total = len(plan.blocks)
         done = 0
+        blocks = list(plan.blocks.values())
+        # wal-redo requests go out ahead of their pages, LOOKAHEAD/2 at a time (one write,
+        # one wake-up of the server): it works through them while pyredo and the witness
+        # work here, and its answers wait in the pipe
+        ahead: dict[int, _Sent | None] = {}
+        senders = [e for e in self.engines if isinstance(e, SendsAhead)]
         try:
-            for bp in plan.blocks.values():
+            for i, bp in enumerate(blocks):
                 self.interrupts.check()  # between pages: what was found so far is kept
+                if senders and len(ahead) <= LOOKAHEAD // 2:
+                    for k in range(i + len(ahead), min(i + LOOKAHEAD, total)):
+                        ahead[k] = self._send_ahead(blocks[k], report) if blocks[k].records else None
+                    for e in senders:
+                        e.flush()
+                sent = ahead.pop(i, None)
                 if bp.records:
-                    self.check_block(bp, report)
+                    self.check_block(bp, report, sent)
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -244,17 +258,42 @@ class Checker:
         report.end_of_recovery = end_of_recovery(plan.unlogged, report._init_pages, self.primary, self.table)
         return report
 
-    def check_block(self, bp: BlockPlan, report: CheckReport) -> None:
+    def _base_of(self, bp: BlockPlan) -> tuple[bool, bytes | None]:
+        """(whether the page can be redone, its base page): not without a base it needs."""
+        if not bp.needs_base:
+            return True, None
+        base = self.base(bp.tag) if self.base is not None else None
+        return base is not None or (self.base is not None and self.base_is_snapshot), base
+
+    def _send_ahead(self, bp: BlockPlan, report: CheckReport) -> _Sent | None:
+        """Send ``bp``'s request to the engines that take requests ahead (a wal-redo
+        server's ``submit``); None when the page will not be redone."""
+        if bp.unverifiable:
+            return None
+        ok, base = self._base_of(bp)
+        if not ok:
+            return None
+        submitted: dict[str, Any] = {}
+        for engine in self.engines:
+            if isinstance(engine, SendsAhead):
+                t0 = time.perf_counter()
+                submitted[engine.name] = engine.submit(bp.tag, base, bp.records)
+                report.phases.add(ENGINE_PHASE + engine.name, time.perf_counter() - t0)
+        return base, submitted
+
+    def check_block(self, bp: BlockPlan, report: CheckReport, sent: _Sent | None = None) -> None:
+        """Redo one page with every engine and judge it; ``sent``: what ``_send_ahead``
+        sent for it already (else the requests go out now)."""
         tag = bp.tag
         if bp.unverifiable:
             report.pages_skipped["unverifiable: " + bp.unverifiable.split(" at LSN")[0]] += 1
             return
-        base: bytes | None = None
-        if bp.needs_base:
-            base = self.base(tag) if self.base is not None else None
-            if base is None and not (self.base is not None and self.base_is_snapshot):
+        if sent is None:
+            sent = self._send_ahead(bp, report)
+            if sent is None:
                 report.pages_skipped_no_base += 1
                 return
+        base, submitted = sent
 
         pages: dict[str, bytes] = {}
         failures: dict[str, Exception] = {}
@@ -262,7 +301,9 @@ class Checker:
         for engine in self.engines:  # every engine runs, whatever the others did
             t0 = time.perf_counter()
             try:
-                pages[engine.name] = engine.reconstruct(tag, base, bp.records)
+                pending = submitted.get(engine.name)
+                pages[engine.name] = (pending.result() if pending is not None
+                                      else engine.reconstruct(tag, base, bp.records))
             except UnsupportedRecord as e:  # abstains: a record it does not implement
                 self._count_unsupported(report, bp, e)
                 abstained.append(engine.name)

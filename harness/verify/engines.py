@@ -7,7 +7,7 @@ import logging
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from generators.workload import Settings
 from harness.reports.schema import EngineErrorKind
@@ -32,6 +32,17 @@ class Engine(Protocol):
 
     def reconstruct(self, tag: BufferTag, base_page: bytes | None,
                     records: Iterable[DecodedXLogRecord]) -> bytes: ...
+
+
+@runtime_checkable
+class SendsAhead(Protocol):
+    """An engine that takes requests before their answers are needed (a wal-redo
+    server: ``oracles.walredo.WalRedoProcess.submit``, then ``flush``)."""
+
+    def submit(self, tag: BufferTag, base_page: bytes | None,
+               records: Iterable[DecodedXLogRecord]) -> Any: ...
+
+    def flush(self) -> None: ...
 
 
 @dataclass

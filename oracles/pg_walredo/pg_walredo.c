@@ -35,6 +35,10 @@
  *	  insists on BLK_RESTORED); init-fork blocks there are moved to the main
  *	  fork so nothing calls FlushOneBuffer.  So is an init-fork target, in
  *	  the private database (same page, no write past our WAL).
+ *	- XLOG_FPI and XLOG_FPI_FOR_HINT records restore each of their blocks on
+ *	  its own (xlog_redo's loop), so they are narrowed to the target's block
+ *	  reference: a CREATE INDEX logs its pages 32 to a record, and restoring
+ *	  all 32 images for each of the 32 targets was most of the server's work.
  *	- visibility-map targets: heap records clear VM bits without naming the
  *	  VM block.  For a VM target, heap/heap2 block references to the main fork
  *	  of the target's relation go to the private database (with a maximal-LSN
@@ -43,8 +47,9 @@
  *
  * A dirty buffer is never written: writing one would XLogFlush past the end
  * of the scratch cluster's WAL.  G and every clean exit drop both private
- * databases' buffers; any error ends the process with _exit(1) before the
- * shutdown checkpoint can write anything.
+ * databases' buffers, and side buffers are dropped before they could fill
+ * shared buffers (PGWR_SIDE_BUDGET); any error ends the process with _exit(1)
+ * before the shutdown checkpoint can write anything.
  *
  * See README.md for the details and the reasoning.
  *
@@ -134,6 +139,18 @@ void		_PG_init(void);
 /* An LSN no record can reach: XLogReadBufferForRedo says BLK_DONE. */
 #define PGWR_DONE_LSN		((XLogRecPtr) PG_UINT64_MAX)
 
+/*
+ * Side buffers (every buffer but the target's) are dropped once the records
+ * replayed since the last drop may have taken this many buffers: each block
+ * reference one, plus PGWR_IMPLICIT_BUFFERS for pages redo reaches without a
+ * block reference (the free-space map page, visibility-map pages).  Far below
+ * what a 2 MB shared_buffers leaves free, so no dirty buffer is ever evicted
+ * (and written); dropping after every record scanned shared buffers twice per
+ * record.
+ */
+#define PGWR_SIDE_BUDGET	64
+#define PGWR_IMPLICIT_BUFFERS	4
+
 /* Message framing: type byte, int32 BE length that counts itself. */
 #define PGWR_HDR			5
 #define PGWR_TAG_NEON		17	/* forknum u8, spc, db, rel, blk u32 */
@@ -159,6 +176,7 @@ static PgwrLocator target_rnode;	/* where the target lives here */
 static ForkNumber target_fork;	/* its fork here: main for an init-fork target */
 static bool target_ready = false;	/* has a base page or an image/init */
 static uint64 request_records = 0;
+static int	side_buffers = 0;		/* buffers side pages may hold since the last drop */
 
 /* Process state */
 static int	reply_fd = -1;
@@ -503,10 +521,11 @@ pgwr_preload_done_page(PgwrLocator rnode, ForkNumber forknum, BlockNumber blkno)
 }
 
 /*
- * After each record: throw away every buffer but the target's.  Besides the
- * scratch database, the target's relation gets buffers of its other forks
- * (FSM updates, visibility-map pins) and, for a visibility-map target, the
- * heap pages routed to it.  Redo re-initializes and dirties pages of
+ * Throw away every buffer but the target's (after records that may have
+ * taken PGWR_SIDE_BUDGET buffers, and at 'G').  Besides the scratch
+ * database, the target's relation gets buffers of its other forks (FSM
+ * updates, visibility-map pins) and, for a visibility-map target, the heap
+ * pages routed to it.  Redo re-initializes and dirties pages of
  * WILL_INIT records whatever their LSN (heap_xlog_insert with
  * XLOG_HEAP_INIT_PAGE, ...), so they must not pile up until 'G': enough of
  * them would make the buffer manager write one.
@@ -529,6 +548,7 @@ pgwr_drop_side_buffers(void)
 	}
 	PgwrDropRelationBuffers(smgr, forks, nforks, firsts);
 	DropDatabaseBuffers(PGWR_SCRATCH_DB);
+	side_buffers = 0;
 }
 
 static void
@@ -536,6 +556,7 @@ pgwr_drop_all_buffers(void)
 {
 	DropDatabaseBuffers(PGWR_TARGET_DB);
 	DropDatabaseBuffers(PGWR_SCRATCH_DB);
+	side_buffers = 0;
 }
 
 /* Remove what earlier runs left in the private databases. */
@@ -569,8 +590,9 @@ pgwr_handle_begin(const char *payload, Size len)
 {
 	PgwrTag		tag = pgwr_parse_tag(payload, len);
 
-	/* a request that never got its 'G': forget it */
-	pgwr_drop_all_buffers();
+	/* a request that never got its 'G': forget it ('G' dropped everything) */
+	if (in_request)
+		pgwr_drop_all_buffers();
 
 	target = tag;
 	target_rnode = pgwr_private_rnode(PGWR_TARGET_DB, &tag.rnode);
@@ -625,6 +647,45 @@ pgwr_is_target(const DecodedBkpBlock *blk)
 }
 
 /*
+ * An XLOG_FPI or XLOG_FPI_FOR_HINT record that names the target: keep only
+ * the target's block reference, as block 0.  xlog_redo restores each block of
+ * these records on its own, so the target's page is the same; the other
+ * images are not restored into scratch buffers only to be dropped.  An
+ * XLOG_FPI with a block lacking its image is left whole, so that xlog_redo
+ * still fails on it.
+ */
+static void
+pgwr_narrow_fpi(DecodedXLogRecord *decoded)
+{
+	uint8		info = decoded->header.xl_info & ~XLR_INFO_MASK;
+	int			target_id = -1;
+
+	if (decoded->header.xl_rmid != RM_XLOG_ID ||
+		(info != XLOG_FPI && info != XLOG_FPI_FOR_HINT) || decoded->max_block_id <= 0)
+		return;
+	for (int id = 0; id <= decoded->max_block_id; id++)
+	{
+		DecodedBkpBlock *blk = &decoded->blocks[id];
+
+		if (!blk->in_use)
+			continue;
+		if (info == XLOG_FPI && !blk->has_image)
+			return;
+		if (pgwr_is_target(blk))
+		{
+			if (target_id >= 0)
+				return;			/* named twice: pgwr_route_blocks says so */
+			target_id = id;
+		}
+	}
+	if (target_id < 0)
+		return;
+	if (target_id > 0)
+		decoded->blocks[0] = decoded->blocks[target_id];
+	decoded->max_block_id = 0;
+}
+
+/*
  * Rewrite the block references of a decoded record so that redo reaches
  * only the target (see the file header).  Returns the block id of the
  * target, -1 if the record does not name it, -2 if it reaches the VM
@@ -638,6 +699,7 @@ pgwr_route_blocks(DecodedXLogRecord *decoded)
 	bool		heap_record = (rmid == RM_HEAP_ID || rmid == RM_HEAP2_ID);
 	int			target_id = -1;
 
+	pgwr_narrow_fpi(decoded);
 	for (int id = 0; id <= decoded->max_block_id; id++)
 	{
 		DecodedBkpBlock *blk = &decoded->blocks[id];
@@ -793,8 +855,10 @@ pgwr_handle_apply(const char *payload, Size len)
 	cur_in_record = false;
 	request_records++;
 
-	/* nothing that happened to other blocks survives the record */
-	pgwr_drop_side_buffers();
+	/* what happened to other blocks goes before it could crowd shared buffers */
+	side_buffers += decoded->max_block_id + 1 + PGWR_IMPLICIT_BUFFERS;
+	if (side_buffers >= PGWR_SIDE_BUDGET)
+		pgwr_drop_side_buffers();
 
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(record_cxt);

@@ -338,3 +338,95 @@ def test_server_that_does_not_start() -> None:
 def test_ping(walredo: WalRedoProcess, sample: Sample) -> None:
     rtt = walredo.ping()
     assert 0 < rtt < 1.0
+
+
+# -- submitted requests: the server works while the caller does ------------------------------
+def test_submitted_requests_answer_in_order(walredo: WalRedoProcess, sample: Sample) -> None:
+    """A request submitted while another is in flight first reads the other's answer;
+    each PendingPage gives its own page, whatever order results are asked in."""
+    shorter = walredo.reconstruct(sample.tag, None, sample.records[:5])
+    assert shorter != sample.expected
+    pid, requests = walredo.pid, walredo.requests
+    first = walredo.submit(sample.tag, None, sample.records)
+    second = walredo.submit(sample.tag, None, sample.records[:5])
+    refused = walredo.submit(sample.tag, None, sample.records[1:])  # no starting point: never sent
+    assert second.result() == shorter
+    assert first.result() == sample.expected
+    with pytest.raises(WalRedoRequestError, match="neither restores a full-page image"):
+        refused.result()
+    assert second.result() == shorter  # asked again: the same answer
+    assert walredo.pid == pid and walredo.requests == requests + 2
+
+
+def test_crash_of_a_submitted_request_is_its_own(walredo: WalRedoProcess, sample: Sample) -> None:
+    """The server dies on the request in flight: that request's result says so (with its
+    bytes); the next one, submitted meanwhile, is answered by a fresh server."""
+    pid = walredo.pid
+    walredo.validate = False
+    try:
+        bad = walredo.submit(sample.tag, None, sample.records[1:])
+    finally:
+        walredo.validate = True
+    good = walredo.submit(sample.tag, None, sample.records)
+    assert good.result() == sample.expected
+    with pytest.raises(WalRedoError) as ei:
+        bad.result()
+    assert ei.value.kind == "crash"
+    assert "no base page for the target and the first record neither restores" in ei.value.stderr_tail
+    assert ei.value.request == build_request(sample.tag, None, sample.records[1:])
+    assert walredo.pid != pid
+    if pid is not None:
+        assert_gone(pid)
+    SHARED_PID[0] = walredo.pid
+
+
+def test_close_with_a_request_in_flight(sample: Sample) -> None:
+    wr = WalRedoProcess()
+    pending = wr.submit(sample.tag, None, sample.records)
+    pid = wr.pid
+    assert pid is not None
+    wr.close()
+    assert_gone(pid)
+    with pytest.raises(WalRedoError) as ei:
+        pending.result()
+    assert ei.value.kind == "cancelled"
+
+
+def test_a_new_process_copies_the_kept_scratch_template() -> None:
+    """The scratch cluster's template is initdb'd once per installation and kept in the
+    cache: a new process (a fuzz or check worker) copies it instead of running initdb."""
+    import subprocess
+    import sys
+
+    from oracles.pgbin import cache_dir, default_install
+    from oracles.walredo_server import _kept_template
+
+    kept = _kept_template(default_install())
+    assert (kept / "data" / "PG_VERSION").exists() and kept.parent == cache_dir().parent / "walredo-templates"
+    code = ("import oracles.walredo_server as s; from oracles.walredo import WalRedoProcess\n"
+            "w = WalRedoProcess(); w.start(); w.close(); print(len(s._templates))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0 and res.stdout.strip() == "0", res.stderr  # no template of its own
+
+
+def test_each_page_of_a_multi_page_image_record(pg: LocalCluster, walredo: WalRedoProcess) -> None:
+    """A GiST build logs its pages up to 32 to an XLOG_FPI record (log_newpage_range); the
+    server narrows such a record to the target's block (pg_walredo.c, pgwr_narrow_fpi):
+    every page it names, first or not, comes back as the image pyredo restores."""
+    from pyredo.engine import RedoEngine
+    from pyredo.rmgr import RM_XLOG_ID
+
+    pg.execute("DROP TABLE IF EXISTS wr_fpi")
+    pg.execute("CREATE TABLE wr_fpi (p point)")
+    pg.execute("INSERT INTO wr_fpi SELECT point(g % 97, g / 97) FROM generate_series(1, 20000) g")
+    start = pg.checkpoint()
+    pg.execute("CREATE INDEX wr_fpi_p ON wr_fpi USING gist (p)")
+    end = pg.current_lsn()
+    multi = [r for r in WalReader(pg.waldir, start, end)
+             if r.rmid == RM_XLOG_ID and r.info & 0xF0 == 0xB0 and len(r.blocks) > 1]  # XLOG_FPI
+    assert multi, "the GiST build logged no multi-page XLOG_FPI record"
+    rec = max(multi, key=lambda r: len(r.blocks))
+    engine = RedoEngine()
+    tags = [blk.tag for blk in rec.blocks.values()]
+    for tag in tags:
+        assert walredo.reconstruct(tag, None, [rec]) == engine.reconstruct(tag, None, [rec]), tag
