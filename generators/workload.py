@@ -56,13 +56,17 @@ class Settings:
 class Step:
     """One SQL statement run by one session. ``copy_rows`` feeds COPY ... FROM STDIN.
     ``database``: run it connected to this database (the session's own connection
-    to it) instead of the workload's default one; None for the default."""
+    to it) instead of the workload's default one; None for the default.
+    ``script``: the step is a psql script by that name (a regression test file,
+    ``generators.regress``): psql runs ``sql`` whole, meta-commands and variables
+    included, a failing statement not stopping it; None for one statement."""
 
     session: int
     sql: str
     rule: str
     copy_rows: tuple[tuple[str | None, ...], ...] | None = None
     database: str | None = None
+    script: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"session": self.session, "sql": self.sql, "rule": self.rule}
@@ -70,15 +74,17 @@ class Step:
             d["copy_rows"] = [list(r) for r in self.copy_rows]
         if self.database is not None:
             d["database"] = self.database
+        if self.script is not None:
+            d["script"] = self.script
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Step:
         rows = d.get("copy_rows")
-        db = d.get("database")
+        db, script = d.get("database"), d.get("script")
         return cls(int(d["session"]), str(d["sql"]), str(d.get("rule", "sql")),
                    tuple(tuple(r) for r in rows) if rows is not None else None,
-                   str(db) if db is not None else None)
+                   str(db) if db is not None else None, str(script) if script is not None else None)
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,9 @@ def execute(cluster: LocalCluster, workload: Workload, schema: str, *,
         for i, step in enumerate(workload.steps):
             interrupts.check()
             step = faults.before_step(cluster, i, step)  # returns the step unless a fault is planned
+            if step.script is not None:  # a regression test file: psql runs it (harness.campaign.regress)
+                _run_script(cluster, i, step, workload.settings, ex, interrupts)
+                continue
             try:
                 conn = _session_conn(cluster, conns, others, step, workload.settings)
             except psycopg.OperationalError as e:  # e.g. its database was never created: the step fails
@@ -123,6 +126,19 @@ def execute(cluster: LocalCluster, workload: Workload, schema: str, *,
             with contextlib.suppress(Exception):
                 c.close()
     return ex
+
+
+def _run_script(cluster: LocalCluster, i: int, step: Step, settings: Settings, ex: Execution,
+                interrupts: Interrupts) -> None:
+    """Run a script step; its failing statements are one StepError that counts them."""
+    from harness.campaign.regress import regress_dir, run_script
+
+    res = run_script(cluster, step, settings, regress_dir(cluster.pg.major), interrupts)
+    if res.connection_lost and "terminated by signal" in cluster.log_tail(200):  # a crash, not a file's own \c
+        raise ClusterLost(f"connection lost at step {i} (regression file {step.script}): {res.summary()}")
+    if not res.as_expected:  # more (or fewer) errors than its expected output shows
+        ex.errors.append(StepError(i, step, res.summary()))
+    ex.steps_run += 1
 
 
 def _run_cancellable(conn: psycopg.Connection[Any], step: Step, interrupts: Interrupts) -> None:

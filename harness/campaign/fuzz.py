@@ -57,6 +57,8 @@ class FuzzConfig:
     cluster: str | None = None  # where clusters run: local | docker:IMAGE (None: local)
     faults: FaultPlan | None = None  # infrastructure faults to inject (harness.selftest.faults); None: none
     interrupts: Interrupts = field(default_factory=Interrupts)  # the run's stop request (shared with workers)
+    workload: str = "generated"  # or "pg-regress": PostgreSQL's regression suite (harness.campaign.regress)
+    interleave: bool = False  # pg-regress: the suite's files interleaved with a generated workload's steps
 
     def __post_init__(self) -> None:
         k, n = self.shard
@@ -121,7 +123,13 @@ def spread_over_majors(cfg: FuzzConfig, engine_sets: Sequence[EngineSet]) -> lis
 
 def _run_one(pool: ClusterPool, cfg: FuzzConfig, gi: int, pg_version: str) -> IterationSummary:
     seed = iteration_seed(cfg.seed, gi)
-    wl = fit_workload(generate(seed, cfg.profile), cfg.pg.capabilities)
+    if cfg.workload == "pg-regress":
+        from harness.campaign.regress import pg_regress_workload
+
+        wl = pg_regress_workload(cfg.pg.major, seed, cfg.profile, interleave=cfg.interleave)
+    else:
+        wl = generate(seed, cfg.profile)
+    wl = fit_workload(wl, cfg.pg.capabilities)
     res: IterationResult = run_workload(pool, wl, cfg.engines, index=gi, bundle_dir=cfg.bundle_dir,
                                         pg_version=pg_version, faults=cfg.faults)
     out = res.summary()

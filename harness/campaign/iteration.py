@@ -26,6 +26,7 @@ from harness.verify.clogcheck import check_clog
 from harness.verify.engines import EngineSet, is_infrastructure
 from harness.verify.plan import decode_all
 from oracles.pgbin import SetupError
+from pyredo.errors import MissingSegment
 from pyredo.wal.record import DecodedXLogRecord
 
 SCHEMA = "redodiff_w"
@@ -49,13 +50,15 @@ class IterationResult:
     rules: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False  # a stop request ended it part-way (what it found is kept)
     phases: Seconds = field(default_factory=Seconds)  # seconds by phase before the check and after it
+    script_errors: dict[str, str] = field(default_factory=dict)  # psql script (pg-regress file) -> its errors
 
     def summary(self) -> IterationSummary:
         """What the campaign's report takes from this iteration (harness.reports.schema)."""
         s = IterationSummary(self.index, self.seed, self.settings, round(self.seconds, 3),
                              step_errors=self.step_errors, infrastructure_error=self.infrastructure_error,
                              bundles=list(self.bundles), bundles_skipped=self.bundles_skipped,
-                             rules=dict(self.rules), interrupted=self.interrupted)
+                             rules=dict(self.rules), interrupted=self.interrupted,
+                             script_errors=dict(self.script_errors))
         s.phases.add_all(self.phases)
         r = self.report
         if r is not None:
@@ -110,6 +113,7 @@ def run_workload(
             cap = capture(cluster, run, snapshot=not workload.settings.full_page_writes)
         res.phases.add("checkpoint", -res.phases.get("workload", 0.0))
         res.step_errors = len(holder[0].errors) if holder else 0
+        res.script_errors = {e.step.script: e.error for e in (holder[0].errors if holder else []) if e.step.script}
         try:
             checker = Checker(injected.engines(engines.for_settings(workload.settings)),
                               DataDirPages(cluster.pgdata), cap.base, end_lsn=cap.end,
@@ -135,7 +139,8 @@ def run_workload(
         cluster.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     except Interrupted:
         res.interrupted = True
-    except (ClusterLost, SetupError, psycopg.OperationalError, OSError) as e:
+    except (ClusterLost, SetupError, psycopg.OperationalError, OSError,
+            MissingSegment) as e:  # MissingSegment: the range's WAL left pg_wal before it was read
         if interrupts.pending:  # e.g. initdb or pg_ctl, in our process group, got the terminal's Ctrl-C
             res.interrupted = True
         else:

@@ -1,6 +1,7 @@
 """Shrink a divergence: the workload to the fewest steps that still diverge the
-same way (prefix bisection, then delta debugging of steps), then the record
-list for the page to the shortest prefix ending at the first diverging record.
+same way (prefix bisection, then delta debugging of steps; psql script steps --
+regression test files -- then cut into their statements and those shrunk too), then
+the record list for the page to the shortest prefix ending at the first diverging record.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from generators.regress import split_script
 from generators.workload import Step, Workload
 from harness.campaign.bundle import Bundle, write_bundle
 from harness.campaign.iteration import IterationResult, run_workload
@@ -144,6 +146,9 @@ def minimize_bundle(bundle: Bundle, engines: EngineSet, *, out_dir: Path, max_tr
 
         steps, _ = shortest_failing_prefix(wl0.steps, fails)
         steps, _ = ddmin(steps, fails, max_trials=max(0, max_trials - oracle.trials))
+        pieces = [x for st in steps for x in split_script(st)]  # psql scripts (pg-regress files): statements
+        if len(pieces) > len(steps) and oracle.trials < max_trials and fails(pieces):
+            steps, _ = ddmin(pieces, fails, max_trials=max(0, max_trials - oracle.trials))
         assert oracle.last is not None
         wl, _res, div = oracle.last
         if list(wl.steps) != steps:  # make sure the bundle shows the final workload's run

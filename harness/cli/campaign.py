@@ -60,12 +60,19 @@ from oracles.pgbin import SetupError
 @mutant_option
 @click.option("--faults", metavar="SPEC", envvar="REDODIFF_FAULTS", hidden=True,
               help="Testing aid: inject infrastructure faults (harness.selftest.faults), e.g. kill_postgres=3@0.")
+@click.option("--workload", "workload_kind", type=click.Choice(["generated", "pg-regress"]), default="generated",
+              show_default=True, help="pg-regress: PostgreSQL's regression suite of the server's major, a step per "
+              "file (one pass when neither --budget nor --iterations is given).")
+@click.option("--interleave", is_flag=True, help="pg-regress: interleave the suite's files with generated steps.")
+@click.option("--regress-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="pg-regress: take the suite from this src/test/regress directory (copied into the cache).")
 @pg_options(allow_all=True)
 def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int | None, shard: str | None,
          engines: tuple[str, ...], walredo_cmd: str | None, tag_layout: str, profile: str, corpus: Path | None,
          report_path: Path | None, junit_path: Path | None, mutant: str | None,
          walredo_docker: str | None = None, cluster: str | None = None, faults: str | None = None,
-         pg_major: str | None = None, pg_bindir: Path | None = None) -> None:
+         pg_major: str | None = None, pg_bindir: Path | None = None, workload_kind: str = "generated",
+         interleave: bool = False, regress_dir: Path | None = None) -> None:
     """Fuzz: generate workloads, run them on throwaway clusters, redo every page with
     every engine, compare, and bundle each divergence.
 
@@ -77,6 +84,7 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int |
       redodiff fuzz --budget 60 --cluster docker:postgres:15.19-bookworm --engine pyredo --engine walredo
       redodiff fuzz --budget 600 --pg 17 --engine walredo --profile nightly
       redodiff fuzz --budget 1200 --pg all        (iteration i on major 15+(i%4), 300 s each, one after another)
+      redodiff fuzz --pg 17 --workload pg-regress  (one pass of 17's regression suite, a step per file)
 
     Exit 0 when clean, 1 when a divergence was found, 2 on a usage or setup error.
     """
@@ -85,7 +93,11 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int |
     from harness.verify.engines import EngineSet
 
     if budget is None and iterations is None:
-        raise click.UsageError("give --budget SECONDS or --iterations N")
+        if workload_kind != "pg-regress":
+            raise click.UsageError("give --budget SECONDS or --iterations N")
+        iterations = 1  # one pass of the suite
+    if workload_kind == "pg-regress" and workers is None:
+        workers = 1  # a pass of the suite is one long iteration
     every = pg_major == "all"
     if (every or pg_bindir is not None or pg_major is not None) and cluster not in (None, "local"):
         raise click.UsageError("--pg/--pg-bindir choose the binaries of local clusters; "
@@ -93,6 +105,7 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int |
     if every and pg_bindir is not None:
         raise click.UsageError("--pg all runs the installed majors; --pg-bindir names one build")
     pgs = [pg_install(m, None) for m in PG_MAJORS] if every else [pg_install(pg_major, pg_bindir)]
+    _regress_setup(workload_kind, interleave, regress_dir, pgs, cluster)
     try:
         # the mutant, the cluster spec, the fault plan and the PostgreSQL travel in the config (to workers too)
         cfg = FuzzConfig(seed=seed, budget=budget, iterations=iterations,
@@ -100,7 +113,8 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int |
                          engines=EngineSet() if every else
                          fuzz_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant, pg=pgs[0]),
                          profile=profile, corpus=corpus, cluster=cluster,
-                         faults=FaultPlan.parse(faults) if faults else None, interrupts=stop_requests())
+                         faults=FaultPlan.parse(faults) if faults else None, interrupts=stop_requests(),
+                         workload=workload_kind, interleave=interleave)
         cfgs = (spread_over_majors(cfg, [fuzz_engine_set(engines, walredo_cmd, tag_layout, walredo_docker, mutant,
                                                          pg=p) for p in pgs]) if every else [cfg])
     except ValueError as e:
@@ -117,6 +131,38 @@ def fuzz(budget: float | None, iterations: int | None, seed: int, workers: int |
     _fuzz_outputs(reps, report_path, junit_path, corpus, cfg)
     divergences = [d for r in reps for d in r.divergences]
     sys.exit(EXIT_DIVERGENCE if any(d.known is None for d in divergences) else EXIT_OK)
+
+
+def _regress_setup(kind: str, interleave: bool, source: Path | None, pgs: list[Any], cluster: str | None) -> None:
+    """``--workload pg-regress``: the suite of each major in the cache (from --regress-dir, or
+    the major's source package) before any worker starts; a SetupError names what to give."""
+    if kind != "pg-regress":
+        if interleave or source is not None:
+            raise click.UsageError("--interleave and --regress-dir go with --workload pg-regress")
+        return
+    if cluster not in (None, "local"):
+        raise click.UsageError("--workload pg-regress runs on local clusters (its data files are read by the server)")
+    if source is not None and len(pgs) > 1:
+        raise click.UsageError("--regress-dir is the suite of one major: give it with --pg MAJOR")
+    from harness.campaign.regress import regress_dir
+    from oracles.pgbin import default_install
+
+    try:
+        for pg in pgs:
+            regress_dir((pg or default_install()).major, source)
+    except SetupError as e:
+        fail_setup(str(e))
+
+
+def _print_script_errors(reps: list[Any]) -> None:
+    """pg-regress: per iteration, the regression files whose errors differ from their expected output."""
+    for r in reps:
+        for it in r.results:
+            if it.script_errors:
+                err.print(f"iteration {it.index}: {len(it.script_errors)} regression file(s) did not run as "
+                          "their expected output shows (statement errors tolerated, as pg_regress runs them):")
+                for name, why in it.script_errors.items():
+                    err.print(f"    {name}: {escape(why[:160])}", soft_wrap=True, highlight=False)
 
 
 def _fuzz_live(cfg: Any, seed: int) -> Any:
@@ -179,6 +225,7 @@ def _fuzz_outputs(reps: list[Any], report_path: Path | None, junit_path: Path | 
         err.print(f"[bold red]{d.kind}[/] {d.tag}: {escape(d.verdict or d.kind)}", soft_wrap=True, highlight=False)
         err.print(f"    {d.kind} {d.record_type} seed={d.seed} bundle={d.bundle}")
     print_known_issues(divergences)
+    _print_script_errors(reps)
     for ie in [ie for r in reps for ie in r.infrastructure_errors][:10]:
         err.print(f"[yellow]infrastructure[/] iteration {ie.iteration}: {ie.error}")
 
@@ -349,7 +396,6 @@ def gate(corpus: Path, budget: float, seed: int, engines: tuple[str, ...], walre
 
     if pg_bindir is not None and not engines:
         engines = ("pyredo", "walredo")
-
     try:
         engine_set = _engine_set(engines, walredo_cmd, tag_layout, mutant=mutant, pg=pg_install(pg_major, pg_bindir))
         res = run_gate(corpus, engine_set, budget=budget,

@@ -224,19 +224,21 @@ class IterationEntry:
     bundles: list[str | None]
     interrupted: bool = False  # stopped part-way by Ctrl-C / SIGTERM (the key only when true)
     phases: Seconds = field(default_factory=Seconds)  # the key only when timed
+    script_errors: dict[str, str] = field(default_factory=dict)  # psql script (pg-regress file) -> its errors
 
     def to_json(self) -> JSONDict:
         return {"index": self.index, "seed": self.seed, "settings": self.settings, "seconds": self.seconds,
                 "records": self.records, "pages_checked": self.pages_checked, "step_errors": self.step_errors,
                 "infrastructure_error": self.infrastructure_error, "bundles": list(self.bundles),
-                **_interrupted_key(self.interrupted), **phases_json(self.phases)}
+                **_interrupted_key(self.interrupted), **phases_json(self.phases),
+                **({"script_errors": dict(self.script_errors)} if self.script_errors else {})}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> IterationEntry:
         return cls(int(d["index"]), d.get("seed"), str(d.get("settings", "")), float(d.get("seconds", 0.0)),
                    int(d.get("records", 0)), int(d.get("pages_checked", 0)), int(d.get("step_errors", 0)),
                    d.get("infrastructure_error"), list(d.get("bundles", [])), bool(d.get("interrupted")),
-                   seconds_of(d.get("phases")))
+                   seconds_of(d.get("phases")), dict(d.get("script_errors", {})))
 
 
 @dataclass
@@ -256,11 +258,12 @@ class IterationSummary(PageCounts):
     bundles_skipped: int = 0
     rules: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False  # stopped part-way: pages not reached are not counted
+    script_errors: dict[str, str] = field(default_factory=dict)  # psql script (pg-regress file) -> its errors
 
     def entry(self) -> IterationEntry:
         return IterationEntry(self.index, self.seed, self.settings, self.seconds, self.records, self.pages_checked,
                               self.step_errors, self.infrastructure_error, list(self.bundles), self.interrupted,
-                              Seconds(self.phases))
+                              Seconds(self.phases), dict(self.script_errors))
 
     def add_infrastructure_error(self, why: str) -> None:
         self.infrastructure_error = f"{self.infrastructure_error}; {why}" if self.infrastructure_error else why
@@ -278,6 +281,7 @@ class IterationSummary(PageCounts):
             "infrastructure_error": self.infrastructure_error, "bundles": list(self.bundles),
             "bundles_skipped": self.bundles_skipped, "rules": dict(self.rules),
             **_interrupted_key(self.interrupted), **phases_json(self.phases),
+            **({"script_errors": dict(self.script_errors)} if self.script_errors else {}),
         }
 
     @classmethod
@@ -287,6 +291,7 @@ class IterationSummary(PageCounts):
             [DivergenceEntry.from_json(x) for x in d.get("divergences", [])],
             int(d.get("step_errors", 0)), d.get("infrastructure_error"), list(d.get("bundles", [])),
             int(d.get("bundles_skipped", 0)), dict(d.get("rules", {})), bool(d.get("interrupted")),
+            dict(d.get("script_errors", {})),
         )
         s._load_counts(d)
         return s
