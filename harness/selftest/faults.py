@@ -163,6 +163,16 @@ class FaultyWalRedo:
         self.requests = 0
 
     def reconstruct(self, tag: Any, base_page: bytes | None, records: Iterable[Any]) -> bytes:
+        self._count_request()
+        return bytes(self.inner.reconstruct(tag, base_page, records))
+
+    def submit(self, tag: Any, base_page: bytes | None, records: Iterable[Any]) -> Any:
+        """The checker sends requests ahead (oracles.walredo ``submit``): counted alike."""
+        self._count_request()
+        return self.inner.submit(tag, base_page, records)
+
+    def _count_request(self) -> None:
+        """One more request; at the N-th, stop (and maybe kill) the server before it is sent."""
         self.requests += 1
         if self.requests == self.fault.value:
             start = getattr(self.inner, "start", None)
@@ -176,7 +186,6 @@ class FaultyWalRedo:
                     # killed a moment later, while the client waits for the answer
                     threading.Timer(0.3, _kill_quietly, (pid,)).start()
                 self.plan.fired[self.fault.kind] += 1
-        return bytes(self.inner.reconstruct(tag, base_page, records))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
