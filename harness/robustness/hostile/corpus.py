@@ -212,15 +212,22 @@ def load_or_make_corpus(path: Path | None, *, progress: Callable[[str], None] | 
     """The real-WAL corpus at ``path`` (made there first, by ``pg``'s clusters, if it
     has none yet); with no path, a fresh one in a temporary directory (the caller
     removes it). A ValueError when ``pg`` is given and the corpus is another major's."""
+    import shutil
     import tempfile
 
+    made_here = path is None
     if path is None:
         path = Path(tempfile.mkdtemp(prefix="redodiff-hostile-wal-"))
     if not (path / CORPUS_META).exists():
         if progress:
             progress(f"making real WAL in {path}: the demo workload under pglz, lz4, zstd (1 MB segments)"
                      + (f", PostgreSQL {pg.major}" if pg is not None else ""))
-        make_real_wal(path, pg=pg)
+        try:
+            make_real_wal(path, pg=pg)
+        except BaseException:
+            if made_here:  # a temporary corpus that failed is nobody's to remove but ours
+                shutil.rmtree(path, ignore_errors=True)
+            raise
     corpus = WalCorpus.load(path)
     if pg is not None and corpus.major != pg.major:
         raise ValueError(f"the WAL corpus at {path} is PostgreSQL {corpus.major}'s, not {pg.major}'s")
