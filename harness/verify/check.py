@@ -39,6 +39,14 @@ from pyredo.wal.record import (
 
 PageSource = Callable[[BufferTag], "bytes | None"]
 _Sent = tuple["bytes | None", dict[str, Any]]  # a page's base, and its requests already sent (by engine)
+
+
+class _NotSent:
+    """``check_block``'s default: nothing was looked up ahead for the page (None: it was,
+    and the page cannot be redone)."""
+
+
+NOT_SENT = _NotSent()
 LOOKAHEAD = 32  # pages whose wal-redo requests may be sent before their turn
 
 
@@ -246,7 +254,7 @@ class Checker:
                         ahead[k] = self._send_ahead(blocks[k], report) if blocks[k].records else None
                     for e in senders:
                         e.flush()
-                sent = ahead.pop(i, None)
+                sent = ahead.pop(i, NOT_SENT)
                 if bp.records:
                     self.check_block(bp, report, sent)
                 done += 1
@@ -281,18 +289,19 @@ class Checker:
                 report.phases.add(ENGINE_PHASE + engine.name, time.perf_counter() - t0)
         return base, submitted
 
-    def check_block(self, bp: BlockPlan, report: CheckReport, sent: _Sent | None = None) -> None:
+    def check_block(self, bp: BlockPlan, report: CheckReport, sent: _Sent | _NotSent | None = NOT_SENT) -> None:
         """Redo one page with every engine and judge it; ``sent``: what ``_send_ahead``
-        sent for it already (else the requests go out now)."""
+        returned for it already (NOT_SENT: the requests go out now), so a page without
+        its base is not looked up twice."""
         tag = bp.tag
         if bp.unverifiable:
             report.pages_skipped["unverifiable: " + bp.unverifiable.split(" at LSN")[0]] += 1
             return
-        if sent is None:
+        if isinstance(sent, _NotSent):
             sent = self._send_ahead(bp, report)
-            if sent is None:
-                report.pages_skipped_no_base += 1
-                return
+        if sent is None:
+            report.pages_skipped_no_base += 1
+            return
         base, submitted = sent
 
         pages: dict[str, bytes] = {}
