@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +67,22 @@ def _server_processes(pgid: int) -> list[int]:
     return out
 
 
+def _wait_dead(pids: list[int], timeout: float = 10.0) -> None:
+    """Wait until each pid has exited (gone or a zombie): SIGKILL is delivered
+    asynchronously, and a request written before it lands would be lost with it."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while True:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                break
+            if stat[stat.rindex(")") + 2] == "Z":
+                break
+            assert time.monotonic() < deadline, f"process {pid} still alive after SIGKILL"
+            time.sleep(0.01)
+
+
 def test_it_starts_as_the_pageserver_starts_it_answers_pings_and_respawns(proc: NeonWalRedo) -> None:
     proc.start()
     assert proc.ping() > 0
@@ -80,6 +97,7 @@ def test_it_starts_as_the_pageserver_starts_it_answers_pings_and_respawns(proc: 
         assert os.stat(f"/proc/{server}").st_uid != 0  # runuser: PostgreSQL refuses root
     # the server dies between requests: the next request respawns it (ping + layout check)
     os.killpg(pgid, signal.SIGKILL)
+    _wait_dead([server, pgid])
     request, want = layout_probe("neon")
     assert proc.send_request(request, tag=PROBE_TAG) == want
     assert proc.spawns == 2 and proc.pid != pgid
