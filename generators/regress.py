@@ -37,8 +37,8 @@ SLOT = "redodiff_regress"  # the physical replication slot that keeps a pass's W
 
 # Files that cannot run here: name -> (the majors, why). Nothing else is left out: the
 # tablespace test uses in-place tablespaces from 15 on, no test needs a second session
-# (the parallel groups are serialised), and the statements that need the regress.so C
-# library, which is not built here, fail one by one while the rest of the file runs.
+# (the parallel groups are serialised), and regress.so, the suite's C library, is built
+# against the server's headers (harness.campaign.regress.regress_library).
 # 16 and 17: the suites are of 16.15 and 17.11 (no Debian suite serves the installed
 # 16.14's and 17.10's source), and one statement of each of these files -- not in 15's
 # suite -- kills the installed 16.14 and 17.10 servers (SIGSEGV, crash recovery).

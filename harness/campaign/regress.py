@@ -11,13 +11,16 @@ to ``redodiff pg install``'s cache) -- once: the copy is renamed into place when
 
 A file runs as pg_regress runs it: ``psql -X -q`` reading it from stdin, errors not
 stopping it, with pg_regress's environment (``PG_ABS_SRCDIR``, ``PG_ABS_BUILDDIR``,
-``PG_LIBDIR``, ``PG_DLSUFFIX``, ``PGTZ``, ``PGDATESTYLE``) -- the regress.so C library
-is not built here, so the statements that load it fail one by one, and are counted.
+``PG_LIBDIR``, ``PG_DLSUFFIX``, ``PGTZ``, ``PGDATESTYLE``). Its C library, regress.so,
+is compiled once from the suite's ``regress.c`` against the server's headers (as
+``make check`` builds it); where it cannot be (no compiler or headers, a suite copied
+without it), the statements that load it fail one by one, and are counted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -36,10 +39,13 @@ from generators.workload import Settings, Step, Workload
 from harness.interrupts import Interrupts
 from oracles.pgbin import SetupError, as_server_user, cache_dir, give_to_server_user
 
-__all__ = ["ScriptResult", "cache_root", "pg_regress_workload", "regress_dir", "run_script"]
+log = logging.getLogger(__name__)
+
+__all__ = ["ScriptResult", "cache_root", "pg_regress_workload", "regress_dir", "regress_library", "run_script"]
 
 _PARTS = ("sql", "data", "expected", "input", "output")
-_FILES = ("parallel_schedule", "serial_schedule", "resultmap")
+_FILES = ("parallel_schedule", "serial_schedule", "resultmap", "regress.c")
+_LIBRARY = "regress.so"  # built from regress.c into <suite>/lib: PG_LIBDIR of the suite's files
 _COMPLETE = ".complete"  # written last: the copy is whole
 SCRIPT_TIMEOUT = 900.0  # seconds one file may take (the slowest take a few tens)
 # an error as psql prints it (reading a file: "psql:FILE:LINE: " first; reading stdin, as
@@ -144,6 +150,54 @@ def expected_errors(suite: Path, name: str, seen: int) -> int | None:
     return min(counts, key=lambda n: abs(n - seen)) if counts else None
 
 
+_UNBUILDABLE: set[Path] = set()  # suites whose regress.so could not be built (warned once)
+
+
+def regress_library(suite: Path, pg: Any) -> Path:
+    """``suite/lib``, where regress.so is (built now from the suite's regress.c against
+    ``pg``'s server headers if it is not there yet). A library that cannot be built is
+    logged, not fatal: the statements that need it fail and are counted."""
+    lib = suite / "lib"
+    if (lib / _LIBRARY).exists() or suite in _UNBUILDABLE:
+        return lib
+    _UNBUILDABLE.add(suite)  # said once per process; removed again when the build succeeds
+    source = _library_source(suite)
+    if source is None:
+        log.warning("no regress.c with the regression suite in %s: regress.so is not built, the "
+                    "statements that load it fail", suite)
+        return lib
+    tmp = lib / f".{_LIBRARY}.{os.getpid()}"
+    try:
+        incdir = pg.includedir_server or Path(subprocess.run(
+            [pg.program("pg_config"), "--includedir-server"], capture_output=True, text=True,
+            check=True).stdout.strip())
+        lib.mkdir(exist_ok=True)
+        lib.chmod(0o755)
+        subprocess.run(["cc", "-O2", "-fPIC", "-shared", f"-I{incdir}", str(source), "-o", str(tmp)],
+                       capture_output=True, text=True, check=True)
+        tmp.chmod(0o755)
+        os.replace(tmp, lib / _LIBRARY)  # whole or not at all: workers may race to build it
+        _UNBUILDABLE.discard(suite)
+    except (OSError, SetupError, subprocess.CalledProcessError) as e:
+        tmp.unlink(missing_ok=True)
+        detail = getattr(e, "stderr", None) or e
+        log.warning("could not build %s for PostgreSQL %s from %s: %s", _LIBRARY, pg.version, source,
+                    str(detail).strip()[-500:])
+    return lib
+
+
+def _library_source(suite: Path) -> Path | None:
+    """The suite's regress.c: copied with it, or (a copy made before it was) in the tree
+    the copy was made from, which ``.complete`` names."""
+    if (suite / "regress.c").is_file():
+        return suite / "regress.c"
+    with contextlib.suppress(OSError):
+        origin = Path((suite / _COMPLETE).read_text().strip()) / "regress.c"
+        if origin.is_file():
+            return origin
+    return None
+
+
 def run_script(cluster: Any, step: Step, settings: Settings, suite: Path,
                interrupts: Interrupts | None = None, timeout: float = SCRIPT_TIMEOUT) -> ScriptResult:
     """Run a script step with psql on ``cluster`` (its database, as its superuser), as
@@ -156,7 +210,7 @@ def run_script(cluster: Any, step: Step, settings: Settings, suite: Path,
         for d in (build, build / "results"):
             d.chmod(0o755)
             give_to_server_user(d)
-        env = {"PG_ABS_SRCDIR": str(suite), "PG_ABS_BUILDDIR": str(build), "PG_LIBDIR": str(suite / "lib"),
+        env = {"PG_ABS_SRCDIR": str(suite), "PG_ABS_BUILDDIR": str(build), "PG_LIBDIR": str(regress_library(suite, cluster.pg)),
                "PG_DLSUFFIX": ".so", "PGTZ": "America/Los_Angeles", "PGDATESTYLE": "Postgres, MDY",
                "PGAPPNAME": "pg_regress", "LC_MESSAGES": "C", "LANG": "C", "HOME": str(build)}
         if settings.wal_consistency_checking:

@@ -125,15 +125,41 @@ def test_the_suite_is_copied_into_the_cache_once(tmp_path: Path) -> None:
     suite = _suite(tree / "src" / "test" / "regress")
     (suite / "data").mkdir()
     (suite / "data" / "onek.data").write_text("1\t2\n")
-    (suite / "regress.c").write_text("/* not needed */\n")
+    (suite / "regress.c").write_text("int regress_answer(void) { return 42; }\n")
     cache = tmp_path / "cache"
     got = regress_dir(15, tree, cache=cache)
     assert got == cache / "15" and (got / "data" / "onek.data").read_text() == "1\t2\n"
-    assert schedule_files(got) == schedule_files(suite) and not (got / "regress.c").exists()
+    assert schedule_files(got) == schedule_files(suite) and (got / "regress.c").exists()  # regress.so's source
     (suite / "sql" / "boolean.sql").write_text("changed\n")
     assert regress_dir(15, cache=cache) == got and "changed" not in (got / "sql" / "boolean.sql").read_text()
     with pytest.raises(SetupError, match="not a PostgreSQL regression suite"):
         regress_dir(15, tmp_path / "cache", cache=tmp_path / "other")
+
+
+def test_regress_so_is_built_once_from_the_suites_source_and_a_failed_build_is_not_fatal(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import shutil
+    from types import SimpleNamespace
+
+    from harness.campaign.regress import regress_library
+
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    pg = SimpleNamespace(includedir_server=tmp_path, version="15.20")
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "regress.c").write_text("int regress_answer(void) { return 42; }\n")
+    lib = regress_library(suite, pg)
+    so = lib / "regress.so"
+    assert lib == suite / "lib" and so.read_bytes()[:4] == b"\x7fELF"
+    stamp = so.stat().st_mtime_ns
+    assert regress_library(suite, pg) == lib and so.stat().st_mtime_ns == stamp  # built once
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "regress.c").write_text("this is not C\n")
+    assert not (regress_library(broken, pg) / "regress.so").exists()
+    assert "could not build regress.so for PostgreSQL 15.20" in caplog.text
+    assert not list((broken / "lib").glob(".regress.so.*"))  # no half-written library left
 
 
 SCRIPT = """\
