@@ -83,10 +83,11 @@ def _print_cells(grid: CellGrid, show_cells: bool) -> None:
         cells = Table(title="cells")
         cells.add_column("cell")
         cells.add_column("count", justify="right")
-        for c in sorted(grid.reachable | set(grid.unexpected)):
+        for c in sorted(grid.reachable | set(grid.unexpected) | grid.race):
             n = grid.counts.get(c, 0)
-            cells.add_row(c + ("  [yellow](not in the universe)[/]" if c not in grid.reachable else ""),
-                          str(n) if n else "[red]0[/]")
+            note = ("" if c in grid.reachable else "  [dim](race-only, not counted)[/]"
+                    if c in grid.race else "  [yellow](not in the universe)[/]")
+            cells.add_row(c + note, str(n) if n else ("0" if c in grid.race else "[red]0[/]"))
         out.print(cells)
 
 
