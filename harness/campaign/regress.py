@@ -173,7 +173,8 @@ def regress_library(suite: Path, pg: Any) -> Path:
             check=True).stdout.strip())
         lib.mkdir(exist_ok=True)
         lib.chmod(0o755)
-        subprocess.run(["cc", "-O2", "-fPIC", "-shared", f"-I{incdir}", str(source), "-o", str(tmp)],
+        subprocess.run(["cc", "-O2", "-fPIC", "-shared", "-Werror=implicit-function-declaration", f"-I{incdir}",
+                        str(source), "-o", str(tmp)],
                        capture_output=True, text=True, check=True)
         tmp.chmod(0o755)
         os.replace(tmp, lib / _LIBRARY)  # whole or not at all: workers may race to build it
