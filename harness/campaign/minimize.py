@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from generators.regress import split_script
+from generators.regress import SETUP_RULE, split_script
 from generators.workload import Step, Workload
 from harness.campaign.bundle import Bundle, write_bundle
 from harness.campaign.iteration import IterationResult, run_workload
@@ -141,18 +141,22 @@ def minimize_bundle(bundle: Bundle, engines: EngineSet, *, out_dir: Path, max_tr
             return MinimizeResult(len(wl0.steps), len(wl0.steps), oracle.trials, wl0, None,
                                   log=["the bundle's workload no longer diverges"])
 
-        def fails(steps: list[Step]) -> bool:
-            return oracle(wl0.with_steps(steps))
+        # a pg-regress pass's set-up (a fresh regression database, the slot keeping its WAL)
+        # stays: without it a trial would run on what the cluster's last trial left behind
+        frame = [st for st in wl0.steps if st.rule == SETUP_RULE]
 
-        steps, _ = shortest_failing_prefix(wl0.steps, fails)
+        def fails(steps: list[Step]) -> bool:
+            return oracle(wl0.with_steps(frame + steps))
+
+        steps, _ = shortest_failing_prefix([st for st in wl0.steps if st.rule != SETUP_RULE], fails)
         steps, _ = ddmin(steps, fails, max_trials=max(0, max_trials - oracle.trials))
         pieces = [x for st in steps for x in split_script(st)]  # psql scripts (pg-regress files): statements
         if len(pieces) > len(steps) and oracle.trials < max_trials and fails(pieces):
             steps, _ = ddmin(pieces, fails, max_trials=max(0, max_trials - oracle.trials))
         assert oracle.last is not None
         wl, _res, div = oracle.last
-        if list(wl.steps) != steps:  # make sure the bundle shows the final workload's run
-            oracle(wl0.with_steps(steps))
+        if list(wl.steps) != frame + steps:  # make sure the bundle shows the final workload's run
+            oracle(wl0.with_steps(frame + steps))
             wl, _res, div = oracle.last
         div = _trim_records(div)
         out = write_bundle(out_dir, div, workload=wl, seed=wl.seed, settings_label=wl.settings.label(),
