@@ -13,7 +13,9 @@ The rules live by family: ``tables`` (tables and rows), ``sessions``
 ``workouts`` (selftest coverage), and issue 16's breadth: ``storage`` (unlogged
 relations, init forks), ``relations`` (partition moves, upserts, multixacts, large
 objects, TOAST, temp tables), ``databases`` (databases and tablespaces), ``builds``
-(index builds over rows, opclasses, rebuilds); ``model`` holds the model they share. This
+(index builds over rows, opclasses, rebuilds), ``images`` (records with their page image
+applied or only checked: a CHECKPOINT right before them, or wal_consistency_checking);
+``model`` holds the model they share. This
 module is the registry: ``RULES`` (its order and weights fix what a seed
 draws), ``pick_rule``, the profiles and ``build_workload``.
 """
@@ -21,7 +23,8 @@ draws), ``pick_rule``, the profiles and ``build_workload``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from generators.choose import Chooser
 from generators.rules.builds import index_build
@@ -32,6 +35,14 @@ from generators.rules.databases import (
     free_tablespace,
     set_tablespace,
 )
+from generators.rules.images import (
+    brin_image_forms,
+    gist_delete_images,
+    hash_image_forms,
+    heap_lock_updated,
+    heap_vacuum_images,
+    spgist_vacuum_images,
+)
 from generators.rules.indexes import (
     brin_cycle,
     brin_maintenance,
@@ -39,7 +50,9 @@ from generators.rules.indexes import (
     create_index,
     gin_clean,
     gin_posting_tree,
+    gist_page_delete,
     index_scans,
+    inner_split_workout,
     kill_and_refill,
 )
 from generators.rules.maintenance import (
@@ -106,6 +119,7 @@ __all__ = [
     "finish",
     "index_am_workout",
     "pick_rule",
+    "profile_named",
 ]
 
 
@@ -123,6 +137,16 @@ def _has_tables(m: Model) -> bool:
 
 def _ddl_ok(m: Model) -> bool:
     return bool(m.tables) and m.quiet
+
+
+def _once(prefix: str) -> Callable[[Model], bool]:
+    """Quiet, and no table named ``prefix<N>`` yet: a heavy workout (tens of thousands of
+    rows) runs once a workload, however often an aimed profile draws it."""
+    def pre(m: Model) -> bool:
+        return m.quiet and len(m.tables) < 5 and not any(
+            t.name.startswith(prefix) and t.name[len(prefix):].isdigit() for t in m.tables)
+
+    return pre
 
 
 RULES: tuple[Rule, ...] = (
@@ -157,9 +181,11 @@ RULES: tuple[Rule, ...] = (
     # composite rules that reach rare record types
     Rule("kill_and_refill", 2, kill_and_refill, lambda m: _ddl_ok(m) and any(t.indexes for t in m.tables)),
     Rule("lock_chain", 2, lock_chain, lambda m: bool(m.tables) and len(m.idle_sessions()) >= 2),
-    Rule("btree_fastroot", 1, btree_fastroot, lambda m: _ddl_ok(m) and any(
-        ix.am == "btree" for t in m.tables for ix in t.indexes)),
-    Rule("gin_posting_tree", 1, gin_posting_tree, _ddl_ok),
+    # fresh tables of a known shape: fast-root moves and splits, GIN and GiST page deletion
+    Rule("btree_fastroot", 2, btree_fastroot, lambda m: m.quiet and len(m.tables) < 5),
+    Rule("gin_posting_tree", 2, gin_posting_tree, _once("gp")),
+    Rule("gist_page_delete", 2, gist_page_delete, _once("gd")),
+    Rule("inner_split_workout", 2, inner_split_workout, lambda m: m.quiet and len(m.tables) < 5),
     Rule("brin_cycle", 1, brin_cycle, _ddl_ok),
     # == selftest coverage rules (issue 9): each index AM's insert/split/vacuum redo, posting splits ==
     Rule("index_am_workout", 6, index_am_workout, lambda m: m.quiet and len(m.tables) < 5),
@@ -168,6 +194,13 @@ RULES: tuple[Rule, ...] = (
     # issue 20: an insert's cleanup of a full GiST leaf / hash bucket page, freeze plans
     Rule("index_prune_workout", 4, index_prune_workout, lambda m: m.quiet and len(m.tables) < 5),
     # == end of selftest coverage rules ==
+    # == breadth (issue 16): image forms (a CHECKPOINT right before the record, or consistency checking) ==
+    Rule("heap_lock_updated", 1, heap_lock_updated, lambda m: m.quiet and len(m.sessions) >= 2),
+    Rule("heap_vacuum_images", 1, heap_vacuum_images, lambda m: m.quiet),
+    Rule("hash_image_forms", 1, hash_image_forms, lambda m: m.quiet),
+    Rule("brin_image_forms", 1, brin_image_forms, lambda m: m.quiet),
+    Rule("spgist_vacuum_images", 1, spgist_vacuum_images, lambda m: m.quiet),
+    Rule("gist_delete_images", 1, gist_delete_images, lambda m: m.quiet),
     # == breadth (issue 16): init forks ==
     Rule("unlogged_workout", 2, unlogged_workout, lambda m: m.quiet and len(m.tables) < 5),
     Rule("toggle_logged", 1, toggle_logged, _ddl_ok),
@@ -189,14 +222,19 @@ RULES: tuple[Rule, ...] = (
 RULE_NAMES = tuple(r.name for r in RULES)
 
 
-def pick_rule(m: Model, ch: Chooser) -> Rule:
+AIM_FACTOR = 10  # how many times as often an aimed rule (Profile.aim) is drawn
+
+
+def pick_rule(m: Model, ch: Chooser, aim: tuple[str, ...] = ()) -> Rule:
+    """A rule whose precondition holds, drawn by weight; the rules in ``aim`` weigh
+    AIM_FACTOR times as much (without ``aim`` the draws are exactly the unaimed ones)."""
     rules = [r for r in RULES if r.pre(m)]
-    total = sum(r.weight for r in rules)
-    x = ch.integer(0, total - 1)
-    for r in rules:
-        if x < r.weight:
+    weights = [r.weight * (AIM_FACTOR if r.name in aim else 1) for r in rules]
+    x = ch.integer(0, sum(weights) - 1)
+    for r, w in zip(rules, weights, strict=True):
+        if x < w:
             return r
-        x -= r.weight
+        x -= w
     return rules[-1]
 
 @dataclass(frozen=True)
@@ -208,6 +246,8 @@ class Profile:
     max_steps: int
     max_rows: int
     max_sessions: int = 4
+    aim: tuple[str, ...] = ()  # rules drawn AIM_FACTOR times as often: a campaign aimed at their record types
+    settings: tuple[tuple[str, bool | int | str], ...] = ()  # Settings fields fixed instead of drawn
 
 
 PROFILES = {
@@ -215,6 +255,34 @@ PROFILES = {
     "nightly": Profile("nightly", 12, 45, 4000),
     "tiny": Profile("tiny", 2, 5, 200, 2),  # resource-hygiene runs: many short iterations
 }
+
+
+def _setting(name: str, value: str) -> tuple[str, bool | int | str]:
+    kind = {f.name: f.type for f in fields(Settings)}.get(name)
+    if kind is None:
+        raise ValueError(f"no workload setting {name!r} (settings: {', '.join(f.name for f in fields(Settings))})")
+    if kind == "bool":
+        if value not in ("on", "off"):
+            raise ValueError(f"{name}={value}: on or off")
+        return name, value == "on"
+    return name, int(value) if kind == "int" else value
+
+
+def profile_named(name: str) -> Profile:
+    """``ci``, ``nightly``, ``tiny``, or one of them aimed: ``ci@lock_chain,multixact_locks``
+    draws those rules AIM_FACTOR times as often, ``ci@kill_and_refill,wal_log_hints=on`` also
+    fixes a setting (the self-test aims a mutant's campaign at the rules that produce its
+    record types, under the settings that let redo's input carry the state it mishandles)."""
+    base, _, aimed = name.partition("@")
+    if base not in PROFILES:
+        raise ValueError(f"unknown profile {base!r} (one of {', '.join(PROFILES)})")
+    tokens = [a for a in aimed.split(",") if a]
+    aim = tuple(a for a in tokens if "=" not in a)
+    fixed = tuple(_setting(*a.split("=", 1)) for a in tokens if "=" in a)
+    unknown = [a for a in aim if a not in RULE_NAMES]
+    if unknown:
+        raise ValueError(f"profile {name!r} aims at unknown rules {unknown} (rules: {', '.join(RULE_NAMES)})")
+    return replace(PROFILES[base], name=name, aim=aim, settings=fixed) if tokens else PROFILES[base]
 
 
 def draw_settings(ch: Chooser) -> Settings:
@@ -239,12 +307,13 @@ def build_workload(ch: Chooser, profile: Profile, seed: int | None = None,
                    settings: Settings | None = None) -> Workload:
     """Draw a whole workload: settings, sessions, steps."""
     drawn = settings is None
-    settings = settings or draw_settings(ch)
+    fixed: dict[str, Any] = dict(profile.settings)
+    settings = settings or replace(draw_settings(ch), **fixed)
     m = Model([Session() for _ in range(ch.integer(1, profile.max_sessions))], max_rows=profile.max_rows,
               default_fillfactor=settings.fillfactor)
     steps: StepList = create_table(m, ch)
     for _ in range(ch.integer(profile.min_steps, profile.max_steps)):
-        steps += pick_rule(m, ch).fn(m, ch)
+        steps += pick_rule(m, ch, profile.aim).fn(m, ch)
     steps += finish(m)
     if drawn and not settings.wal_consistency_checking and ch.boolean(0.15):
         # consistency-check images (BKPIMAGE_APPLY off) for the index AMs this workload

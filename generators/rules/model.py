@@ -79,6 +79,18 @@ TYPES.update({
     # 64 first characters: an SP-GiST radix tree's first inner tuple lacks some, so
     # later keys add nodes to it (SPGist/ADD_NODE)
     "b64text": _t("text", "encode(sha256({g}::text::bytea), 'base64')", btree="", spgist="text_ops"),
+    # 500-byte btree keys in row order: ~15 to a page, so 250 rows make a three-level btree
+    "padtext": _t("text", "lpad({g}::text, 500, '0')", btree=""),
+    # every row shares keys 1-3: three GIN posting trees of one TID per row
+    "ptreearr": _t("int4[]", "ARRAY[1, 2, 3, {g} % 50]", gin=""),
+    # points on a line in row order: GiST leaves hold contiguous row ranges
+    "linepoint": _t("point", "point({g}, {g})", gist=""),
+    # one 960-character GIN key a row, hex that pglz cannot shrink: ~8 entries to a page,
+    # inner entry pages (they hold the keys too) split after a few dozen rows
+    "widearr": _t("text[]", "ARRAY[(SELECT string_agg(md5(({g} * 131 + i)::text), '') FROM generate_series(1, 30) i)]",
+                  gin=""),
+    # GiST inner keys of 2,024-byte signatures: four to an inner page, which splits every few leaf splits
+    "sigtsv": _t("tsvector", "to_tsvector('simple', 'w' || {g})", gist="tsvector_ops(siglen = 2024)"),
 })
 INDEX_AMS = ("btree", "hash", "gin", "gist", "spgist", "brin", "bloom")
 

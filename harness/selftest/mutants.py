@@ -123,6 +123,13 @@ class Mutant:
     category: str = "data"
     masked: bool = False  # hidden by the consistency masks: only engine-vs-engine can see it
     majors: tuple[int, ...] = (15,)  # the PostgreSQL majors whose table it mutates
+    aim: tuple[str, ...] = ()  # workload rules (generators.rules.RULE_NAMES) that produce its rare record type
+
+    @property
+    def profile_aim(self) -> str:
+        """What ``generators.rules.profile_named`` appends to the campaign's profile: ``@rule,rule``
+        (its campaign draws those rules ten times as often)."""
+        return f"@{','.join(self.aim)}" if self.aim else ""
 
     def applies_to(self, major: int) -> bool:
         return major in self.majors
@@ -185,13 +192,15 @@ class Mutant:
 
 
 def mutant(name: str, rmgr_module: str, info: int, category: str, description: str, mutation: Mutation, *,
-           history: str = "", masked: bool = False, majors: tuple[int, ...] = (15,)) -> Mutant:
+           history: str = "", masked: bool = False, majors: tuple[int, ...] = (15,),
+           aim: tuple[str, ...] = ()) -> Mutant:
     """A catalog entry (the catalog modules' one way to make a Mutant); checks its category."""
     if category not in CATEGORIES:
         raise ValueError(f"mutant {name}: unknown category {category!r}")
     if not majors:
         raise ValueError(f"mutant {name}: no major")
-    return Mutant(name, rmgr_module, info, description, mutation, history, category, masked, tuple(majors))
+    return Mutant(name, rmgr_module, info, description, mutation, history, category, masked, tuple(majors),
+                  tuple(aim))
 
 
 # -- what a routine did ----------------------------------------------------------------------

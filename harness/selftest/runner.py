@@ -15,7 +15,10 @@ most that many trials; the minimized bundle must still show the same
 divergence. Mutation score = caught / total.
 
 Every mutant's campaign seed is ``mutant_seed(name, seed)``: the same mutant
-always gets the same workloads, whatever else runs. A control campaign with
+always gets the same workloads, whatever else runs. A mutant of a record type few
+workloads write (Btree/INSERT_META, Gin/DELETE_PAGE, ...) names the rules that write
+it (``Mutant.aim``): its campaign's profile is aimed at them (``ci@btree_fastroot``,
+``generators.rules.profile_named``: drawn ten times as often). A control campaign with
 no mutant (same budget) measures false alarms: a harness that reports
 divergences without a bug has no score worth reading.
 
@@ -282,7 +285,8 @@ def run_mutant(m: Mutant, cfg: SelftestConfig, workdir: Path,
     es = clone_engines(cfg.engines, mutant=m.name)  # pyredo over the major's table with this mutant's routine
     stats: MutantStats | None = es.mutant_stats
     assert stats is not None
-    fcfg = FuzzConfig(seed=seed, budget=cfg.budget, engines=es, profile=cfg.profile, corpus=corpus,
+    # a mutant of a rarely written record type aims its campaign at the rules that write it
+    fcfg = FuzzConfig(seed=seed, budget=cfg.budget, engines=es, profile=cfg.profile + m.profile_aim, corpus=corpus,
                       cluster=cfg.cluster, interrupts=cfg.interrupts)
 
     def on_iteration(rep: FuzzReport, elapsed: float) -> None:

@@ -27,14 +27,17 @@ def test_same_seed_same_workload() -> None:
 # JSON gained a key). Re-pinned for issue 20: the index_prune_workout and super_delete
 # rules, spgist_radix_labels' VACUUM and weight. A deliberate change to the rules
 # changes these; update them knowingly. Re-pinned for the coverage grid: CHECKPOINTs inside
-# index_am_workout, wal_consistency_checking aimed at the workload's index AMs.
+# index_am_workout, wal_consistency_checking aimed at the workload's index AMs. Re-pinned
+# for the deep index records: btree_fastroot and gin_posting_tree on fresh tables of a known
+# shape, gist_page_delete, inner_split_workout, their weights (pinned with the image-form
+# rules of generators/rules/images.py registered).
 GOLDEN_WORKLOADS = {
-    ("ci", 0): "79900fee41dc385c",
-    ("ci", 1): "15ecc6ebaf57f60f",
-    ("ci", 12345): "652d0796a9d3d8ac",
-    ("nightly", 7): "becc6d736b577b09",
-    ("nightly", 2**40 + 7): "2cc80e7743df6093",
-    ("tiny", 3): "006448bc4bac76de",
+    ("ci", 0): "447c1e8db16824b3",
+    ("ci", 1): "99966d82d42511a3",
+    ("ci", 12345): "270c51830be645c6",
+    ("nightly", 7): "57ce256fe3ac51ed",
+    ("nightly", 2**40 + 7): "51b88036ea127882",
+    ("tiny", 3): "fec9f4c84d4efc7d",
 }
 
 
@@ -175,3 +178,67 @@ def test_most_ci_workloads_reach_a_page_cleanup_or_freeze() -> None:
     prune = sum(any(s.sql.startswith("CREATE INDEX kp") for s in w.steps) for w in wls)  # its tables: kp<n>
     freeze = sum(any("VACUUM (FREEZE)" in s.sql for s in w.steps) for w in wls)
     assert prune >= 50 and freeze >= 40, (prune, freeze)
+
+
+def test_deep_index_rules_delete_a_page_that_can_go() -> None:
+    """The deep index records come from a known shape: btree_fastroot deletes the rows under
+    the root's first child only (the level's leftmost page goes, its rightmost sibling becomes
+    the fast root), then grows past the rows it kept; gin_posting_tree and gist_page_delete
+    delete a middle range (GIN never deletes a posting tree's leftmost or rightmost leaf, GiST
+    keeps the root's last downlink). The model holds each fresh table and its index."""
+    import re
+
+    from generators.choose import RandomChooser
+    from generators.rules import Model, Session
+    from generators.rules.indexes import (
+        _FASTROOT_SHAPES,
+        btree_fastroot,
+        gin_posting_tree,
+        gist_page_delete,
+    )
+
+    shapes: set[str] = set()
+    wcc = 0
+    for seed in range(40):
+        m = Model(sessions=[Session()])
+        sql = [s.sql for s in btree_fastroot(m, RandomChooser(seed))]
+        kind = "padtext" if m.tables[-1].columns[0].kind == "padtext" else "int8"
+        shapes.add(kind)
+        n, dead, more = _FASTROOT_SHAPES[kind]
+        fills = [tuple(map(int, re.search(r"generate_series\((\d+), (\d+)", s).groups()))  # type: ignore[union-attr]
+                 for s in sql if s.startswith("INSERT")]
+        assert fills == [(1, n), (n + 1, n + more)], sql
+        assert f"WHERE id <= {dead}" in next(s for s in sql if s.startswith("DELETE")) and dead < n
+        vacuum = next(i for i, s in enumerate(sql) if s.startswith("VACUUM (INDEX_CLEANUP ON)"))
+        assert vacuum < max(i for i, s in enumerate(sql) if s.startswith("INSERT"))
+        assert m.tables[-1].indexes[0].am == "btree" and m.tables[-1].next_id == n + more + 1
+        wcc += any("'wal_consistency_checking', 'btree'" in s for s in sql)
+        for rule in (gin_posting_tree, gist_page_delete):
+            m = Model(sessions=[Session()])
+            sql = [s.sql for s in rule(m, RandomChooser(seed))]
+            t = m.tables[-1]
+            lo, hi = map(int, re.search(r"BETWEEN (\d+) AND (\d+)", next(  # type: ignore[union-attr]
+                s for s in sql if s.startswith("DELETE"))).groups())
+            assert 1 < lo < hi < t.next_id - 1 and sql[-1 if "VACUUM" in sql[-1] else -2].startswith("VACUUM")
+            assert [ix.am for ix in t.indexes] == [rule.__name__.split("_")[0]]
+    assert shapes == {"int8", "padtext"} and 0 < wcc < 40
+
+
+def test_inner_split_workout_makes_wide_inner_keys() -> None:
+    """GIN entry keys of 960 hex characters (incompressible: pglz would shrink a padded key
+    and the inner pages would never fill) and GiST tsvector signatures of 2,024 bytes."""
+    from generators.choose import RandomChooser
+    from generators.rules import Model, Session
+    from generators.rules.indexes import inner_split_workout
+
+    ams = set()
+    for seed in range(20):
+        m = Model(sessions=[Session()])
+        sql = [s.sql for s in inner_split_workout(m, RandomChooser(seed))]
+        t = m.tables[-1]
+        am = t.indexes[0].am
+        ams.add(am)
+        assert t.columns[0].kind == {"gin": "widearr", "gist": "sigtsv"}[am]
+        assert ("siglen = 2024" in sql[1]) is (am == "gist") and ("fastupdate = off" in sql[1]) is (am == "gin")
+        assert t.next_id > (300 if am == "gin" else 3000)
+    assert ams == {"gin", "gist"}

@@ -312,3 +312,36 @@ def test_a_known_postgresql_issue_is_neither_a_catch_nor_a_false_alarm(monkeypat
     found.pop()
     run = runner.campaign_to_first_catch(FuzzConfig(iterations=1), lambda d: False)
     assert run.first is None and run.false_alarms == 0
+
+
+def test_aimed_mutants_name_rules_that_exist() -> None:
+    """A mutant of a record type few workloads write aims its campaign at the rules that
+    write it (``Mutant.aim`` -> the profile ``ci@rule,...``): every name must be a rule, or
+    the campaign's first workload fails; the deep index records' mutants are aimed."""
+    from generators.rules import RULE_NAMES, profile_named
+
+    aimed = {m.name: m for m in CATALOG.values() if m.aim}
+    assert {"btree_insert_meta_skips_metapage", "btree_unlink_page_meta_loses_leaf", "gin_delete_page_no_delete_xid",
+            "gist_page_delete_keeps_downlink"} <= set(aimed)
+    for m in aimed.values():
+        assert set(m.aim) <= set(RULE_NAMES), m.name
+        assert profile_named("ci" + m.profile_aim).aim == m.aim
+    assert next(m for m in CATALOG.values() if not m.aim).profile_aim == ""
+
+
+def test_an_aimed_mutant_campaign_runs_the_aimed_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """run_mutant hands the campaign the profile aimed at the mutant's rules; an unaimed
+    mutant's campaign keeps the plain profile (its workloads are the unaimed ones)."""
+    from harness.selftest import runner
+
+    seen: list[str] = []
+
+    def fake_campaign(fcfg: Any, attributed: Any, on_iteration: Any = None) -> runner.CampaignRun:
+        seen.append(fcfg.profile)
+        return runner.CampaignRun()
+
+    monkeypatch.setattr(runner, "campaign_to_first_catch", fake_campaign)
+    cfg = runner.SelftestConfig(budget=1.0, engines=EngineSet(names=("pyredo",)), control=False)
+    for name in ("gist_page_delete_keeps_downlink", "btree_newroot_no_root_flag"):
+        runner.run_mutant(get(name), cfg, tmp_path)
+    assert seen == ["ci@gist_page_delete", "ci"]

@@ -37,7 +37,7 @@ MUTANTS.append(mutant(
     "btree_xlog_insert (INSERT_META) forgets _bt_restore_meta: the metapage keeps the old "
     "root / fast root",
     helper("_bt_restore_meta", lambda orig: lambda ctx, block_id: None),
-    majors=(15, 16, 17, 18),
+    majors=(15, 16, 17, 18), aim=("btree_fastroot",),
 ))
 
 
@@ -140,7 +140,7 @@ MUTANTS.append(mutant(
             "2016-09-07): \"For Btree/UNLINK_PAGE_META, btpo_flags are different. In backup "
             "page, BTP_DELETED and BTP_LEAF both the flags are set\" — replay rebuilt the "
             "deleted page without BTP_LEAF; btree_xlog_unlink_page now re-adds it for leaves.",
-    majors=(15, 16, 17, 18),
+    majors=(15, 16, 17, 18), aim=("btree_fastroot",),
 ))
 
 

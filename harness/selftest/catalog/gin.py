@@ -85,7 +85,7 @@ MUTANTS.append(mutant(
             "from being reclaimed too early\" added deleteXid to ginxlogDeletePage so that replay "
             "stores it on the deleted page; gin_mask masks deleted pages' contents, so only the "
             "engine comparison can see a replay that forgets it.",
-    majors=(15, 16, 17, 18),
+    majors=(15, 16, 17, 18), aim=("gin_posting_tree",),
 ))
 MUTANTS.append(mutant(
     "gin_insert_listpage_no_fullrow", "gin", 0x70, "flag",

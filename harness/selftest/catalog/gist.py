@@ -35,7 +35,7 @@ MUTANTS.append(mutant(
     "gist_page_delete_keeps_downlink", "gist", 0x60, "link",
     "gistRedoPageDelete marks the leaf deleted but leaves its downlink in the parent",
     helper("PageIndexTupleDelete", lambda orig: lambda page, offnum: None),
-    majors=(15, 16, 17, 18),
+    majors=(15, 16, 17, 18), aim=("gist_page_delete",),
 ))
 
 # What 16 changed in gistRedoDeleteRecord is where the offsets are: gistxlogDelete gained

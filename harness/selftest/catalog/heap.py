@@ -199,7 +199,7 @@ MUTANTS.append(mutant(
     "heap_xlog_confirm writes the confirmed TID into the neighbouring tuple's t_ctid; the "
     "speculative tuple keeps whatever t_ctid it had (off-by-one line pointer)",
     around(_confirm_before, _confirm_wrong_tuple),
-    majors=(15, 16, 17, 18),
+    majors=(15, 16, 17, 18), aim=("upsert_workout", "upsert"),
 ))
 
 
