@@ -230,6 +230,8 @@ def _selftest_c(budget: float, only: tuple[str, ...], report_path: Path | None, 
             if m.history:
                 click.echo(textwrap.fill(f"history: {m.history}", 76, initial_indent="    ",
                                          subsequent_indent="    "))
+            if m.aim:
+                click.echo(f"    aimed: profile {profile}{m.profile_aim}")
         sys.exit(EXIT_OK)
     if pg_bindir is not None or (pg_major is not None and int(pg_major) != MAJOR):
         fail_setup(f"--c builds PostgreSQL {MAJOR} itself (the patches are against its source): "

@@ -15,6 +15,13 @@ reverted and the server rebuilt. Recorded per mutant: caught, seconds and iterat
 to the catch, the record type of the first divergence, the rebuild seconds, and
 (with ``minimize_trials``) the minimized case size.
 
+A mutant whose record types few workloads produce (Heap2/LOCK_UPDATED, Gin/DELETE_PAGE)
+names the workload rules that produce them (``CMutant.aim``): its campaign draws them ten
+times as often (the profile ``ci@rule,...``, ``generators.rules.profile_named``), and fixes
+the settings without which redo never meets the state the patch mishandles
+(``wal_log_hints=on``: a hint's full-page image); the others run the profile's ordinary
+workloads. The report's ``probe.profile`` names the profile a mutant ran.
+
 A control campaign on the unpatched build counts false alarms. The report is the
 Python self-test's (``harness.selftest.runner.SelftestReport``, ``kind: "c"``), so
 ``redodiff report`` renders it the same way.
@@ -119,7 +126,7 @@ def run_c_mutant(m: CMutant, cfg: CSelftestConfig, work: BuildPlan, clean: Engin
             if progress:
                 progress("rebuilt", (m, rebuild))
             es = cfg.engines(from_bindir(work.bindir, f"redodiff pg build {work.name} + {m.name}"))
-            fcfg = FuzzConfig(seed=seed, budget=cfg.budget, engines=es, profile=cfg.profile,
+            fcfg = FuzzConfig(seed=seed, budget=cfg.budget, engines=es, profile=cfg.profile + m.profile_aim,
                               corpus=workdir / m.name, cluster=cfg.cluster, interrupts=cfg.interrupts)
 
             def attributed(d: CampaignDivergence) -> bool | None:
@@ -136,7 +143,7 @@ def run_c_mutant(m: CMutant, cfg: CSelftestConfig, work: BuildPlan, clean: Engin
             try:
                 run = campaign_to_first_catch(fcfg, attributed, confirm=reproduced)
                 interrupted = run.record(res)
-                res.probe = {"unconfirmed": run.unconfirmed}
+                res.probe = {"unconfirmed": run.unconfirmed, "profile": fcfg.profile}
                 if run.first is not None and cfg.minimize_trials > 0 and run.first[2].bundle and not interrupted:
                     if progress:
                         progress("minimize", m.name)

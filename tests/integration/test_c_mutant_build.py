@@ -3,9 +3,10 @@ rebuilt incrementally, a campaign with that build as the subject catches it, the
 tree is clean again afterwards, and the gate fails on the patched build and passes on
 the unpatched one.
 
-Needs the source build in the cache (``redodiff pg build``: minutes on 2 cores; CI
-builds it, see ./dev). Without it the test is skipped, unless REDODIFF_PG_BUILD=1 asks
-it to build.
+Needs the source build in the cache (``redodiff pg build``: minutes on 2 cores). ``./dev
+setup`` and ``./dev test`` build it (reused once cached), so CI runs this test; .ci/run sets
+REDODIFF_PG_BUILD=1, which makes this test build rather than skip when the build is missing.
+Elsewhere, without the build, the test is skipped.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from generators import generate
+from generators.rules import PROFILES, RULE_NAMES, profile_named
+from generators.workload import Workload
 from harness.clusters import pgbuild
 from harness.clusters.pgsource import cache_root, source_version
 from harness.selftest.c_mutants import CATALOG, MUTANTS, PATCHES, get
@@ -50,6 +53,39 @@ def test_metadata_complete(name: str) -> None:
     assert 0 < len(changed) <= 6, f"{name}: a mutant is a few lines, not {len(changed)}"
     if m.history:
         assert re.search(r"commit [0-9a-f]{7,}|release notes|PostgreSQL \d|20\d\d", m.history)
+    rules = tuple(a for a in m.aim if "=" not in a)
+    assert set(rules) <= set(RULE_NAMES), f"{name}: aims at rules that do not exist: {set(rules) - set(RULE_NAMES)}"
+    assert profile_named("ci" + m.profile_aim).aim == rules  # and its settings exist (else ValueError)
+
+
+def _lock_chains(wl: Workload) -> int:
+    """How many times ``lock_chain`` ran in ``wl``: a FOR KEY SHARE right after another
+    session's UPDATE in an open transaction (the rule's signature; multixact_locks has none)."""
+    s = wl.steps
+    return sum(1 for i in range(1, len(s) - 1) if s[i].sql.endswith("FOR KEY SHARE") and s[i - 1].sql.startswith(
+        "UPDATE") and s[i - 1].session != s[i].session and s[i + 1].sql in ("COMMIT", "ROLLBACK"))
+
+
+def test_an_aimed_profile_draws_its_rules_more_often_and_the_plain_one_is_unchanged() -> None:
+    assert profile_named("ci") is PROFILES["ci"]
+    aimed = profile_named("ci@lock_chain,multixact_locks")
+    assert aimed.aim == ("lock_chain", "multixact_locks") and aimed.max_steps == PROFILES["ci"].max_steps
+    with pytest.raises(ValueError, match="unknown rules"):
+        profile_named("ci@no_such_rule")
+    with pytest.raises(ValueError, match="unknown profile"):
+        profile_named("huge")
+    seeds = range(1000, 1120)
+    plain = sum(_lock_chains(generate(s, "ci")) for s in seeds)
+    more = sum(_lock_chains(generate(s, "ci@lock_chain")) for s in seeds)
+    assert more >= 3 * max(plain, 1), (plain, more)
+    assert [generate(s, "ci") for s in seeds[:5]] == [generate(s, "ci@") for s in seeds[:5]]
+    fixed = [generate(s, "ci@checkpoint,wal_log_hints=on,full_page_writes=on").settings for s in seeds]
+    assert all(st.wal_log_hints and st.full_page_writes for st in fixed)
+    assert not all(generate(s, "ci").settings.wal_log_hints for s in seeds)
+    with pytest.raises(ValueError, match="no workload setting"):
+        profile_named("ci@wal_log_hintz=on")
+    with pytest.raises(ValueError, match="on or off"):
+        profile_named("ci@wal_log_hints=yes")
 
 
 def test_no_orphan_patches() -> None:

@@ -37,6 +37,14 @@ class CMutant:
     description: str
     masked: bool = False
     history: str = ""  # the upstream fix it undoes (commit / release note, version), if any
+    # what its campaign aims at (generators.rules.profile_named): the workload rules that produce its
+    # rare record types, and settings ("wal_log_hints=on") without which redo never meets the state it breaks
+    aim: tuple[str, ...] = ()
+
+    @property
+    def profile_aim(self) -> str:
+        """What ``generators.rules.profile_named`` appends to the campaign's profile: ``@rule,rule``."""
+        return f"@{','.join(self.aim)}" if self.aim else ""
 
     @property
     def patch(self) -> Path:
@@ -53,7 +61,8 @@ class CMutant:
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "file": self.file, "function": self.function,
                 "record_types": list(self.record_types), "category": self.category, "masked": self.masked,
-                "description": self.description, "history": self.history, "patch": str(self.patch)}
+                "description": self.description, "history": self.history, "aim": list(self.aim),
+                "patch": str(self.patch)}
 
 
 H, B, HS = "src/backend/access/heap/heapam.c", "src/backend/access/nbtree/nbtxlog.c", "src/backend/access/hash/hash_xlog.c"
@@ -74,7 +83,8 @@ MUTANTS: tuple[CMutant, ...] = (
             masked=True, history=A4D357BF),
     CMutant("heap_lock_updated_keeps_xmax_bits", H, "heap_xlog_lock_updated", ("Heap2/LOCK_UPDATED",), "flag",
             "heap_xlog_lock_updated no longer clears the old xmax bits (as heap_lock_keeps_xmax_bits, for locks "
-            "on a later version of an updated row)", masked=True, history=A4D357BF),
+            "on a later version of an updated row)", masked=True, history=A4D357BF,
+            aim=("lock_chain", "multixact_locks")),
     CMutant("heap_lock_breaks_update_chain", H, "heap_xlog_lock", ("Heap/LOCK",), "link",
             "heap_xlog_lock resets t_ctid to the tuple itself and clears HEAP_HOT_UPDATED even when the "
             "tuple's xmax is an update, not only a lock: the update chain is cut",
@@ -125,7 +135,11 @@ MUTANTS: tuple[CMutant, ...] = (
             "flag", "hash_xlog_vacuum_one_page leaves LH_PAGE_HAS_DEAD_TUPLES set (masked)", masked=True,
             history="PostgreSQL commit 953477ca (2017, Robert Haas; patch by Ashutosh Sharma) \"Fixes for "
                     "single-page hash index vacuum\": clear LH_PAGE_HAS_DEAD_TUPLES during replay, as btree "
-                    "does; an oversight of 6977b8b7, fixed before PostgreSQL 10.0"),
+                    "does; an oversight of 6977b8b7, fixed before PostgreSQL 10.0",
+            # the flag is set without WAL (_hash_kill_items): only a hint's full-page image (XLOG/FPI_FOR_HINT,
+            # wal_log_hints or checksums, full_page_writes) taken after a checkpoint carries it into redo
+            aim=("index_prune_workout", "kill_and_refill", "checkpoint", "index_scans", "wal_log_hints=on",
+                 "full_page_writes=on")),
     CMutant("hash_split_cleanup_flag_kept", HS, "hash_xlog_split_cleanup", ("Hash/SPLIT_CLEANUP",), "flag",
             "hash_xlog_split_cleanup does not clear LH_BUCKET_NEEDS_SPLIT_CLEANUP on the old bucket"),
     CMutant("gin_incomplete_split_not_cleared", G, "ginRedoClearIncompleteSplit",
@@ -134,12 +148,13 @@ MUTANTS: tuple[CMutant, ...] = (
             "downlink is inserted"),
     CMutant("gin_delete_page_left_rightlink", G, "ginRedoDeletePage", ("Gin/DELETE_PAGE",), "link",
             "ginRedoDeletePage does not point the left sibling's rightlink past the deleted page",
+            aim=("gin_posting_tree",),
             history="The GIN replay fix of 2007 (Teodor Sigaev, back-patched to 8.2): \"there was wrong test of "
                     "XLR_BKP_BLOCK_* for left page after deletion of page. That causes wrong rightlink field: "
                     "it pointed to deleted page\""),
     CMutant("gin_delete_page_no_delete_xid", G, "ginRedoDeletePage", ("Gin/DELETE_PAGE",), "data",
             "ginRedoDeletePage forgets to store deleteXid on the deleted page (gin_mask masks deleted pages)",
-            masked=True,
+            masked=True, aim=("gin_posting_tree",),
             history="PostgreSQL commit 52ac6cd2d0 (2018, Alexander Korotkov) \"Prevent GIN deleted pages from "
                     "being reclaimed too early\" added deleteXid to ginxlogDeletePage so that replay stores it "
                     "on the deleted page"),
