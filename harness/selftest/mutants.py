@@ -123,7 +123,9 @@ class Mutant:
     category: str = "data"
     masked: bool = False  # hidden by the consistency masks: only engine-vs-engine can see it
     majors: tuple[int, ...] = (15,)  # the PostgreSQL majors whose table it mutates
-    aim: tuple[str, ...] = ()  # workload rules (generators.rules.RULE_NAMES) that produce its rare record type
+    # workload rules (generators.rules.RULE_NAMES) that produce its rare record type, and
+    # the settings (name=value) it needs
+    aim: tuple[str, ...] = ()
 
     @property
     def profile_aim(self) -> str:

@@ -35,7 +35,7 @@ MUTANTS.append(mutant(
     "ginRedoUpdateMetapage appends the row's tuples to the pending-list tail page but does not "
     "count the heap tuple in its maxoff",
     helper("GinPageSetMaxoff", lambda orig: lambda page, maxoff: None),
-    majors=(15, 16, 17, 18),
+    majors=(15, 16, 17, 18), aim=("index_am_workout", "full_page_writes=off"),
 ))
 
 GinPostingListSegmentMinSize = 128  # gindatapage.c: Min 128, Target 256, Max 384

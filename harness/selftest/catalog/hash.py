@@ -102,7 +102,7 @@ MUTANTS.append(mutant(
     "hash_xlog_add_ovfl_page allocates the overflow page from a new bit but does not count "
     "it in the metapage's hashm_spares[ovflpoint]",
     around(_spare_before, _spare_restore),
-    majors=(15, 16, 17, 18),
+    majors=(15, 16, 17, 18), aim=("hash_image_forms", "full_page_writes=off"),
 ))
 
 

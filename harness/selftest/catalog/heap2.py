@@ -141,7 +141,7 @@ MUTANTS.append(mutant(
     "heap2_lock_updated_keeps_xmax", "heap2", 0x60, "data",
     "heap_xlog_lock_updated sets the lock's infomask bits but keeps the tuple's old xmax",
     around(_xmax_before, _restore_xmax),
-    majors=(15, 16, 17, 18),
+    majors=(15, 16, 17, 18), aim=("heap_lock_updated", "lock_chain", "multixact_locks"),
 ))
 
 
