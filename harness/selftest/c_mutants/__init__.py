@@ -160,7 +160,7 @@ MUTANTS: tuple[CMutant, ...] = (
                     "on the deleted page"),
     CMutant("gin_pending_tail_maxoff_not_counted", G, "ginRedoUpdateMetapage", ("Gin/UPDATE_META_PAGE",), "meta",
             "ginRedoUpdateMetapage appends tuples to the pending list's tail page without counting them in "
-            "its maxoff"),
+            "its maxoff", aim=("index_am_workout", "full_page_writes=off")),
     CMutant("gist_follow_right_kept", GI, "gistRedoClearFollowRight", ("Gist/PAGE_UPDATE", "Gist/PAGE_SPLIT"),
             "flag", "gistRedoClearFollowRight sets the child's NSN but leaves F_FOLLOW_RIGHT set"),
     CMutant("gist_leaf_delete_no_tuples_deleted_flag", GI, "gistRedoPageUpdateRecord", ("Gist/PAGE_UPDATE",),
