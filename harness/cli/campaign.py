@@ -15,6 +15,8 @@ from harness.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     PG_MAJORS,
+    PROFILE,
+    PROFILE_HELP,
     _engine_set,
     _parse_shard,
     cluster_option,
@@ -51,8 +53,7 @@ from oracles.pgbin import SetupError
 @walredo_docker_option
 @tag_layout_option
 @cluster_option
-@click.option("--profile", type=click.Choice(["ci", "nightly"]), default="ci", show_default=True,
-              help="Workload size: ci (short) or nightly (longer, more steps).")
+@click.option("--profile", type=PROFILE, default="ci", show_default=True, help=PROFILE_HELP)
 @click.option("--corpus", type=click.Path(file_okay=False, path_type=Path),
               help="Keep bundles (corpus/bundles), diverging seeds (corpus/seeds) and running coverage here.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here.")
@@ -234,7 +235,7 @@ def _fuzz_outputs(reps: list[Any], report_path: Path | None, junit_path: Path | 
 @click.command()
 @click.argument("bundle", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--seed", type=int, help="Instead of a bundle: rerun the workload of this (iteration) seed.")
-@click.option("--profile", type=click.Choice(["ci", "nightly"]), default="ci", show_default=True)
+@click.option("--profile", type=PROFILE, default="ci", show_default=True, help=PROFILE_HELP)
 @click.option("--workload", "rerun", is_flag=True, help="Rerun the bundle's workload end to end on a fresh cluster.")
 @engine_option
 @walredo_cmd_option

@@ -43,6 +43,27 @@ class LsnType(click.ParamType):
 LSN = LsnType()
 
 
+class ProfileType(click.ParamType):
+    """A workload profile: ``ci``, ``nightly``, or one aimed (``ci@lock_chain,wal_log_hints=on``:
+    those rules drawn ten times as often, those settings fixed; what a selftest mutant's
+    campaign runs, so its seed replays with ``replay --seed S --profile ...``)."""
+
+    name = "PROFILE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from generators.rules import profile_named
+
+        try:
+            return profile_named(value).name
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+PROFILE = ProfileType()
+PROFILE_HELP = ("Workload size: ci (short) or nightly (longer, more steps); PROFILE@RULE,...,SETTING=VALUE "
+                "aims it (those rules drawn 10x as often, those settings fixed), as a selftest campaign does.")
+
+
 def fail_setup(message: str) -> NoReturn:
     # soft_wrap: never break a line inside a command or a GRANT the user will copy
     err.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True, highlight=False)

@@ -229,3 +229,18 @@ def test_check_install_dirs_refuses_to_write_outside_the_prefix(tmp_path: Path) 
     makefile("/usr/lib/postgresql/15/lib")  # what Debian's 50-per-version-dirs.patch does to other libdirs
     with pytest.raises(SetupError, match="outside"):
         pgbuild.check_install_dirs(p)
+
+
+def test_an_aimed_profile_is_a_valid_cli_profile_and_a_wrong_one_is_refused() -> None:
+    """A selftest campaign's aimed profile replays by seed: ``--profile`` takes what
+    ``profile_named`` takes and names the unknown rule otherwise."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+    from harness.cli.common import PROFILE
+
+    assert PROFILE.convert("ci@lock_chain,wal_log_hints=on", None, None) == "ci@lock_chain,wal_log_hints=on"
+    res = CliRunner().invoke(main, ["replay", "--seed", "1", "--profile", "ci@no_such_rule"])
+    assert res.exit_code == 2 and "unknown rules ['no_such_rule']" in res.output
+    res = CliRunner().invoke(main, ["fuzz", "--profile", "weekly"])
+    assert res.exit_code == 2 and "unknown profile 'weekly'" in res.output
