@@ -21,6 +21,8 @@ from pyredo.xlogutils import BlkAction, RedoContext, RedoFn
 
 __all__ = ["RedoEngine"]
 
+_NEEDS_REDO = BlkAction.BLK_NEEDS_REDO
+
 
 def _routine_name(routine: RedoFn) -> str:
     """The routine's name, also through functools.partial (a mutant)."""
@@ -44,6 +46,8 @@ class RedoEngine:
         self.table = table
         self.hint_bits_logged = hint_bits_logged
         self.server_version_num = server_version_num
+        self._routines: dict[tuple[int, int], RedoFn] = {}
+        self._routines_of: RmgrTable | None = None
 
     def redo_is_before(self, version_num: int) -> bool:
         """True when the server mirrored is older than ``version_num`` (a minor
@@ -76,7 +80,12 @@ class RedoEngine:
 
     def apply(self, tag: BufferTag, page: bytearray, rec: DecodedXLogRecord) -> None:
         """Apply one record to the target page in place."""
-        routine = self.table.routine(rec.rmid, rec.info, rec.lsn)
+        table = self.table
+        if table is not self._routines_of:  # the routine by (rmid, info), looked up once per table
+            self._routines, self._routines_of = {}, table
+        routine = self._routines.get((rec.rmid, rec.info))
+        if routine is None:
+            routine = self._routines[rec.rmid, rec.info] = table.routine(rec.rmid, rec.info, rec.lsn)
         ctx = RedoContext(self, rec, tag, page)
         try:
             routine(ctx)
@@ -88,5 +97,5 @@ class RedoEngine:
         except Exception as e:  # IndexError, struct.error ... on bad input: never untyped
             raise ctx.error(f"redo routine {_routine_name(routine)} failed: "
                             f"{type(e).__name__}: {e}") from e
-        if not ctx.lsn_kept and BlkAction.BLK_NEEDS_REDO in ctx.actions.values():
+        if not ctx.lsn_kept and _NEEDS_REDO in ctx.actions.values():
             bufpage.PageSetLSN(page, ctx.lsn)

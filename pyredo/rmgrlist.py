@@ -120,6 +120,8 @@ class RmgrTable:
     major: int  # the PostgreSQL major whose redo this table mirrors
     rows: Mapping[int, RmgrEntry]
     injectable: tuple[InjectableHelper, ...] = field(default=())
+    # record_type's answers by (rmid, info): asked for every record of a check
+    _type_names: dict[tuple[int, int], str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- lookups ----------------------------------------------------------------------
     def __iter__(self) -> Iterator[RmgrEntry]:
@@ -162,7 +164,11 @@ class RmgrTable:
 
     def record_type(self, rec: DecodedXLogRecord) -> str:
         """``Rmgr/TYPE`` of a record, the key of coverage and report tables."""
-        return self.type_name(rec.rmid, rec.info)
+        key = (rec.rmid, rec.info)
+        name = self._type_names.get(key)
+        if name is None:
+            name = self._type_names[key] = self.type_name(rec.rmid, rec.info)
+        return name
 
     def type_name(self, rmid: int, info: int) -> str:
         r = self.rows.get(rmid)

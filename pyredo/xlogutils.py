@@ -35,8 +35,10 @@ from typing import Any, Protocol
 from pyredo import BLCKSZ
 from pyredo.errors import ImageError, PyredoError, RedoError
 from pyredo.page import bufpage
+from pyredo.page.bufpage import OFF_UPPER
 from pyredo.wal.image import restore_block_image as _restore_block_image
 from pyredo.wal.record import (
+    BKPBLOCK_WILL_INIT,
     VISIBILITYMAP_FORKNUM,
     BufferTag,
     DecodedBkpBlock,
@@ -83,6 +85,7 @@ RBM_ZERO_AND_CLEANUP_LOCK = ReadBufferMode.RBM_ZERO_AND_CLEANUP_LOCK
 RBM_ZERO_ON_ERROR = ReadBufferMode.RBM_ZERO_ON_ERROR
 _ZERO_MODES = (RBM_ZERO_AND_LOCK, RBM_ZERO_AND_CLEANUP_LOCK)
 
+_BLOCK_DATA = tuple(f"block {i} data" for i in range(33))  # a cursor's source, by block_id
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -103,7 +106,7 @@ class RecordCursor:
 
     def __init__(self, data: bytes | bytearray | memoryview, source: str = "main data", *,
                  error: Callable[[str], PyredoError] | None = None) -> None:
-        self.data = bytes(data)
+        self.data = data if type(data) is bytes else bytes(data)
         self.pos = 0
         self.source = source
         self._error: Callable[[str], PyredoError] = error if error is not None else RedoError
@@ -146,6 +149,10 @@ class RecordCursor:
     def unpack(self, st: struct.Struct, what: str, *, size: int | None = None) -> tuple[Any, ...]:
         """The struct at the current position. ``size`` < ``st.size`` reads a
         struct whose tail padding is not logged (the rest reads as zeros)."""
+        pos = self.pos
+        if size is None and pos >= 0 and pos + st.size <= len(self.data):  # the common case, checked inline
+            self.pos = pos + st.size
+            return st.unpack_from(self.data, pos)
         need = st.size if size is None else size
         self.need(need, what)
         if need < st.size:
@@ -250,7 +257,8 @@ class RedoContext:
     def block_tag(self, block_id: int) -> BufferTag:
         """XLogRecGetBlockTag: the block the record names as ``block_id`` (an error,
         as in C, when it names none)."""
-        return self._block(block_id).tag
+        blk = self.record.blocks.get(block_id)
+        return (blk if blk is not None else self._block(block_id)).tag
 
     def is_target(self, block_id: int) -> bool:
         blk = self.record.blocks.get(block_id)
@@ -268,16 +276,19 @@ class RedoContext:
         The action taken is kept in ``actions[block_id]`` for routines that
         branch on it (BLK_RESTORED, BLK_DONE ...).
         """
-        blk = self._block(block_id)
+        blk = self.record.blocks.get(block_id)
+        if blk is None:
+            blk = self._block(block_id)  # raises
         if blk.tag != self.tag:
             self.actions[block_id] = BlkAction.NOT_TARGET
             return None
         self._in_hand = block_id
-        zeromode = mode in _ZERO_MODES
-        if blk.will_init and not zeromode:
+        zeromode = mode is not RBM_NORMAL and mode in _ZERO_MODES
+        will_init = blk.flags & BKPBLOCK_WILL_INIT != 0
+        if will_init and not zeromode:
             raise self.error("block with WILL_INIT flag in WAL record must be zeroed by redo routine",
                              block_id=block_id)
-        if not blk.will_init and zeromode:
+        if not will_init and zeromode:
             raise self.error("block to be initialized in redo routine must be marked with "
                              "WILL_INIT flag in the WAL record", block_id=block_id)
         if blk.apply_image:
@@ -287,7 +298,7 @@ class RedoContext:
         page = self.page
         if zeromode:
             page[:] = bytes(BLCKSZ)
-        elif mode is RBM_NORMAL and bufpage.PageIsNew(page):
+        elif mode is RBM_NORMAL and not (page[OFF_UPPER] or page[OFF_UPPER + 1]):  # PageIsNew
             # XLogReadBufferExtended: an uninitialized page counts as missing
             self.actions[block_id] = BlkAction.BLK_NOTFOUND
             return None
@@ -361,7 +372,9 @@ class RedoContext:
         def error(message: str) -> RedoError:
             return self.error(message, block_id=block_id)
 
-        return RecordCursor(self.record.block_data(block_id), f"block {block_id} data", error=error)
+        blk = self.record.blocks.get(block_id)
+        source = _BLOCK_DATA[block_id] if 0 <= block_id < len(_BLOCK_DATA) else f"block {block_id} data"
+        return RecordCursor(blk.data if blk is not None else b"", source, error=error)
 
     @property
     def info(self) -> int:

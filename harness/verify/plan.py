@@ -180,18 +180,30 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
     copied: dict[tuple[int, int], int] = {}  # (spc, db) -> LSN of its Database/CREATE_FILE_COPY
     made: set[RelFileNode] = set()  # relations a Storage/CREATE made after such a copy
     n = 0
+    rows = PG15.rows
+    implicit = {rmid: row.implicit_tags for rmid, row in rows.items() if row.implicit_tags is not None}
+    owners: dict[int, str] = {}  # rmgr name by rmid, looked up once each
     for rec in records:
         n += 1
-        fc = _file_copied(rec)
-        if fc is not None:
-            copied[fc] = rec.lsn
-        elif copied and rec.rmid == RM_SMGR_ID and rec.info & XLR_RMGR_INFO_MASK == XLOG_SMGR_CREATE \
-                and len(rec.main_data) >= _SMGR_CREATE.size:
-            made.add(RelFileNode(*_SMGR_CREATE.unpack_from(rec.main_data)[:3]))
-        rmgr = PG15.get(rec.rmid)
+        rmid = rec.rmid
+        if rmid in (RM_DBASE_ID, RM_SMGR_ID):
+            fc = _file_copied(rec)
+            if fc is not None:
+                copied[fc] = rec.lsn
+            elif copied and rmid == RM_SMGR_ID and rec.info & XLR_RMGR_INFO_MASK == XLOG_SMGR_CREATE \
+                    and len(rec.main_data) >= _SMGR_CREATE.size:
+                made.add(RelFileNode(*_SMGR_CREATE.unpack_from(rec.main_data)[:3]))
         tags = [blk.tag for blk in rec.blocks.values()]
-        if rmgr is not None and rmgr.implicit_tags is not None:
-            tags.extend(t for t in rmgr.implicit_tags(rec) if t not in tags)
+        implicit_tags = implicit.get(rmid)
+        if implicit_tags is not None:
+            extra = implicit_tags(rec)
+            if extra:
+                tags.extend(t for t in extra if t not in tags)
+        owner = None
+        if rmid != RM_XLOG_ID:
+            owner = owners.get(rmid)
+            if owner is None:
+                owner = owners[rmid] = PG15.rmgr_name(rmid)
         for tag in tags:
             if tag.fork == INIT_FORKNUM:
                 unlogged.add(tag.rnode)
@@ -199,15 +211,16 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
             if bp is None:
                 bp = blocks[tag] = _new_plan(tag, truncations)
             bp.records.append(rec)
-            if rec.rmid != RM_XLOG_ID:
-                bp.owner = PG15.rmgr_name(rec.rmid)
-        created = _init_fork_created(rec)
-        if created is not None:
-            unlogged.add(created)
-        trunc = _truncation(rec)
-        if trunc is not None:
-            _apply_truncation(blocks, retired, rec, *trunc)
-            truncations.append((*trunc, rec.lsn))
+            if owner is not None:
+                bp.owner = owner
+        if rmid == RM_SMGR_ID:
+            created = _init_fork_created(rec)
+            if created is not None:
+                unlogged.add(created)
+            trunc = _truncation(rec)
+            if trunc is not None:
+                _apply_truncation(blocks, retired, rec, *trunc)
+                truncations.append((*trunc, rec.lsn))
     if copied:
         _mark_file_copied(blocks, copied, made)
     return Plan(blocks, n, start, end, retired, unlogged)

@@ -7,6 +7,8 @@ exactly as wal_consistency_checking does. MASK_MARKER is 0, as in C.
 
 from __future__ import annotations
 
+import struct
+
 from pyredo import BLCKSZ
 from pyredo.page.bufpage import (
     LP_UNUSED,
@@ -21,6 +23,7 @@ from pyredo.page.bufpage import (
     PageGetItemId,
     PageGetMaxOffsetNumber,
     PageSetItemId,
+    SizeOfItemIdData,
     SizeOfPageHeaderData,
     pd_flags,
     pd_lower,
@@ -30,6 +33,7 @@ from pyredo.page.bufpage import (
 )
 
 MASK_MARKER = 0
+_NOT_LP_FLAGS = ~(0x3 << 15) & 0xFFFFFFFF  # lp_flags set to LP_UNUSED (0), lp_off and lp_len kept
 
 
 class MaskError(ValueError):
@@ -56,10 +60,15 @@ def mask_unused_space(page: bytearray) -> None:
 
 def mask_lp_flags(page: bytearray) -> None:
     """Line pointer flags of used items become LP_UNUSED (index AMs set LP_DEAD without WAL)."""
-    for offnum in range(1, PageGetMaxOffsetNumber(page) + 1):
-        off, flags, length = PageGetItemId(page, offnum)
-        if flags != LP_UNUSED:
-            PageSetItemId(page, offnum, off, LP_UNUSED, length)
+    n = PageGetMaxOffsetNumber(page)
+    if SizeOfPageHeaderData + n * SizeOfItemIdData > len(page):  # pd_lower past the page: as C reads it
+        for offnum in range(1, n + 1):
+            off, flags, length = PageGetItemId(page, offnum)
+            if flags != LP_UNUSED:
+                PageSetItemId(page, offnum, off, LP_UNUSED, length)
+    elif n:  # lp_flags (bits 15-16) cleared in every line pointer at once: LP_UNUSED is 0
+        lps = struct.Struct(f"<{n}I")
+        lps.pack_into(page, SizeOfPageHeaderData, *[w & _NOT_LP_FLAGS for w in lps.unpack_from(page, SizeOfPageHeaderData)])
 
 
 def mask_page_content(page: bytearray) -> None:

@@ -97,7 +97,7 @@ def PageSetLSN(page: bytearray, lsn: int) -> None:
 
 
 def get_u16(page: bytes | bytearray | memoryview, off: int) -> int:
-    return int(_U16.unpack_from(page, off)[0])
+    return _U16.unpack_from(page, off)[0]
 
 
 def set_u16(page: bytearray, off: int, value: int) -> None:
@@ -105,7 +105,7 @@ def set_u16(page: bytearray, off: int, value: int) -> None:
 
 
 def get_u32(page: bytes | bytearray | memoryview, off: int) -> int:
-    return int(_U32.unpack_from(page, off)[0])
+    return _U32.unpack_from(page, off)[0]
 
 
 def set_u32(page: bytearray, off: int, value: int) -> None:
@@ -154,7 +154,7 @@ def PageSetPruneXid(page: bytearray, xid: int) -> None:
 
 def PageIsNew(page: bytes | bytearray | memoryview) -> bool:
     """An all-zero, never-initialized page has pd_upper == 0."""
-    return get_u16(page, OFF_UPPER) == 0
+    return not (page[OFF_UPPER] or page[OFF_UPPER + 1])
 
 
 def PageIsEmpty(page: bytes | bytearray | memoryview) -> bool:
@@ -162,7 +162,7 @@ def PageIsEmpty(page: bytes | bytearray | memoryview) -> bool:
 
 
 def PageGetMaxOffsetNumber(page: bytes | bytearray | memoryview) -> int:
-    lower = get_u16(page, OFF_LOWER)
+    lower = _U16.unpack_from(page, OFF_LOWER)[0]
     return 0 if lower <= SizeOfPageHeaderData else (lower - SizeOfPageHeaderData) // SizeOfItemIdData
 
 
@@ -216,7 +216,7 @@ def ItemIdOffset(offnum: int) -> int:
 
 def PageGetItemId(page: bytes | bytearray | memoryview, offnum: int) -> tuple[int, int, int]:
     """(lp_off, lp_flags, lp_len) of line pointer ``offnum``."""
-    w = _ITEMID.unpack_from(page, ItemIdOffset(offnum))[0]
+    w = _ITEMID.unpack_from(page, SizeOfPageHeaderData - SizeOfItemIdData + offnum * SizeOfItemIdData)[0]
     return w & 0x7FFF, (w >> 15) & 0x3, w >> 17
 
 
@@ -304,11 +304,11 @@ def PageAddItemExtended(page: bytearray, item: bytes | bytearray | memoryview, o
     size = len(item)
     limit = (lower - SizeOfPageHeaderData) // SizeOfItemIdData + 1  # PageGetMaxOffsetNumber + 1
     needshuffle = False
-    if OffsetNumberIsValid(offsetNumber):
+    if InvalidOffsetNumber < offsetNumber <= MaxOffsetNumber:  # OffsetNumberIsValid
         if flags & PAI_OVERWRITE:
             if offsetNumber < limit:
-                lp = PageGetItemId(page, offsetNumber)
-                if ItemIdIsUsed(lp) or ItemIdHasStorage(lp):
+                w = _ITEMID.unpack_from(page, SizeOfPageHeaderData + (offsetNumber - 1) * SizeOfItemIdData)[0]
+                if (w >> 15) & 0x3 != LP_UNUSED or w >> 17 != 0:  # ItemIdIsUsed || ItemIdHasStorage
                     return InvalidOffsetNumber  # "will not overwrite a used ItemId"
         elif offsetNumber < limit:
             needshuffle = True
@@ -330,11 +330,11 @@ def PageAddItemExtended(page: bytearray, item: bytes | bytearray | memoryview, o
         return InvalidOffsetNumber
 
     new_lower = lower + SizeOfItemIdData if (offsetNumber == limit or needshuffle) else lower
-    new_upper = upper - MAXALIGN(size)
+    new_upper = upper - ((size + 7) & ~7)  # MAXALIGN
     if new_lower > new_upper:
         return InvalidOffsetNumber
 
-    lp_at = ItemIdOffset(offsetNumber)
+    lp_at = SizeOfPageHeaderData + (offsetNumber - 1) * SizeOfItemIdData  # ItemIdOffset
     if needshuffle:
         n = (limit - offsetNumber) * SizeOfItemIdData
         page[lp_at + SizeOfItemIdData : lp_at + SizeOfItemIdData + n] = page[lp_at : lp_at + n]

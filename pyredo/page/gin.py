@@ -31,6 +31,8 @@ from pyredo.page.bufpage import (
     pd_special,
     set_pd_lower,
 )
+from pyredo.page.ginvarbyte import VARBYTES as _VARBYTES
+from pyredo.page.ginvarbyte import canonical_sum, encode_varbyte, running_sums, short_ints
 
 ItemPointer = tuple[int, int]  # (block number, offset number)
 
@@ -221,16 +223,6 @@ def uint64_to_itemptr(val: int) -> ItemPointer:
 
 
 # -- varbyte coding --------------------------------------------------------------------
-def encode_varbyte(val: int) -> bytes:
-    """7 data bits per byte, little-endian, high bit = more bytes follow."""
-    out = bytearray()
-    while val > 0x7F:
-        out.append(0x80 | (val & 0x7F))
-        val >>= 7
-    out.append(val)
-    return bytes(out)
-
-
 def decode_varbyte(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     """(value, next position). The 7th byte contributes all its bits, as in C."""
     val = 0
@@ -285,6 +277,14 @@ def ginCompressPostingList(
 def _encode_ascending(ipd: Sequence[ItemPointer], maxbytes: int) -> bytes | None:
     """The varbyte deltas of all of ``ipd`` when they are ascending (no 64-bit
     wraparound) and fit in ``maxbytes``; None otherwise."""
+    if len(ipd) == 2:  # one delta (an item appended to a segment): the same, without the list machinery
+        (b0, p0), (b1, p1) = ipd
+        v0, v1 = (b0 << MaxHeapTuplesPerPageBits) | p0, (b1 << MaxHeapTuplesPerPageBits) | p1
+        d = v1 - v0
+        if max(v0, v1) > _U64 or d < 0:
+            return None
+        one = bytes((d,)) if d <= 0x7F else _VARBYTES[d]
+        return one if len(one) <= maxbytes else None
     blks, posids = zip(*ipd, strict=True)
     vals = list(map(or_, map(lshift, blks, itertools.repeat(MaxHeapTuplesPerPageBits)), posids))
     deltas = list(map(sub, itertools.islice(vals, 1, None), vals))
@@ -294,18 +294,6 @@ def _encode_ascending(ipd: Sequence[ItemPointer], maxbytes: int) -> bytes | None
     return body if len(body) <= maxbytes else None
 
 
-class _VarbyteCache(dict[int, bytes]):
-    """encode_varbyte(delta) by delta; deltas below 2^14 (one or two bytes:
-    within a heap page, or to a nearby one) are kept once computed."""
-
-    def __missing__(self, delta: int) -> bytes:
-        enc = encode_varbyte(delta)
-        if delta < 1 << 14:
-            self[delta] = enc
-        return enc
-
-
-_VARBYTES = _VarbyteCache()
 
 
 def _compress_item_by_item(ipd: Sequence[ItemPointer], maxbytes: int) -> tuple[bytes, int]:
@@ -361,6 +349,7 @@ def ginPostingListDecodeAllSegments(
 
 # bytes with the varbyte continuation bit -> 1, others -> 0 (bytes.translate table)
 _CONTINUED = bytes(int(b > 0x7F) for b in range(256))
+_FINAL_BYTE = bytes(int(b <= 0x7F) for b in range(256))  # 1 for the last byte of an integer
 
 
 def _decode_deltas(buf: bytes | bytearray | memoryview, pos: int, endptr: int, val: int) -> list[int]:
@@ -371,7 +360,10 @@ def _decode_deltas(buf: bytes | bytearray | memoryview, pos: int, endptr: int, v
     if endptr > len(buf):  # C would read past the buffer
         raise GinFormatError("varbyte integer runs past the end of its buffer")
     vals: list[int] = []
-    continued = bytes(buf[pos:endptr]).translate(_CONTINUED)
+    data = bytes(buf[pos:endptr])
+    continued = data.translate(_CONTINUED)
+    if pos <= endptr and short_ints(continued):  # a list at a time
+        return running_sums(data, continued, val)
     base = pos
     while pos < endptr:
         multi = continued.find(1, pos - base)
@@ -419,7 +411,7 @@ def ginRecompressAppended(buf: bytes | bytearray | memoryview, off: int,
     old_last = uint64_to_itemptr(last) if nbytes else first
     # ginMergeItemPointers(items, old): its first shortcut puts ``items`` first
     if ginCompareItemPointers(items[-1], first) < 0 or ginCompareItemPointers(old_last, items[0]) >= 0:
-        return None
+        return _insert_one(buf, off, nbytes, first, items[0]) if len(items) == 1 else None
     maxbytes = (BLCKSZ & ~1) - GinPostingListHeaderSize
     tail = _encode_ascending([old_last, *items], maxbytes - nbytes)
     if tail is None:
@@ -429,6 +421,36 @@ def ginRecompressAppended(buf: bytes | bytearray | memoryview, off: int,
                      tail, bytes(total & 1)))
 
 
+def _insert_one(buf: bytes | bytearray | memoryview, off: int, nbytes: int, first: ItemPointer,
+                item: ItemPointer) -> bytes | None:
+    """ginRecompressAppended for one item that goes before or among the segment's items
+    (checked there to be encode_varbyte's, below 2^43): when they are strictly ascending
+    (no zero byte: every delta > 0) and the offsets are below 2^11 (an item pointer and
+    its value then order alike), C's merge inserts ``item`` (or finds it there) and its
+    coder gives the old bytes with the integer around ``item`` re-encoded as two."""
+    body = bytes(buf[off + GinPostingListHeaderSize : off + GinPostingListHeaderSize + nbytes])
+    if 0 in body or (first[1] | item[1]) >> MaxHeapTuplesPerPageBits:
+        return None
+    x = (item[0] << MaxHeapTuplesPerPageBits) | item[1]
+    vals = [itemptr_to_uint64(first), *_decode_deltas(body, 0, nbytes, itemptr_to_uint64(first))]
+    k = bisect.bisect_left(vals, x)
+    head = bytes(buf[off : off + 6])
+    if k == len(vals):
+        return None
+    if vals[k] == x:  # already there: the segment as it is
+        pass
+    elif k == 0:  # the new first item
+        head, body = pack_itemptr(item), _VARBYTES[vals[0] - x] + body
+    else:  # the integer from vals[k - 1] to vals[k] (bytes ends[k - 2] .. ends[k - 1]) becomes two
+        ends = list(itertools.compress(range(1, nbytes + 1), body.translate(_FINAL_BYTE)))
+        at = ends[k - 2] if k >= 2 else 0
+        body = body[:at] + _VARBYTES[x - vals[k - 1]] + _VARBYTES[vals[k] - x] + body[ends[k - 1] :]
+    total = len(body)
+    if total > (BLCKSZ & ~1) - GinPostingListHeaderSize:
+        return None
+    return b"".join((head, _U16.pack(total), body, bytes(total & 1)))
+
+
 def _last_value_if_shortest(buf: bytes | bytearray | memoryview, pos: int, endptr: int,
                             val: int) -> int | None:
     """The running sum of the varbyte integers in ``buf[pos:endptr]`` from
@@ -436,7 +458,10 @@ def _last_value_if_shortest(buf: bytes | bytearray | memoryview, pos: int, endpt
     the last ends at ``endptr``."""
     if endptr > len(buf):
         return None
-    continued = bytes(buf[pos:endptr]).translate(_CONTINUED)
+    data = bytes(buf[pos:endptr])
+    continued = data.translate(_CONTINUED)
+    if pos <= endptr and short_ints(continued):  # a list at a time
+        return canonical_sum(data, continued, val)
     base = pos
     while pos < endptr:
         multi = continued.find(1, pos - base)

@@ -128,10 +128,10 @@ class HeapTupleHeader:
         self.off = off
 
     def _u16(self, at: int) -> int:
-        return int(_U16.unpack_from(self.page, self.off + at)[0])
+        return _U16.unpack_from(self.page, self.off + at)[0]
 
     def _u32(self, at: int) -> int:
-        return int(_U32.unpack_from(self.page, self.off + at)[0])
+        return _U32.unpack_from(self.page, self.off + at)[0]
 
     @property
     def t_xmin(self) -> int:

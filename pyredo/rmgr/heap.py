@@ -463,19 +463,21 @@ def implicit_tags(rec: DecodedXLogRecord) -> list[BufferTag]:
     """The VM pages a heap record changes without naming them: one per
     visibilitymap_clear its redo routine calls. Malformed records give [] (their
     routine reports them)."""
-    blk0 = rec.block(0)
+    blk0 = rec.blocks.get(0)
     if blk0 is None:
         return []
     op = rec.info & XLOG_HEAP_OPMASK
     data = rec.main_data
-    tag = blk0.tag
-    if op in _VM_CLEARING:
-        st, idx, bit = _VM_CLEARING[op]
+    clearing = _VM_CLEARING.get(op)
+    if clearing is not None:
+        st, idx, bit = clearing
         if len(data) >= st.size and st.unpack_from(data)[idx] & bit:
+            tag = blk0.tag
             return [vm_tag(tag, tag.blk)]
         return []
     if op not in (XLOG_HEAP_UPDATE, XLOG_HEAP_HOT_UPDATE) or len(data) < XL_HEAP_UPDATE.size:
         return []
+    tag = blk0.tag
     flags = XL_HEAP_UPDATE.unpack_from(data)[3]
     blk1 = rec.block(1)
     out: list[BufferTag] = []

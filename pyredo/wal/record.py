@@ -75,6 +75,10 @@ class BufferTag(NamedTuple):
         return f"{self.spc}/{self.db}/{self.rel}.{fork} blk {self.blk}"
 
 
+# BufferTag(...) without its generated __new__ (a named tuple's fields are its items)
+_new_tuple = tuple.__new__
+
+
 @dataclass(slots=True)
 class DecodedBkpBlock:
     """One block reference of a record (xlogreader.h DecodedBkpBlock)."""
@@ -103,7 +107,7 @@ class DecodedBkpBlock:
         tag = self._tag
         if tag is None:
             r = self.rnode
-            tag = self._tag = BufferTag(r.spc, r.db, r.rel, self.forknum, self.blkno)
+            tag = self._tag = _new_tuple(BufferTag, (r.spc, r.db, r.rel, self.forknum, self.blkno))
         return tag
 
     @property

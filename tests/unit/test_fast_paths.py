@@ -188,11 +188,38 @@ def test_additems_shortcut_gives_merge_then_compress(seed: int) -> None:
     assert used > 100  # the shortcut is taken, not only refused
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_additems_shortcut_of_one_item_among_the_old_ones(seed: int) -> None:
+    """One new item before, among or equal to the segment's items: the old bytes with
+    the integer around it re-encoded, as C's merge then compress gives them."""
+    rnd = random.Random(seed)
+    used = 0
+    for _ in range(400):
+        old = sorted(set(items(rnd, rnd.randrange(1, 300), blk=rnd.randrange(1 << 16), wild=rnd.random() < 0.2)))
+        seg = bytearray(ginCompressPostingList(old)[0])
+        if rnd.random() < 0.1:
+            seg[rnd.randrange(len(seg))] = rnd.randrange(256)
+        buf = bytes(rnd.randrange(256) for _ in range(rnd.choice([0, 5]))) + bytes(seg) + b"\x9c\x01"
+        off = len(buf) - len(seg) - 2
+        blk, pos = rnd.choice(old)
+        new = rnd.choice([(blk, pos), (blk, pos + rnd.choice([-1, 1, 2])), (max(blk - 1, 0), pos),
+                          (blk, rnd.randrange(1 << 16)), (rnd.randrange(1 << 16), rnd.randrange(1, 300))])
+        new = (new[0], new[1] & 0xFFFF)
+        got = ginRecompressAppended(buf, off, [new])
+        if got is not None:
+            used += 1
+            assert got == compress_ref(merge_ref([new], decode_ref(buf, off, len(seg))), 8192)[0]
+    assert used > 100
+
+
 def test_additems_shortcut_refuses_what_would_not_round_trip() -> None:
     seg = ginCompressPostingList([(5, 1), (5, 2), (6, 1)])[0]
     assert ginRecompressAppended(seg, 0, [(6, 2), (7, 1)]) is not None
-    assert ginRecompressAppended(seg, 0, [(5, 3)]) is None  # not after the last item
+    assert ginRecompressAppended(seg, 0, [(5, 3), (5, 4)]) is None  # several, not after the last item
     assert ginRecompressAppended(seg, 0, []) is None
+    # one item among the old ones, but an old delta of 0 (a duplicate): C's merge loop keeps it
+    dup = pack_itemptr((5, 1)) + b"\x02\x00\x00\x05"
+    assert ginRecompressAppended(dup, 0, [(5, 3)]) is None
     # delta 1 written in two bytes (0x81 0x00): C would re-encode it in one
     overlong = pack_itemptr((5, 1)) + b"\x02\x00\x81\x00"
     assert ginPostingListDecode(overlong, 0) == [(5, 1), (5, 2)]
