@@ -27,6 +27,7 @@ from harness.cli.common import (
     walredo_cmd_option,
 )
 from oracles.pgbin import SetupError
+from pyredo.errors import WalError
 
 
 @click.group()
@@ -80,6 +81,8 @@ def bench_decode_cmd(waldir: Path | None, start: int | None, end: int | None, ru
                 result = run(pg.waldir, cap.start, cap.end)
     except SetupError as e:
         fail_setup(str(e))
+    except WalError as e:  # the WAL asked for is not there or not whole: say where
+        fail_setup(f"{type(e).__name__}: {e}")
     if as_json:
         out.print_json(json.dumps(result))
         return
