@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import crc32c
 
@@ -50,6 +51,10 @@ XLOG_PAGE_HEADER = struct.Struct("<HHIQI")
 # xlp_sysid, xlp_seg_size, xlp_xlog_blcksz (after the short header)
 XLOG_LONG_PAGE_HEADER = struct.Struct("<QII")
 _U32 = struct.Struct("<I")
+_unpack_record_header = XLOG_RECORD.unpack_from
+_crc32c = crc32c.crc32c
+# RawRecord(...) without its generated __new__ (a named tuple's fields are its items)
+_new_tuple = tuple.__new__
 
 VALID_SEG_SIZES = frozenset(1 << n for n in range(20, 31))  # 1 MB .. 1 GB
 
@@ -90,8 +95,7 @@ def parse_page_header(page: bytes | memoryview) -> PageHeader:
     return hdr
 
 
-@dataclass(slots=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     """A whole record as in WAL: where it starts, where the next one starts, its bytes
     (its file and offset, for errors only: ``RecordAssembler._where(lsn)``)."""
 
@@ -234,25 +238,63 @@ class RecordAssembler:
         info, rmid, crc = self._rec_hdr
         # CRC covers the payload first, then the header up to xl_crc (read in place)
         view = memoryview(rec)
-        calc = crc32c.crc32c(view[:20], crc32c.crc32c(view[SizeOfXLogRecord:]))
+        calc = _crc32c(view[:20], _crc32c(view[SizeOfXLogRecord:]))
         if calc != crc:
-            seg, off = self._where(lsn)
-            raise CrcMismatch(
-                f"incorrect resource manager data checksum in record: "
-                f"stored {crc:08X}, computed {calc:08X}",
-                lsn=lsn, segment=seg, offset=off,
-            )
+            raise self._crc_error(lsn, crc, calc)
         end = (end_pos + 7) & ~7  # MAXALIGN
         if rmid == RM_XLOG_ID and info & XLR_RMGR_INFO_MASK == XLOG_SWITCH:
-            # pretend the switch record extends to the end of its segment
-            end += self.seg_size - 1
-            end -= end % self.seg_size
+            end = self._past_switch(end)
         self.prev_lsn = lsn
         self.next_rec = end
         self._parts.clear()
         self._got = self._total = 0
         self._have_header = False
-        return RawRecord(lsn, end, bytes(rec))
+        return _new_tuple(RawRecord, (lsn, end, bytes(rec)))
+
+    def _past_switch(self, end: int) -> int:
+        """Where the record after an XLOG_SWITCH record ending at ``end`` begins: the
+        switch record is taken to extend to the end of its segment."""
+        end += self.seg_size - 1
+        return end - end % self.seg_size
+
+    def _crc_error(self, lsn: int, stored: int, computed: int) -> CrcMismatch:
+        seg, off = self._where(lsn)
+        return CrcMismatch(
+            f"incorrect resource manager data checksum in record: "
+            f"stored {stored:08X}, computed {computed:08X}",
+            lsn=lsn, segment=seg, offset=off,
+        )
+
+    def _record_on_page(self, page_lsn: int, page: bytes | memoryview, pos: int,
+                        out: list[RawRecord]) -> bool:
+        """The record beginning at ``page[pos:]`` (``next_rec``): appended to ``out``
+        when whole on this page; False when the page holds no more records (the
+        end of WAL, or this one continues on the next page)."""
+        rec_lsn = self.next_rec
+        tot_len = _U32.unpack_from(page, pos)[0]
+        if tot_len == 0:
+            self.at_end = f"zero record length at {format_lsn(rec_lsn)}"
+            return False
+        if tot_len > MAX_RECORD_LEN:
+            raise self._record_error(f"record length {tot_len} too long", rec_lsn)
+        avail = XLOG_BLCKSZ - pos
+        self._rec_lsn = rec_lsn
+        if avail >= SizeOfXLogRecord:
+            self._check_header(rec_lsn, page, pos)
+            self._have_header = True
+        elif tot_len < SizeOfXLogRecord:
+            raise self._record_error(
+                f"invalid record length: wanted {SizeOfXLogRecord}, got {tot_len}", rec_lsn)
+        if tot_len > avail:  # continues on the next page
+            self._parts = [bytes(page[pos:])]
+            self._got = avail
+            self._total = tot_len
+            self.next_page = page_lsn + XLOG_BLCKSZ
+            return False
+        rec = self._finish(page[pos : pos + tot_len], rec_lsn + tot_len)
+        if rec.lsn >= self.start:
+            out.append(rec)
+        return True
 
     # -- the page loop ------------------------------------------------------
     def feed_page(self, page_lsn: int, page: bytes | memoryview) -> list[RawRecord]:
@@ -319,35 +361,38 @@ class RecordAssembler:
 
         # records that begin on this page
         page_end, hdr_size = page_lsn + XLOG_BLCKSZ, hdr.size
-        while self.next_rec < page_end:
-            pos = self.next_rec - page_lsn
+        start, prev_lsn, next_rec = self.start, self.prev_lsn, self.next_rec
+        view = memoryview(page)  # records are copied out of it once, checksummed in place
+        while next_rec < page_end:
+            pos = next_rec - page_lsn
             if pos < hdr_size:  # the previous record ended exactly at the page end
                 pos = hdr_size
-                self.next_rec = page_lsn + pos
-            rec_lsn = self.next_rec
-            tot_len = _U32.unpack_from(page, pos)[0]
-            if tot_len == 0:
-                self.at_end = f"zero record length at {format_lsn(rec_lsn)}"
+                next_rec = page_lsn + pos
+            if pos <= XLOG_BLCKSZ - SizeOfXLogRecord:
+                tot_len, _xid, prev, info, rmid, crc = _unpack_record_header(view, pos)
+                end = pos + tot_len
+                if (SizeOfXLogRecord <= tot_len and end <= XLOG_BLCKSZ and prev == prev_lsn
+                        and (rmid <= RM_MAX_BUILTIN_ID or rmid >= RM_MIN_CUSTOM_ID)):
+                    # the usual case: a whole record on this page, its header valid and
+                    # in sequence (ValidXLogRecordHeader's checks, all passed); the CRC
+                    # covers the payload, then the header up to xl_crc
+                    calc = _crc32c(view[pos : pos + 20], _crc32c(view[pos + SizeOfXLogRecord : end]))
+                    if calc != crc:
+                        raise self._crc_error(next_rec, crc, calc)
+                    lsn = prev_lsn = next_rec
+                    next_rec = (page_lsn + end + 7) & ~7  # MAXALIGN
+                    if rmid == RM_XLOG_ID and info & XLR_RMGR_INFO_MASK == XLOG_SWITCH:
+                        next_rec = self._past_switch(next_rec)
+                    if lsn >= start:
+                        out.append(_new_tuple(RawRecord, (lsn, next_rec, view[pos:end].tobytes())))
+                    continue
+            # anything else (the first record, a record running onto the next page,
+            # the end of WAL, a malformed header) the general way
+            self.prev_lsn, self.next_rec = prev_lsn, next_rec
+            if not self._record_on_page(page_lsn, page, pos, out):
                 return out
-            if tot_len > MAX_RECORD_LEN:
-                raise self._record_error(f"record length {tot_len} too long", rec_lsn)
-            avail = XLOG_BLCKSZ - pos
-            self._rec_lsn = rec_lsn
-            if avail >= SizeOfXLogRecord:
-                self._check_header(rec_lsn, page, pos)
-                self._have_header = True
-            elif tot_len < SizeOfXLogRecord:
-                raise self._record_error(
-                    f"invalid record length: wanted {SizeOfXLogRecord}, got {tot_len}", rec_lsn)
-            if tot_len > avail:  # continues on the next page
-                self._parts = [bytes(page[pos:])]
-                self._got = avail
-                self._total = tot_len
-                self.next_page = page_end
-                return out
-            rec = self._finish(page[pos : pos + tot_len], rec_lsn + tot_len)
-            if rec.lsn >= self.start:
-                out.append(rec)
+            prev_lsn, next_rec = self.prev_lsn, self.next_rec
+        self.prev_lsn, self.next_rec = prev_lsn, next_rec
 
         self.next_page = max(page_lsn + XLOG_BLCKSZ, self.next_rec - self.next_rec % XLOG_BLCKSZ)
         return out

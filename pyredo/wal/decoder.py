@@ -21,6 +21,8 @@ from pyredo.wal.record import (
     XLR_MAX_BLOCK_ID,
     DecodedBkpBlock,
     DecodedXLogRecord,
+    InvalidRepOriginId,
+    InvalidTransactionId,
     RelFileNode,
     SizeOfXLogRecord,
 )
@@ -33,6 +35,11 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _RNODE = struct.Struct("<III")
 _RNODE_BLKNO = struct.Struct("<IIII")  # RelFileNode, then the block number
+# a block header without image nor BKPBLOCK_SAME_REL: fork_flags, data_length, RelFileNode, block
+_PLAIN_BLOCK = struct.Struct("<BHIIII")
+# block id 0, a plain block header, XLR_BLOCK_ID_DATA_SHORT and its length: the usual record
+_ONE_BLOCK = struct.Struct("<BBHIIIIBB")
+_ONE_BLOCK_END = SizeOfXLogRecord + _ONE_BLOCK.size  # where its payload begins
 
 _unpack_header = XLOG_RECORD.unpack_from
 _unpack_block_hdr = _BLOCK_HDR.unpack_from
@@ -40,6 +47,9 @@ _unpack_image_hdr = _IMAGE_HDR.unpack_from
 _unpack_u16 = _U16.unpack_from
 _unpack_u32 = _U32.unpack_from
 _unpack_rnode_blkno = _RNODE_BLKNO.unpack_from
+_unpack_plain_block = _PLAIN_BLOCK.unpack_from
+_unpack_one_block = _ONE_BLOCK.unpack_from
+_new_object = object.__new__
 
 _SHORT = "record with invalid length: block headers run past the record"
 
@@ -59,6 +69,10 @@ def _rnode(spc: int, db: int, rel: int) -> RelFileNode:
     return rnode
 
 
+class _Malformed(Exception):
+    """Raised while parsing; decode_record turns it into a located InvalidRecord."""
+
+
 def decode_record(
     raw: bytes,
     lsn: int,
@@ -71,137 +85,176 @@ def decode_record(
 
     Mirrors DecodeXLogRecord, with the same cross-checks; a malformed record
     raises InvalidRecord naming the LSN (and the file/offset when given).
+    ``pos`` advances through the block headers as C's ``ptr`` does; every read
+    is checked against the record's length first (C's COPY_HEADER_FIELD).
     """
-    if len(raw) < SizeOfXLogRecord:
-        raise InvalidRecord(f"record shorter than its header ({len(raw)} bytes)",
+    tot_len = len(raw)
+    if tot_len < SizeOfXLogRecord:
+        raise InvalidRecord(f"record shorter than its header ({tot_len} bytes)",
                             lsn=lsn, segment=segment, offset=offset)
-    tot_len, xid, prev, info, rmid, crc = _unpack_header(raw, 0)
-    if tot_len != len(raw):
-        raise InvalidRecord(f"xl_tot_len {tot_len} does not match the {len(raw)} bytes read",
+    xl_tot_len, xid, prev, info, rmid, crc = _unpack_header(raw, 0)
+    if xl_tot_len != tot_len:
+        raise InvalidRecord(f"xl_tot_len {xl_tot_len} does not match the {tot_len} bytes read",
                             lsn=lsn, segment=segment, offset=offset)
+    if tot_len >= _ONE_BLOCK_END:
+        # The usual record: block 0 without image nor BKPBLOCK_SAME_REL, then short main
+        # data, read at once; when so, the general way below gives just this
+        block_id, fork_flags, data_len, spc, db, rel, blkno, main_id, main_data_len = _unpack_one_block(raw, SizeOfXLogRecord)
+        if (block_id == 0 and main_id == XLR_BLOCK_ID_DATA_SHORT
+                and not fork_flags & (BKPBLOCK_HAS_IMAGE | BKPBLOCK_SAME_REL)
+                and (data_len != 0) == (fork_flags & BKPBLOCK_HAS_DATA != 0)
+                and _ONE_BLOCK_END + data_len + main_data_len == tot_len):
+            # made field by field (what the dataclasses' __init__ do, without the call;
+            # test_usual_record_decodes_to_every_field fails if a field is left out)
+            blk = _new_object(DecodedBkpBlock)
+            blk.block_id = 0
+            blk.rnode = _RNODES.get((spc, db, rel)) or _rnode(spc, db, rel)
+            blk.forknum = fork_flags & BKPBLOCK_FORK_MASK
+            blk.blkno = blkno
+            blk.flags = fork_flags
+            blk.has_image = blk.apply_image = False
+            blk.bkp_image = b""
+            blk.hole_offset = blk.hole_length = blk.bimg_len = blk.bimg_info = 0
+            pos = _ONE_BLOCK_END + data_len
+            if data_len:
+                blk.has_data = True
+                blk.data = raw[_ONE_BLOCK_END:pos]
+            else:
+                blk.has_data = False
+                blk.data = b""
+            blk._tag = None
+            rec = _new_object(DecodedXLogRecord)
+            rec.lsn = lsn
+            rec.end_lsn = end_lsn
+            rec.tot_len = tot_len
+            rec.xid = xid
+            rec.prev = prev
+            rec.info = info
+            rec.rmid = rmid
+            rec.crc = crc
+            rec.raw = raw
+            rec.origin = InvalidRepOriginId
+            rec.toplevel_xid = InvalidTransactionId
+            rec.main_data = raw[pos:] if main_data_len else b""
+            rec.blocks = {0: blk}
+            return rec
+    pos = SizeOfXLogRecord
+    datatotal = main_data_len = 0
+    origin = InvalidRepOriginId
+    toplevel_xid = InvalidTransactionId
+    last_rnode: RelFileNode | None = None
+    max_block_id = -1
+    # each block's header fields, in block order (payloads follow all headers)
+    heads: list[tuple[int, RelFileNode, int, int, int, int, int, int, int]] = []
     try:
-        return _decode(raw, DecodedXLogRecord(lsn, end_lsn, tot_len, xid, prev, info, rmid, crc, raw))
+        while tot_len - pos > datatotal:
+            block_id = raw[pos]
+            pos += 1
+            if block_id > XLR_MAX_BLOCK_ID:
+                if block_id == XLR_BLOCK_ID_DATA_SHORT:
+                    if pos + 1 > tot_len:
+                        raise _Malformed(_SHORT)
+                    main_data_len = raw[pos]
+                    pos += 1
+                    datatotal += main_data_len
+                    break  # by convention the main data header is last
+                if block_id == XLR_BLOCK_ID_DATA_LONG:
+                    if pos + 4 > tot_len:
+                        raise _Malformed(_SHORT)
+                    main_data_len = _unpack_u32(raw, pos)[0]
+                    pos += 4
+                    datatotal += main_data_len
+                    break
+                if block_id == XLR_BLOCK_ID_ORIGIN:
+                    if pos + 2 > tot_len:
+                        raise _Malformed(_SHORT)
+                    origin = _unpack_u16(raw, pos)[0]
+                    pos += 2
+                    continue
+                if block_id == XLR_BLOCK_ID_TOPLEVEL_XID:
+                    if pos + 4 > tot_len:
+                        raise _Malformed(_SHORT)
+                    toplevel_xid = _unpack_u32(raw, pos)[0]
+                    pos += 4
+                    continue
+                raise _Malformed(f"invalid block_id {block_id}")
+            if block_id <= max_block_id:
+                raise _Malformed(f"out-of-order block_id {block_id}")
+            max_block_id = block_id
+
+            bimg_len = hole_offset = hole_length = bimg_info = 0
+            plain = pos + 19 <= tot_len and not raw[pos] & (BKPBLOCK_HAS_IMAGE | BKPBLOCK_SAME_REL)
+            if plain:  # the usual block header: no image, its own RelFileNode (one read)
+                fork_flags, data_len, spc, db, rel, blkno = _unpack_plain_block(raw, pos)
+                pos += 19
+                last_rnode = _RNODES.get((spc, db, rel)) or _rnode(spc, db, rel)
+            else:
+                if pos + 3 > tot_len:
+                    raise _Malformed(_SHORT)
+                fork_flags, data_len = _unpack_block_hdr(raw, pos)
+                pos += 3
+            if fork_flags & BKPBLOCK_HAS_DATA:
+                if data_len == 0:
+                    raise _Malformed("BKPBLOCK_HAS_DATA set, but no data included")
+            elif data_len != 0:
+                raise _Malformed(f"BKPBLOCK_HAS_DATA not set, but data length is {data_len}")
+            datatotal += data_len
+            if not plain:
+                if fork_flags & BKPBLOCK_HAS_IMAGE:
+                    if pos + 5 > tot_len:
+                        raise _Malformed(_SHORT)
+                    bimg_len, hole_offset, bimg_info = _unpack_image_hdr(raw, pos)
+                    pos += 5
+                    hole_length = _check_image_header(raw, pos, tot_len, block_id, bimg_len,
+                                                      hole_offset, bimg_info)
+                    if bimg_info & BKPIMAGE_COMPRESSED_MASK and bimg_info & BKPIMAGE_HAS_HOLE:
+                        pos += 2
+                    datatotal += bimg_len
+                if fork_flags & BKPBLOCK_SAME_REL:
+                    if last_rnode is None:
+                        raise _Malformed("BKPBLOCK_SAME_REL set but no previous rel")
+                    if pos + 4 > tot_len:
+                        raise _Malformed(_SHORT)
+                    blkno = _unpack_u32(raw, pos)[0]
+                    pos += 4
+                else:
+                    if pos + 16 > tot_len:
+                        # C reads the RelFileNode, then finds the block number missing:
+                        # either way the headers run past the record
+                        raise _Malformed(_SHORT)
+                    spc, db, rel, blkno = _unpack_rnode_blkno(raw, pos)
+                    pos += 16
+                    last_rnode = _RNODES.get((spc, db, rel)) or _rnode(spc, db, rel)
+            assert last_rnode is not None  # read above, or BKPBLOCK_SAME_REL found one
+            heads.append((block_id, last_rnode, fork_flags, blkno, data_len,
+                          bimg_len, hole_offset, hole_length, bimg_info))
+
+        if tot_len - pos != datatotal:
+            raise _Malformed(
+                f"record with invalid length: {tot_len - pos} payload bytes, headers announce {datatotal}"
+            )
     except _Malformed as e:
         raise InvalidRecord(e.args[0], lsn=lsn, segment=segment, offset=offset) from None
 
-
-class _Malformed(Exception):
-    """Raised inside _decode; decode_record turns it into a located InvalidRecord."""
-
-
-def _decode(raw: bytes, rec: DecodedXLogRecord) -> DecodedXLogRecord:
-    """The block headers, then the payloads (DecodeXLogRecord after the header).
-
-    ``pos`` advances through the headers as C's ``ptr`` does; every read is
-    checked against the record's length first (C's COPY_HEADER_FIELD).
-    """
-    tot_len = rec.tot_len
-    pos = SizeOfXLogRecord
-    datatotal = 0
-    main_data_len = 0
-    last_rnode: RelFileNode | None = None
-    max_block_id = -1
-    blocks = rec.blocks
-    data_lens: list[int] = []  # each block's data length, in block order
-
-    while tot_len - pos > datatotal:
-        block_id = raw[pos]
-        pos += 1
-        if block_id == XLR_BLOCK_ID_DATA_SHORT:
-            if pos + 1 > tot_len:
-                raise _Malformed(_SHORT)
-            main_data_len = raw[pos]
-            pos += 1
-            datatotal += main_data_len
-            break  # by convention the main data header is last
-        if block_id == XLR_BLOCK_ID_DATA_LONG:
-            if pos + 4 > tot_len:
-                raise _Malformed(_SHORT)
-            main_data_len = _unpack_u32(raw, pos)[0]
-            pos += 4
-            datatotal += main_data_len
-            break
-        if block_id == XLR_BLOCK_ID_ORIGIN:
-            if pos + 2 > tot_len:
-                raise _Malformed(_SHORT)
-            rec.origin = _unpack_u16(raw, pos)[0]
-            pos += 2
-            continue
-        if block_id == XLR_BLOCK_ID_TOPLEVEL_XID:
-            if pos + 4 > tot_len:
-                raise _Malformed(_SHORT)
-            rec.toplevel_xid = _unpack_u32(raw, pos)[0]
-            pos += 4
-            continue
-        if block_id > XLR_MAX_BLOCK_ID:
-            raise _Malformed(f"invalid block_id {block_id}")
-        if block_id <= max_block_id:
-            raise _Malformed(f"out-of-order block_id {block_id}")
-        max_block_id = block_id
-
-        if pos + 3 > tot_len:
-            raise _Malformed(_SHORT)
-        fork_flags, data_len = _unpack_block_hdr(raw, pos)
-        pos += 3
-        has_image = fork_flags & BKPBLOCK_HAS_IMAGE != 0
-        has_data = fork_flags & BKPBLOCK_HAS_DATA != 0
-        if has_data and data_len == 0:
-            raise _Malformed("BKPBLOCK_HAS_DATA set, but no data included")
-        if not has_data and data_len != 0:
-            raise _Malformed(f"BKPBLOCK_HAS_DATA not set, but data length is {data_len}")
-        datatotal += data_len
-
-        bimg_len = hole_offset = hole_length = bimg_info = 0
-        if has_image:
-            if pos + 5 > tot_len:
-                raise _Malformed(_SHORT)
-            bimg_len, hole_offset, bimg_info = _unpack_image_hdr(raw, pos)
-            pos += 5
-            hole_length = _check_image_header(raw, pos, tot_len, block_id, bimg_len, hole_offset,
-                                              bimg_info)
-            if bimg_info & BKPIMAGE_COMPRESSED_MASK and bimg_info & BKPIMAGE_HAS_HOLE:
-                pos += 2
-            datatotal += bimg_len
-
-        if fork_flags & BKPBLOCK_SAME_REL:
-            if last_rnode is None:
-                raise _Malformed("BKPBLOCK_SAME_REL set but no previous rel")
-            if pos + 4 > tot_len:
-                raise _Malformed(_SHORT)
-            blkno = _unpack_u32(raw, pos)[0]
-            pos += 4
-        else:
-            if pos + 16 > tot_len:
-                # C reads the RelFileNode, then finds the block number missing:
-                # either way the headers run past the record
-                raise _Malformed(_SHORT)
-            spc, db, rel, blkno = _unpack_rnode_blkno(raw, pos)
-            pos += 16
-            last_rnode = _RNODES.get((spc, db, rel)) or _rnode(spc, db, rel)
-
-        blocks[block_id] = DecodedBkpBlock(
-            block_id, last_rnode, fork_flags & BKPBLOCK_FORK_MASK, blkno, fork_flags,
-            has_image, has_image and bimg_info & BKPIMAGE_APPLY != 0, b"",
-            hole_offset, hole_length, bimg_len, bimg_info, has_data,
-        )
-        data_lens.append(data_len)
-
-    if tot_len - pos != datatotal:
-        raise _Malformed(
-            f"record with invalid length: {tot_len - pos} payload bytes, headers announce {datatotal}"
-        )
-
     # Payloads follow the headers in block order: image, then data; main data last.
-    for blk, data_len in zip(blocks.values(), data_lens, strict=True):
-        if blk.has_image:
-            blk.bkp_image = raw[pos : pos + blk.bimg_len]
-            pos += blk.bimg_len
-        if data_len:
-            blk.data = raw[pos : pos + data_len]
-            pos += data_len
-    if main_data_len:
-        rec.main_data = raw[pos : pos + main_data_len]
-    return rec
+    blocks: dict[int, DecodedBkpBlock] = {}
+    for block_id, rnode, fork_flags, blkno, data_len, bimg_len, hole_offset, hole_length, bimg_info in heads:
+        if fork_flags & BKPBLOCK_HAS_IMAGE:
+            image = raw[pos : pos + bimg_len]
+            pos += bimg_len
+            blocks[block_id] = DecodedBkpBlock(
+                block_id, rnode, fork_flags & BKPBLOCK_FORK_MASK, blkno, fork_flags, True,
+                bimg_info & BKPIMAGE_APPLY != 0, image, hole_offset, hole_length, bimg_len, bimg_info,
+                data_len != 0, raw[pos : pos + data_len] if data_len else b"",
+            )
+        else:
+            blocks[block_id] = DecodedBkpBlock(
+                block_id, rnode, fork_flags & BKPBLOCK_FORK_MASK, blkno, fork_flags, False, False, b"",
+                0, 0, 0, 0, data_len != 0, raw[pos : pos + data_len] if data_len else b"",
+            )
+        pos += data_len
+    return DecodedXLogRecord(lsn, end_lsn, tot_len, xid, prev, info, rmid, crc, raw, origin, toplevel_xid,
+                             raw[pos : pos + main_data_len] if main_data_len else b"", blocks)
 
 
 def _check_image_header(raw: bytes, pos: int, tot_len: int, block_id: int, bimg_len: int,

@@ -152,11 +152,11 @@ class WalReader:
 
     def __iter__(self) -> Iterator[DecodedXLogRecord]:
         for batch in self._batches():
-            for raw in batch:
+            for lsn, end_lsn, data in batch:  # RawRecord
                 try:
-                    rec = decode_record(raw.data, raw.lsn, raw.end_lsn)
+                    rec = decode_record(data, lsn, end_lsn)
                 except InvalidRecord as e:  # say in which file, now that it is needed
-                    e.segment, e.offset = self._asm._where(raw.lsn)
+                    e.segment, e.offset = self._asm._where(lsn)
                     e.args = (str(e),)
                     raise
                 yield rec

@@ -123,6 +123,9 @@ class DecodedBkpBlock:
 class DecodedXLogRecord:
     """A whole decoded WAL record (xlogreader.h DecodedXLogRecord).
 
+    (The decoder makes the usual record, and its block, field by field: a new
+    field must be set there too, pyredo.wal.decoder.decode_record.)
+
     ``lsn`` is where the record starts (ReadRecPtr), ``end_lsn`` where the next
     one starts (EndRecPtr: the LSN redo stamps on pages). ``raw`` is the record
     exactly as in WAL, reassembled across pages, as the wal-redo protocol sends it.
