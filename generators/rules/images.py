@@ -19,30 +19,17 @@ under extension-lock contention) can become one."""
 from __future__ import annotations
 
 from generators.choose import Chooser
-from generators.rules.model import Column, Index, Model, StepList, Table, _step
+from generators.rules.model import (
+    Column,
+    Index,
+    Model,
+    StepList,
+    Table,
+    _step,
+    checkpoint_step,
+    with_consistency_checking,
+)
 from generators.rules.workouts import _kill_scans, spgist_radix_labels
-
-# the session variable that keeps a session's wal_consistency_checking while a rule
-# changes it for a few steps (a RESET would go back to the server's value, not the
-# workload's session setting)
-_SAVED_WCC = "redodiff.saved_wcc"
-
-
-def _checkpoint() -> StepList:
-    return [_step(0, "CHECKPOINT", "checkpoint")]
-
-
-def with_consistency_checking(session: int, rmgrs: str, steps: StepList) -> StepList:
-    """``steps`` run with ``wal_consistency_checking`` set to ``rmgrs`` on ``session`` (every
-    step must be that session's), the session's own value put back afterwards."""
-    assert all(s.session == session for s in steps)
-    save = (f"SELECT set_config('{_SAVED_WCC}', current_setting('wal_consistency_checking'), false); "
-            f"SELECT set_config('wal_consistency_checking', '{rmgrs}', false)")
-    # coalesce: a shrunk workload may have lost the saving step; the setting then stays
-    restore = (f"SELECT set_config('wal_consistency_checking', coalesce(current_setting('{_SAVED_WCC}', true), "
-               f"current_setting('wal_consistency_checking')), false)")
-    return [_step(session, save, "set_wcc"), *steps, _step(session, restore, "set_wcc")]
-
 
 # -- heap --------------------------------------------------------------------------------
 
@@ -77,7 +64,7 @@ def heap_lock_updated(m: Model, ch: Chooser) -> StepList:
         _step(0, f"INSERT INTO {name} SELECT g, 0 FROM generate_series(1, {n}) g", "insert"),
         _step(a, "BEGIN", "begin"),
         _step(a, f"UPDATE {name} SET v = v + 1 WHERE {where}", "update_hot"),
-        _step(b, "CHECKPOINT", "checkpoint"),
+        checkpoint_step(b),
         _step(b, f"SELECT id FROM {name} WHERE {where} FOR KEY SHARE", "select_for"),
         _step(a, ch.choice(("COMMIT", "ROLLBACK")), "commit"),
     ]
@@ -100,7 +87,7 @@ def heap_vacuum_images(m: Model, ch: Chooser) -> StepList:
         _step(0, _wide_rows(name, 1, n, 160), "insert"),
         _step(0, f"DELETE FROM {name} WHERE id % {k} = 0", "delete"),
         _step(0, f"SELECT count(*) FROM {name}", "seqscan"),
-        *_checkpoint(),
+        checkpoint_step(),
         _step(0, f"VACUUM (INDEX_CLEANUP on) {name}", "vacuum"),
     ]
     frz = m.name("if")
@@ -140,7 +127,7 @@ def hash_image_forms(m: Model, ch: Chooser) -> StepList:
         _step(0, f"CREATE TABLE {name} (id int8 NOT NULL, c0 int4)", "create_table"),
         _step(0, f"CREATE INDEX {ix} ON {name} USING hash (c0)", "create_index"),
         _step(0, ins.format(1, n), "insert"),
-        *_checkpoint(),
+        checkpoint_step(),
         # keys 0-3: a band of 20 tuples a key on the chain's second page, so the squeeze
         # moves 20 of the third page's (43 or 186) there and no more (a move that empties the
         # read page is logged as SQUEEZE_PAGE instead); keys 4-6: their chain's third page
@@ -148,12 +135,12 @@ def hash_image_forms(m: Model, ch: Chooser) -> StepList:
         _step(0, f"DELETE FROM {name} WHERE (c0 < 4 AND id BETWEEN {n // 2 + 1} AND {n // 2 + 140}) "
                  f"OR (c0 >= 4 AND id > 5600)", "delete"),
         _step(0, f"VACUUM {name}", "vacuum"),
-        *_checkpoint(),
+        checkpoint_step(),
         _step(0, ins.format(n + 1, n + n // 4), "insert"),
         _step(0, f"DELETE FROM {name} WHERE id % {ch.choice((2, 3))} = 0", "delete"),
     ]
     steps += _kill_scans(m, Table(name, [Column("c0", "lowcard", False)]), "hash")
-    steps += [*_checkpoint(), _step(0, ins.format(n + n // 4 + 1, n + n // 2), "insert_duplicates")]
+    steps += [checkpoint_step(), _step(0, ins.format(n + n // 4 + 1, n + n // 2), "insert_duplicates")]
     return steps
 
 
@@ -182,9 +169,9 @@ def brin_image_forms(m: Model, ch: Chooser) -> StepList:
         _step(0, f"CREATE INDEX {ix} ON {name} USING brin (c0) WITH (pages_per_range = 1, autosummarize = off)",
               "create_index"),
         _step(0, ins.format(1, n), "insert"),
-        *_checkpoint(),
+        checkpoint_step(),
         _step(0, f"SELECT brin_summarize_new_values('{ix}')", "brin_summarize_new"),
-        *_checkpoint(),
+        checkpoint_step(),
         _step(0, f"UPDATE {name} SET c0 = c0 * 1000003.0001 + 0.000123 WHERE id % {ch.choice((2, 3))} = 0",
               "update_indexed"),
         *_brin_full_last_page(m, ch, pad),
@@ -218,7 +205,7 @@ def _brin_full_last_page(m: Model, ch: Chooser, pad: str) -> StepList:
               "create_index"),
         _step(0, ins.format(1, n), "insert"),
         _step(0, f"SELECT brin_summarize_new_values('{ix}')", "brin_summarize_new"),
-        *_checkpoint(),
+        checkpoint_step(),
     ]
     if how == "insert":
         return [*steps, _step(0, ins.format(n + 1, n + 3), "insert"),
@@ -245,12 +232,12 @@ def spgist_vacuum_images(m: Model, ch: Chooser) -> StepList:
         _step(0, f"CREATE INDEX {name}_spgist ON {name} USING spgist (c0)", "create_index"),
         _step(0, f"INSERT INTO {name} SELECT g, {expr} FROM generate_series(1, {ch.choice((20, 60))}) g", "insert"),
         _step(0, f"DELETE FROM {name} WHERE id % {ch.choice((2, 3))} = 0", "delete"),
-        *_checkpoint(),
+        checkpoint_step(),
         _step(0, f"VACUUM {name}", "vacuum"),
     ]
     if ch.boolean(0.5) and len(m.tables) < 5:
         radix = spgist_radix_labels(m, ch)
-        steps += [*radix[:-1], *_checkpoint(), radix[-1]]
+        steps += [*radix[:-1], checkpoint_step(), radix[-1]]
     return steps
 
 
@@ -282,5 +269,5 @@ def gist_delete_images(m: Model, ch: Chooser) -> StepList:
     refill = [_step(0, f"INSERT INTO {name} (id, c0) SELECT g, {col.value(f'g - {n}')} "
                        f"FROM generate_series({n + 1}, {n + n // k}) g", "insert_duplicates")]
     if checkpoint:
-        return [*steps, *_checkpoint(), *refill]
+        return [*steps, checkpoint_step(), *refill]
     return [*steps, *with_consistency_checking(0, "gist", refill)]

@@ -16,6 +16,8 @@ from generators.rules.model import (
     Table,
     _step,
     _table,
+    checkpoint_step,
+    with_consistency_checking,
 )
 from generators.rules.tables import _insert_sql, delete_rows
 
@@ -159,15 +161,6 @@ def _index_sql(t: Table, ix: Index, with_: str = "") -> str:
     return f"CREATE INDEX {ix.name} ON {t.name}{using} ({ix.columns[0]}){with_}"
 
 
-def _consistency_checked(rmgr: str, steps: StepList) -> StepList:
-    """``steps`` (session 0's) under ``wal_consistency_checking = rmgr``: every record of
-    that rmgr carries a page image redo must not apply (the image-not-applied cells)."""
-    # imported here: images imports workouts, which imports this module
-    from generators.rules.images import with_consistency_checking
-
-    return with_consistency_checking(0, rmgr, steps)
-
-
 # (rows, rows deleted from the start, rows added) of btree_fastroot's two shapes: int8 keys
 # (~366 to the first leaf of a rightmost split, a root over two leaves) and 500-byte keys
 # (~14 to a leaf, ~10 downlinks to an internal page after a rightmost split: 250 rows are
@@ -195,12 +188,12 @@ def btree_fastroot(m: Model, ch: Chooser) -> StepList:
     where = ch.choice(("", "vacuum", "insert", "both"))
     tail: StepList = []
     if where in ("vacuum", "both"):
-        tail.append(_step(0, "CHECKPOINT", "checkpoint"))
+        tail.append(checkpoint_step())
     tail.append(_step(0, f"VACUUM (INDEX_CLEANUP ON) {t.name}", "vacuum"))
     if where in ("insert", "both"):
-        tail.append(_step(0, "CHECKPOINT", "checkpoint"))
+        tail.append(checkpoint_step())
     tail.append(_step(0, _insert_sql(t, n + 1, n + more, "asc"), "insert"))
-    return steps + (_consistency_checked("btree", tail) if ch.boolean(0.3) else tail)
+    return steps + (with_consistency_checking(0, "btree", tail) if ch.boolean(0.3) else tail)
 
 
 def _delete_middle_and_vacuum(ch: Chooser, t: Table, n: int, rmgr: str) -> StepList:
@@ -209,9 +202,9 @@ def _delete_middle_and_vacuum(ch: Chooser, t: Table, n: int, rmgr: str) -> StepL
     = ``rmgr``."""
     tail = [_step(0, f"DELETE FROM {t.name} WHERE id BETWEEN {n // 5} AND {4 * n // 5}", "delete")]
     if ch.boolean(0.4):
-        tail.append(_step(0, "CHECKPOINT", "checkpoint"))
+        tail.append(checkpoint_step())
     tail.append(_step(0, f"VACUUM {t.name}", "vacuum"))
-    return _consistency_checked(rmgr, tail) if ch.boolean(0.2) else tail
+    return with_consistency_checking(0, rmgr, tail) if ch.boolean(0.2) else tail
 
 
 def gin_posting_tree(m: Model, ch: Chooser) -> StepList:
@@ -263,7 +256,7 @@ def inner_split_workout(m: Model, ch: Chooser) -> StepList:
     key = f"c0 {TYPES[kind].ams[am]}".strip()
     steps.append(_step(0, f"CREATE INDEX {ix.name} ON {t.name} USING {am} ({key}){with_}", "create_index"))
     fill = [_step(0, _insert_sql(t, 1, n, ch.choice(("asc", "shuffled"))), "insert")]
-    return steps + (_consistency_checked(am, fill) if ch.boolean(0.5) else fill)
+    return steps + (with_consistency_checking(0, am, fill) if ch.boolean(0.5) else fill)
 
 
 def brin_cycle(m: Model, ch: Chooser) -> StepList:

@@ -11,6 +11,7 @@ from generators.rules.model import (
     _any_session,
     _step,
     _table,
+    checkpoint_step,
 )
 
 
@@ -59,4 +60,4 @@ def sequence_ops(m: Model, ch: Chooser) -> StepList:
 
 def checkpoint(m: Model, ch: Chooser) -> StepList:
     """A CHECKPOINT mid-workload: the next change to each page logs a full-page image."""
-    return [_step(ch.choice(m.idle_sessions()), "CHECKPOINT", "checkpoint")]
+    return [checkpoint_step(ch.choice(m.idle_sessions()))]

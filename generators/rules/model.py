@@ -181,6 +181,29 @@ def _step(session: int, sql: str, rule: str, rows: tuple[tuple[str | None, ...],
     return Step(session, sql, rule, rows, database)
 
 
+def checkpoint_step(session: int = 0) -> Step:
+    """A CHECKPOINT: the next change to each page carries its full-page image."""
+    return _step(session, "CHECKPOINT", "checkpoint")
+
+
+# the session variable that keeps a session's wal_consistency_checking while a rule
+# changes it for a few steps (a RESET would go back to the server's value, not the
+# workload's session setting)
+_SAVED_WCC = "redodiff.saved_wcc"
+
+
+def with_consistency_checking(session: int, rmgrs: str, steps: StepList) -> StepList:
+    """``steps`` run with ``wal_consistency_checking`` set to ``rmgrs`` on ``session`` (every
+    step must be that session's), the session's own value put back afterwards."""
+    assert all(s.session == session for s in steps)
+    save = (f"SELECT set_config('{_SAVED_WCC}', current_setting('wal_consistency_checking'), false); "
+            f"SELECT set_config('wal_consistency_checking', '{rmgrs}', false)")
+    # coalesce: a shrunk workload may have lost the saving step; the setting then stays
+    restore = (f"SELECT set_config('wal_consistency_checking', coalesce(current_setting('{_SAVED_WCC}', true), "
+               f"current_setting('wal_consistency_checking')), false)")
+    return [_step(session, save, "set_wcc"), *steps, _step(session, restore, "set_wcc")]
+
+
 def _table(m: Model, ch: Chooser) -> Table:
     return ch.choice(m.tables)
 

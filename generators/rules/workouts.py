@@ -18,6 +18,7 @@ from generators.rules.model import (
     StepList,
     Table,
     _step,
+    checkpoint_step,
 )
 from generators.rules.tables import _insert_sql
 
@@ -83,12 +84,12 @@ def index_am_workout(m: Model, ch: Chooser) -> StepList:
     # pages the workout made are then older than the redo pointer, so the next change to
     # each logs its image -- the image forms (coverage grid) of splits, vacuums, squeezes
     if ch.boolean(0.5):
-        steps += [_step(0, _insert_sql(t, 1, n // 2, order), "insert"), _step(0, "CHECKPOINT", "checkpoint"),
+        steps += [_step(0, _insert_sql(t, 1, n // 2, order), "insert"), checkpoint_step(),
                   _step(0, _insert_sql(t, n // 2 + 1, n, order), "insert")]
     else:
         steps.append(_step(0, _insert_sql(t, 1, n, order), "insert"))
     if ch.boolean(0.5):
-        steps.append(_step(0, "CHECKPOINT", "checkpoint"))
+        steps.append(checkpoint_step())
     if am == "brin":
         steps += [
             _step(0, f"SELECT brin_summarize_new_values('{ix.name}')", "brin_summarize_new"),
