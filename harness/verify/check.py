@@ -410,10 +410,11 @@ class Checker:
             masked: dict[bytes, bytes] = {bytes(primary): want}
             got = {}
             for name, p in pages.items():
-                m = masked.get(bytes(p))
+                key = bytes(p)
+                m = masked.get(key)
                 if m is None:
-                    m = mask_page(p, owner or "Heap", tag.blk, tag.fork, final_state=True, table=self.table)
-                    masked[bytes(p)] = m
+                    m = masked[key] = mask_page(p, owner or "Heap", tag.blk, tag.fork, final_state=True,
+                                                table=self.table)
                 got[name] = m
         except MaskError as e:
             return self._no_witness(report, f"witness: {e}")
