@@ -65,6 +65,7 @@ class IterationResult:
             s.records, s.pages_checked, s.pages_skipped_no_base = r.records, r.pages_checked, r.pages_skipped_no_base
             s.divergences = [d.entry() for d in r.divergences] + [DivergenceEntry.clog(c) for c in r.clog_divergences]
             s.clog_pages_checked, s.clog_xids_verified = r.clog_pages_checked, r.clog_xids_verified
+            s.replays_superseded = r.replays_superseded
             s.unsupported, s.record_types = Counter(r.unsupported), Counter(r.record_types)
             s.cells, s.verdicts = Counter(r.cells), Counter(r.verdicts)
             s.pages_skipped = Counter(r.pages_skipped)

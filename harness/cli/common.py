@@ -251,6 +251,9 @@ def print_report_summary(report: CheckResult, title: str = "redodiff check") -> 
     table.add_row("records", str(report.records))
     table.add_row("pages checked", str(report.pages_checked))
     table.add_row("pages skipped (no base page)", str(report.pages_skipped_no_base))
+    if report.replays_superseded:
+        table.add_row("records superseded (a later image or init of the page erases them)",
+                      str(report.replays_superseded))
     for reason, n in sorted(report.pages_skipped.items()):
         table.add_row(f"pages skipped ({reason})", str(n))
     unknown = report.unknown_divergences

@@ -262,12 +262,13 @@ def block_form(rec: DecodedXLogRecord, tag: BufferTag) -> str:
 def block_cells(tag: BufferTag, records: Iterable[DecodedXLogRecord], table: RmgrTable) -> Counter[str]:
     """The cells a verified page's records reach."""
     fork = FORK_NAMES[tag.fork] if 0 <= tag.fork < len(FORK_NAMES) else str(tag.fork)
+    # counted by (type, form) and named once each: a page has thousands of records, few cells
+    pairs: Counter[tuple[str, str]] = Counter((table.record_type(r), block_form(r, tag)) for r in records)
     out: Counter[str] = Counter()
-    for r in records:
-        t, form = table.record_type(r), block_form(r, tag)
+    for (t, form), n in pairs.items():
         if form == "data" and tag.blk == 0 and t.startswith(METAPAGE_RMGRS):
             form = "metapage"
-        out[cell(t, fork, form)] += 1
+        out[cell(t, fork, form)] += n
     return out
 
 

@@ -75,9 +75,13 @@ class PageCounts:
     verdicts: Counter[str] = field(default_factory=Counter)
     clog_pages_checked: int = 0
     clog_xids_verified: int = 0
+    # records left out of a page's redo: a later record of that page restores its full-page
+    # image or re-initializes it, so they cannot reach the compared page (harness.verify.plan)
+    replays_superseded: int = 0
     phases: Seconds = field(default_factory=Seconds)
 
-    _SUMS = ("records", "pages_checked", "pages_skipped_no_base", "clog_pages_checked", "clog_xids_verified")
+    _SUMS = ("records", "pages_checked", "pages_skipped_no_base", "clog_pages_checked", "clog_xids_verified",
+             "replays_superseded")
     _COUNTERS = ("pages_skipped", "unsupported", "record_types", "cells", "verdicts")
 
     def add_counts(self, other: PageCounts) -> None:
@@ -90,6 +94,10 @@ class PageCounts:
     def verdicts_json(self) -> JSONDict:
         """``{"verdicts": {...}}`` once pages were judged, else no key (older reports)."""
         return {"verdicts": dict(sorted(self.verdicts.items()))} if self.verdicts else {}
+
+    def superseded_json(self) -> JSONDict:
+        """``{"replays_superseded": n}`` when records were left out, else no key (older reports)."""
+        return {"replays_superseded": self.replays_superseded} if self.replays_superseded else {}
 
     def cells_json(self) -> JSONDict:
         """``{"coverage_cells": grid}`` once cells were counted, else no key: reports
@@ -116,6 +124,7 @@ class PageCounts:
         clog = d.get("clog") or {}
         self.records, self.pages_checked = int(d.get("records", 0)), int(d.get("pages_checked", 0))
         self.pages_skipped_no_base = int(d.get("pages_skipped_no_base", 0))
+        self.replays_superseded = int(d.get("replays_superseded", 0))
         self.clog_pages_checked = int(clog.get("pages_checked", d.get("clog_pages_checked", 0)))
         self.clog_xids_verified = int(clog.get("xids_verified", d.get("clog_xids_verified", 0)))
         for c in ("pages_skipped", "unsupported", "record_types", "verdicts"):

@@ -20,7 +20,7 @@ from harness.reports.cells import block_cells
 from harness.reports.counts import ENGINE_PHASE, PageCounts
 from harness.reports.schema import CheckResult, DivergenceEntry, DivergenceKind, EngineErrorKind
 from harness.verify.engines import Engine, SendsAhead
-from harness.verify.plan import BlockPlan, Plan, build_plan, decode_all, records_frozen
+from harness.verify.plan import RESET_BASE, BlockPlan, Plan, build_plan, decode_all, records_frozen
 from harness.verify.unlogged import end_of_recovery
 from harness.verify.verdict import BLOCK_ABSENT, Verdict, Witnessed, judge, reconcile
 from oracles.compare import explain_diff
@@ -238,6 +238,7 @@ class Checker:
             self.end_lsn = plan.end
         if plan.retired:
             report.pages_skipped["cut off by a relation truncation"] += len(plan.retired)
+        report.replays_superseded = sum(bp.superseded for bp in plan.blocks.values())
         total = len(plan.blocks)
         done = 0
         blocks = list(plan.blocks.values())
@@ -267,9 +268,10 @@ class Checker:
         return report
 
     def _base_of(self, bp: BlockPlan) -> tuple[bool, bytes | None]:
-        """(whether the page can be redone, its base page): not without a base it needs."""
+        """(whether the page can be redone, its base page): not without a base it needs;
+        RESET_BASE when the first record resets the page (harness.verify.plan)."""
         if not bp.needs_base:
-            return True, None
+            return True, RESET_BASE if bp.self_contained else None
         base = self.base(bp.tag) if self.base is not None else None
         return base is not None or (self.base is not None and self.base_is_snapshot), base
 

@@ -3,7 +3,15 @@
 Step 3 of the data flow: for every BufferTag the range touches, the records
 that touch it in LSN order, whether a base page is needed (not when the first
 record restores an image or re-initializes the page), and which resource
-manager owns the page (to choose its mask). Records that change a page without
+manager owns the page (to choose its mask).
+
+A record that restores a full-page image of the page or re-initializes it
+(``resets``) erases whatever the page held: the records before it cannot reach
+the page that is compared, so the plan starts the page there and counts the
+records it leaves out (``BlockPlan.superseded``). Such a page is redone from
+``RESET_BASE``, a page of garbage that a correct redo overwrites whole: an
+engine that keeps a byte of the page it should replace (an image's hole not
+zeroed, a page not zeroed before its initialization) shows it. Records that change a page without
 naming it (heap records clearing visibility-map bits) are routed through the
 rmgr table's ``implicit_tags``. What cannot be rebuilt from block references
 (blocks cut off by a relation truncation) is marked, never dropped silently.
@@ -17,6 +25,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from pyredo import BLCKSZ
 from pyredo.page.visibilitymap import HEAPBLK_TO_MAPBLOCK
 from pyredo.rmgr import RM_DBASE_ID, RM_SMGR_ID, RM_XLOG_ID
 from pyredo.rmgrlist import PG15
@@ -42,6 +51,20 @@ XLOG_DBASE_CREATE_FILE_COPY = 0x00
 _DBASE_FILE_COPY = struct.Struct("<II")  # xl_dbase_create_file_copy_rec: db_id, tablespace_id (then the source's)
 
 
+# what a page whose first record resets it is redone from: every byte nonzero, pd_lsn past
+# any LSN and pd_lower/pd_upper beyond the page, so nothing of it can pass for a real page
+RESET_BASE = b"\xa5" * BLCKSZ
+
+
+def resets(rec: DecodedXLogRecord, tag: BufferTag) -> bool:
+    """Does ``rec`` restore a full-page image of ``tag`` or re-initialize it (redo
+    then reads nothing of the page before it)?"""
+    for blk in rec.blocks.values():
+        if blk.tag == tag:
+            return blk.apply_image or blk.will_init
+    return False
+
+
 @dataclass
 class BlockPlan:
     """What it takes to rebuild one block: its records and whether a base page is needed."""
@@ -51,17 +74,22 @@ class BlockPlan:
     owner: str | None = None  # rmgr whose records own the page (chooses the mask)
     unverifiable: str | None = None  # why this page cannot be rebuilt, if so
     base_absent: bool = False  # the block did not exist when these records began (truncated)
+    superseded: int = 0  # records of the page left out: a later record of it ``resets`` the page
 
     @property
     def self_contained(self) -> bool:
         """The first record restores an image or re-initializes the page: no base needed."""
-        if not self.records:
-            return False
-        first = self.records[0]
-        for blk in first.blocks.values():
-            if blk.tag == self.tag:
-                return blk.apply_image or blk.will_init
-        return False
+        return bool(self.records) and resets(self.records[0], self.tag)
+
+    def append(self, rec: DecodedXLogRecord, reset: bool) -> None:
+        """Add the page's next record; one that resets the page (``reset``: ``resets(rec,
+        self.tag)``) starts it afresh (what was unverifiable before, an edit the WAL does
+        not name, is erased with the rest)."""
+        if reset:
+            self.superseded += len(self.records)
+            self.records = []
+            self.unverifiable = None
+        self.records.append(rec)
 
     @property
     def needs_base(self) -> bool:
@@ -193,7 +221,10 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
             elif copied and rmid == RM_SMGR_ID and rec.info & XLR_RMGR_INFO_MASK == XLOG_SMGR_CREATE \
                     and len(rec.main_data) >= _SMGR_CREATE.size:
                 made.add(RelFileNode(*_SMGR_CREATE.unpack_from(rec.main_data)[:3]))
-        tags = [blk.tag for blk in rec.blocks.values()]
+        blks = rec.blocks.values()
+        tags = [blk.tag for blk in blks]
+        # resets(rec, tag) of each: a record registers a buffer once (XLogRegisterBuffer)
+        reset_tags = [blk.tag for blk in blks if blk.apply_image or blk.will_init]
         implicit_tags = implicit.get(rmid)
         if implicit_tags is not None:
             extra = implicit_tags(rec)
@@ -210,7 +241,7 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
             bp = blocks.get(tag)
             if bp is None:
                 bp = blocks[tag] = _new_plan(tag, truncations)
-            bp.records.append(rec)
+            bp.append(rec, tag in reset_tags)
             if owner is not None:
                 bp.owner = owner
         if rmid == RM_SMGR_ID:

@@ -3,25 +3,36 @@ splitting the plan and merging to what one process finds, one counts dataclass."
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 from factories import RNODE, encoded
 
 from harness.interrupts import Interrupts
 from harness.reports.counts import ENGINE_PHASE, Seconds
-from harness.reports.schema import FuzzReport, IterationSummary
+from harness.reports.schema import DivergenceKind, FuzzReport, IterationSummary
 from harness.verify.check import Checker, CheckReport
 from harness.verify.parallel import check_range, split_plan
-from harness.verify.plan import build_plan, decode_all
+from harness.verify.plan import RESET_BASE, build_plan, decode_all, resets
 from pyredo import BLCKSZ
 from pyredo.engine import RedoEngine
 from pyredo.page.bufpage import PageInit
-from pyredo.rmgr import RM_XLOG_ID
+from pyredo.rmgr import RM_SMGR_ID, RM_XLOG_ID
 from pyredo.wal.builder import BlockSpec
-from pyredo.wal.record import MAIN_FORKNUM, BufferTag, DecodedXLogRecord, RelFileNode
+from pyredo.wal.record import (
+    MAIN_FORKNUM,
+    VISIBILITYMAP_FORKNUM,
+    BufferTag,
+    DecodedXLogRecord,
+    RelFileNode,
+)
 
 XLOG_FPI = 0xB0
+XLOG_FPI_FOR_HINT = 0xA0
+XLOG_SMGR_TRUNCATE = 0x20
+SMGR_TRUNCATE_ALL = 0x7
 OTHER = RelFileNode(RNODE.spc, RNODE.db, RNODE.rel + 1)
 
 
@@ -81,7 +92,9 @@ def test_workers_merge_to_the_counts_of_one_process() -> None:
     records = _records()
     one, two = _check(records, 1), _check(records, 2)
     assert one.pages_checked == 10 and not one.divergences
-    assert sum(one.record_types.values()) == len(records)  # the two-block record counts once
+    # the two-block record counts once; its images supersede the first images of its two blocks
+    assert one.replays_superseded == 2
+    assert sum(one.record_types.values()) == len(records) - 2
     a, b = one.result().to_json(), two.result().to_json()
     a.pop("phases"), b.pop("phases")
     assert a == b
@@ -134,3 +147,74 @@ def test_bench_fuzz_figures_say_the_harness_share_and_the_slowest_iterations() -
     assert fig["harness_share"] == round(2.25 / 6, 3) and fig["workload_share"] == round(2.5 / 6, 3)
     assert fig["engine_seconds"] == {"walredo": 1.5}
     assert [s["index"] for s in fig["slowest"]] == [0] and next(iter(fig["slowest"][0]["phases"])) == "workload"
+
+
+# -- records a later image erases: left out of the page's redo ------------------------------
+def _fpi(blk: int, n: int, lsn: int, *, hole: bool = False, apply: bool = True) -> DecodedXLogRecord:
+    page = _page(n)
+    lower, upper = int.from_bytes(page[12:14], "little"), int.from_bytes(page[14:16], "little")
+    spec = BlockSpec(0, RNODE, MAIN_FORKNUM, blk, image=page, apply=apply,
+                     hole=(lower, upper - lower) if hole else None)
+    return encoded(RM_XLOG_ID, XLOG_FPI, b"", [spec], lsn=lsn)
+
+
+def test_a_page_starts_at_its_last_image_and_says_what_it_left_out() -> None:
+    first, second = _fpi(0, 1, 0x100_0000), _fpi(0, 2, 0x100_4000)
+    plan = build_plan([first, second, _fpi(1, 4, 0x100_C000)])
+    bp = plan.blocks[BufferTag(*RNODE, MAIN_FORKNUM, 0)]
+    assert [r.lsn for r in bp.records] == [second.lsn] and bp.superseded == 1
+    assert bp.self_contained and not bp.needs_base
+    report = Checker([RedoEngine(), Named("walredo")], None).check_plan(plan)
+    assert report.replays_superseded == 1 and report.result().to_json()["replays_superseded"] == 1
+    assert report.record_types == {"XLOG/FPI": 2}  # the first image cannot reach the page: not verified
+
+
+def test_an_image_kept_for_consistency_checking_does_not_reset_the_page() -> None:
+    """wal_consistency_checking's image (BKPIMAGE_APPLY unset) is not restored at redo."""
+    assert not resets(_fpi(0, 1, 0x100_0000, apply=False), BufferTag(*RNODE, MAIN_FORKNUM, 0))
+    assert resets(_fpi(0, 1, 0x100_0000), BufferTag(*RNODE, MAIN_FORKNUM, 0))
+    assert not resets(_fpi(0, 1, 0x100_0000), BufferTag(*RNODE, MAIN_FORKNUM, 1))
+
+
+def test_an_image_erases_what_a_truncation_left_unverifiable() -> None:
+    trunc = encoded(RM_SMGR_ID, XLOG_SMGR_TRUNCATE, struct.pack("<IIIII", 0, *RNODE, SMGR_TRUNCATE_ALL),
+                    lsn=0x100_0000)
+    vm = BufferTag(*RNODE, VISIBILITYMAP_FORKNUM, 0)
+    spec = BlockSpec(0, RNODE, VISIBILITYMAP_FORKNUM, 0, image=_page(1))
+    before = build_plan([trunc, encoded(RM_XLOG_ID, XLOG_FPI_FOR_HINT, b"", [replace(spec, apply=False)],
+                                        lsn=0x100_4000)])
+    assert before.blocks[vm].unverifiable
+    after = build_plan([trunc, encoded(RM_XLOG_ID, XLOG_FPI_FOR_HINT, b"", [spec], lsn=0x100_4000)])
+    assert after.blocks[vm].unverifiable is None and after.blocks[vm].self_contained
+
+
+class _HoleKept:
+    """pyredo, but restoring an image leaves the page's old bytes in the image's hole
+    (RestoreBlockImage without its MemSet: the C mutant fpi_hole_not_zeroed)."""
+
+    name = "hole_kept"
+
+    def reconstruct(self, t: BufferTag, base: bytes | None, records: Iterable[DecodedXLogRecord]) -> bytes:
+        page = bytearray(base if base is not None else bytes(BLCKSZ))
+        for rec in records:
+            blk = next(b for b in rec.blocks.values() if b.tag == t)
+            old = bytes(page)
+            page[:] = RedoEngine().reconstruct(t, bytes(page), [rec])
+            page[blk.hole_offset : blk.hole_offset + blk.hole_length] = \
+                old[blk.hole_offset : blk.hole_offset + blk.hole_length]
+        return bytes(page)
+
+
+def test_a_page_that_starts_with_an_image_is_redone_from_garbage_that_shows_a_hole_left_unzeroed() -> None:
+    rec = _fpi(0, 1, 0x100_0000, hole=True)
+    plan = build_plan([rec])
+    bp = plan.blocks[BufferTag(*RNODE, MAIN_FORKNUM, 0)]
+    want = RedoEngine().reconstruct(bp.tag, None, bp.records)
+    assert RedoEngine().reconstruct(bp.tag, RESET_BASE, bp.records) == want  # a correct engine
+    primary = {bp.tag: want}
+    report = Checker([RedoEngine(), _HoleKept()], primary.get, end_lsn=rec.end_lsn).check_plan(plan)
+    assert len(report.divergences) == 1
+    div = report.divergences[0]
+    # the hole is unused space, which the primary's masks hide: the engines' vote finds it
+    assert div.kind == DivergenceKind.ENGINE_DISAGREEMENT and div.base_page == RESET_BASE
+    assert _HoleKept().reconstruct(bp.tag, None, bp.records) == want  # a zero page would have hidden it
