@@ -18,9 +18,12 @@ DEFAULTTABLESPACE_OID = 1663
 RELSEG_SIZE = (1 << 30) // BLCKSZ  # blocks per 1 GB segment file
 
 
-def relation_block_path(pgdata: Path, tag: BufferTag) -> tuple[Path, int]:
-    """relpath() + segment arithmetic: the file holding ``tag`` and the byte offset in it."""
-    if tag.spc == GLOBALTABLESPACE_OID:
+def relation_block_path(pgdata: Path, tag: BufferTag, *, relative: bool = False) -> tuple[Path, int]:
+    """relpath() + segment arithmetic: the file holding ``tag`` and the byte offset in it
+    (``relative``: ``pgdata`` is the relation's directory already)."""
+    if relative:
+        base = pgdata
+    elif tag.spc == GLOBALTABLESPACE_OID:
         base = pgdata / "global"
     elif tag.spc == DEFAULTTABLESPACE_OID:
         base = pgdata / "base" / str(tag.db)
@@ -40,15 +43,23 @@ class DataDirPages:
 
     def __init__(self, pgdata: str | os.PathLike[str]) -> None:
         self.pgdata = Path(pgdata)
+        self._dirs: dict[tuple[int, int, int], Path] = {}  # (spc, db, rel) -> its directory, made once
 
     def __call__(self, tag: BufferTag) -> bytes | None:
-        path, off = relation_block_path(self.pgdata, tag)
+        # the witness reads a page per verified page: one pread, no file object
+        key = (tag.spc, tag.db, tag.rel)
+        parent = self._dirs.get(key)
+        if parent is None:
+            parent = self._dirs[key] = relation_block_path(self.pgdata, tag)[0].parent
+        path, off = relation_block_path(parent, tag, relative=True)
         try:
-            with open(path, "rb") as f:
-                f.seek(off)
-                data = f.read(BLCKSZ)
+            fd = os.open(path, os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        try:
+            data = os.pread(fd, BLCKSZ, off)
+        finally:
+            os.close(fd)
         return data if len(data) == BLCKSZ else None
 
     def __repr__(self) -> str:

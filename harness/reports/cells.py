@@ -249,14 +249,14 @@ def cell(type_name: str, fork: str, form: str) -> str:
 
 def block_form(rec: DecodedXLogRecord, tag: BufferTag) -> str:
     """The form of ``rec``'s change to ``tag`` (see the module docstring)."""
-    blk = next((b for b in rec.blocks.values() if b.tag == tag), None)
-    if blk is None:
-        return "implicit"
-    if blk.apply_image:
-        return "image-applied"
-    if blk.will_init:
-        return "will-init"
-    return "image-not-applied" if blk.has_image else "data"
+    for blk in rec.blocks.values():  # a loop, not next(genexpr): this runs once per verified record
+        if blk.tag == tag:
+            if blk.apply_image:
+                return "image-applied"
+            if blk.will_init:
+                return "will-init"
+            return "image-not-applied" if blk.has_image else "data"
+    return "implicit"
 
 
 def block_cells(tag: BufferTag, records: Iterable[DecodedXLogRecord], table: RmgrTable) -> Counter[str]:

@@ -340,17 +340,24 @@ class Checker:
             if tag.fork == INIT_FORKNUM and pages:  # what the main fork becomes at recovery's end
                 report._init_pages[tag] = (next(iter(pages.values())), witness.owner or bp.owner)
             if verdict.compared:
-                report.verdicts[verdict.label] += 1
-                report.pages_checked += 1
-                report.cells.update(block_cells(tag, bp.records, self.table))
-                for rec in bp.records:
-                    if rec.lsn not in report._verified:
-                        report._verified.add(rec.lsn)
-                        report.record_types[self.table.record_type(rec)] += 1
+                with report.timed("coverage"):
+                    self._count_verified(bp, report, verdict.label)
             return
         div = self._divergence(bp, base, pages, failures, witness, verdict)
         report.divergences.append(div)
         report.verdicts[verdict.label + (f" (known: {div.known})" if div.known else "")] += 1
+
+    def _count_verified(self, bp: BlockPlan, report: CheckReport, label: str) -> None:
+        """A verified page's counts: its verdict, its cells, and its records' types (a
+        record verified on several pages counts once)."""
+        report.verdicts[label] += 1
+        report.pages_checked += 1
+        report.cells.update(block_cells(bp.tag, bp.records, self.table))
+        verified = report._verified
+        new = [rec for rec in bp.records if rec.lsn not in verified]
+        if new:
+            verified.update(rec.lsn for rec in new)
+            report.record_types.update(map(self.table.record_type, new))
 
     def _divergence(self, bp: BlockPlan, base: bytes | None, pages: dict[str, bytes],
                     failures: dict[str, Exception], w: Witnessed, verdict: Verdict) -> Divergence:

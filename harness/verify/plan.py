@@ -81,15 +81,13 @@ class BlockPlan:
         """The first record restores an image or re-initializes the page: no base needed."""
         return bool(self.records) and resets(self.records[0], self.tag)
 
-    def append(self, rec: DecodedXLogRecord, reset: bool) -> None:
-        """Add the page's next record; one that resets the page (``reset``: ``resets(rec,
-        self.tag)``) starts it afresh (what was unverifiable before, an edit the WAL does
-        not name, is erased with the rest)."""
-        if reset:
-            self.superseded += len(self.records)
-            self.records = []
-            self.unverifiable = None
-        self.records.append(rec)
+    def reset(self, rec: DecodedXLogRecord) -> None:
+        """Start the page afresh at ``rec``, which ``resets`` it: the records before are
+        superseded, and what was unverifiable (an edit the WAL does not name) is erased
+        with them."""
+        self.superseded += len(self.records)
+        self.records = [rec]
+        self.unverifiable = None
 
     @property
     def needs_base(self) -> bool:
@@ -221,10 +219,9 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
             elif copied and rmid == RM_SMGR_ID and rec.info & XLR_RMGR_INFO_MASK == XLOG_SMGR_CREATE \
                     and len(rec.main_data) >= _SMGR_CREATE.size:
                 made.add(RelFileNode(*_SMGR_CREATE.unpack_from(rec.main_data)[:3]))
-        blks = rec.blocks.values()
-        tags = [blk.tag for blk in blks]
+        tags = [blk.tag for blk in rec.blocks.values()]
         # resets(rec, tag) of each: a record registers a buffer once (XLogRegisterBuffer)
-        reset_tags = [blk.tag for blk in blks if blk.apply_image or blk.will_init]
+        reset_tags = [blk.tag for blk in rec.blocks.values() if blk.apply_image or blk.will_init]
         implicit_tags = implicit.get(rmid)
         if implicit_tags is not None:
             extra = implicit_tags(rec)
@@ -241,7 +238,10 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
             bp = blocks.get(tag)
             if bp is None:
                 bp = blocks[tag] = _new_plan(tag, truncations)
-            bp.append(rec, tag in reset_tags)
+            if reset_tags and tag in reset_tags:
+                bp.reset(rec)
+            else:
+                bp.records.append(rec)
             if owner is not None:
                 bp.owner = owner
         if rmid == RM_SMGR_ID:
