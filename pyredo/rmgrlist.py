@@ -164,10 +164,14 @@ class RmgrTable:
 
     def record_type(self, rec: DecodedXLogRecord) -> str:
         """``Rmgr/TYPE`` of a record, the key of coverage and report tables."""
-        key = (rec.rmid, rec.info)
+        return self.type_name_of(rec.rmid, rec.info)
+
+    def type_name_of(self, rmid: int, info: int) -> str:
+        """``type_name``, remembered by (rmid, info)."""
+        key = (rmid, info)
         name = self._type_names.get(key)
         if name is None:
-            name = self._type_names[key] = self.type_name(rec.rmid, rec.info)
+            name = self._type_names[key] = self.type_name(rmid, info)
         return name
 
     def type_name(self, rmid: int, info: int) -> str:

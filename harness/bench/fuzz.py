@@ -45,5 +45,8 @@ def fuzz_figures(rep: FuzzReport, slowest: int = 5, workers: int = 1) -> dict[st
                      "pages_checked": r.pages_checked,
                      "phases": {k: round(r.phases[k], 2) for k in sorted(r.phases, key=phase_order)}}
                     for r in slow],
-        "divergences": len(rep.divergences), "infrastructure_errors": len(rep.infrastructure_errors),
+        "divergences": len(rep.divergences),
+        "unknown_divergences": sum(1 for d in rep.divergences if d.known is None),
+        "infrastructure_errors": len(rep.infrastructure_errors),
+        "replays_superseded": rep.replays_superseded,
     }

@@ -160,6 +160,10 @@ def _print_fuzz(fig: dict[str, Any]) -> None:
     out.print(f"{fig['iterations']} iterations in {fig['seconds']:.0f} s on {fig['workers_seen']} worker(s), "
               f"engines {', '.join(fig['engines'])}: {fig['pages_checked']:,} pages verified, "
               f"[bold]{fig['pages_per_minute']:,.0f} pages/min[/]")
+    known = fig["divergences"] - fig["unknown_divergences"]
+    out.print(f"divergences: {fig['unknown_divergences']} unknown (+ {known} known PostgreSQL issues), "
+              f"{fig['infrastructure_errors']} infrastructure errors; "
+              f"{fig['replays_superseded']:,} record replays superseded by a later reset of their page")
     out.print(f"harness share of iteration time: [bold]{fig['harness_share']:.0%}[/] "
               f"(workload {fig['workload_share']:.0%}, checkpoints {fig['checkpoint_share']:.0%}, "
               f"clusters {fig['cluster_share']:.0%}, "

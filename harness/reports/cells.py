@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from pyredo.rmgrlist import RmgrTable
-from pyredo.wal.record import FORK_NAMES, BufferTag, DecodedXLogRecord
+from pyredo.wal.record import BKPBLOCK_WILL_INIT, FORK_NAMES, BufferTag, DecodedXLogRecord
 
 FORMS = ("image-applied", "will-init", "image-not-applied", "metapage", "data", "implicit")
 # AMs whose block 0 is the metapage (GiST's block 0 is its root; bloom's is Generic WAL)
@@ -253,7 +253,7 @@ def block_form(rec: DecodedXLogRecord, tag: BufferTag) -> str:
         if blk.tag == tag:
             if blk.apply_image:
                 return "image-applied"
-            if blk.will_init:
+            if blk.flags & BKPBLOCK_WILL_INIT:
                 return "will-init"
             return "image-not-applied" if blk.has_image else "data"
     return "implicit"
@@ -262,10 +262,11 @@ def block_form(rec: DecodedXLogRecord, tag: BufferTag) -> str:
 def block_cells(tag: BufferTag, records: Iterable[DecodedXLogRecord], table: RmgrTable) -> Counter[str]:
     """The cells a verified page's records reach."""
     fork = FORK_NAMES[tag.fork] if 0 <= tag.fork < len(FORK_NAMES) else str(tag.fork)
-    # counted by (type, form) and named once each: a page has thousands of records, few cells
-    pairs: Counter[tuple[str, str]] = Counter((table.record_type(r), block_form(r, tag)) for r in records)
+    # counted by (rmid, info, form) and named once each: a page has many records, few cells
+    keys: Counter[tuple[int, int, str]] = Counter((r.rmid, r.info, block_form(r, tag)) for r in records)
     out: Counter[str] = Counter()
-    for (t, form), n in pairs.items():
+    for (rmid, info, form), n in keys.items():
+        t = table.type_name_of(rmid, info)
         if form == "data" and tag.blk == 0 and t.startswith(METAPAGE_RMGRS):
             form = "metapage"
         out[cell(t, fork, form)] += n

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -357,7 +358,9 @@ class Checker:
         new = [rec for rec in bp.records if rec.lsn not in verified]
         if new:
             verified.update(rec.lsn for rec in new)
-            report.record_types.update(map(self.table.record_type, new))
+            type_name_of = self.table.type_name_of
+            for (rmid, info), n in Counter((rec.rmid, rec.info) for rec in new).items():
+                report.record_types[type_name_of(rmid, info)] += n
 
     def _divergence(self, bp: BlockPlan, base: bytes | None, pages: dict[str, bytes],
                     failures: dict[str, Exception], w: Witnessed, verdict: Verdict) -> Divergence:

@@ -30,6 +30,7 @@ from pyredo.page.visibilitymap import HEAPBLK_TO_MAPBLOCK
 from pyredo.rmgr import RM_DBASE_ID, RM_SMGR_ID, RM_XLOG_ID
 from pyredo.rmgrlist import PG15
 from pyredo.wal.record import (
+    BKPBLOCK_WILL_INIT,
     FSM_FORKNUM,
     INIT_FORKNUM,
     MAIN_FORKNUM,
@@ -219,9 +220,12 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
             elif copied and rmid == RM_SMGR_ID and rec.info & XLR_RMGR_INFO_MASK == XLOG_SMGR_CREATE \
                     and len(rec.main_data) >= _SMGR_CREATE.size:
                 made.add(RelFileNode(*_SMGR_CREATE.unpack_from(rec.main_data)[:3]))
-        tags = [blk.tag for blk in rec.blocks.values()]
-        # resets(rec, tag) of each: a record registers a buffer once (XLogRegisterBuffer)
-        reset_tags = [blk.tag for blk in rec.blocks.values() if blk.apply_image or blk.will_init]
+        tags = []
+        reset_tags = []  # resets(rec, tag) of each: a record registers a buffer once (XLogRegisterBuffer)
+        for blk in rec.blocks.values():
+            tags.append(blk.tag)
+            if blk.apply_image or blk.flags & BKPBLOCK_WILL_INIT:
+                reset_tags.append(blk.tag)
         implicit_tags = implicit.get(rmid)
         if implicit_tags is not None:
             extra = implicit_tags(rec)

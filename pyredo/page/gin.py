@@ -32,7 +32,7 @@ from pyredo.page.bufpage import (
     set_pd_lower,
 )
 from pyredo.page.ginvarbyte import VARBYTES as _VARBYTES
-from pyredo.page.ginvarbyte import canonical_sum, encode_varbyte, running_sums, short_ints
+from pyredo.page.ginvarbyte import encode_varbyte, running_sums, short_ints
 
 ItemPointer = tuple[int, int]  # (block number, offset number)
 
@@ -267,14 +267,14 @@ def ginCompressPostingList(
         raise GinFormatError("cannot compress an empty posting list")
     maxsize &= ~1  # SHORTALIGN_DOWN
     maxbytes = maxsize - GinPostingListHeaderSize
-    body = _encode_ascending(ipd, maxbytes)
+    body = encode_ascending(ipd, maxbytes)
     if body is None:
         return _compress_item_by_item(ipd, maxbytes)
     nbytes = len(body)
     return pack_itemptr(ipd[0]) + _U16.pack(nbytes) + body + bytes(nbytes & 1), len(ipd)
 
 
-def _encode_ascending(ipd: Sequence[ItemPointer], maxbytes: int) -> bytes | None:
+def encode_ascending(ipd: Sequence[ItemPointer], maxbytes: int) -> bytes | None:
     """The varbyte deltas of all of ``ipd`` when they are ascending (no 64-bit
     wraparound) and fit in ``maxbytes``; None otherwise."""
     if len(ipd) == 2:  # one delta (an item appended to a segment): the same, without the list machinery
@@ -334,7 +334,7 @@ def ginPostingListDecodeAllSegments(
         first = unpack_itemptr(buf, seg)
         result.append(first)
         start = seg + GinPostingListHeaderSize
-        vals = _decode_deltas(buf, start, start + _U16.unpack_from(buf, seg + 6)[0],
+        vals = decode_deltas(buf, start, start + _U16.unpack_from(buf, seg + 6)[0],
                               itemptr_to_uint64(first))
         if vals and vals[-1] > _U64:  # wrapped around: C's uint64 arithmetic, item by item
             vals = [v & _U64 for v in vals]
@@ -348,11 +348,11 @@ def ginPostingListDecodeAllSegments(
 
 
 # bytes with the varbyte continuation bit -> 1, others -> 0 (bytes.translate table)
-_CONTINUED = bytes(int(b > 0x7F) for b in range(256))
-_FINAL_BYTE = bytes(int(b <= 0x7F) for b in range(256))  # 1 for the last byte of an integer
+CONTINUED_BYTE = bytes(int(b > 0x7F) for b in range(256))
+FINAL_BYTE = bytes(int(b <= 0x7F) for b in range(256))  # 1 for the last byte of an integer
 
 
-def _decode_deltas(buf: bytes | bytearray | memoryview, pos: int, endptr: int, val: int) -> list[int]:
+def decode_deltas(buf: bytes | bytearray | memoryview, pos: int, endptr: int, val: int) -> list[int]:
     """The running sums (not yet wrapped to 64 bits: the caller does) of the
     varbyte integers that start in ``buf[pos:endptr]``. Runs of one-byte
     integers are summed a run at a time; a longer integer may run past
@@ -361,7 +361,7 @@ def _decode_deltas(buf: bytes | bytearray | memoryview, pos: int, endptr: int, v
         raise GinFormatError("varbyte integer runs past the end of its buffer")
     vals: list[int] = []
     data = bytes(buf[pos:endptr])
-    continued = data.translate(_CONTINUED)
+    continued = data.translate(CONTINUED_BYTE)
     if pos <= endptr and short_ints(continued):  # a list at a time
         return running_sums(data, continued, val)
     base = pos
@@ -384,100 +384,6 @@ def _decode_deltas(buf: bytes | bytearray | memoryview, pos: int, endptr: int, v
 def ginPostingListDecode(buf: bytes | bytearray | memoryview, off: int) -> list[ItemPointer]:
     """Mirrors ginPostingListDecode: the items of the one segment at ``off``."""
     return ginPostingListDecodeAllSegments(buf, off, SizeOfGinPostingList(buf, off))
-
-
-def ginRecompressAppended(buf: bytes | bytearray | memoryview, off: int,
-                          items: Sequence[ItemPointer]) -> bytes | None:
-    """``ginCompressPostingList(ginMergeItemPointers(items, ginPostingListDecode(buf, off)),
-    BLCKSZ)`` (what ginRedoRecompress does for ADDITEMS) in time linear in
-    ``items`` when ``items`` come after the segment's last item, as new heap
-    tuples usually do; None when that shortcut does not apply.
-
-    Then C's merge puts ``items`` after the old ones unchanged, and its coder
-    re-encodes the old items into the bytes they came from, provided they
-    came from that coder: every varbyte integer in its shortest form, none
-    running past the segment, every value below 2^43 (so that an item pointer
-    maps back to it). The segment is checked for exactly that, a run of
-    one-byte integers at a time, and the new items are encoded after it.
-    """
-    if not items or off + GinPostingListHeaderSize > len(buf):
-        return None
-    nbytes = _U16.unpack_from(buf, off + 6)[0]
-    start = off + GinPostingListHeaderSize
-    first = unpack_itemptr(buf, off)
-    last = _last_value_if_shortest(buf, start, start + nbytes, itemptr_to_uint64(first))
-    if last is None or last >> (MaxHeapTuplesPerPageBits + 32):
-        return None
-    old_last = uint64_to_itemptr(last) if nbytes else first
-    # ginMergeItemPointers(items, old): its first shortcut puts ``items`` first
-    if ginCompareItemPointers(items[-1], first) < 0 or ginCompareItemPointers(old_last, items[0]) >= 0:
-        return _insert_one(buf, off, nbytes, first, items[0]) if len(items) == 1 else None
-    maxbytes = (BLCKSZ & ~1) - GinPostingListHeaderSize
-    tail = _encode_ascending([old_last, *items], maxbytes - nbytes)
-    if tail is None:
-        return None
-    total = nbytes + len(tail)
-    return b"".join((bytes(buf[off : off + 6]), _U16.pack(total), bytes(buf[start : start + nbytes]),
-                     tail, bytes(total & 1)))
-
-
-def _insert_one(buf: bytes | bytearray | memoryview, off: int, nbytes: int, first: ItemPointer,
-                item: ItemPointer) -> bytes | None:
-    """ginRecompressAppended for one item that goes before or among the segment's items
-    (checked there to be encode_varbyte's, below 2^43): when they are strictly ascending
-    (no zero byte: every delta > 0) and the offsets are below 2^11 (an item pointer and
-    its value then order alike), C's merge inserts ``item`` (or finds it there) and its
-    coder gives the old bytes with the integer around ``item`` re-encoded as two."""
-    body = bytes(buf[off + GinPostingListHeaderSize : off + GinPostingListHeaderSize + nbytes])
-    if 0 in body or (first[1] | item[1]) >> MaxHeapTuplesPerPageBits:
-        return None
-    x = (item[0] << MaxHeapTuplesPerPageBits) | item[1]
-    vals = [itemptr_to_uint64(first), *_decode_deltas(body, 0, nbytes, itemptr_to_uint64(first))]
-    k = bisect.bisect_left(vals, x)
-    head = bytes(buf[off : off + 6])
-    if k == len(vals):
-        return None
-    if vals[k] == x:  # already there: the segment as it is
-        pass
-    elif k == 0:  # the new first item
-        head, body = pack_itemptr(item), _VARBYTES[vals[0] - x] + body
-    else:  # the integer from vals[k - 1] to vals[k] (bytes ends[k - 2] .. ends[k - 1]) becomes two
-        ends = list(itertools.compress(range(1, nbytes + 1), body.translate(_FINAL_BYTE)))
-        at = ends[k - 2] if k >= 2 else 0
-        body = body[:at] + _VARBYTES[x - vals[k - 1]] + _VARBYTES[vals[k] - x] + body[ends[k - 1] :]
-    total = len(body)
-    if total > (BLCKSZ & ~1) - GinPostingListHeaderSize:
-        return None
-    return b"".join((head, _U16.pack(total), body, bytes(total & 1)))
-
-
-def _last_value_if_shortest(buf: bytes | bytearray | memoryview, pos: int, endptr: int,
-                            val: int) -> int | None:
-    """The running sum of the varbyte integers in ``buf[pos:endptr]`` from
-    ``val``, or None unless each is in the form encode_varbyte gives it and
-    the last ends at ``endptr``."""
-    if endptr > len(buf):
-        return None
-    data = bytes(buf[pos:endptr])
-    continued = data.translate(_CONTINUED)
-    if pos <= endptr and short_ints(continued):  # a list at a time
-        return canonical_sum(data, continued, val)
-    base = pos
-    while pos < endptr:
-        multi = continued.find(1, pos - base)
-        run_end = endptr if multi < 0 else base + multi
-        val += sum(buf[pos:run_end])  # one-byte integers are in their shortest form
-        pos = run_end
-        if pos < endptr:
-            try:
-                delta, end = decode_varbyte(buf, pos)
-            except GinFormatError:
-                return None
-            if end > endptr or buf[pos:end] != _VARBYTES[delta]:
-                return None
-            val += delta
-            pos = end
-    return val
 
 
 def ginMergeItemPointers(a: Sequence[ItemPointer], b: Sequence[ItemPointer]) -> list[ItemPointer]:

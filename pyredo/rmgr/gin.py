@@ -70,9 +70,9 @@ from pyredo.page.gin import (
     ginCompressPostingList,
     ginMergeItemPointers,
     ginPostingListDecode,
-    ginRecompressAppended,
     unpack_itemptrs,
 )
+from pyredo.page.ginappend import ginRecompressAppended
 from pyredo.wal.record import XLR_RMGR_INFO_MASK, DecodedXLogRecord
 from pyredo.xlogutils import BlkAction, RecordCursor
 
@@ -288,13 +288,14 @@ def ginRedoRecompress(ctx: RedoContext, page: bytearray, data: RecordCursor, blo
             data.seek(data.pos + nitems * SizeOfItemPointerData)
 
         # skip to the segment this action concerns, copying once the tail is copied
+        srclen = len(src)
         while segno < a_segno:
             if seg >= segend:
                 raise ctx.error(f"segment {a_segno} does not exist", block_id=block_id)
-            # seg_size(seg), inline: this loop walks most of the page on every record
-            if seg + GinPostingListHeaderSize > len(src):
+            # seg_size(seg), inline (SHORTALIGN too): this loop walks most of the page on every record
+            if seg + GinPostingListHeaderSize > srclen:
                 seg_size(seg)  # raises: the header runs past the data
-            n = GinPostingListHeaderSize + SHORTALIGN(_U16.unpack_from(src, seg + 6)[0])
+            n = GinPostingListHeaderSize + ((_U16.unpack_from(src, seg + 6)[0] + 1) & ~1)
             if seg + n > segend:
                 seg_size(seg)  # raises: the segment runs past the end of the segments
             if tail_copied:

@@ -18,7 +18,7 @@ import crc32c
 import pytest
 
 from pyredo.errors import InvalidRecord, RedoError
-from pyredo.page import bufpage
+from pyredo.page import bufpage, ginappend
 from pyredo.page.bufpage import PageGetItemId, PageInit, PageSetItemId, set_pd_lower
 from pyredo.page.gin import (
     GinFormatError,
@@ -30,7 +30,6 @@ from pyredo.page.gin import (
     ginMergeItemPointers,
     ginPostingListDecode,
     ginPostingListDecodeAllSegments,
-    ginRecompressAppended,
     itemptr_to_uint64,
     pack_itemptr,
     unpack_itemptr,
@@ -180,7 +179,7 @@ def test_additems_shortcut_gives_merge_then_compress(seed: int) -> None:
                     pos=last_pos + rnd.choice([1, 0, -1]))
         if rnd.random() < 0.5:
             new = sorted(ip for ip in set(new) if ip > old[-1])
-        got = ginRecompressAppended(buf, off, new)
+        got = ginappend.ginRecompressAppended(buf, off, new)
         if got is not None:
             used += 1
             merged = merge_ref(new, decode_ref(buf, off, len(seg)))
@@ -205,28 +204,53 @@ def test_additems_shortcut_of_one_item_among_the_old_ones(seed: int) -> None:
         new = rnd.choice([(blk, pos), (blk, pos + rnd.choice([-1, 1, 2])), (max(blk - 1, 0), pos),
                           (blk, rnd.randrange(1 << 16)), (rnd.randrange(1 << 16), rnd.randrange(1, 300))])
         new = (new[0], new[1] & 0xFFFF)
-        got = ginRecompressAppended(buf, off, [new])
+        got = ginappend.ginRecompressAppended(buf, off, [new])
         if got is not None:
             used += 1
             assert got == compress_ref(merge_ref([new], decode_ref(buf, off, len(seg))), 8192)[0]
     assert used > 100
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_additems_shortcut_on_the_segment_it_wrote(seed: int) -> None:
+    """A page's ADDITEMS records go to the segment the previous one wrote: the values the
+    shortcut remembers of what it wrote (``_SEGMENT_VALUES``) must be what decoding gives,
+    and each step what C's merge then compress gives."""
+    rnd = random.Random(seed)
+    for _ in range(40):
+        seg = ginCompressPostingList(sorted(set(items(rnd, rnd.randrange(1, 40), blk=rnd.randrange(1 << 16),
+                                                      wild=False))))[0]
+        for _ in range(60):
+            old = decode_ref(seg, 0, len(seg))
+            blk, pos = old[-1] if rnd.random() < 0.7 else rnd.choice(old)
+            new = sorted(set(items(rnd, rnd.choice([1, 1, 2, 5]), blk=blk, pos=pos + 1, wild=False)))
+            got = ginappend.ginRecompressAppended(seg, 0, new)
+            want = compress_ref(merge_ref(new, old), 8192)[0]
+            if got is None:
+                got = want
+            assert got == want
+            if len(got) > 300:
+                break
+            seg = got
+    for known, vals in ginappend._SEGMENT_VALUES.items():
+        assert [(v >> 11, v & 0x7FF) for v in vals] == decode_ref(known, 0, len(known))
+
+
 def test_additems_shortcut_refuses_what_would_not_round_trip() -> None:
     seg = ginCompressPostingList([(5, 1), (5, 2), (6, 1)])[0]
-    assert ginRecompressAppended(seg, 0, [(6, 2), (7, 1)]) is not None
-    assert ginRecompressAppended(seg, 0, [(5, 3), (5, 4)]) is None  # several, not after the last item
-    assert ginRecompressAppended(seg, 0, []) is None
+    assert ginappend.ginRecompressAppended(seg, 0, [(6, 2), (7, 1)]) is not None
+    assert ginappend.ginRecompressAppended(seg, 0, [(5, 3), (5, 4)]) is None  # several, not after the last item
+    assert ginappend.ginRecompressAppended(seg, 0, []) is None
     # one item among the old ones, but an old delta of 0 (a duplicate): C's merge loop keeps it
     dup = pack_itemptr((5, 1)) + b"\x02\x00\x00\x05"
-    assert ginRecompressAppended(dup, 0, [(5, 3)]) is None
+    assert ginappend.ginRecompressAppended(dup, 0, [(5, 3)]) is None
     # delta 1 written in two bytes (0x81 0x00): C would re-encode it in one
     overlong = pack_itemptr((5, 1)) + b"\x02\x00\x81\x00"
     assert ginPostingListDecode(overlong, 0) == [(5, 1), (5, 2)]
-    assert ginRecompressAppended(overlong, 0, [(6, 1)]) is None
+    assert ginappend.ginRecompressAppended(overlong, 0, [(6, 1)]) is None
     # a first item with an offset past 11 bits: its uint64 overlaps the block number
     wide = ginCompressPostingList([(5, 3000), (6, 1)])[0]
-    got = ginRecompressAppended(wide, 0, [(7, 1)])
+    got = ginappend.ginRecompressAppended(wide, 0, [(7, 1)])
     assert got is None or got == compress_ref(merge_ref([(7, 1)], decode_ref(wide, 0, len(wide))), 8192)[0]
 
 

@@ -105,7 +105,7 @@ def test_a_check_says_where_its_time_went() -> None:
     t0 = time.perf_counter()
     report = Checker([RedoEngine(), Named("walredo")], None).check_records(iter(records))
     wall = time.perf_counter() - t0
-    assert {"decode", "plan", ENGINE_PHASE + "pyredo", ENGINE_PHASE + "walredo"} <= set(report.phases)
+    assert {"decode", "plan", ENGINE_PHASE + "pyredo", ENGINE_PHASE + "walredo", "coverage"} <= set(report.phases)
     assert all(v >= 0 for v in report.phases.values())
     assert sum(report.phases.values()) <= wall  # phases do not overlap
     assert list(report.result().to_json()["phases"])[:3] == ["decode", "plan", ENGINE_PHASE + "pyredo"]
@@ -138,7 +138,7 @@ def test_bench_fuzz_figures_say_the_harness_share_and_the_slowest_iterations() -
     from harness.bench.fuzz import fuzz_figures
 
     rep = FuzzReport(seed=0, shard="1/1", engines=["pyredo", "walredo"])
-    rep.add(IterationSummary(0, 1, "fpw", 4.0, pages_checked=30,
+    rep.add(IterationSummary(0, 1, "fpw", 4.0, pages_checked=30, replays_superseded=7,
                              phases=Seconds(workload=1.0, checkpoint=0.5, decode=0.5, **{"engine walredo": 1.5})))
     rep.add(IterationSummary(1, 2, "fpw", 2.0, pages_checked=10, phases=Seconds(workload=1.5, plan=0.25)))
     rep.seconds = 30.0
@@ -146,6 +146,7 @@ def test_bench_fuzz_figures_say_the_harness_share_and_the_slowest_iterations() -
     assert fig["pages_per_minute"] == 80.0 and fig["iteration_seconds"] == 6.0
     assert fig["harness_share"] == round(2.25 / 6, 3) and fig["workload_share"] == round(2.5 / 6, 3)
     assert fig["engine_seconds"] == {"walredo": 1.5}
+    assert fig["replays_superseded"] == 7 and fig["unknown_divergences"] == 0
     assert [s["index"] for s in fig["slowest"]] == [0] and next(iter(fig["slowest"][0]["phases"])) == "workload"
 
 
