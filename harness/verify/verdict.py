@@ -46,8 +46,10 @@ class Witnessed:
     reason: str | None = None
     primary: bytes | None = None
     owner: str | None = None
-    want: bytes | None = None  # the primary's page, masked
-    masked: dict[str, bytes] = field(default_factory=dict)  # engine -> its page, masked
+    # the primary's page and each engine's, masked (not when every engine's page is the
+    # primary's byte for byte: equal pages stay equal under any mask)
+    want: bytes | None = None
+    masked: dict[str, bytes] = field(default_factory=dict)  # engine -> its page
 
     @property
     def present(self) -> bool:

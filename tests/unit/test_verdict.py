@@ -15,6 +15,7 @@ from harness.verify.check import Checker, CheckReport
 from harness.verify.plan import BlockPlan, build_plan
 from harness.verify.verdict import AGREE_BLOCK_ABSENT, VERIFIED, Witnessed, judge
 from oracles.known_issues import KnownIssues, KnownIssuesError
+from oracles.masks import MaskError
 from pyredo import BLCKSZ
 from pyredo.engine import RedoEngine
 from pyredo.page.bufpage import PageInit
@@ -264,3 +265,21 @@ def test_bundle_and_html_show_the_verdict_first(tmp_path: Path) -> None:
     assert "known: create-database-wal-log-vm-hole" in page
     verdict_at = page.index("<p class=verdict><b>verdict:</b> pyredo and walredo agree; the primary differs")
     assert verdict_at < page.index("kind: <b>primary_differs</b>") < page.index("<h3>differences</h3>")
+
+
+def test_pages_equal_to_the_primary_byte_for_byte_need_no_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equal pages stay equal under any mask: the witness agrees without masking; a page
+    that differs is masked (here: the mask fails, so there is no witness)."""
+    rec = _standard_fpi(VM, _vm_page(b"\x03"))
+    page = RedoEngine().reconstruct(VM, None, [rec])
+
+    def no_mask(*_a: object, **_k: object) -> bytes:
+        raise MaskError("masked")
+
+    monkeypatch.setattr("harness.verify.check.mask_page", no_mask)
+    report = _check([RedoEngine(), Named("walredo")], page, [rec])
+    assert report.divergences == [] and report.verdicts == {VERIFIED: 1}
+    other = bytearray(page)
+    other[22] ^= 1
+    report = _check([RedoEngine(), Named("walredo")], bytes(other), [rec])
+    assert report.pages_skipped == {"witness: masked": 1}
