@@ -224,7 +224,7 @@ class Checker:
         with records_frozen():
             try:
                 with timing.timed("plan"):
-                    plan = build_plan(self.interrupts.each(records), start, end)
+                    plan = build_plan(records, start, end, check=self.interrupts.check)
             except Interrupted:  # stopped while planning: no page was reached
                 return CheckReport(engines=[e.name for e in self.engines], start=start, end=end,
                                    interrupted=True, phases=timing.phases)

@@ -220,7 +220,7 @@ def check_range(make_checker: MakeChecker, records: list[DecodedXLogRecord], *, 
     with records_frozen():
         try:
             with timing.timed("plan"):
-                plan = build_plan(interrupts.each(records), start, end)
+                plan = build_plan(records, start, end, check=interrupts.check)
         except Interrupted:  # stopped while planning: no page was reached
             return CheckReport(engines=list(engines), start=start, end=end, interrupted=True, phases=timing.phases)
         if workers > 1 and len(plan.blocks) > 1:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pyredo import BLCKSZ
@@ -198,8 +198,9 @@ def records_frozen() -> Iterator[None]:
 
 
 def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
-               end: int | None = None) -> Plan:
-    """Group records by block in LSN order (records must come in LSN order)."""
+               end: int | None = None, *, check: Callable[[], None] | None = None) -> Plan:
+    """Group records by block in LSN order (records must come in LSN order);
+    ``check`` (CHECK_FOR_INTERRUPTS: it may raise) is called every 1024 records."""
     blocks: dict[BufferTag, BlockPlan] = {}
     retired: list[BlockPlan] = []
     unlogged: set[RelFileNode] = set()
@@ -212,6 +213,8 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
     owners: dict[int, str] = {}  # rmgr name by rmid, looked up once each
     for rec in records:
         n += 1
+        if check is not None and not n & 1023:
+            check()
         rmid = rec.rmid
         if rmid in (RM_DBASE_ID, RM_SMGR_ID):
             fc = _file_copied(rec)

@@ -23,9 +23,12 @@ def pglz_decompress(source: bytes | memoryview, rawsize: int, check_complete: bo
     bits up to the next set one) is copied in one slice, stopping where C's
     loop would stop: at the end of the control byte, the input or the output.
     """
-    src = bytes(source)
+    if rawsize < 0:
+        raise PglzError(f"negative raw size {rawsize}")
+    src = memoryview(source).cast("B") if not isinstance(source, bytes) else source
     slen = len(src)
-    dest = bytearray()
+    # the output is written in place (matches are memmoves within it, no copies made)
+    dest = memoryview(bytearray(rawsize))
     sp = dp = 0
     while sp < slen and dp < rawsize:
         ctrl = src[sp]
@@ -46,15 +49,16 @@ def pglz_decompress(source: bytes | memoryview, rawsize: int, check_complete: bo
                     sp += 1
                 if off == 0 or off > dp:
                     raise PglzError(f"match offset {off} invalid at output offset {dp}")
-                length = min(length, rawsize - dp)
+                if length > rawsize - dp:
+                    length = rawsize - dp
                 start = dp - off
                 if off >= length:
-                    dest += dest[start : start + length]
+                    dest[dp : dp + length] = dest[start : start + length]
                 else:
                     # overlapping copy: the match repeats a period of ``off`` bytes
-                    chunk = dest[start:dp]
+                    chunk = bytes(dest[start:dp])
                     reps, rest = divmod(length, off)
-                    dest += chunk * reps + chunk[:rest]
+                    dest[dp : dp + length] = chunk * reps + chunk[:rest]
                 dp += length
                 ctrl >>= 1
                 bit += 1
@@ -62,7 +66,7 @@ def pglz_decompress(source: bytes | memoryview, rawsize: int, check_complete: bo
                 # literals up to the next set control bit (trailing zeros of ctrl)
                 run = (ctrl & -ctrl).bit_length() - 1 if ctrl else 8 - bit
                 run = min(run, slen - sp, rawsize - dp)
-                dest += src[sp : sp + run]
+                dest[dp : dp + run] = src[sp : sp + run]
                 sp += run
                 dp += run
                 ctrl >>= run
@@ -71,7 +75,7 @@ def pglz_decompress(source: bytes | memoryview, rawsize: int, check_complete: bo
         raise PglzError(
             f"decompressed {dp} of {rawsize} bytes using {sp} of {slen} input bytes"
         )
-    return bytes(dest)
+    return dest[:dp].tobytes()
 
 
 _MAX_OFFSET = 0x0FFF

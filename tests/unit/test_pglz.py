@@ -89,3 +89,8 @@ def test_random_garbage_never_raises_untyped() -> None:
         blob = rnd.randbytes(rnd.randrange(0, 64))
         with contextlib.suppress(PglzError):
             pglz_decompress(blob, rnd.randrange(0, 200))
+
+
+def test_negative_raw_size_is_a_typed_error() -> None:
+    with pytest.raises(PglzError, match="negative raw size"):
+        pglz_decompress(b"\x00abc", -1)
