@@ -63,6 +63,7 @@ class Block(NamedTuple):
     reg: str  # a REGISTRATIONS key
     race: str = ""  # a RACES key: its image needs a checkpoint to begin inside one operation
     fork: str = "main"
+    superseded: str = ""  # a SUPERSEDED key: its will-init form is always reset again in the operation
 
 
 # one letter per registration keeps the BLOCKS table readable
@@ -82,8 +83,8 @@ def F(role: str) -> Block:
     return Block(role, "force-image")
 
 
-def I(role: str) -> Block:  # noqa: E743
-    return Block(role, "will-init")
+def I(role: str, superseded: str = "") -> Block:  # noqa: E743
+    return Block(role, "will-init", superseded=superseded)
 
 
 def E(role: str) -> Block:
@@ -114,6 +115,18 @@ RACES = {
                    "old tuple as locked "
                    "before it lets go of the page to toast the new tuple and extend the relation "
                    "(RelationGetBufferForTuple); nothing but the toaster and the extension runs in between.",
+}
+
+# Why a block's will-init form never reaches a compared page: the record of the same operation
+# that always resets the page again, so the plan supersedes it (harness.verify.plan)
+SUPERSEDED = {
+    "btree-unlink": "Btree/MARK_PAGE_HALFDEAD re-initializes the leaf, then _bt_pagedel goes on at once to "
+                    "_bt_unlink_halfdead_page, whose Btree/UNLINK_PAGE(_META) re-initializes it again (block 0, "
+                    "or block 3 when the page unlinked is the leaf's parent). (Otherwise only a deletion cut off "
+                    "by an error or a crash between the two.)",
+    "hash-split-page": "Hash/SPLIT_ALLOCATE_PAGE initializes the new bucket's primary page, then _hash_splitbucket "
+                       "logs that page with a forced image (log_split_page: Hash/SPLIT_PAGE) when it fills or when "
+                       "the split ends. (Otherwise only a split cut off by an error or a crash.)",
 }
 
 _HEAP = (S("heap page"),)
@@ -156,7 +169,7 @@ BLOCKS: dict[str, tuple[str, tuple[Block, ...]]] = {
     "Btree/VACUUM": ("_bt_delitems_vacuum", (S("leaf"),)),
     "Btree/DELETE": ("_bt_delitems_delete", (S("leaf"),)),
     "Btree/DEDUP": ("_bt_dedup_pass", (S("leaf"),)),
-    "Btree/MARK_PAGE_HALFDEAD": ("_bt_mark_page_halfdead", (I("leaf"), S("subtree parent"))),
+    "Btree/MARK_PAGE_HALFDEAD": ("_bt_mark_page_halfdead", (I("leaf", "btree-unlink"), S("subtree parent"))),
     "Btree/UNLINK_PAGE": ("_bt_unlink_halfdead_page", (I("target"), S("left sibling"), S("right sibling"),
                                                        I("leaf (target internal)"))),
     "Btree/UNLINK_PAGE_META": ("_bt_unlink_halfdead_page", (I("target"), S("left sibling"), S("right sibling"),
@@ -168,7 +181,7 @@ BLOCKS: dict[str, tuple[str, tuple[Block, ...]]] = {
     "Hash/INSERT": ("_hash_doinsert", (S("bucket page"), M())),
     "Hash/ADD_OVFL_PAGE": ("_hash_addovflpage", (I("overflow page"), S("last page of the chain"), S("bitmap page"),
                                                  I("new bitmap page"), M())),
-    "Hash/SPLIT_ALLOCATE_PAGE": ("_hash_expandtable", (S("old bucket"), I("new bucket"), M())),
+    "Hash/SPLIT_ALLOCATE_PAGE": ("_hash_expandtable", (S("old bucket"), I("new bucket", "hash-split-page"), M())),
     "Hash/SPLIT_PAGE": ("log_split_page", (F("new bucket page"),)),
     "Hash/SPLIT_COMPLETE": ("_hash_splitbucket", (S("old bucket", "hash-split"), S("new bucket", "hash-split"))),
     "Hash/MOVE_PAGE_CONTENTS": ("_hash_squeezebucket", (N("primary bucket page"), S("write page"), S("read page"))),
@@ -274,8 +287,9 @@ def block_cells(tag: BufferTag, records: Iterable[DecodedXLogRecord], table: Rmg
 
 
 def type_cells(type_name: str) -> tuple[set[str], dict[str, str]]:
-    """The cells of a ``BLOCKS`` type: those its blocks reach, and those only a race reaches
-    (cell -> RACES key): an image of a block marked ``race`` when no other block gives it."""
+    """The cells of a ``BLOCKS`` type: those its blocks reach, and those not counted (cell ->
+    RACES or SUPERSEDED key): an image of a block marked ``race``, the will-init form of one
+    marked ``superseded``, when no other block gives it."""
     reach: set[str] = set()
     race: dict[str, str] = {}
     for b in BLOCKS[type_name][1]:
@@ -285,6 +299,8 @@ def type_cells(type_name: str) -> tuple[set[str], dict[str, str]]:
                 c = cell(type_name, fork, form)
                 if b.race and form == "image-applied":
                     race.setdefault(c, b.race)
+                elif b.superseded and form == "will-init":
+                    race.setdefault(c, b.superseded)
                 else:
                     reach.add(c)
     return reach, {c: k for c, k in race.items() if c not in reach}
@@ -315,7 +331,8 @@ def reachable_cells(table: RmgrTable) -> set[str]:
 
 def race_cells(table: RmgrTable) -> dict[str, str]:
     """Cells of ``table``'s major that only a checkpoint beginning between two records of one
-    operation reaches (cell -> RACES key): shown when reached, not counted."""
+    operation reaches (cell -> RACES key), or that a later record of the operation always
+    supersedes (cell -> SUPERSEDED key): shown when reached, not counted."""
     out: dict[str, str] = {}
     for t in table.page_modifying_types():
         if t not in IMAGE_ONLY:
@@ -377,7 +394,8 @@ def left_out(type_name: str) -> list[str]:
 
 def _blocks_md(blocks: tuple[Block, ...]) -> str:
     return "; ".join(f"{b.role}{' (' + b.fork + ')' if b.fork != 'main' else ''}: {b.reg}"
-                     + (f" (image: race `{b.race}`)" if b.race else "") for b in blocks)
+                     + (f" (image: race `{b.race}`)" if b.race else "")
+                     + (f" (superseded: `{b.superseded}`)" if b.superseded else "") for b in blocks)
 
 
 def render_universe(tables: Iterable[RmgrTable]) -> str:
@@ -394,6 +412,8 @@ def render_universe(tables: Iterable[RmgrTable]) -> str:
                                                  for k, (flags, forms) in REGISTRATIONS.items()) + ".", "",
               "Races (the two records, and why no SQL puts a checkpoint between them):", ""]
     lines += [f"* `{k}`: {v}" for k, v in RACES.items()]
+    lines += ["", "Superseded (the record of the same operation that always resets the page again):", ""]
+    lines += [f"* `{k}`: {v}" for k, v in SUPERSEDED.items()]
     lines += ["", f"* VM cells left out from 17: {VM_LEFT_OUT_REASON}.", "",
               "| major | page-modifying types | reachable cells | race-only cells |", "|---|---|---|---|"]
     lines += [f"| {tb.major} | {len(tb.page_modifying_types())} | {len(reachable_cells(tb))} "
