@@ -33,6 +33,35 @@ def pglz_decompress(source: bytes | memoryview, rawsize: int, check_complete: bo
     while sp < slen and dp < rawsize:
         ctrl = src[sp]
         sp += 1
+        if sp + 24 <= slen and dp + 8 * _MAX_MATCH <= rawsize:
+            # the usual control byte: its 8 items (3 input bytes, 273 output bytes at most
+            # each) are all there, so C's per-item bounds checks cannot stop the loop
+            for _ in range(8):
+                if ctrl & 1:
+                    b0 = src[sp]
+                    length = (b0 & 0x0F) + 3
+                    off = ((b0 & 0xF0) << 4) | src[sp + 1]
+                    if length == 18:
+                        length += src[sp + 2]
+                        sp += 3
+                    else:
+                        sp += 2
+                    if off == 0 or off > dp:
+                        raise PglzError(f"match offset {off} invalid at output offset {dp}")
+                    start = dp - off
+                    if off >= length:
+                        dest[dp : dp + length] = dest[start : start + length]
+                    else:
+                        chunk = bytes(dest[start:dp])
+                        reps, rest = divmod(length, off)
+                        dest[dp : dp + length] = chunk * reps + chunk[:rest]
+                    dp += length
+                else:
+                    dest[dp] = src[sp]
+                    dp += 1
+                    sp += 1
+                ctrl >>= 1
+            continue
         bit = 0
         while bit < 8 and sp < slen and dp < rawsize:
             if ctrl & 1:

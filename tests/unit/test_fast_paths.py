@@ -309,11 +309,17 @@ def pglz_ref(src: bytes, rawsize: int, check_complete: bool) -> bytes:
     return bytes(dest)
 
 
-def test_pglz_literal_runs_match_the_bit_by_bit_loop() -> None:
+def test_pglz_literal_runs_and_whole_control_bytes_match_the_bit_by_bit_loop() -> None:
+    """Literal runs, and a control byte's 8 items at once where they are sure to fit
+    (a page's first 6 KB or so): the bytes and errors of C's loop."""
     rnd = random.Random(11)
     for _ in range(300):
-        n = rnd.randrange(0, 3000)
-        data = bytes(rnd.choice(b"ab\x00") if rnd.random() < 0.5 else rnd.randrange(256) for _ in range(n))
+        n = rnd.randrange(0, 9000)
+        if rnd.random() < 0.5:
+            data = bytes(rnd.choice(b"ab\x00") if rnd.random() < 0.5 else rnd.randrange(256) for _ in range(n))
+        else:  # tuple-like rows: long matches, overlapping ones too
+            row = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 60)))
+            data = bytes(b if rnd.random() > 0.03 else rnd.randrange(256) for b in (row * (n // len(row) + 1))[:n])
         comp = bytearray(pglz_compress(data))
         if comp and rnd.random() < 0.3:
             comp[rnd.randrange(len(comp))] = rnd.randrange(256)
