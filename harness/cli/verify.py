@@ -115,11 +115,16 @@ def decode(waldir: Path, start: int | None, end: int | None, fmt: str, details: 
 @click.option("--strict-known", is_flag=True,
               help="Fail (exit 1) also on divergences that match a known PostgreSQL issue "
                    "(oracles/known_issues.toml); by default they are reported as known and pass.")
+@click.option("--replay-superseded", is_flag=True,
+              help="Also redo the records that a later full-page image or re-initialization of their "
+                   "page erases (by default a page starts at its last one: their effect cannot reach the "
+                   "compared page). Slower; runs every record's redo, so an engine that fails on one shows.")
 @workers_option
 @pg_options
 def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | None, end: int | None,
           engines: tuple[str, ...], base_backup: Path | None, walredo_cmd: str | None, tag_layout: str,
           report_path: Path | None, walredo_docker: str | None = None, strict_known: bool = False,
+          replay_superseded: bool = False,
           pg_major: str | None = None, pg_bindir: Path | None = None, workers: int | None = None) -> None:
     """Verify a WAL range of a cluster, page by page.
 
@@ -205,7 +210,7 @@ def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | N
             return Checker(es.for_settings(Settings(wal_log_hints=hints)), primary,
                            DataDirPages(base_backup) if base_backup else None, end_lsn=real_end,
                            base_is_snapshot=base_backup is not None, known_issues=known, interrupts=interrupts,
-                           table=es.pyredo_table())
+                           table=es.pyredo_table(), supersede=not replay_superseded)
 
         # a remote primary is read over one connection: one process
         n = 1 if dsn is not None else (workers if workers is not None else default_workers())
@@ -216,6 +221,7 @@ def check(pgdata: Path | None, dsn: str | None, slot: str | None, start: int | N
                 make_checker, records, start=start, end=real_end, workers=n, interrupts=interrupts,
                 engines=list(es.names), primary=primary, table=es.pyredo_table(),
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                supersede=not replay_superseded,
             )
         report.phases.add_all(timing.phases)
     except SetupError as e:

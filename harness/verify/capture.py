@@ -87,12 +87,12 @@ def capture(
 
 
 def verify(cap: Capture, engines: Sequence[Engine], *, clog: bool = True,
-           records: list[DecodedXLogRecord] | None = None) -> CheckReport:
+           records: list[DecodedXLogRecord] | None = None, supersede: bool = True) -> CheckReport:
     """Redo every block of the captured range with ``engines`` and witness with the
     primary; then rebuild the commit log of the range and compare it with pg_xact.
     ``records``: the range decoded already (``decode_all``), if the caller has it."""
     checker = Checker(engines, DataDirPages(cap.cluster.pgdata), cap.base, end_lsn=cap.end,
-                      base_is_snapshot=cap.base is not None)
+                      base_is_snapshot=cap.base is not None, supersede=supersede)
     timing = PageCounts()
     if records is None:
         with timing.timed("decode"):

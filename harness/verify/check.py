@@ -186,6 +186,7 @@ class Checker:
         interrupts: Interrupts | None = None,
         known_issues: KnownIssues | None = None,
         table: RmgrTable | None = None,
+        supersede: bool = True,
     ) -> None:
         if not engines:
             raise ValueError("at least one engine is needed")
@@ -208,6 +209,8 @@ class Checker:
                 e.stop_requested = lambda: self.interrupts.pending
         # known PostgreSQL issues (oracles/known_issues.toml); default: for any release
         self.known_issues = known_issues if known_issues is not None else default_known_issues()
+        # a page's redo starts at its last reset (harness.verify.plan); False: every record is redone
+        self.supersede = supersede
 
     def check_records(self, records: Iterable[DecodedXLogRecord], *,
                       progress: Callable[[int, int], None] | None = None,
@@ -224,7 +227,7 @@ class Checker:
         with records_frozen():
             try:
                 with timing.timed("plan"):
-                    plan = build_plan(records, start, end, check=self.interrupts.check)
+                    plan = build_plan(records, start, end, check=self.interrupts.check, supersede=self.supersede)
             except Interrupted:  # stopped while planning: no page was reached
                 return CheckReport(engines=[e.name for e in self.engines], start=start, end=end,
                                    interrupted=True, phases=timing.phases)

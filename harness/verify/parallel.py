@@ -213,14 +213,16 @@ def _records_at(plan: Plan, lsns: set[int]) -> dict[int, DecodedXLogRecord]:
 
 def check_range(make_checker: MakeChecker, records: list[DecodedXLogRecord], *, start: int | None,
                 end: int | None, workers: int, interrupts: Interrupts, engines: list[str], primary: Any = None,
-                table: RmgrTable = PG15, progress: Callable[[int, int], None] | None = None) -> CheckReport:
-    """Plan the decoded range and check it, on ``workers`` processes when that is more than one."""
+                table: RmgrTable = PG15, progress: Callable[[int, int], None] | None = None,
+                supersede: bool = True) -> CheckReport:
+    """Plan the decoded range and check it, on ``workers`` processes when that is more than one
+    (``supersede``: see build_plan)."""
     timing = CheckReport()
     # frozen: the collector leaves the records alone, and the forked workers do not copy them by touching them
     with records_frozen():
         try:
             with timing.timed("plan"):
-                plan = build_plan(records, start, end, check=interrupts.check)
+                plan = build_plan(records, start, end, check=interrupts.check, supersede=supersede)
         except Interrupted:  # stopped while planning: no page was reached
             return CheckReport(engines=list(engines), start=start, end=end, interrupted=True, phases=timing.phases)
         if workers > 1 and len(plan.blocks) > 1:

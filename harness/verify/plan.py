@@ -11,9 +11,10 @@ the page that is compared, so the plan starts the page there and counts the
 records it leaves out (``BlockPlan.superseded``). Such a page is redone from
 ``RESET_BASE``, a page of garbage that a correct redo overwrites whole: an
 engine that keeps a byte of the page it should replace (an image's hole not
-zeroed, a page not zeroed before its initialization) shows it. Records that change a page without
-naming it (heap records clearing visibility-map bits) are routed through the
-rmgr table's ``implicit_tags``. What cannot be rebuilt from block references
+zeroed, a page not zeroed before its initialization) shows it.
+
+Records that change a page without naming it (heap records clearing
+visibility-map bits) are routed through the rmgr table's ``implicit_tags``. What cannot be rebuilt from block references
 (blocks cut off by a relation truncation) is marked, never dropped silently.
 """
 
@@ -198,9 +199,12 @@ def records_frozen() -> Iterator[None]:
 
 
 def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
-               end: int | None = None, *, check: Callable[[], None] | None = None) -> Plan:
+               end: int | None = None, *, check: Callable[[], None] | None = None,
+               supersede: bool = True) -> Plan:
     """Group records by block in LSN order (records must come in LSN order);
-    ``check`` (CHECK_FOR_INTERRUPTS: it may raise) is called every 1024 records."""
+    ``check`` (CHECK_FOR_INTERRUPTS: it may raise) is called every 1024 records.
+    ``supersede``: a page starts at its last reset (False: every record of the
+    page is redone, also those a later reset erases, e.g. to run every routine)."""
     blocks: dict[BufferTag, BlockPlan] = {}
     retired: list[BlockPlan] = []
     unlogged: set[RelFileNode] = set()
@@ -227,7 +231,7 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
         reset_tags = []  # resets(rec, tag) of each: a record registers a buffer once (XLogRegisterBuffer)
         for blk in rec.blocks.values():
             tags.append(blk.tag)
-            if blk.apply_image or blk.flags & BKPBLOCK_WILL_INIT:
+            if supersede and (blk.apply_image or blk.flags & BKPBLOCK_WILL_INIT):
                 reset_tags.append(blk.tag)
         implicit_tags = implicit.get(rmid)
         if implicit_tags is not None:

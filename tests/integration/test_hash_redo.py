@@ -240,7 +240,9 @@ def hash_run(request: pytest.FixtureRequest, cluster_factory: Any,
     cap = capture(cluster, workload(compression), snapshot=not fpw)
     engines: list[Engine] = [RedoEngine()] + ([c_redo] if c_redo is not None else [])
     try:
-        report = verify(cap, engines)
+        # every record is redone (supersede=False): each record type's routine runs and is
+        # checked, also where a later image or re-initialization of its page erases it
+        report = verify(cap, engines, supersede=False)
         hash_records = [r for r in cap.records() if r.rmid == RM_HASH_ID]
         yield Run(request.param, cap, report, [e.name for e in engines], hash_records, selects)
     finally:
@@ -267,7 +269,7 @@ def test_every_hash_record_verified(hash_run: Run) -> None:
     assert checked == in_wal
     base = hash_run.cap.base
     if base is not None:
-        plan = build_plan(hash_run.cap.records(), hash_run.cap.start, hash_run.cap.end)
+        plan = build_plan(hash_run.cap.records(), hash_run.cap.start, hash_run.cap.end, supersede=False)
         lost = [str(bp.tag) for bp in plan if bp.owner == "Hash"
                 and (bp.unverifiable or (bp.needs_base and base(bp.tag) is None))]
         assert lost == []
@@ -340,7 +342,7 @@ def test_nofpw_pages_equal_primary_raw(hash_run: Run) -> None:
     primary, base = DataDirPages(cap.cluster.pgdata), cap.base
     assert base is not None
     compared, quirks, bad = 0, 0, []
-    for bp in build_plan(cap.records(), cap.start, cap.end):
+    for bp in build_plan(cap.records(), cap.start, cap.end, supersede=False):
         if bp.owner != "Hash" or bp.unverifiable or not bp.needs_base:
             continue
         if any(b.has_image for r in bp.records for b in r.blocks.values() if b.tag == bp.tag):
@@ -380,7 +382,7 @@ def test_nofpw_dead_marks_cleared_by_redo(hash_run: Run) -> None:
         elif t == "DELETE" and r.main_data[0]:
             targets.append(r.blocks[1].tag)
     assert len(targets) == 3
-    plan = build_plan(cap.records(), cap.start, cap.end)
+    plan = build_plan(cap.records(), cap.start, cap.end, supersede=False)
     for tag in targets:
         before = bytearray(base(tag) or b"")
         assert HashPageGetOpaque(before).hasho_flag & LH_PAGE_HAS_DEAD_TUPLES, tag

@@ -63,7 +63,7 @@ def test_image_rules_reach_their_cells(major_cluster: Callable[..., Any]) -> Non
             es = EngineSet(names=("pyredo", "walredo"), pg=pg_of(15))
             try:
                 checker = Checker(es.for_settings(wl.settings), DataDirPages(cluster.pgdata), cap.base,
-                                  end_lsn=cap.end, table=table_for(15))
+                                  end_lsn=cap.end, table=table_for(15), supersede=False)
                 report = checker.check_records(decode_all(cap.records()), start=cap.start, end=cap.end)
             finally:
                 es.close()

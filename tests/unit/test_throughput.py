@@ -219,3 +219,12 @@ def test_a_page_that_starts_with_an_image_is_redone_from_garbage_that_shows_a_ho
     # the hole is unused space, which the primary's masks hide: the engines' vote finds it
     assert div.kind == DivergenceKind.ENGINE_DISAGREEMENT and div.base_page == RESET_BASE
     assert _HoleKept().reconstruct(bp.tag, None, bp.records) == want  # a zero page would have hidden it
+
+
+def test_supersede_false_keeps_every_record_of_a_page() -> None:
+    first, second = _fpi(0, 1, 0x100_0000), _fpi(0, 2, 0x100_4000)
+    plan = build_plan([first, second], supersede=False)
+    bp = plan.blocks[BufferTag(*RNODE, MAIN_FORKNUM, 0)]
+    assert [r.lsn for r in bp.records] == [first.lsn, second.lsn] and bp.superseded == 0
+    report = Checker([RedoEngine(), Named("walredo")], None, supersede=False).check_records([first, second])
+    assert report.replays_superseded == 0 and report.record_types == {"XLOG/FPI": 2}
