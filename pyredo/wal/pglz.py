@@ -48,13 +48,10 @@ def pglz_decompress(source: bytes | memoryview, rawsize: int, check_complete: bo
                         sp += 2
                     if off == 0 or off > dp:
                         raise PglzError(f"match offset {off} invalid at output offset {dp}")
-                    start = dp - off
                     if off >= length:
-                        dest[dp : dp + length] = dest[start : start + length]
+                        dest[dp : dp + length] = dest[dp - off : dp - off + length]
                     else:
-                        chunk = bytes(dest[start:dp])
-                        reps, rest = divmod(length, off)
-                        dest[dp : dp + length] = chunk * reps + chunk[:rest]
+                        _repeat_period(dest, dp, off, length)
                     dp += length
                 else:
                     dest[dp] = src[sp]
@@ -80,14 +77,10 @@ def pglz_decompress(source: bytes | memoryview, rawsize: int, check_complete: bo
                     raise PglzError(f"match offset {off} invalid at output offset {dp}")
                 if length > rawsize - dp:
                     length = rawsize - dp
-                start = dp - off
                 if off >= length:
-                    dest[dp : dp + length] = dest[start : start + length]
+                    dest[dp : dp + length] = dest[dp - off : dp - off + length]
                 else:
-                    # overlapping copy: the match repeats a period of ``off`` bytes
-                    chunk = bytes(dest[start:dp])
-                    reps, rest = divmod(length, off)
-                    dest[dp : dp + length] = chunk * reps + chunk[:rest]
+                    _repeat_period(dest, dp, off, length)
                 dp += length
                 ctrl >>= 1
                 bit += 1
@@ -105,6 +98,14 @@ def pglz_decompress(source: bytes | memoryview, rawsize: int, check_complete: bo
             f"decompressed {dp} of {rawsize} bytes using {sp} of {slen} input bytes"
         )
     return dest[:dp].tobytes()
+
+
+def _repeat_period(dest: memoryview, dp: int, off: int, length: int) -> None:
+    """An overlapping match (``off`` < ``length``): it repeats the last ``off`` bytes,
+    as C's byte-by-byte copy does."""
+    chunk = bytes(dest[dp - off : dp])
+    reps, rest = divmod(length, off)
+    dest[dp : dp + length] = chunk * reps + chunk[:rest]
 
 
 _MAX_OFFSET = 0x0FFF
