@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from pyredo import BLCKSZ
 from pyredo.errors import InvalidRecord
@@ -42,11 +43,6 @@ _ONE_BLOCK = struct.Struct("<BBHIIIIBB")
 _ONE_BLOCK_END = SizeOfXLogRecord + _ONE_BLOCK.size  # where its payload begins
 
 _unpack_header = XLOG_RECORD.unpack_from
-_unpack_block_hdr = _BLOCK_HDR.unpack_from
-_unpack_image_hdr = _IMAGE_HDR.unpack_from
-_unpack_u16 = _U16.unpack_from
-_unpack_u32 = _U32.unpack_from
-_unpack_rnode_blkno = _RNODE_BLKNO.unpack_from
 _unpack_plain_block = _PLAIN_BLOCK.unpack_from
 _unpack_one_block = _ONE_BLOCK.unpack_from
 _new_object = object.__new__
@@ -159,23 +155,14 @@ def decode_record(
                     datatotal += main_data_len
                     break  # by convention the main data header is last
                 if block_id == XLR_BLOCK_ID_DATA_LONG:
-                    if pos + 4 > tot_len:
-                        raise _Malformed(_SHORT)
-                    main_data_len = _unpack_u32(raw, pos)[0]
-                    pos += 4
+                    (main_data_len,), pos = _copy_header_field(raw, pos, tot_len, _U32)
                     datatotal += main_data_len
                     break
                 if block_id == XLR_BLOCK_ID_ORIGIN:
-                    if pos + 2 > tot_len:
-                        raise _Malformed(_SHORT)
-                    origin = _unpack_u16(raw, pos)[0]
-                    pos += 2
+                    (origin,), pos = _copy_header_field(raw, pos, tot_len, _U16)
                     continue
                 if block_id == XLR_BLOCK_ID_TOPLEVEL_XID:
-                    if pos + 4 > tot_len:
-                        raise _Malformed(_SHORT)
-                    toplevel_xid = _unpack_u32(raw, pos)[0]
-                    pos += 4
+                    (toplevel_xid,), pos = _copy_header_field(raw, pos, tot_len, _U32)
                     continue
                 raise _Malformed(f"invalid block_id {block_id}")
             if block_id <= max_block_id:
@@ -189,10 +176,7 @@ def decode_record(
                 pos += 19
                 last_rnode = _RNODES.get((spc, db, rel)) or _rnode(spc, db, rel)
             else:
-                if pos + 3 > tot_len:
-                    raise _Malformed(_SHORT)
-                fork_flags, data_len = _unpack_block_hdr(raw, pos)
-                pos += 3
+                (fork_flags, data_len), pos = _copy_header_field(raw, pos, tot_len, _BLOCK_HDR)
             if fork_flags & BKPBLOCK_HAS_DATA:
                 if data_len == 0:
                     raise _Malformed("BKPBLOCK_HAS_DATA set, but no data included")
@@ -201,10 +185,7 @@ def decode_record(
             datatotal += data_len
             if not plain:
                 if fork_flags & BKPBLOCK_HAS_IMAGE:
-                    if pos + 5 > tot_len:
-                        raise _Malformed(_SHORT)
-                    bimg_len, hole_offset, bimg_info = _unpack_image_hdr(raw, pos)
-                    pos += 5
+                    (bimg_len, hole_offset, bimg_info), pos = _copy_header_field(raw, pos, tot_len, _IMAGE_HDR)
                     hole_length = _check_image_header(raw, pos, tot_len, block_id, bimg_len,
                                                       hole_offset, bimg_info)
                     if bimg_info & BKPIMAGE_COMPRESSED_MASK and bimg_info & BKPIMAGE_HAS_HOLE:
@@ -213,17 +194,11 @@ def decode_record(
                 if fork_flags & BKPBLOCK_SAME_REL:
                     if last_rnode is None:
                         raise _Malformed("BKPBLOCK_SAME_REL set but no previous rel")
-                    if pos + 4 > tot_len:
-                        raise _Malformed(_SHORT)
-                    blkno = _unpack_u32(raw, pos)[0]
-                    pos += 4
+                    (blkno,), pos = _copy_header_field(raw, pos, tot_len, _U32)
                 else:
-                    if pos + 16 > tot_len:
-                        # C reads the RelFileNode, then finds the block number missing:
-                        # either way the headers run past the record
-                        raise _Malformed(_SHORT)
-                    spc, db, rel, blkno = _unpack_rnode_blkno(raw, pos)
-                    pos += 16
+                    # C reads the RelFileNode, then the block number: one read here (either
+                    # missing runs the headers past the record)
+                    (spc, db, rel, blkno), pos = _copy_header_field(raw, pos, tot_len, _RNODE_BLKNO)
                     last_rnode = _RNODES.get((spc, db, rel)) or _rnode(spc, db, rel)
             assert last_rnode is not None  # read above, or BKPBLOCK_SAME_REL found one
             heads.append((block_id, last_rnode, fork_flags, blkno, data_len,
@@ -257,6 +232,15 @@ def decode_record(
                              raw[pos : pos + main_data_len] if main_data_len else b"", blocks)
 
 
+def _copy_header_field(raw: bytes, pos: int, tot_len: int, st: struct.Struct) -> tuple[tuple[Any, ...], int]:
+    """COPY_HEADER_FIELD (DecodeXLogRecord): the struct at ``pos`` and the position after
+    it, or the record is too short for its headers."""
+    end = pos + st.size
+    if end > tot_len:
+        raise _Malformed(_SHORT)
+    return st.unpack_from(raw, pos), end
+
+
 def _check_image_header(raw: bytes, pos: int, tot_len: int, block_id: int, bimg_len: int,
                         hole_offset: int, bimg_info: int) -> int:
     """The cross-checks DecodeXLogRecord makes on a block image header; returns
@@ -266,9 +250,7 @@ def _check_image_header(raw: bytes, pos: int, tot_len: int, block_id: int, bimg_
     if compressed:
         hole_length = 0
         if has_hole:
-            if pos + 2 > tot_len:
-                raise _Malformed(_SHORT)
-            hole_length = _unpack_u16(raw, pos)[0]
+            (hole_length,), _ = _copy_header_field(raw, pos, tot_len, _U16)
     else:
         hole_length = BLCKSZ - bimg_len
     if has_hole and (hole_offset == 0 or hole_length == 0 or bimg_len == BLCKSZ):
