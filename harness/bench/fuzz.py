@@ -46,7 +46,7 @@ def fuzz_figures(rep: FuzzReport, slowest: int = 5, workers: int = 1) -> dict[st
                      "phases": {k: round(r.phases[k], 2) for k in sorted(r.phases, key=phase_order)}}
                     for r in slow],
         "divergences": len(rep.divergences),
-        "unknown_divergences": sum(1 for d in rep.divergences if d.known is None),
+        "unknown_divergences": len(rep.unknown_divergences),
         "infrastructure_errors": len(rep.infrastructure_errors),
         "replays_superseded": rep.replays_superseded,
     }

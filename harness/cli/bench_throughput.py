@@ -153,7 +153,7 @@ def bench_fuzz_cmd(budget: float, iterations: int | None, seed: int, workers: in
         out.print_json(json.dumps(fig))
     else:
         _print_fuzz(fig)
-    sys.exit(EXIT_DIVERGENCE if any(d.known is None for d in rep.divergences) else EXIT_OK)
+    sys.exit(EXIT_DIVERGENCE if rep.unknown_divergences else EXIT_OK)
 
 
 def _print_fuzz(fig: dict[str, Any]) -> None:

@@ -179,7 +179,7 @@ def _fuzz_live(cfg: Any, seed: int) -> Any:
         t.add_row("records", f"{rep.records:,}")
         t.add_row("pages verified", f"{rep.pages_checked:,}")
         t.add_row("record types seen", str(len(rep.record_types)))
-        unknown = sum(d.known is None for d in rep.divergences)
+        unknown = len(rep.unknown_divergences)
         known = len(rep.divergences) - unknown
         t.add_row("divergences", (f"[bold red]{unknown}[/]" if unknown else "0")
                   + (f" (+ {known:,} known PostgreSQL issue{'s' if known != 1 else ''})" if known else ""))

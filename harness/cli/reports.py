@@ -107,7 +107,7 @@ def merge(reports: tuple[Path, ...], report_path: Path) -> None:
     merged = merge_files(list(reports))
     report_path.write_text(json.dumps(merged.to_json(), indent=2) + "\n")
     cov = merged.coverage()
-    unknown = sum(d.known is None for d in merged.divergences)
+    unknown = len(merged.unknown_divergences)
     known = len(merged.divergences) - unknown
     out.print(f"{len(reports)} reports: {merged.iterations} iterations, {merged.pages_checked:,} pages, "
               f"{unknown} divergences" + (f" (+ {known:,} known PostgreSQL issues)" if known else "")

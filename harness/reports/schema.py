@@ -314,6 +314,11 @@ class RunTotals(PageCounts):
     results: list[IterationEntry] = field(default_factory=list)
     pg_version: str | None = None  # `postgres --version` of the clusters (the key only when known)
 
+    @property
+    def unknown_divergences(self) -> list[CampaignDivergence]:
+        """The divergences that are findings: those matching no known PostgreSQL issue."""
+        return [d for d in self.divergences if d.known is None]
+
     def coverage(self) -> CoverageSummary:
         return compute_coverage(self.record_types, table_of(self.pg_version)).summary()
 
