@@ -83,13 +83,12 @@ def first_record_problem(
     if not records:
         return f"no base page and no records for {tag}"
     first = records[0]
-    for blk in first.blocks.values():
-        if blk.tag == tag:
-            if blk.apply_image or blk.will_init:
-                return None
-            if (first.rmid == RM_HEAP2_ID and first.info & XLOG_HEAP_OPMASK == XLOG_HEAP2_VISIBLE
-                    and blk.block_id == 0 and tag.fork == VISIBILITYMAP_FORKNUM):
-                return None
+    if first.resets(tag):
+        return None
+    vm_block = first.blocks.get(0)
+    if (first.rmid == RM_HEAP2_ID and first.info & XLOG_HEAP_OPMASK == XLOG_HEAP2_VISIBLE
+            and tag.fork == VISIBILITYMAP_FORKNUM and vm_block is not None and vm_block.tag == tag):
+        return None
     return (
         f"no base page for {tag} and its first record ({PG15.record_type(first)} at "
         f"{format_lsn(first.lsn)}) neither restores a full-page image of it nor "

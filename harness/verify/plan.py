@@ -6,7 +6,7 @@ record restores an image or re-initializes the page), and which resource
 manager owns the page (to choose its mask).
 
 A record that restores a full-page image of the page or re-initializes it
-(``resets``) erases whatever the page held: the records before it cannot reach
+(``DecodedXLogRecord.resets``) erases whatever the page held: the records before it cannot reach
 the page that is compared, so the plan starts the page there and counts the
 records it leaves out (``BlockPlan.superseded``). Such a page is redone from
 ``RESET_BASE``, a page of garbage that a correct redo overwrites whole: an
@@ -58,15 +58,6 @@ _DBASE_FILE_COPY = struct.Struct("<II")  # xl_dbase_create_file_copy_rec: db_id,
 RESET_BASE = b"\xa5" * BLCKSZ
 
 
-def resets(rec: DecodedXLogRecord, tag: BufferTag) -> bool:
-    """Does ``rec`` restore a full-page image of ``tag`` or re-initialize it (redo
-    then reads nothing of the page before it)?"""
-    for blk in rec.blocks.values():
-        if blk.tag == tag:
-            return blk.apply_image or blk.will_init
-    return False
-
-
 @dataclass
 class BlockPlan:
     """What it takes to rebuild one block: its records and whether a base page is needed."""
@@ -76,17 +67,17 @@ class BlockPlan:
     owner: str | None = None  # rmgr whose records own the page (chooses the mask)
     unverifiable: str | None = None  # why this page cannot be rebuilt, if so
     base_absent: bool = False  # the block did not exist when these records began (truncated)
-    superseded: int = 0  # records of the page left out: a later record of it ``resets`` the page
+    superseded: int = 0  # records of the page left out: a later record of it resets the page
 
     @property
     def self_contained(self) -> bool:
         """The first record restores an image or re-initializes the page: no base needed."""
-        return bool(self.records) and resets(self.records[0], self.tag)
+        return bool(self.records) and self.records[0].resets(self.tag)
 
     def reset(self, rec: DecodedXLogRecord) -> None:
-        """Start the page afresh at ``rec``, which ``resets`` it: the records before are
-        superseded, and what was unverifiable (an edit the WAL does not name) is erased
-        with them."""
+        """Start the page afresh at ``rec``, which resets it (``DecodedXLogRecord.resets``):
+        the records before are superseded, and what was unverifiable (an edit the WAL
+        does not name) is erased with them."""
         self.superseded += len(self.records)
         self.records = [rec]
         self.unverifiable = None
@@ -228,7 +219,7 @@ def build_plan(records: Iterable[DecodedXLogRecord], start: int | None = None,
                     and len(rec.main_data) >= _SMGR_CREATE.size:
                 made.add(RelFileNode(*_SMGR_CREATE.unpack_from(rec.main_data)[:3]))
         tags = []
-        reset_tags = []  # resets(rec, tag) of each: a record registers a buffer once (XLogRegisterBuffer)
+        reset_tags = []  # rec.resets(tag) of each, inline: a record registers a buffer once (XLogRegisterBuffer)
         for blk in rec.blocks.values():
             tags.append(blk.tag)
             if supersede and (blk.apply_image or blk.flags & BKPBLOCK_WILL_INIT):

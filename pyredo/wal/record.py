@@ -162,6 +162,14 @@ class DecodedXLogRecord:
         """XLogRecHasBlockRef."""
         return block_id in self.blocks
 
+    def resets(self, tag: BufferTag) -> bool:
+        """Does the record restore a full-page image of ``tag`` or re-initialize it
+        (BKPIMAGE_APPLY, BKPBLOCK_WILL_INIT: redo then reads nothing of the page before it)?"""
+        for blk in self.blocks.values():
+            if blk.tag == tag:
+                return blk.apply_image or blk.will_init
+        return False
+
     def block_data(self, block_id: int) -> bytes:
         """XLogRecGetBlockData: the rmgr data registered with a block (b'' if none)."""
         blk = self.blocks.get(block_id)

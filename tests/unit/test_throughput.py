@@ -15,7 +15,7 @@ from harness.reports.counts import ENGINE_PHASE, Seconds
 from harness.reports.schema import DivergenceKind, FuzzReport, IterationSummary
 from harness.verify.check import Checker, CheckReport
 from harness.verify.parallel import check_range, split_plan
-from harness.verify.plan import RESET_BASE, build_plan, decode_all, resets
+from harness.verify.plan import RESET_BASE, build_plan, decode_all
 from pyredo import BLCKSZ
 from pyredo.engine import RedoEngine
 from pyredo.page.bufpage import PageInit
@@ -172,9 +172,9 @@ def test_a_page_starts_at_its_last_image_and_says_what_it_left_out() -> None:
 
 def test_an_image_kept_for_consistency_checking_does_not_reset_the_page() -> None:
     """wal_consistency_checking's image (BKPIMAGE_APPLY unset) is not restored at redo."""
-    assert not resets(_fpi(0, 1, 0x100_0000, apply=False), BufferTag(*RNODE, MAIN_FORKNUM, 0))
-    assert resets(_fpi(0, 1, 0x100_0000), BufferTag(*RNODE, MAIN_FORKNUM, 0))
-    assert not resets(_fpi(0, 1, 0x100_0000), BufferTag(*RNODE, MAIN_FORKNUM, 1))
+    assert not _fpi(0, 1, 0x100_0000, apply=False).resets(BufferTag(*RNODE, MAIN_FORKNUM, 0))
+    assert _fpi(0, 1, 0x100_0000).resets(BufferTag(*RNODE, MAIN_FORKNUM, 0))
+    assert not _fpi(0, 1, 0x100_0000).resets(BufferTag(*RNODE, MAIN_FORKNUM, 1))
 
 
 def test_an_image_erases_what_a_truncation_left_unverifiable() -> None:
