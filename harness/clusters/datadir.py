@@ -18,24 +18,25 @@ DEFAULTTABLESPACE_OID = 1663
 RELSEG_SIZE = (1 << 30) // BLCKSZ  # blocks per 1 GB segment file
 
 
-def relation_block_path(pgdata: Path, tag: BufferTag, *, relative: bool = False) -> tuple[Path, int]:
-    """relpath() + segment arithmetic: the file holding ``tag`` and the byte offset in it
-    (``relative``: ``pgdata`` is the relation's directory already)."""
-    if relative:
-        base = pgdata
-    elif tag.spc == GLOBALTABLESPACE_OID:
-        base = pgdata / "global"
-    elif tag.spc == DEFAULTTABLESPACE_OID:
-        base = pgdata / "base" / str(tag.db)
-    else:
-        spcdir = pgdata / "pg_tblspc" / str(tag.spc)
-        versions = sorted(spcdir.glob("PG_*")) if spcdir.exists() else []
-        base = (versions[0] if versions else spcdir / "PG_15") / str(tag.db)
+def database_dir(pgdata: Path, spc: int, db: int) -> Path:
+    """The directory of database ``db`` in tablespace ``spc`` (GetDatabasePath)."""
+    if spc == GLOBALTABLESPACE_OID:
+        return pgdata / "global"
+    if spc == DEFAULTTABLESPACE_OID:
+        return pgdata / "base" / str(db)
+    spcdir = pgdata / "pg_tblspc" / str(spc)
+    versions = sorted(spcdir.glob("PG_*")) if spcdir.exists() else []
+    return (versions[0] if versions else spcdir / "PG_15") / str(db)
+
+
+def segment_file(tag: BufferTag) -> tuple[str, int]:
+    """The name of the segment file holding ``tag`` in its database's directory, and the
+    byte offset in it (relpath()'s file name + segment arithmetic)."""
     name = str(tag.rel) if tag.fork == 0 else f"{tag.rel}_{FORK_NAMES[tag.fork]}"
     segno, blk_in_seg = divmod(tag.blk, RELSEG_SIZE)
     if segno:
         name += f".{segno}"
-    return base / name, blk_in_seg * BLCKSZ
+    return name, blk_in_seg * BLCKSZ
 
 
 class DataDirPages:
@@ -43,15 +44,16 @@ class DataDirPages:
 
     def __init__(self, pgdata: str | os.PathLike[str]) -> None:
         self.pgdata = Path(pgdata)
-        self._dirs: dict[tuple[int, int, int], Path] = {}  # (spc, db, rel) -> its directory, made once
+        self._dirs: dict[tuple[int, int], Path] = {}  # (spc, db) -> database_dir, made once
 
     def __call__(self, tag: BufferTag) -> bytes | None:
         # the witness reads a page per verified page: one pread, no file object
-        key = (tag.spc, tag.db, tag.rel)
+        key = (tag.spc, tag.db)
         parent = self._dirs.get(key)
         if parent is None:
-            parent = self._dirs[key] = relation_block_path(self.pgdata, tag)[0].parent
-        path, off = relation_block_path(parent, tag, relative=True)
+            parent = self._dirs[key] = database_dir(self.pgdata, tag.spc, tag.db)
+        name, off = segment_file(tag)
+        path = parent / name
         try:
             fd = os.open(path, os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError):
