@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import gc
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,6 +41,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[SESSION_BASE] = base
     session.config.stash[SESSION_ENV] = env
     atexit.register(shutil.rmtree, base, True)
+    # a SIGTERM to the run (CI stopping it) stops it as Ctrl-C does, so the fixtures that
+    # started clusters and wal-redo servers tear them down; by default it would just die
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.hookimpl(trylast=True)
