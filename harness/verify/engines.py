@@ -39,6 +39,8 @@ class SendsAhead(Protocol):
     """An engine that takes requests before their answers are needed (a wal-redo
     server: ``oracles.walredo.WalRedoProcess.submit``, then ``flush``)."""
 
+    name: str
+
     def submit(self, tag: BufferTag, base_page: bytes | None,
                records: Iterable[DecodedXLogRecord]) -> Any: ...
 
