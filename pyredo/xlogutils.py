@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from pyredo import BLCKSZ
 from pyredo.errors import ImageError, PyredoError, RedoError
 from pyredo.page import bufpage
-from pyredo.page.bufpage import OFF_UPPER
+from pyredo.page.bufpage import OFF_LSN, OFF_UPPER
 from pyredo.wal.image import restore_block_image as _restore_block_image
 from pyredo.wal.record import (
     BKPBLOCK_WILL_INIT,
@@ -90,6 +90,8 @@ _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
+_PAGE_LSN = struct.Struct("<II")  # pd_lsn: xlogid, xrecoff
+_new_object = object.__new__
 
 
 class RecordCursor:
@@ -302,7 +304,8 @@ class RedoContext:
             # XLogReadBufferExtended: an uninitialized page counts as missing
             self.actions[block_id] = BlkAction.BLK_NOTFOUND
             return None
-        if self.lsn <= bufpage.PageGetLSN(page):
+        hi, lo = _PAGE_LSN.unpack_from(page, OFF_LSN)  # PageGetLSN, inline: once per record
+        if self.lsn <= (hi << 32) | lo:
             self.actions[block_id] = BlkAction.BLK_DONE
             return None
         self.actions[block_id] = BlkAction.BLK_NEEDS_REDO
@@ -364,7 +367,7 @@ class RedoContext:
     # -- the record's data --------------------------------------------------------------
     def main_data(self) -> RecordCursor:
         """XLogRecGetData, as a cursor (raw bytes: ``record.main_data``)."""
-        return RecordCursor(self.record.main_data, "main data", error=self.error)
+        return _record_cursor(self.record.main_data, "main data", self.error)
 
     def block_data(self, block_id: int) -> RecordCursor:
         """XLogRecGetBlockData, as a cursor (raw bytes: ``record.block_data(id)``)."""
@@ -374,7 +377,7 @@ class RedoContext:
 
         blk = self.record.blocks.get(block_id)
         source = _BLOCK_DATA[block_id] if 0 <= block_id < len(_BLOCK_DATA) else f"block {block_id} data"
-        return RecordCursor(blk.data if blk is not None else b"", source, error=error)
+        return _record_cursor(blk.data if blk is not None else b"", source, error)
 
     @property
     def info(self) -> int:
@@ -411,3 +414,14 @@ class RedoContext:
 
 
 RedoFn = Callable[[RedoContext], None]
+
+
+def _record_cursor(data: bytes, source: str, error: Callable[[str], PyredoError]) -> RecordCursor:
+    """``RecordCursor(data, source, error=error)`` without the call: a routine makes
+    one or two per record, and __init__'s keyword handling was a tenth of a heap insert."""
+    cur = _new_object(RecordCursor)
+    cur.data = data if type(data) is bytes else bytes(data)
+    cur.pos = 0
+    cur.source = source
+    cur._error = error
+    return cur

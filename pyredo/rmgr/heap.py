@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING
 from pyredo import BLCKSZ
 from pyredo.page import bufpage
 from pyredo.page.bufpage import (
+    PAI_IS_HEAP,
+    PAI_OVERWRITE,
     InvalidOffsetNumber,
-    PageAddItem,
+    PageAddItemExtended,
     PageClearAllVisible,
     PageGetItemId,
     PageGetMaxOffsetNumber,
@@ -211,7 +213,7 @@ def PageSetPrunable(page: bytearray, xid: int) -> None:
 def add_tuple(ctx: RedoContext, page: bytearray, tup: bytes | bytearray, offnum: int,
               block_id: int = 0) -> None:
     """PageAddItem(page, tup, offnum, overwrite=true, is_heap=true), PANIC on failure."""
-    got = PageAddItem(page, tup, offnum, overwrite=True, is_heap=True)
+    got = PageAddItemExtended(page, tup, offnum, PAI_OVERWRITE | PAI_IS_HEAP)  # the macro, expanded
     if got == InvalidOffsetNumber:
         raise ctx.error(f"failed to add tuple at offset {offnum}", block_id=block_id)
 
