@@ -41,6 +41,13 @@ _PLAIN_BLOCK = struct.Struct("<BHIIII")
 # block id 0, a plain block header, XLR_BLOCK_ID_DATA_SHORT and its length: the usual record
 _ONE_BLOCK = struct.Struct("<BBHIIIIBB")
 _ONE_BLOCK_END = SizeOfXLogRecord + _ONE_BLOCK.size  # where its payload begins
+# the same with an image: the block header, the image header (with the hole length of a
+# compressed image with a hole: XLogRecordBlockCompressHeader), RelFileNode, block, main data header
+_IMAGE_BLOCK = struct.Struct("<BBHHHBIIIIBB")
+_IMAGE_BLOCK_HOLE = struct.Struct("<BBHHHBHIIIIBB")
+_IMAGE_HDR_END = SizeOfXLogRecord + 4 + _IMAGE_HDR.size  # where the hole length would be
+_BIMG_INFO_AT = _IMAGE_HDR_END - 1
+_IMAGE_BLOCK_END = SizeOfXLogRecord + _IMAGE_BLOCK.size
 
 _unpack_header = XLOG_RECORD.unpack_from
 _unpack_plain_block = _PLAIN_BLOCK.unpack_from
@@ -100,8 +107,7 @@ def decode_record(
                 and not fork_flags & (BKPBLOCK_HAS_IMAGE | BKPBLOCK_SAME_REL)
                 and (data_len != 0) == (fork_flags & BKPBLOCK_HAS_DATA != 0)
                 and _ONE_BLOCK_END + data_len + main_data_len == tot_len):
-            # made field by field (what the dataclasses' __init__ do, without the call;
-            # test_usual_record_decodes_to_every_field fails if a field is left out)
+            # made field by field, inline (_new_block and _new_record, without their calls)
             blk = _new_object(DecodedBkpBlock)
             blk.block_id = 0
             blk.rnode = _RNODES.get((spc, db, rel)) or _rnode(spc, db, rel)
@@ -134,6 +140,12 @@ def decode_record(
             rec.main_data = raw[pos:] if main_data_len else b""
             rec.blocks = {0: blk}
             return rec
+        if block_id == 0 and fork_flags & (BKPBLOCK_HAS_IMAGE | BKPBLOCK_SAME_REL) == BKPBLOCK_HAS_IMAGE:
+            # the next most usual: the same with a full-page image (a page's first change
+            # after a checkpoint)
+            imaged = _one_image_record(raw, lsn, end_lsn, tot_len, xid, prev, info, rmid, crc)
+            if imaged is not None:
+                return imaged
     pos = SizeOfXLogRecord
     datatotal = main_data_len = 0
     origin = InvalidRepOriginId
@@ -214,22 +226,93 @@ def decode_record(
     # Payloads follow the headers in block order: image, then data; main data last.
     blocks: dict[int, DecodedBkpBlock] = {}
     for block_id, rnode, fork_flags, blkno, data_len, bimg_len, hole_offset, hole_length, bimg_info in heads:
+        image = b""
         if fork_flags & BKPBLOCK_HAS_IMAGE:
             image = raw[pos : pos + bimg_len]
             pos += bimg_len
-            blocks[block_id] = DecodedBkpBlock(
-                block_id, rnode, fork_flags & BKPBLOCK_FORK_MASK, blkno, fork_flags, True,
-                bimg_info & BKPIMAGE_APPLY != 0, image, hole_offset, hole_length, bimg_len, bimg_info,
-                data_len != 0, raw[pos : pos + data_len] if data_len else b"",
-            )
-        else:
-            blocks[block_id] = DecodedBkpBlock(
-                block_id, rnode, fork_flags & BKPBLOCK_FORK_MASK, blkno, fork_flags, False, False, b"",
-                0, 0, 0, 0, data_len != 0, raw[pos : pos + data_len] if data_len else b"",
-            )
+        blocks[block_id] = _new_block(block_id, rnode, fork_flags, blkno,
+                                      raw[pos : pos + data_len] if data_len else b"",
+                                      image, hole_offset, hole_length, bimg_len, bimg_info)
         pos += data_len
-    return DecodedXLogRecord(lsn, end_lsn, tot_len, xid, prev, info, rmid, crc, raw, origin, toplevel_xid,
-                             raw[pos : pos + main_data_len] if main_data_len else b"", blocks)
+    return _new_record(lsn, end_lsn, tot_len, xid, prev, info, rmid, crc, raw, origin, toplevel_xid,
+                       raw[pos : pos + main_data_len] if main_data_len else b"", blocks)
+
+
+def _one_image_record(raw: bytes, lsn: int, end_lsn: int, tot_len: int, xid: int, prev: int,
+                      info: int, rmid: int, crc: int) -> DecodedXLogRecord | None:
+    """The record of block 0 with a full-page image, its own RelFileNode, then short
+    main data (read with two structs); None when it is not that, or not valid (the
+    general way then decodes it or says what is wrong)."""
+    if tot_len < _IMAGE_BLOCK_END:
+        return None
+    bimg_info = raw[_BIMG_INFO_AT]
+    extra = bimg_info & BKPIMAGE_COMPRESSED_MASK and bimg_info & BKPIMAGE_HAS_HOLE
+    st = _IMAGE_BLOCK_HOLE if extra else _IMAGE_BLOCK
+    pos = SizeOfXLogRecord + st.size
+    if pos > tot_len:
+        return None
+    fields = st.unpack_from(raw, SizeOfXLogRecord)
+    fork_flags, data_len, bimg_len, hole_offset = fields[1], fields[2], fields[3], fields[4]
+    spc, db, rel, blkno, main_id, main_data_len = fields[-6:]
+    if (main_id != XLR_BLOCK_ID_DATA_SHORT or (data_len != 0) != (fork_flags & BKPBLOCK_HAS_DATA != 0)
+            or pos + bimg_len + data_len + main_data_len != tot_len):
+        return None
+    try:
+        hole_length = _check_image_header(raw, _IMAGE_HDR_END, tot_len, 0, bimg_len, hole_offset, bimg_info)
+    except _Malformed:
+        return None
+    image_end = pos + bimg_len
+    data_end = image_end + data_len
+    blk = _new_block(0, _RNODES.get((spc, db, rel)) or _rnode(spc, db, rel), fork_flags, blkno,
+                     raw[image_end:data_end] if data_len else b"", raw[pos:image_end],
+                     hole_offset, hole_length, bimg_len, bimg_info)
+    return _new_record(lsn, end_lsn, tot_len, xid, prev, info, rmid, crc, raw, InvalidRepOriginId,
+                       InvalidTransactionId, raw[data_end:] if main_data_len else b"", {0: blk})
+
+
+# The decoded objects, made field by field: what the dataclasses' __init__ do, without the
+# call's argument handling (a record or two per WAL record, millions per range). A field
+# added to a dataclass must be set here too (test_decoded_objects_set_every_field).
+def _new_block(block_id: int, rnode: RelFileNode, fork_flags: int, blkno: int, data: bytes,
+               image: bytes, hole_offset: int, hole_length: int, bimg_len: int,
+               bimg_info: int) -> DecodedBkpBlock:
+    blk = _new_object(DecodedBkpBlock)
+    blk.block_id = block_id
+    blk.rnode = rnode
+    blk.forknum = fork_flags & BKPBLOCK_FORK_MASK
+    blk.blkno = blkno
+    blk.flags = fork_flags
+    blk.has_image = has_image = fork_flags & BKPBLOCK_HAS_IMAGE != 0
+    blk.apply_image = has_image and bimg_info & BKPIMAGE_APPLY != 0
+    blk.bkp_image = image
+    blk.hole_offset = hole_offset
+    blk.hole_length = hole_length
+    blk.bimg_len = bimg_len
+    blk.bimg_info = bimg_info
+    blk.has_data = bool(data)
+    blk.data = data
+    blk._tag = None
+    return blk
+
+
+def _new_record(lsn: int, end_lsn: int, tot_len: int, xid: int, prev: int, info: int, rmid: int,
+                crc: int, raw: bytes, origin: int, toplevel_xid: int, main_data: bytes,
+                blocks: dict[int, DecodedBkpBlock]) -> DecodedXLogRecord:
+    rec = _new_object(DecodedXLogRecord)
+    rec.lsn = lsn
+    rec.end_lsn = end_lsn
+    rec.tot_len = tot_len
+    rec.xid = xid
+    rec.prev = prev
+    rec.info = info
+    rec.rmid = rmid
+    rec.crc = crc
+    rec.raw = raw
+    rec.origin = origin
+    rec.toplevel_xid = toplevel_xid
+    rec.main_data = main_data
+    rec.blocks = blocks
+    return rec
 
 
 def _copy_header_field(raw: bytes, pos: int, tot_len: int, st: struct.Struct) -> tuple[tuple[Any, ...], int]:

@@ -29,6 +29,7 @@ from pyredo.wal.record import (
     BKPIMAGE_COMPRESS_LZ4,
     BKPIMAGE_COMPRESS_PGLZ,
     BKPIMAGE_COMPRESS_ZSTD,
+    BKPIMAGE_COMPRESSED_MASK,
     BufferTag,
     DecodedBkpBlock,
     DecodedXLogRecord,
@@ -209,6 +210,52 @@ def test_bad_compression_payload_is_an_image_error(method: int) -> None:
     rec = decode_record(_compressed_block(method, b"\xff" * 50, (100, 100)), 0x2000, 0x3000)
     with pytest.raises(WalError, match=r"decompress|image"):
         restore_block_image(rec.blocks[0], rec.lsn)
+
+
+def _image_record(bimg_info: int, image: bytes, hole: tuple[int, int], data: bytes, main: bytes,
+                  second: bool) -> bytes:
+    """Block 0 with an image (its header as given), block data, maybe a block 1, short main data."""
+    flags = 0x10 | (0x20 if data else 0)
+    heads = struct.pack("<BBH", 0, flags, len(data)) + struct.pack("<HHB", len(image), hole[0], bimg_info)
+    if bimg_info & BKPIMAGE_COMPRESSED_MASK and bimg_info & 0x01:
+        heads += struct.pack("<H", hole[1])
+    heads += struct.pack("<IIII", *REL, 7)
+    payload = image + data
+    if second:
+        heads += struct.pack("<BBHIIII", 1, 0x20, 1, *REL, 8)
+        payload += b"x"
+    if main:
+        heads += struct.pack("<BB", 255, len(main))
+    body = heads + payload + main
+    head = struct.pack("<IIQBB2xI", 24 + len(body), 5, 0x0F00, 0x10, 10, 0)
+    crc = crc32c.crc32c(head[:20], crc32c.crc32c(body))
+    return struct.pack("<IIQBB2xI", 24 + len(body), 5, 0x0F00, 0x10, 10, crc) + body
+
+
+@pytest.mark.parametrize("form", ["whole", "hole", "pglz-hole", "pglz"])
+@pytest.mark.parametrize(("data", "main"), [(b"abc", b"main"), (b"", b"m"), (b"d", b"")])
+def test_image_record_decodes_as_the_general_way(form: str, data: bytes, main: bytes) -> None:
+    """A one-block record with an image (read with two structs when it has main data) gives
+    the block the general way gives: every field, with and without hole and compression."""
+    hole = {"whole": (0, 0), "hole": (100, 4000), "pglz-hole": (100, 4000), "pglz": (0, 0)}[form]
+    page = page_with(0x5A)[: hole[0]] + bytes(hole[1]) + page_with(0x5A)[hole[0] + hole[1]:]
+    info = 0x02 | (0x01 if hole[1] else 0) | (BKPIMAGE_COMPRESS_PGLZ if form.startswith("pglz") else 0)
+    image = page[: hole[0]] + page[hole[0] + hole[1]:]
+    if form.startswith("pglz"):
+        image = pglz_compress(image)
+    one = decode_record(_image_record(info, image, hole, data, main, False), 0x1000, 0x1100)
+    two = decode_record(_image_record(info, image, hole, data, main, True), 0x1000, 0x1100)
+    b0 = one.blocks[0]
+    assert b0 == two.blocks[0] and one.main_data == two.main_data == main and list(one.blocks) == [0]
+    assert (b0.has_image, b0.apply_image, b0.bimg_info, b0.bimg_len) == (True, True, info, len(image))
+    assert (b0.hole_offset, b0.hole_length, b0.data, b0.has_data) == (*hole, data, bool(data))
+    assert type(b0.bkp_image) is bytes and restore_block_image(b0) == page
+    assert (one.xid, one.prev, one.info, one.rmid, one.tot_len) == (5, 0x0F00, 0x10, 10, len(one.raw))
+    assert b0.tag == BufferTag(*REL, 0, 7)
+    # a header the general way refuses is refused the same way (a hole without its length)
+    bad = _image_record(0x03, page[:4000], (0, 4192), data, main, False)  # hole at offset 0
+    with pytest.raises(InvalidRecord, match="BKPIMAGE_HAS_HOLE set"):
+        decode_record(bad, 0x1000, 0x1100)
 
 
 # -- typed errors, each naming LSN and file ------------------------------------------
