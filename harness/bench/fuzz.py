@@ -14,7 +14,8 @@ CLUSTER_PHASES = ("cluster", "workload", "checkpoint")
 
 
 def harness_seconds(phases: Seconds) -> float:
-    """The harness's own phases: decode, plan, each engine, witness, commit log, bundles."""
+    """The harness's own phases: decode, plan, each engine, witness, coverage, judge (the
+    check loop's own bookkeeping), commit log, bundles."""
     return sum(v for k, v in phases.items() if k not in CLUSTER_PHASES)
 
 

@@ -132,8 +132,9 @@ def bench_fuzz_cmd(budget: float, iterations: int | None, seed: int, workers: in
                    report_path: Path | None, as_json: bool, pg_major: str | None = None,
                    pg_bindir: Path | None = None) -> None:
     """A fuzz campaign (default: both engines, one worker per core), timed: pages verified
-    per minute, the harness's share of iteration time (everything but the workload and
-    the cluster's CHECKPOINTs), the phases' shares, and the slowest iterations."""
+    per minute, the harness's share of iteration time (its phases: decode, plan, each
+    engine, witness, coverage, judge, commit log, bundles; what no phase timed is shown
+    as unaccounted), the phases' shares, and the slowest iterations."""
     from harness.bench.fuzz import fuzz_figures
     from harness.campaign.fuzz import FuzzConfig, run_campaign, write_outputs
 

@@ -36,7 +36,7 @@ def counts_of(d: Any) -> Counter[str]:
 
 
 # the phases of an iteration or a check, in the order they run; an engine's phase is "engine NAME"
-PHASES = ("cluster", "workload", "checkpoint", "decode", "plan", "witness", "coverage", "clog", "bundles")
+PHASES = ("cluster", "workload", "checkpoint", "decode", "plan", "witness", "coverage", "judge", "clog", "bundles")
 ENGINE_PHASE = "engine "
 
 

@@ -253,6 +253,7 @@ class Checker:
         # work here, and its answers wait in the pipe
         ahead: dict[int, _Sent | None] = {}
         senders = self.senders
+        t_loop = time.perf_counter()
         try:
             for i, bp in enumerate(blocks):
                 self.interrupts.check()  # between pages: what was found so far is kept
@@ -260,7 +261,9 @@ class Checker:
                     for k in range(i + len(ahead), min(i + LOOKAHEAD, total)):
                         ahead[k] = self._send_ahead(blocks[k], report) if blocks[k].records else None
                     for e in senders:
+                        t0 = time.perf_counter()
                         e.flush()
+                        report.phases.add(ENGINE_PHASE + e.name, time.perf_counter() - t0)
                 sent = ahead.pop(i, NOT_SENT)
                 if bp.records:
                     self.check_block(bp, report, sent)
@@ -271,6 +274,9 @@ class Checker:
             report.interrupted = True
             report.pages_skipped["not reached: interrupted"] += total - done
         report.end_of_recovery = end_of_recovery(plan.unlogged, report._init_pages, self.primary, self.table)
+        # what the loop took besides the engines, the witness and the coverage: the verdicts,
+        # the skips, the bookkeeping (the report's phases are this loop's so far)
+        report.phases.add("judge", max(0.0, time.perf_counter() - t_loop - sum(report.phases.values())))
         return report
 
     def _base_of(self, bp: BlockPlan) -> tuple[bool, bytes | None]:

@@ -105,7 +105,7 @@ def test_a_check_says_where_its_time_went() -> None:
     t0 = time.perf_counter()
     report = Checker([RedoEngine(), Named("walredo")], None).check_records(iter(records))
     wall = time.perf_counter() - t0
-    assert {"decode", "plan", ENGINE_PHASE + "pyredo", ENGINE_PHASE + "walredo", "coverage"} <= set(report.phases)
+    assert {"decode", "plan", ENGINE_PHASE + "pyredo", ENGINE_PHASE + "walredo", "coverage", "judge"} <= set(report.phases)
     assert all(v >= 0 for v in report.phases.values())
     assert sum(report.phases.values()) <= wall  # phases do not overlap
     assert list(report.result().to_json()["phases"])[:3] == ["decode", "plan", ENGINE_PHASE + "pyredo"]
@@ -117,6 +117,21 @@ def test_decode_all_keeps_a_list_and_restores_the_collector() -> None:
     records = _records()
     assert decode_all(records) is records
     assert gc.isenabled() and decode_all(iter(records)) == records and gc.isenabled()
+    gc.unfreeze()
+
+
+def test_decode_all_freezes_what_it_decoded() -> None:
+    """The records leave the collector's generations before it resumes: its next collection
+    does not walk them (records_frozen's unfreeze gives them back)."""
+    import gc
+
+    gc.unfreeze()
+    decoded = decode_all(iter(_records()))
+    try:
+        assert gc.get_freeze_count() >= len(decoded) > 0
+        assert all(not any(r is x for x in gc.get_objects(0)) for r in decoded[:5])
+    finally:
+        gc.unfreeze()
 
 
 def test_phases_add_up_through_iterations_campaigns_and_merges() -> None:
