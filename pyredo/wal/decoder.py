@@ -107,7 +107,8 @@ def decode_record(
                 and not fork_flags & (BKPBLOCK_HAS_IMAGE | BKPBLOCK_SAME_REL)
                 and (data_len != 0) == (fork_flags & BKPBLOCK_HAS_DATA != 0)
                 and _ONE_BLOCK_END + data_len + main_data_len == tot_len):
-            # made field by field, inline (_new_block and _new_record, without their calls)
+            # made field by field, inline (_new_block and _new_record, without their calls;
+            # test_usual_record_decodes_to_every_field fails if a field is left out)
             blk = _new_object(DecodedBkpBlock)
             blk.block_id = 0
             blk.rnode = _RNODES.get((spc, db, rel)) or _rnode(spc, db, rel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from pyredo.errors import (
 )
 from pyredo.wal.assembler import XLOG_BLCKSZ
 from pyredo.wal.builder import BlockSpec, WalBuilder, encode_record
-from pyredo.wal.decoder import decode_record
+from pyredo.wal.decoder import _new_block, _new_record, decode_record
 from pyredo.wal.image import restore_block_image
 from pyredo.wal.lsn import format_lsn, parse_lsn, segment_file_name
 from pyredo.wal.pglz import pglz_compress
@@ -210,6 +211,20 @@ def test_bad_compression_payload_is_an_image_error(method: int) -> None:
     rec = decode_record(_compressed_block(method, b"\xff" * 50, (100, 100)), 0x2000, 0x3000)
     with pytest.raises(WalError, match=r"decompress|image"):
         restore_block_image(rec.blocks[0], rec.lsn)
+
+
+def test_decoded_objects_set_every_field() -> None:
+    """The decoder's field-by-field constructors set every field of the dataclasses, as
+    their __init__ would (a field added there and not here fails)."""
+    blk = _new_block(3, REL, 0x10 | 0x20 | 2, 9, b"d", b"img", 10, 20, 3, 0x03)
+    assert blk == DecodedBkpBlock(3, REL, 2, 9, 0x32, True, True, b"img", 10, 20, 3, 0x03, True, b"d")
+    plain = _new_block(1, REL, 0, 4, b"", b"", 0, 0, 0, 0)
+    assert plain == DecodedBkpBlock(1, REL, 0, 4, 0)
+    rec = _new_record(1, 2, 3, 4, 5, 6, 7, 8, b"raw", 9, 10, b"m", {3: blk, 1: plain})
+    assert rec == DecodedXLogRecord(1, 2, 3, 4, 5, 6, 7, 8, b"raw", 9, 10, b"m", {3: blk, 1: plain})
+    for obj in (blk, plain, rec):
+        for f in dataclasses.fields(obj):
+            getattr(obj, f.name)  # a slot left unset raises AttributeError
 
 
 def _image_record(bimg_info: int, image: bytes, hole: tuple[int, int], data: bytes, main: bytes,
