@@ -369,6 +369,14 @@ class RedoContext:
         """XLogRecGetData, as a cursor (raw bytes: ``record.main_data``)."""
         return _record_cursor(self.record.main_data, "main data", self.error)
 
+    def main_struct(self, st: struct.Struct, what: str, *, size: int | None = None) -> tuple[Any, ...]:
+        """The main data read as the struct ``st`` (C: ``(xl_heap_insert *) XLogRecGetData(record)``),
+        without a cursor; a short record raises what ``main_data().unpack`` raises."""
+        data = self.record.main_data
+        if size is None and len(data) >= st.size:
+            return st.unpack_from(data)
+        return self.main_data().unpack(st, what, size=size)
+
     def block_data(self, block_id: int) -> RecordCursor:
         """XLogRecGetBlockData, as a cursor (raw bytes: ``record.block_data(id)``)."""
 

@@ -101,7 +101,7 @@ def _check_pages_per_range(ctx: RedoContext, pagesPerRange: int, block_id: int) 
 # -- redo routines ----------------------------------------------------------------------
 def brin_xlog_createidx(ctx: RedoContext) -> None:
     """Mirrors brin_xlog_createidx (brin_xlog.c): a fresh metapage."""
-    pagesPerRange, version = ctx.main_data().unpack(xl_brin_createidx, "xl_brin_createidx")
+    pagesPerRange, version = ctx.main_struct(xl_brin_createidx, "xl_brin_createidx")
     page = ctx.init_buffer_for_redo(0)
     if page is not None:
         brin_metapage_init(page, pagesPerRange, version)
@@ -140,7 +140,7 @@ def brin_xlog_insert_update(ctx: RedoContext, heapBlk: int, pagesPerRange: int,
 
 def brin_xlog_insert(ctx: RedoContext) -> None:
     """Mirrors brin_xlog_insert (brin_xlog.c)."""
-    heapBlk, pagesPerRange, offnum = ctx.main_data().unpack(xl_brin_insert, "xl_brin_insert")
+    heapBlk, pagesPerRange, offnum = ctx.main_struct(xl_brin_insert, "xl_brin_insert")
     brin_xlog_insert_update(ctx, heapBlk, pagesPerRange, offnum)
 
 
@@ -150,7 +150,7 @@ def brin_xlog_update(
 ) -> None:
     """Mirrors brin_xlog_update (brin_xlog.c): delete the old tuple from the old
     page (block 2), leaving its line pointer unused, then insert as above."""
-    oldOffnum, heapBlk, pagesPerRange, offnum = ctx.main_data().unpack(xl_brin_update, "xl_brin_update")
+    oldOffnum, heapBlk, pagesPerRange, offnum = ctx.main_struct(xl_brin_update, "xl_brin_update")
     page = ctx.read_buffer_for_redo(2)
     if page is not None:
         PageIndexTupleDeleteNoCompact(page, oldOffnum)
@@ -159,7 +159,7 @@ def brin_xlog_update(
 
 def brin_xlog_samepage_update(ctx: RedoContext) -> None:
     """Mirrors brin_xlog_samepage_update (brin_xlog.c): overwrite the tuple in place."""
-    (offnum,) = ctx.main_data().unpack(xl_brin_samepage_update, "xl_brin_samepage_update")
+    (offnum,) = ctx.main_struct(xl_brin_samepage_update, "xl_brin_samepage_update")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
@@ -179,7 +179,7 @@ def brin_xlog_revmap_extend(
     """Mirrors brin_xlog_revmap_extend (brin_xlog.c): the metapage's lastRevmapPage
     becomes the target block (block 1), which is re-initialized as an empty
     revmap page (all entries invalid: PageInit zeroes them)."""
-    (targetBlk,) = ctx.main_data().unpack(xl_brin_revmap_extend, "xl_brin_revmap_extend")
+    (targetBlk,) = ctx.main_struct(xl_brin_revmap_extend, "xl_brin_revmap_extend")
     if 1 not in ctx.record.blocks:  # XLogRecGetBlockTag(record, 1, ...) comes first in C
         raise ctx.error("could not locate backup block with ID 1 in WAL record", block_id=1)
 
@@ -198,7 +198,7 @@ def brin_xlog_desummarize_page(
 ) -> None:
     """Mirrors brin_xlog_desummarize_page (brin_xlog.c): invalidate the range's
     revmap entry (block 0), then delete its tuple from the regular page (block 1)."""
-    pagesPerRange, heapBlk, regOffset = ctx.main_data().unpack(xl_brin_desummarize, "xl_brin_desummarize")
+    pagesPerRange, heapBlk, regOffset = ctx.main_struct(xl_brin_desummarize, "xl_brin_desummarize")
     revmap = ctx.read_buffer_for_redo(0)
     if revmap is not None:
         _check_pages_per_range(ctx, pagesPerRange, 0)

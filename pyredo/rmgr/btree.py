@@ -285,7 +285,7 @@ def btree_xlog_insert(
     _bt_swap_posting: SwapPosting = _bt_swap_posting,
 ) -> None:
     """Mirrors btree_xlog_insert (nbtxlog.c)."""
-    (offnum,) = ctx.main_data().unpack(XL_BTREE_INSERT, "xl_btree_insert")
+    (offnum,) = ctx.main_struct(XL_BTREE_INSERT, "xl_btree_insert")
     # an insert into an internal page finishes the child's split
     if not isleaf:
         _bt_clear_incomplete_split(ctx, 1)
@@ -353,7 +353,7 @@ class _Split:
 
 def btree_xlog_split(ctx: RedoContext, newitemonleft: bool) -> None:
     """Mirrors btree_xlog_split (nbtxlog.c)."""
-    level, firstrightoff, newitemoff, postingoff = ctx.main_data().unpack(XL_BTREE_SPLIT, "xl_btree_split")
+    level, firstrightoff, newitemoff, postingoff = ctx.main_struct(XL_BTREE_SPLIT, "xl_btree_split")
     xlrec = _Split(level, firstrightoff, newitemoff, postingoff, newitemonleft)
     isleaf = level == 0
     origpagenumber = ctx.block_tag(0).blk
@@ -549,7 +549,7 @@ def _bt_dedup_finish_pending(newpage: bytearray, state: BTDedupState) -> int:
 def btree_xlog_dedup(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_dedup (nbtxlog.c): repeat the deduplication pass the
     record's intervals describe, on a temp page."""
-    (nintervals,) = ctx.main_data().unpack(XL_BTREE_DEDUP, "xl_btree_dedup")
+    (nintervals,) = ctx.main_struct(XL_BTREE_DEDUP, "xl_btree_dedup")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
@@ -639,7 +639,7 @@ def btree_xlog_vacuum(
     PageIndexMultiDelete: MultiDelete = PageIndexMultiDelete,
 ) -> None:
     """Mirrors btree_xlog_vacuum (nbtxlog.c) of 15, 16 and 17: btpo_cycleid is kept."""
-    ndeleted, nupdated = ctx.main_data().unpack(XL_BTREE_VACUUM, "xl_btree_vacuum")
+    ndeleted, nupdated = ctx.main_struct(XL_BTREE_VACUUM, "xl_btree_vacuum")
     page = ctx.read_buffer_for_redo(0, get_cleanup_lock=True)
     if page is not None:
         _delete_items(ctx, page, ndeleted, nupdated, PageIndexMultiDelete=PageIndexMultiDelete)
@@ -651,7 +651,7 @@ def btree_xlog_vacuum_18(
 ) -> None:
     """Mirrors btree_xlog_vacuum (nbtxlog.c) of 18: as before, and the vacuum cycle ID
     is cleared too (18's _bt_delitems_vacuum clears it on the primary)."""
-    ndeleted, nupdated = ctx.main_data().unpack(XL_BTREE_VACUUM, "xl_btree_vacuum")
+    ndeleted, nupdated = ctx.main_struct(XL_BTREE_VACUUM, "xl_btree_vacuum")
     page = ctx.read_buffer_for_redo(0, get_cleanup_lock=True)
     if page is not None:
         _delete_items(ctx, page, ndeleted, nupdated, PageIndexMultiDelete=PageIndexMultiDelete)
@@ -665,7 +665,7 @@ def btree_xlog_delete(
     """Mirrors btree_xlog_delete (nbtxlog.c) of 15-18. 16 renames latestRemovedXid to
     snapshotConflictHorizon and appends isCatalogRel (SizeOfBtreeDelete 8 -> 9): both
     only matter to hot standby conflicts, and ndeleted/nupdated keep their offsets."""
-    _xid, ndeleted, nupdated = ctx.main_data().unpack(XL_BTREE_DELETE, "xl_btree_delete")
+    _xid, ndeleted, nupdated = ctx.main_struct(XL_BTREE_DELETE, "xl_btree_delete")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
         _delete_items(ctx, page, ndeleted, nupdated, PageIndexMultiDelete=PageIndexMultiDelete)
@@ -688,7 +688,7 @@ def _init_half_dead_leaf(page: bytearray, leftsib: int, rightsib: int, topparent
 
 def btree_xlog_mark_page_halfdead(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_mark_page_halfdead (nbtxlog.c)."""
-    poffset, _leafblk, leftblk, rightblk, topparent = ctx.main_data().unpack(XL_BTREE_MARK_PAGE_HALFDEAD, "xl_btree_mark_page_halfdead")
+    poffset, _leafblk, leftblk, rightblk, topparent = ctx.main_struct(XL_BTREE_MARK_PAGE_HALFDEAD, "xl_btree_mark_page_halfdead")
 
     # the subtree's parent: poffset's downlink takes the next tuple's, which goes
     page = ctx.read_buffer_for_redo(1)
@@ -708,7 +708,7 @@ def btree_xlog_mark_page_halfdead(ctx: RedoContext) -> None:
 def btree_xlog_unlink_page(ctx: RedoContext, info: int) -> None:
     """Mirrors btree_xlog_unlink_page (nbtxlog.c)."""
     (leftsib, rightsib, level, safexid, leafleftsib, leafrightsib,
-     leaftopparent) = ctx.main_data().unpack(XL_BTREE_UNLINK_PAGE, "xl_btree_unlink_page", size=SizeOfBtreeUnlinkPage)
+     leaftopparent) = ctx.main_struct(XL_BTREE_UNLINK_PAGE, "xl_btree_unlink_page", size=SizeOfBtreeUnlinkPage)
     isleaf = level == 0
 
     # the left sibling's right-link skips the target
@@ -758,7 +758,7 @@ def btree_xlog_unlink_page_meta(ctx: RedoContext) -> None:
 # -- NEWROOT / REUSE_PAGE / META_CLEANUP ----------------------------------------------------
 def btree_xlog_newroot(ctx: RedoContext) -> None:
     """Mirrors btree_xlog_newroot (nbtxlog.c)."""
-    _rootblk, level = ctx.main_data().unpack(XL_BTREE_NEWROOT, "xl_btree_newroot")
+    _rootblk, level = ctx.main_struct(XL_BTREE_NEWROOT, "xl_btree_newroot")
     page = _init_buffer(ctx, 0)
     if page is not None:
         _bt_pageinit(page)

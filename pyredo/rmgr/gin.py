@@ -414,7 +414,7 @@ def ginRedoInsert(ctx: RedoContext, *,
 def ginRedoSplit(ctx: RedoContext) -> None:
     """Mirrors ginRedoSplit (ginxlog.c): the split pages come as full-page
     images; only the child whose split this finishes is changed by redo."""
-    fields = ctx.main_data().unpack(GINXLOG_SPLIT, "ginxlogSplit")
+    fields = ctx.main_struct(GINXLOG_SPLIT, "ginxlogSplit")
     flags = fields[6]
     if not flags & GIN_INSERT_ISLEAF:
         ginRedoClearIncompleteSplit(ctx, 3)
@@ -442,7 +442,7 @@ def ginRedoDeletePage(ctx: RedoContext, *,
     """Mirrors ginRedoDeletePage (ginxlog.c): unlink a posting-tree page from its
     left sibling, mark it deleted, and remove its downlink from the parent.
     The deleted page keeps its contents and right link, as in C."""
-    parentOffset, rightLink, deleteXid = ctx.main_data().unpack(GINXLOG_DELETE_PAGE, "ginxlogDeletePage")
+    parentOffset, rightLink, deleteXid = ctx.main_struct(GINXLOG_DELETE_PAGE, "ginxlogDeletePage")
     lpage = ctx.read_buffer_for_redo(2)
     if lpage is not None:
         GinPageSetRightlink(lpage, rightLink)
@@ -462,7 +462,7 @@ def ginRedoUpdateMetapage(ctx: RedoContext, *,
     """Mirrors ginRedoUpdateMetapage (ginxlog.c): rebuild the metapage from the
     record (unconditionally, like an image), then append tuples to the tail
     list page or link a new sublist after it."""
-    metadata, prevTail, newRightlink, ntuples = ctx.main_data().unpack(GINXLOG_UPDATE_META, "ginxlogUpdateMeta")
+    metadata, prevTail, newRightlink, ntuples = ctx.main_struct(GINXLOG_UPDATE_META, "ginxlogUpdateMeta")
     metapage = ctx.init_buffer_for_redo(0)
     if metapage is not None:
         GinInitMetabuffer(metapage)
@@ -484,7 +484,7 @@ def ginRedoInsertListPage(ctx: RedoContext, *,
                           ) -> None:
     """Mirrors ginRedoInsertListPage (ginxlog.c): a new pending-list page with
     the record's tuples; the tail of a sublist holds whole rows."""
-    rightlink, ntuples = ctx.main_data().unpack(GINXLOG_INSERT_LISTPAGE, "ginxlogInsertListPage")
+    rightlink, ntuples = ctx.main_struct(GINXLOG_INSERT_LISTPAGE, "ginxlogInsertListPage")
     page = ctx.init_buffer_for_redo(0)
     if page is None:
         return
@@ -501,7 +501,7 @@ def ginRedoInsertListPage(ctx: RedoContext, *,
 def ginRedoDeleteListPages(ctx: RedoContext) -> None:
     """Mirrors ginRedoDeleteListPages (ginxlog.c): rebuild the metapage; the
     pending-list pages removed from the head become empty GIN_DELETED pages."""
-    metadata, ndeleted = ctx.main_data().unpack(GINXLOG_DELETE_LISTPAGES, "ginxlogDeleteListPages")
+    metadata, ndeleted = ctx.main_struct(GINXLOG_DELETE_LISTPAGES, "ginxlogDeleteListPages")
     metapage = ctx.init_buffer_for_redo(0)
     if metapage is not None:
         GinInitMetabuffer(metapage)

@@ -174,7 +174,7 @@ def gistRedoPageUpdateRecord_16(ctx: RedoContext, *,
 
 def _redo_page_update(ctx: RedoContext, mark: MarkTuplesDeleted,
                       GistClearFollowRight: Callable[[bytearray], None]) -> None:
-    ntodelete, ntoinsert = ctx.main_data().unpack(GISTXLOG_PAGE_UPDATE, "PAGE_UPDATE")
+    ntodelete, ntoinsert = ctx.main_struct(GISTXLOG_PAGE_UPDATE, "PAGE_UPDATE")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
         _page_update(ctx, page, ntodelete, ntoinsert, mark)
@@ -219,7 +219,7 @@ def gistRedoDeleteRecord(ctx: RedoContext) -> None:
     gistprunepage removed; the offsets follow gistxlogDelete in the main data.
     F_HAS_GARBAGE is cleared, as gistprunepage did.
     """
-    _latest_removed_xid, ntodelete = ctx.main_data().unpack(GISTXLOG_DELETE, "DELETE")
+    _latest_removed_xid, ntodelete = ctx.main_struct(GISTXLOG_DELETE, "DELETE")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
@@ -240,7 +240,7 @@ def gistRedoDeleteRecord_16(ctx: RedoContext) -> None:
     """Mirrors gistRedoDeleteRecord (gistxlog.c) of 16, 17 and 18: gistxlogDelete
     gains isCatalogRel, so the offsets start at byte 8, and are always read; the page
     always gets F_TUPLES_DELETED."""
-    _horizon, ntodelete, _catalog = ctx.main_data().unpack(GISTXLOG_DELETE_16, "DELETE")
+    _horizon, ntodelete, _catalog = ctx.main_struct(GISTXLOG_DELETE_16, "DELETE")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
@@ -263,7 +263,7 @@ def gistRedoPageSplitRecord(ctx: RedoContext, *,
     and no page gets F_FOLLOW_RIGHT. Block 0, if present, is the left child
     whose split this record completes.
     """
-    origrlink, orignsn, origleaf, npage, markfollowright = ctx.main_data().unpack(GISTXLOG_PAGE_SPLIT, "PAGE_SPLIT")
+    origrlink, orignsn, origleaf, npage, markfollowright = ctx.main_struct(GISTXLOG_PAGE_SPLIT, "PAGE_SPLIT")
     isrootsplit = False
     for i in range(npage):
         blkno = ctx.block_tag(i + 1).blk
@@ -312,7 +312,7 @@ def gistRedoPageDelete(ctx: RedoContext, *,
                        ) -> None:
     """Mirrors gistRedoPageDelete (gistxlog.c): block 0 (an empty leaf) becomes a
     deleted page keeping deleteXid; block 1 (its parent) loses the downlink."""
-    delete_xid, downlink_offset = ctx.main_data().unpack(GISTXLOG_PAGE_DELETE, "PAGE_DELETE")
+    delete_xid, downlink_offset = ctx.main_struct(GISTXLOG_PAGE_DELETE, "PAGE_DELETE")
     leaf = ctx.read_buffer_for_redo(0)
     if leaf is not None:
         GistPageSetDeleted(leaf, delete_xid)

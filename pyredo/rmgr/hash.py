@@ -191,7 +191,7 @@ def _add_moved_tuples(ctx: RedoContext, page: bytearray, ntups: int, block_id: i
 # -- redo routines ----------------------------------------------------------------------------
 def hash_xlog_init_meta_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_init_meta_page (hash_xlog.c)."""
-    num_tuples, procid, ffactor = ctx.main_data().unpack(XL_HASH_INIT_META_PAGE, "xl_hash_init_meta_page")
+    num_tuples, procid, ffactor = ctx.main_struct(XL_HASH_INIT_META_PAGE, "xl_hash_init_meta_page")
     page = ctx.init_buffer_for_redo(0)
     if page is None:
         return
@@ -200,7 +200,7 @@ def hash_xlog_init_meta_page(ctx: RedoContext) -> None:
 
 def hash_xlog_init_bitmap_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_init_bitmap_page (hash_xlog.c)."""
-    (bmsize,) = ctx.main_data().unpack(XL_HASH_INIT_BITMAP_PAGE, "xl_hash_init_bitmap_page")
+    (bmsize,) = ctx.main_struct(XL_HASH_INIT_BITMAP_PAGE, "xl_hash_init_bitmap_page")
     page = ctx.init_buffer_for_redo(0)
     if page is not None:
         _hash_initbitmapbuffer(page, bmsize, True)
@@ -216,7 +216,7 @@ def hash_xlog_init_bitmap_page(ctx: RedoContext) -> None:
 
 def hash_xlog_insert(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_insert (hash_xlog.c)."""
-    (offnum,) = ctx.main_data().unpack(XL_HASH_INSERT, "xl_hash_insert")
+    (offnum,) = ctx.main_struct(XL_HASH_INSERT, "xl_hash_insert")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
         got = PageAddItem(page, ctx.block_data(0).rest(), offnum)
@@ -231,7 +231,7 @@ def hash_xlog_insert(ctx: RedoContext) -> None:
 
 def hash_xlog_add_ovfl_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_add_ovfl_page (hash_xlog.c)."""
-    bmsize, bmpage_found = ctx.main_data().unpack(XL_HASH_ADD_OVFL_PAGE, "xl_hash_add_ovfl_page")
+    bmsize, bmpage_found = ctx.main_struct(XL_HASH_ADD_OVFL_PAGE, "xl_hash_add_ovfl_page")
     rightblk = ctx.block_tag(0).blk
     leftblk = ctx.block_tag(1).blk
 
@@ -274,7 +274,7 @@ def hash_xlog_add_ovfl_page(ctx: RedoContext) -> None:
 
 def hash_xlog_split_allocate_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_split_allocate_page (hash_xlog.c)."""
-    new_bucket, old_flag, new_flag, flags = ctx.main_data().unpack(XL_HASH_SPLIT_ALLOCATE_PAGE, "xl_hash_split_allocate_page")
+    new_bucket, old_flag, new_flag, flags = ctx.main_struct(XL_HASH_SPLIT_ALLOCATE_PAGE, "xl_hash_split_allocate_page")
 
     # the old bucket is updated even when restored from an image
     page = _read_or_restored(ctx, 0, cleanup=True)
@@ -317,7 +317,7 @@ def hash_xlog_split_page(ctx: RedoContext) -> None:
 
 def hash_xlog_split_complete(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_split_complete (hash_xlog.c)."""
-    old_flag, new_flag = ctx.main_data().unpack(XL_HASH_SPLIT_COMPLETE, "xl_hash_split_complete")
+    old_flag, new_flag = ctx.main_struct(XL_HASH_SPLIT_COMPLETE, "xl_hash_split_complete")
     # both buckets are updated even when restored from an image
     for block_id, flag in ((0, old_flag), (1, new_flag)):
         page = _read_or_restored(ctx, block_id)
@@ -338,7 +338,7 @@ def _read_write_page(ctx: RedoContext, is_prim_bucket_same_wrt: bool) -> bytearr
 
 def hash_xlog_move_page_contents(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_move_page_contents (hash_xlog.c)."""
-    ntups, is_prim = ctx.main_data().unpack(XL_HASH_MOVE_PAGE_CONTENTS, "xl_hash_move_page_contents")
+    ntups, is_prim = ctx.main_struct(XL_HASH_MOVE_PAGE_CONTENTS, "xl_hash_move_page_contents")
 
     page = _read_write_page(ctx, is_prim != 0)
     if page is not None:
@@ -355,7 +355,7 @@ def hash_xlog_squeeze_page(ctx: RedoContext, *,
                            CLRBIT: Callable[[bytearray, int], None] = CLRBIT) -> None:
     """Mirrors hash_xlog_squeeze_page (hash_xlog.c) of 15 and 16: the write page
     (block 1) is always read, and stamped with the LSN even when no tuple moved."""
-    prevblkno, nextblkno, ntups, is_prim, is_prev = ctx.main_data().unpack(XL_HASH_SQUEEZE_PAGE, "xl_hash_squeeze_page")
+    prevblkno, nextblkno, ntups, is_prim, is_prev = ctx.main_struct(XL_HASH_SQUEEZE_PAGE, "xl_hash_squeeze_page")
 
     page = _read_write_page(ctx, is_prim != 0)
     if page is not None:
@@ -372,7 +372,7 @@ def hash_xlog_squeeze_page_17(ctx: RedoContext, *,
     and a write page that is not the freed page's predecessor, 17's _hash_freeovflpage
     registers block 1 only for the primary bucket's cleanup lock (or not at all), and
     redo reads it only then; the write page gets the LSN only when it changed."""
-    prevblkno, nextblkno, ntups, is_prim, is_prev = ctx.main_data().unpack(XL_HASH_SQUEEZE_PAGE, "xl_hash_squeeze_page")
+    prevblkno, nextblkno, ntups, is_prim, is_prev = ctx.main_struct(XL_HASH_SQUEEZE_PAGE, "xl_hash_squeeze_page")
 
     if is_prim:
         page = ctx.read_buffer_for_redo(1, RBM_NORMAL, get_cleanup_lock=True)
@@ -427,7 +427,7 @@ def _squeeze_free_ovflpage(ctx: RedoContext, prevblkno: int, nextblkno: int, is_
 
 def hash_xlog_delete(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_delete (hash_xlog.c)."""
-    clear_dead_marking, is_primary = ctx.main_data().unpack(XL_HASH_DELETE, "xl_hash_delete")
+    clear_dead_marking, is_primary = ctx.main_struct(XL_HASH_DELETE, "xl_hash_delete")
 
     if is_primary:
         page = ctx.read_buffer_for_redo(1, RBM_NORMAL, get_cleanup_lock=True)
@@ -454,7 +454,7 @@ def hash_xlog_split_cleanup(ctx: RedoContext) -> None:
 
 def hash_xlog_update_meta_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_update_meta_page (hash_xlog.c)."""
-    ctx.main_data().unpack(XL_HASH_UPDATE_META_PAGE, "xl_hash_update_meta_page")
+    ctx.main_struct(XL_HASH_UPDATE_META_PAGE, "xl_hash_update_meta_page")
     page = ctx.read_buffer_for_redo(0)
     if page is not None:
         HashPageGetMeta(page).set_ntuples_bytes(ctx.main_data().take(8, "xl_hash_update_meta_page.ntuples"))
@@ -463,7 +463,7 @@ def hash_xlog_update_meta_page(ctx: RedoContext) -> None:
 def hash_xlog_vacuum_one_page(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_vacuum_one_page (hash_xlog.c) of 15. The standby conflict
     (latestRemovedXid) changes no page."""
-    _xid, ntuples = ctx.main_data().unpack(XL_HASH_VACUUM_ONE_PAGE, "xl_hash_vacuum_one_page")
+    _xid, ntuples = ctx.main_struct(XL_HASH_VACUUM_ONE_PAGE, "xl_hash_vacuum_one_page")
 
     page = ctx.read_buffer_for_redo(0, RBM_NORMAL, get_cleanup_lock=True)
     if page is not None:
@@ -484,7 +484,7 @@ XL_HASH_VACUUM_ONE_PAGE_16 = struct.Struct("<IH?x")
 def hash_xlog_vacuum_one_page_16(ctx: RedoContext) -> None:
     """Mirrors hash_xlog_vacuum_one_page (hash_xlog.c) of 16, 17 and 18: ntuples is a
     uint16 (followed by isCatalogRel) and the offsets always follow in the main data."""
-    _horizon, ntuples, _catalog = ctx.main_data().unpack(XL_HASH_VACUUM_ONE_PAGE_16, "xl_hash_vacuum_one_page")
+    _horizon, ntuples, _catalog = ctx.main_struct(XL_HASH_VACUUM_ONE_PAGE_16, "xl_hash_vacuum_one_page")
 
     page = ctx.read_buffer_for_redo(0, RBM_NORMAL, get_cleanup_lock=True)
     if page is not None:

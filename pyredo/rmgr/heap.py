@@ -243,7 +243,7 @@ def read_init_or_normal(ctx: RedoContext, block_id: int, init: bool) -> bytearra
 # -- redo routines ----------------------------------------------------------------------
 def heap_xlog_insert(ctx: RedoContext, *, vm_block_id: int | None = None) -> None:
     """Mirrors heap_xlog_insert (heapam.c 15, 16; ``vm_block_id``: see heapam_xlog.py)."""
-    offnum, flags = ctx.main_data().unpack(XL_HEAP_INSERT, "xl_heap_insert")
+    offnum, flags = ctx.main_struct(XL_HEAP_INSERT, "xl_heap_insert")
     tag = ctx.block_tag(0)
 
     # the visibility map may need fixing even if the heap page is up to date
@@ -266,7 +266,7 @@ def heap_xlog_insert(ctx: RedoContext, *, vm_block_id: int | None = None) -> Non
 
 def heap_xlog_delete(ctx: RedoContext, *, vm_block_id: int | None = None) -> None:
     """Mirrors heap_xlog_delete (heapam.c 15, 16; ``vm_block_id``: see heapam_xlog.py)."""
-    xmax, offnum, infobits, flags = ctx.main_data().unpack(XL_HEAP_DELETE, "xl_heap_delete")
+    xmax, offnum, infobits, flags = ctx.main_struct(XL_HEAP_DELETE, "xl_heap_delete")
     tag = ctx.block_tag(0)
 
     if flags & XLH_DELETE_ALL_VISIBLE_CLEARED:
@@ -299,7 +299,7 @@ def _heap_xlog_update(ctx: RedoContext, hot_update: bool, vm_refs: bool = False)
     """Mirrors heap_xlog_update (heapam.c) for UPDATE and HOT_UPDATE; ``vm_refs``:
     17 and 18 clear the VM pages first, through their own block references."""
     (old_xmax, old_offnum, old_infobits, flags, new_xmax,
-     new_offnum) = ctx.main_data().unpack(XL_HEAP_UPDATE, "xl_heap_update")
+     new_offnum) = ctx.main_struct(XL_HEAP_UPDATE, "xl_heap_update")
     newtag = ctx.block_tag(0)
     newblk = newtag.blk
     oldblock = ctx.record.block(1)
@@ -404,7 +404,7 @@ def heap_xlog_hot_update(ctx: RedoContext) -> None:
 def heap_xlog_confirm(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_confirm (heapam.c): the speculative tuple's t_ctid
     (its token) becomes its own TID."""
-    (offnum,) = ctx.main_data().unpack(XL_HEAP_CONFIRM, "xl_heap_confirm")
+    (offnum,) = ctx.main_struct(XL_HEAP_CONFIRM, "xl_heap_confirm")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
@@ -414,7 +414,7 @@ def heap_xlog_confirm(ctx: RedoContext) -> None:
 
 def heap_xlog_lock(ctx: RedoContext, *, vm_block_id: int | None = None) -> None:
     """Mirrors heap_xlog_lock (heapam.c 15, 16; ``vm_block_id``: see heapam_xlog.py)."""
-    locking_xid, offnum, infobits, flags = ctx.main_data().unpack(XL_HEAP_LOCK, "xl_heap_lock")
+    locking_xid, offnum, infobits, flags = ctx.main_struct(XL_HEAP_LOCK, "xl_heap_lock")
     tag = ctx.block_tag(0)
 
     if flags & XLH_LOCK_ALL_FROZEN_CLEARED:
@@ -438,7 +438,7 @@ def heap_xlog_inplace(ctx: RedoContext) -> None:
     """Mirrors heap_xlog_inplace (heapam.c 15-17, heapam_xlog.c 18): overwrite the
     tuple's data, same length. 18 appends dbId, tsId, relcacheInitFileInval, nmsgs and
     the invalidation messages to xl_heap_inplace, after offnum: the page reads only offnum."""
-    (offnum,) = ctx.main_data().unpack(XL_HEAP_INPLACE, "xl_heap_inplace")
+    (offnum,) = ctx.main_struct(XL_HEAP_INPLACE, "xl_heap_inplace")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
@@ -453,12 +453,14 @@ def heap_xlog_inplace(ctx: RedoContext) -> None:
 
 
 # -- the visibility-map trap -------------------------------------------------------------
-# op -> (main-data struct, index of its flags field, flag that clears VM bits)
-_VM_CLEARING: dict[int, tuple[struct.Struct, int, int]] = {
-    XLOG_HEAP_INSERT: (XL_HEAP_INSERT, 1, XLH_INSERT_ALL_VISIBLE_CLEARED),
-    XLOG_HEAP_DELETE: (XL_HEAP_DELETE, 3, XLH_DELETE_ALL_VISIBLE_CLEARED),
-    XLOG_HEAP_LOCK: (XL_HEAP_LOCK, 3, XLH_LOCK_ALL_FROZEN_CLEARED),
+# op -> (main-data size, flag that clears VM bits): the flags are each struct's last byte
+# (read as a byte: this runs for every heap record of a plan)
+_VM_CLEARING: dict[int, tuple[int, int]] = {
+    XLOG_HEAP_INSERT: (XL_HEAP_INSERT.size, XLH_INSERT_ALL_VISIBLE_CLEARED),
+    XLOG_HEAP_DELETE: (XL_HEAP_DELETE.size, XLH_DELETE_ALL_VISIBLE_CLEARED),
+    XLOG_HEAP_LOCK: (XL_HEAP_LOCK.size, XLH_LOCK_ALL_FROZEN_CLEARED),
 }
+assert all(st.format[-1] == "B" for st in (XL_HEAP_INSERT, XL_HEAP_DELETE, XL_HEAP_LOCK))
 
 
 def implicit_tags(rec: DecodedXLogRecord) -> list[BufferTag]:
@@ -472,8 +474,8 @@ def implicit_tags(rec: DecodedXLogRecord) -> list[BufferTag]:
     data = rec.main_data
     clearing = _VM_CLEARING.get(op)
     if clearing is not None:
-        st, idx, bit = clearing
-        if len(data) >= st.size and st.unpack_from(data)[idx] & bit:
+        size, bit = clearing
+        if len(data) >= size and data[size - 1] & bit:
             tag = blk0.tag
             return [vm_tag(tag, tag.blk)]
         return []

@@ -148,7 +148,7 @@ def heap_xlog_prune(
 ) -> None:
     """Mirrors heap_xlog_prune (heapam.c): redirect / dead / unused line pointers
     from block 0's data, then heap_page_prune_execute compacts the page."""
-    _xid, nredirected, ndead = ctx.main_data().unpack(XL_HEAP_PRUNE, "xl_heap_prune")
+    _xid, nredirected, ndead = ctx.main_struct(XL_HEAP_PRUNE, "xl_heap_prune")
     page = ctx.read_buffer_for_redo(0, get_cleanup_lock=True)
     if page is None:
         return
@@ -168,7 +168,7 @@ def heap_xlog_vacuum(
 ) -> None:
     """Mirrors heap_xlog_vacuum (heapam.c): LP_DEAD items become LP_UNUSED, then
     PageTruncateLinePointerArray."""
-    (nunused,) = ctx.main_data().unpack(XL_HEAP_VACUUM, "xl_heap_vacuum")
+    (nunused,) = ctx.main_struct(XL_HEAP_VACUUM, "xl_heap_vacuum")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
@@ -200,7 +200,7 @@ def heap_xlog_freeze_page(
     = heap_execute_freeze_tuple,
 ) -> None:
     """Mirrors heap_xlog_freeze_page (heapam.c): apply each tuple's freeze plan."""
-    _cutoff, ntuples = ctx.main_data().unpack(XL_HEAP_FREEZE_PAGE, "xl_heap_freeze_page")
+    _cutoff, ntuples = ctx.main_struct(XL_HEAP_FREEZE_PAGE, "xl_heap_freeze_page")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
@@ -235,7 +235,7 @@ def heap_xlog_visible(
     """Mirrors heap_xlog_visible (heapam.c 15): PD_ALL_VISIBLE on the heap page
     (block 1; its LSN is set only when XLogHintBitIsNeeded()), then the VM bits
     (block 0; visibilitymap_set stamps the VM page's LSN only if bits change)."""
-    _cutoff, flags = ctx.main_data().unpack(XL_HEAP_VISIBLE, "xl_heap_visible")
+    _cutoff, flags = ctx.main_struct(XL_HEAP_VISIBLE, "xl_heap_visible")
     _heap_xlog_visible(ctx, flags, PageSetAllVisible, visibilitymap_set)
 
 
@@ -248,7 +248,7 @@ def heap_xlog_visible_16(
     carry VISIBILITYMAP_XLOG_CATALOG_REL, which never reaches the VM page (vmbits =
     flags & VISIBILITYMAP_VALID_BITS); 16 drops 15's ``lsn > PageGetLSN(vmpage)``
     test, which BLK_NEEDS_REDO already implies."""
-    _horizon, flags = ctx.main_data().unpack(XL_HEAP_VISIBLE, "xl_heap_visible")
+    _horizon, flags = ctx.main_struct(XL_HEAP_VISIBLE, "xl_heap_visible")
     _heap_xlog_visible(ctx, flags & VISIBILITYMAP_VALID_BITS, PageSetAllVisible, visibilitymap_set)
 
 
@@ -279,7 +279,7 @@ def _heap_xlog_visible(ctx: RedoContext, flags: int, PageSetAllVisible: Callable
 
 def heap_xlog_multi_insert(ctx: RedoContext, *, vm_block_id: int | None = None) -> None:
     """Mirrors heap_xlog_multi_insert (heapam.c 15, 16; ``vm_block_id``: heapam_xlog.py)."""
-    flags, ntuples = ctx.main_data().unpack(XL_HEAP_MULTI_INSERT, "xl_heap_multi_insert")
+    flags, ntuples = ctx.main_struct(XL_HEAP_MULTI_INSERT, "xl_heap_multi_insert")
     isinit = bool(ctx.info & XLOG_HEAP_INIT_PAGE)
     tag = ctx.block_tag(0)
 
@@ -315,7 +315,7 @@ def heap_xlog_multi_insert(ctx: RedoContext, *, vm_block_id: int | None = None) 
 def heap_xlog_lock_updated(ctx: RedoContext, *, vm_block_id: int | None = None) -> None:
     """Mirrors heap_xlog_lock_updated (heapam.c 15, 16; ``vm_block_id``: heapam_xlog.py):
     lock a tuple version that an update made (SELECT ... FOR UPDATE walking a chain)."""
-    xmax, offnum, infobits, flags = ctx.main_data().unpack(XL_HEAP_LOCK_UPDATED, "xl_heap_lock_updated")
+    xmax, offnum, infobits, flags = ctx.main_struct(XL_HEAP_LOCK_UPDATED, "xl_heap_lock_updated")
     tag = ctx.block_tag(0)
 
     if flags & XLH_LOCK_ALL_FROZEN_CLEARED:
@@ -384,7 +384,7 @@ def heap_xlog_freeze_page_16(
 ) -> None:
     """Mirrors heap_xlog_freeze_page (heapam.c 16): block 0 holds nplans
     xl_heap_freeze_plan, then each plan's page offsets."""
-    _horizon, nplans, _catalog = ctx.main_data().unpack(XL_HEAP_FREEZE_PAGE_16, "xl_heap_freeze_page")
+    _horizon, nplans, _catalog = ctx.main_struct(XL_HEAP_FREEZE_PAGE_16, "xl_heap_freeze_page")
     page = ctx.read_buffer_for_redo(0)
     if page is None:
         return
@@ -405,7 +405,7 @@ def heap_xlog_prune_freeze(
     freeze plans (uint16 nplans, 2 bytes padding, plans), redirected pairs, dead and
     unused offsets, then the frozen tuples' offsets; prune first (line pointers only,
     PageTruncateLinePointerArray, without XLHP_CLEANUP_LOCK), then freeze."""
-    _reason, flags = ctx.main_data().unpack(XL_HEAP_PRUNE_17, "xl_heap_prune")
+    _reason, flags = ctx.main_struct(XL_HEAP_PRUNE_17, "xl_heap_prune")
     page = ctx.read_buffer_for_redo(0, get_cleanup_lock=bool(flags & XLHP_CLEANUP_LOCK))
     if page is None:
         return

@@ -308,6 +308,20 @@ def test_errors_name_the_record() -> None:
     assert e.value.rmgr == "Heap" and e.value.lsn == rec.lsn and "invalid lp" in str(e.value)
 
 
+def test_short_main_data_is_named_as_a_cursor_names_it() -> None:
+    """main_struct (XLogRecGetData read as a struct, without a cursor) raises for a short
+    record what main_data().unpack raises: what was read, the bytes it needs, the record."""
+    rec = record(RM_HEAP_ID, h.XLOG_HEAP_DELETE, h.XL_HEAP_DELETE.pack(1, 9, 0, 0)[:5], _blk(0, 0))
+    ctx = RedoContext(RedoEngine(), rec, heap_tag(), bytearray(BLCKSZ))
+    with pytest.raises(RedoError) as a:
+        ctx.main_struct(h.XL_HEAP_DELETE, "xl_heap_delete")
+    with pytest.raises(RedoError) as b:
+        ctx.main_data().unpack(h.XL_HEAP_DELETE, "xl_heap_delete")
+    assert str(a.value) == str(b.value) and a.value.rmgr == "Heap" and a.value.lsn == rec.lsn
+    assert "xl_heap_delete needs 8 bytes" in str(a.value)
+    assert ctx.main_struct(h.XL_HEAP_INSERT, "xl_heap_insert") == h.XL_HEAP_INSERT.unpack_from(rec.main_data)
+
+
 def test_desc_matches_pg_waldump() -> None:
     rec = record(RM_HEAP_ID, h.XLOG_HEAP_UPDATE, h.XL_HEAP_UPDATE.pack(7, 3, h.XLHL_XMAX_LOCK_ONLY, 1, 0, 4))
     assert h.desc(rec) == "off 3 xmax 7 flags 0x01 LOCK_ONLY ; new off 4 xmax 0"
