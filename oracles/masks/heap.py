@@ -43,6 +43,7 @@ _U32 = struct.Struct("<I")
 _ITEMID = struct.Struct("<I")
 _NOT_XMAX_HINTS = ~(HEAP_XMAX_INVALID | HEAP_XMAX_COMMITTED) & 0xFFFF
 _NOT_XACT = ~HEAP_XACT_MASK & 0xFFFF
+_ZEROS = tuple(bytes(n) for n in range(8))  # the padding up to MAXALIGN
 
 
 def heap_mask(page: bytearray, blkno: int) -> None:
@@ -75,4 +76,4 @@ def heap_mask(page: bytearray, blkno: int) -> None:
             end = ((lp_len + 7) & ~7) + lp_off
             if end > BLCKSZ:
                 raise MaskError(f"item {off} runs past the page (lp_off {lp_off}, lp_len {lp_len})")
-            page[lp_off + lp_len : end] = bytes(end - lp_off - lp_len)
+            page[lp_off + lp_len : end] = _ZEROS[end - lp_off - lp_len]
