@@ -97,5 +97,5 @@ class RedoEngine:
         except Exception as e:  # IndexError, struct.error ... on bad input: never untyped
             raise ctx.error(f"redo routine {_routine_name(routine)} failed: "
                             f"{type(e).__name__}: {e}") from e
-        if not ctx._lsn_kept and _NEEDS_REDO in ctx.actions.values():
+        if not ctx.lsn_kept and _NEEDS_REDO in ctx.actions.values():
             bufpage.PageSetLSN(page, ctx.lsn)

@@ -274,8 +274,8 @@ class Checker:
             report.interrupted = True
             report.pages_skipped["not reached: interrupted"] += total - done
         report.end_of_recovery = end_of_recovery(plan.unlogged, report._init_pages, self.primary, self.table)
-        # what the loop took besides the engines, the witness and the coverage: the verdicts,
-        # the skips, the bookkeeping (the report's phases are this loop's so far)
+        # what the loop took besides the engines, the witness and the coverage: base pages,
+        # verdicts, skips, bookkeeping (the report's phases are this loop's so far)
         report.phases.add("judge", max(0.0, time.perf_counter() - t_loop - sum(report.phases.values())))
         return report
 
