@@ -291,19 +291,19 @@ def type_cells(type_name: str) -> tuple[set[str], dict[str, str]]:
     RACES or SUPERSEDED key): an image of a block marked ``race``, the will-init form of one
     marked ``superseded``, when no other block gives it."""
     reach: set[str] = set()
-    race: dict[str, str] = {}
+    uncounted: dict[str, str] = {}  # cell -> the RACES or SUPERSEDED key that keeps it out
     for b in BLOCKS[type_name][1]:
         forks = (b.fork, "init") if type_name in INIT_FORK_TOO and b.fork == "main" else (b.fork,)
         for fork in forks:
             for form in REGISTRATIONS[b.reg][1]:
                 c = cell(type_name, fork, form)
                 if b.race and form == "image-applied":
-                    race.setdefault(c, b.race)
+                    uncounted.setdefault(c, b.race)
                 elif b.superseded and form == "will-init":
-                    race.setdefault(c, b.superseded)
+                    uncounted.setdefault(c, b.superseded)
                 else:
                     reach.add(c)
-    return reach, {c: k for c, k in race.items() if c not in reach}
+    return reach, {c: k for c, k in uncounted.items() if c not in reach}
 
 
 def _vm_cells(table: RmgrTable, types: set[str]) -> set[str]:

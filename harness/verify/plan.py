@@ -14,8 +14,9 @@ engine that keeps a byte of the page it should replace (an image's hole not
 zeroed, a page not zeroed before its initialization) shows it.
 
 Records that change a page without naming it (heap records clearing
-visibility-map bits) are routed through the rmgr table's ``implicit_tags``. What cannot be rebuilt from block references
-(blocks cut off by a relation truncation) is marked, never dropped silently.
+visibility-map bits) are routed through the rmgr table's ``implicit_tags``. What
+cannot be rebuilt from block references (blocks cut off by a relation
+truncation) is marked, never dropped silently.
 """
 
 from __future__ import annotations
